@@ -1,0 +1,9 @@
+#include <pybind11/pybind11.h>
+
+#include "registers.h"
+
+PYBIND11_MODULE(_native, m) {
+  m.doc() = "tensor-fusion native core (C++). Import through the tensorfusion package.";
+  tf::bindings::register_build_info(m);
+  tf::bindings::register_log(m);
+}

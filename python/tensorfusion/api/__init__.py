@@ -1,0 +1,2 @@
+"""Resource models (our CRDs, the pod annotation contract, quantities, configs), validation
+and CRD schema generation. Imports nothing else of tensor-fusion but its errors."""

@@ -1,0 +1,303 @@
+"""The pod contract: the `tensor-fusion.ai/` label and annotations a workload carries, and
+their reading into a typed WorkloadRequest. Every key appears here once, as a constant."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import TypeVar
+
+from tensorfusion.api.common import QOS_LEVELS, QoSLevel
+from tensorfusion.api.names import dns_label_problem
+from tensorfusion.api.quantity import Quantity
+from tensorfusion.api.workload import MAX_GPU_COUNT
+from tensorfusion.errors import AnnotationError, QuantityError
+
+PREFIX = "tensor-fusion.ai/"
+ENABLED_LABEL = PREFIX + "enabled"
+TFLOPS_REQUEST = PREFIX + "tflops-request"
+TFLOPS_LIMIT = PREFIX + "tflops-limit"
+VRAM_REQUEST = PREFIX + "vram-request"
+VRAM_LIMIT = PREFIX + "vram-limit"
+COMPUTE_PERCENT_REQUEST = PREFIX + "compute-percent-request"
+COMPUTE_PERCENT_LIMIT = PREFIX + "compute-percent-limit"
+GPU_COUNT = PREFIX + "gpu-count"
+GPU_POOL = PREFIX + "gpupool"
+QOS = PREFIX + "qos"
+GPU_MODEL = PREFIX + "gpu-model"
+IS_LOCAL_GPU = PREFIX + "is-local-gpu"
+WORKLOAD_PROFILE = PREFIX + "workload-profile"
+ENABLED_REPLICAS = PREFIX + "enabled-replicas"
+INJECT_CONTAINER = PREFIX + "inject-container"
+DISABLE_FEATURES = PREFIX + "disable-features"
+GPU_IDS = PREFIX + "gpu-ids"
+"""Written by the scheduler after binding: comma-separated GPU names."""
+
+ANNOTATION_KEYS = (
+    TFLOPS_REQUEST,
+    TFLOPS_LIMIT,
+    VRAM_REQUEST,
+    VRAM_LIMIT,
+    COMPUTE_PERCENT_REQUEST,
+    COMPUTE_PERCENT_LIMIT,
+    GPU_COUNT,
+    GPU_POOL,
+    QOS,
+    GPU_MODEL,
+    IS_LOCAL_GPU,
+    WORKLOAD_PROFILE,
+    ENABLED_REPLICAS,
+    INJECT_CONTAINER,
+    DISABLE_FEATURES,
+    GPU_IDS,
+)
+NATIVE_GPU_RESOURCE = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class WorkloadRequest:
+    """What a pod asks of the GPU pool. Unset fields fall back to the workload profile or the
+    pool's defaults, which later stages apply."""
+
+    enabled: bool
+    tflops_request: Quantity | None = None
+    tflops_limit: Quantity | None = None
+    vram_request: int | None = None
+    vram_limit: int | None = None
+    compute_percent_request: Fraction | None = None
+    compute_percent_limit: Fraction | None = None
+    gpu_count: int = 1
+    pool: str | None = None
+    qos: QoSLevel | None = None
+    gpu_model: str | None = None
+    is_local_gpu: bool | None = None
+    workload_profile: str | None = None
+    enabled_replicas: int | None = None
+    inject_containers: tuple[str, ...] = ()
+    disabled_features: frozenset[str] = frozenset()
+    gpu_ids: tuple[str, ...] = ()
+
+    def effective_qos(self, pool_default: QoSLevel | None = None) -> QoSLevel:
+        """The explicit QoS; else `high` when request == limit for both TFLOPS and VRAM;
+        else the pool's default; else `medium`."""
+        if self.qos is not None:
+            return self.qos
+        guaranteed = (
+            self.tflops_limit is not None
+            and self.vram_limit is not None
+            and self.tflops_request == self.tflops_limit
+            and self.vram_request == self.vram_limit
+        )
+        if guaranteed:
+            return "high"
+        return pool_default or "medium"
+
+
+_Amount = TypeVar("_Amount", Quantity, int, Fraction)
+
+
+@dataclass
+class _Reader:
+    """Reads one pod's annotations, collecting every problem instead of stopping at the first."""
+
+    annotations: Mapping[str, str]
+    problems: list[AnnotationError] = field(default_factory=list)
+
+    def fail(self, key: str, message: str) -> None:
+        self.problems.append(AnnotationError(key, message))
+
+    def text(self, key: str) -> str | None:
+        value = self.annotations.get(key)
+        if value is not None and not value.strip():
+            self.fail(key, "must not be empty")
+            return None
+        return value
+
+    def quantity(self, key: str) -> Quantity | None:
+        value = self.text(key)
+        if value is None:
+            return None
+        try:
+            quantity = Quantity.parse(value)
+        except QuantityError as exc:
+            self.fail(key, str(exc))
+            return None
+        if quantity.is_negative:
+            self.fail(key, f"must not be negative (got {value!r})")
+            return None
+        return quantity
+
+    def bytes(self, key: str) -> int | None:
+        quantity = self.quantity(key)
+        if quantity is None:
+            return None
+        if quantity.exact.denominator != 1:
+            self.fail(key, f"must be a whole number of bytes (got {quantity.text!r})")
+            return None
+        return quantity.value()
+
+    def integer(self, key: str, low: int, high: int | None) -> int | None:
+        value = self.text(key)
+        if value is None:
+            return None
+        if not value.isdigit():
+            self.fail(key, f"must be a whole number, got {value!r}")
+            return None
+        number = int(value)
+        if number < low or (high is not None and number > high):
+            bound = f"{low}..{high}" if high is not None else f">= {low}"
+            self.fail(key, f"must be {bound}, got {number}")
+            return None
+        return number
+
+    def percent(self, key: str) -> Fraction | None:
+        value = self.text(key)
+        if value is None:
+            return None
+        try:
+            number = Fraction(value)
+        except (ValueError, ZeroDivisionError):
+            self.fail(key, f"must be a number of percent in (0, 100], got {value!r}")
+            return None
+        if not 0 < number <= 100 or "/" in value:
+            self.fail(key, f"must be a number of percent in (0, 100], got {value!r}")
+            return None
+        return number
+
+    def boolean(self, key: str) -> bool | None:
+        value = self.text(key)
+        if value is None:
+            return None
+        if value not in ("true", "false"):
+            self.fail(key, f'must be "true" or "false", got {value!r}')
+            return None
+        return value == "true"
+
+    def names(self, key: str) -> tuple[str, ...]:
+        value = self.text(key)
+        if value is None:
+            return ()
+        items = tuple(item.strip() for item in value.split(","))
+        if any(not item for item in items):
+            self.fail(key, f"must be a comma-separated list without empty items, got {value!r}")
+        return tuple(item for item in items if item)
+
+    def pair(
+        self, request_key: str, limit_key: str, request: _Amount | None, limit: _Amount | None
+    ) -> tuple[_Amount | None, _Amount | None]:
+        """A request defaults to its limit and a limit to its request; the limit must be > 0
+        and not below the request."""
+        if request is None:
+            request = limit
+        if limit is None:
+            limit = request
+        if limit_key in self.annotations and limit is not None and limit == type(limit)(0):
+            self.fail(limit_key, "must be greater than 0")
+        if request is not None and limit is not None and limit < request:
+            short = request_key.removeprefix(PREFIX)
+            self.fail(limit_key, f"must be >= {short} ({limit} < {request})")
+        return request, limit
+
+
+def read_workload_request(
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    container_names: Sequence[str] | None = None,
+) -> tuple[WorkloadRequest | None, list[AnnotationError]]:
+    """Read a pod's (or pod template's) label and annotations.
+
+    Returns the request (None when there were errors) and the problems found, each naming
+    its annotation key. `container_names`, when given, lets inject-container be checked."""
+    reader = _Reader(annotations)
+    enabled_value = labels.get(ENABLED_LABEL)
+    if enabled_value not in (None, "true", "false"):
+        reader.fail(ENABLED_LABEL, f'label must be "true" or "false", got {enabled_value!r}')
+    tflops = reader.pair(
+        TFLOPS_REQUEST,
+        TFLOPS_LIMIT,
+        reader.quantity(TFLOPS_REQUEST),
+        reader.quantity(TFLOPS_LIMIT),
+    )
+    vram = reader.pair(
+        VRAM_REQUEST, VRAM_LIMIT, reader.bytes(VRAM_REQUEST), reader.bytes(VRAM_LIMIT)
+    )
+    percent = reader.pair(
+        COMPUTE_PERCENT_REQUEST,
+        COMPUTE_PERCENT_LIMIT,
+        reader.percent(COMPUTE_PERCENT_REQUEST),
+        reader.percent(COMPUTE_PERCENT_LIMIT),
+    )
+    qos = reader.text(QOS)
+    if qos is not None and qos not in QOS_LEVELS:
+        reader.fail(QOS, f"must be one of {', '.join(QOS_LEVELS)}, got {qos!r}")
+    pool = reader.text(GPU_POOL)
+    if pool is not None and (problem := dns_label_problem(pool)):
+        reader.fail(GPU_POOL, problem)
+    inject = reader.names(INJECT_CONTAINER)
+    _check_inject(reader, inject, container_names, enabled_value == "true")
+    request = WorkloadRequest(
+        enabled=enabled_value == "true",
+        tflops_request=tflops[0],
+        tflops_limit=tflops[1],
+        vram_request=vram[0],
+        vram_limit=vram[1],
+        # TFLOPS win when both are given: the percentages are then dropped.
+        compute_percent_request=percent[0] if tflops[1] is None else None,
+        compute_percent_limit=percent[1] if tflops[1] is None else None,
+        gpu_count=reader.integer(GPU_COUNT, 1, MAX_GPU_COUNT) or 1,
+        pool=pool,
+        qos=qos if qos in QOS_LEVELS else None,
+        gpu_model=reader.text(GPU_MODEL),
+        is_local_gpu=reader.boolean(IS_LOCAL_GPU),
+        workload_profile=reader.text(WORKLOAD_PROFILE),
+        enabled_replicas=reader.integer(ENABLED_REPLICAS, 0, None),
+        inject_containers=inject,
+        disabled_features=frozenset(reader.names(DISABLE_FEATURES)),
+        gpu_ids=reader.names(GPU_IDS),
+    )
+    return (None if reader.problems else request), reader.problems
+
+
+def _check_inject(
+    reader: _Reader, inject: tuple[str, ...], containers: Sequence[str] | None, enabled: bool
+) -> None:
+    if containers is None:
+        return
+    for name in inject:
+        if name not in containers:
+            reader.fail(
+                INJECT_CONTAINER,
+                f"names container {name!r}, which the pod does not have "
+                f"(containers: {', '.join(containers)})",
+            )
+    if enabled and not inject and len(containers) > 1:
+        reader.fail(
+            INJECT_CONTAINER,
+            f"required when the pod has several containers ({', '.join(containers)}): "
+            "name the one(s) that use the GPU",
+        )
+
+
+def parse_workload_request(
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    container_names: Sequence[str] | None = None,
+) -> WorkloadRequest:
+    """Like read_workload_request, but raises the first AnnotationError."""
+    request, problems = read_workload_request(labels, annotations, container_names)
+    if problems:
+        raise problems[0]
+    assert request is not None
+    return request
+
+
+def unknown_annotation_keys(annotations: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """Our-prefixed keys that are not part of the contract, each with the closest known key."""
+    unknown = []
+    for key in annotations:
+        if key.startswith(PREFIX) and key not in ANNOTATION_KEYS:
+            close = difflib.get_close_matches(key, ANNOTATION_KEYS, n=1)
+            unknown.append((key, close[0] if close else None))
+    return unknown

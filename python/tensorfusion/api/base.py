@@ -1,0 +1,119 @@
+"""The base of every resource model: camelCase field names as users write them, strict
+types (a string where an integer belongs is an error, as in the API server), and unknown
+fields kept for forward compatibility but listed so `validate` can report them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from tensorfusion.api.names import (
+    dns_subdomain_problem,
+    label_value_problem,
+    qualified_name_problem,
+)
+
+GROUP = "tensor-fusion.ai"
+VERSION = "v1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+class ApiModel(BaseModel):
+    """A part of a manifest. Subclasses declare fields with camelCase aliases."""
+
+    model_config = ConfigDict(
+        strict=True,
+        extra="allow",
+        populate_by_name=True,
+        validate_default=False,
+        serialize_by_alias=True,
+    )
+
+    # False for parts we only partly model (e.g. a PodSpec): their other fields are legitimate,
+    # so listing them as unknown would only be noise.
+    report_unknown_fields: ClassVar[bool] = True
+
+    def unknown_fields(self, path: str = "") -> Iterator[str]:
+        """Paths of fields present in the input that this model does not know."""
+        if self.report_unknown_fields:
+            for key in self.model_extra or {}:
+                yield f"{path}.{key}" if path else key
+        for name, field in type(self).model_fields.items():
+            key = field.alias or name
+            child_path = f"{path}.{key}" if path else key
+            yield from _unknown_in(getattr(self, name), child_path)
+
+
+def field_problem(path: str, message: str) -> PydanticCustomError:
+    """An error found by a cross-field check, reported at `path` below the model's own."""
+    return PydanticCustomError("field", "{message}", {"message": message, "path": path})
+
+
+def _unknown_in(value: object, path: str) -> Iterator[str]:
+    if isinstance(value, ApiModel):
+        yield from value.unknown_fields(path)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unknown_in(item, f"{path}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _unknown_in(item, f"{path}[{key!r}]")
+
+
+def _check_keys(mapping: dict[str, str], check_values: bool) -> dict[str, str]:
+    for key, value in mapping.items():
+        if problem := qualified_name_problem(key):
+            raise ValueError(problem)
+        if check_values and (problem := label_value_problem(value)):
+            raise ValueError(f"{key}: {problem}")
+    return mapping
+
+
+def _check_object_name(name: str) -> str:
+    if problem := dns_subdomain_problem(name):
+        raise ValueError(problem)
+    return name
+
+
+ObjectName = Annotated[str, AfterValidator(_check_object_name)]
+Labels = Annotated[dict[str, str], AfterValidator(lambda m: _check_keys(m, check_values=True))]
+Annotations = Annotated[
+    dict[str, str], AfterValidator(lambda m: _check_keys(m, check_values=False))
+]
+
+
+class ObjectMeta(ApiModel):
+    """`metadata` of any object. Server-set fields are accepted and not interpreted."""
+
+    report_unknown_fields: ClassVar[bool] = False
+
+    name: ObjectName | None = None
+    generate_name: str | None = Field(default=None, alias="generateName")
+    namespace: ObjectName | None = None
+    labels: Labels = Field(default_factory=dict)
+    annotations: Annotations = Field(default_factory=dict)
+    uid: str | None = None
+    resource_version: str | None = Field(default=None, alias="resourceVersion")
+
+
+class TopLevelObject(ApiModel):
+    """An object with apiVersion/kind/metadata; `name` is required unless generateName."""
+
+    api_version: str = Field(alias="apiVersion")
+    kind: str
+    metadata: ObjectMeta
+
+    @model_validator(mode="after")
+    def _named(self) -> TopLevelObject:
+        if not self.metadata.name and not self.metadata.generate_name:
+            raise field_problem("metadata.name", "required: every object needs a name")
+        return self
+
+
+class TensorFusionObject(TopLevelObject):
+    """An object of our API group; subclasses narrow `kind` to their own name."""
+
+    api_version: Literal["tensor-fusion.ai/v1"] = Field(alias="apiVersion")

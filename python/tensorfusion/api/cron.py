@@ -1,0 +1,78 @@
+"""Five-field cron expressions (minute hour day-of-month month day-of-week), as used by
+maintenance windows, checked field by field so an error says which field is wrong."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, {m: i + 1 for i, m in enumerate(_MONTHS)}),
+    ("day of week", 0, 7, {d: i for i, d in enumerate(_DAYS)}),
+)
+_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+
+
+def _value(token: str, name: str, low: int, high: int, names: dict[str, int]) -> int:
+    number = names.get(token.lower()) if not token.isdigit() else int(token)
+    if number is None:
+        raise ValueError(f"{name}: {token!r} is not a number")
+    if not low <= number <= high:
+        raise ValueError(f"{name}: {number} is outside {low}-{high}")
+    return number
+
+
+def check_cron(expr: str) -> None:
+    """Raise ValueError naming the bad field if `expr` is not a valid cron schedule."""
+    if expr.strip() in _MACROS:
+        return
+    parts = expr.split()
+    if len(parts) != len(_FIELDS):
+        raise ValueError(
+            f"{expr!r} must have 5 fields (minute hour day-of-month month day-of-week), "
+            f"got {len(parts)}"
+        )
+    for part, (name, low, high, names) in zip(parts, _FIELDS, strict=True):
+        for item in part.split(","):
+            body, _, step = item.partition("/")
+            if step and (not step.isdigit() or int(step) == 0):
+                raise ValueError(f"{name}: step {step!r} must be a positive integer")
+            if body == "*":
+                continue
+            start, _, end = body.partition("-")
+            first = _value(start, name, low, high, names)
+            if end and _value(end, name, low, high, names) < first:
+                raise ValueError(f"{name}: range {body!r} runs backwards")
+
+
+class _CronText:
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, _source: Any, _handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        def check(value: str) -> str:
+            try:
+                check_cron(value)
+            except ValueError as exc:
+                raise PydanticCustomError("cron", str(exc)) from None
+            return value
+
+        return core_schema.no_info_after_validator_function(check, core_schema.str_schema())
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, _schema: core_schema.CoreSchema, _handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "string"}
+
+
+CronSchedule = Annotated[str, _CronText]
+"""A string field holding a 5-field cron schedule such as "1 1 * * *"."""

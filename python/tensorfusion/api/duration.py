@@ -1,0 +1,68 @@
+"""Durations as users write them in manifests and values files: Go's `time.ParseDuration`
+units ("1h30m", "500ms", "5m") plus days and weeks ("30d", "2w"), which retention settings
+such as `metricsTTL` use."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
+
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 604800,
+}
+_TERM = r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w)"
+DURATION_PATTERN = rf"^({_TERM})+$"
+_DURATION = re.compile(DURATION_PATTERN)
+_TERMS = re.compile(_TERM)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse "1h30m" and friends; "0" alone is accepted as zero like Go does."""
+    if text == "0":
+        return timedelta(0)
+    if not _DURATION.match(text):
+        raise ValueError(
+            f"{text!r} is not a duration (expected a number with a unit: "
+            "ns, us, ms, s, m, h, d or w, e.g. '15s', '5m', '1h30m', '30d')"
+        )
+    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _TERMS.findall(text)))
+
+
+class _DurationText:
+    """Pydantic glue: a duration field keeps the user's text and is checked on input."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, _source: Any, _handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        def check(value: str) -> str:
+            try:
+                parse_duration(value)
+            except ValueError as exc:
+                raise PydanticCustomError("duration", str(exc)) from None
+            return value
+
+        return core_schema.no_info_after_validator_function(check, core_schema.str_schema())
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, _schema: core_schema.CoreSchema, _handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "string", "pattern": DURATION_PATTERN}
+
+
+Duration = Annotated[str, _DurationText]
+"""A string field holding a duration such as "5m" (validated, kept as written)."""

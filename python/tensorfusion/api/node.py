@@ -1,0 +1,201 @@
+"""GPU nodes and devices (written by the agent and reconcilers) and the objects used to
+provision new nodes: GPUNodeClaim and GPUNodeClass."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from tensorfusion.api.base import ApiModel, TensorFusionObject
+from tensorfusion.api.common import Condition, GPUResource, QoSLevel
+from tensorfusion.api.pool import CapacityStatus, GroupKindName
+from tensorfusion.api.quantity import NonNegativeQuantity
+
+IsolationMode = Literal["shared", "soft", "hard", "partitioned"]
+UsedBy = Literal["tensor-fusion", "nvidia-device-plugin"]
+USED_BY_TENSOR_FUSION: UsedBy = "tensor-fusion"
+USED_BY_DEVICE_PLUGIN: UsedBy = "nvidia-device-plugin"
+
+
+class GPUNodeSpec(ApiModel):
+    manage_mode: Literal["Manual", "AutoSelect", "Provisioned"] = Field(
+        default="AutoSelect", alias="manageMode"
+    )
+    cost_per_hour: str | None = Field(default=None, alias="costPerHour")
+    gpu_card_indices: list[int] = Field(default_factory=list, alias="gpuCardIndices")
+    cloud_vendor_param: str | None = Field(default=None, alias="cloudVendorParam")
+
+
+class GPUNodeInfo(ApiModel):
+    """What the agent learned about the host; RAM and disk bound VRAM expansion."""
+
+    report_unknown_fields: ClassVar[bool] = False
+
+    hostname: str | None = None
+    ip: str | None = None
+    gpu_model: str | None = Field(default=None, alias="gpuModel")
+    gpu_count: int | None = Field(default=None, ge=0, alias="gpuCount")
+    ram_size: NonNegativeQuantity | None = Field(default=None, alias="ramSize")
+    data_disk_size: NonNegativeQuantity | None = Field(default=None, alias="dataDiskSize")
+
+
+class PodGPUAllocation(ApiModel):
+    """One pod's share of a GPU."""
+
+    name: str
+    namespace: str = "default"
+    uid: str | None = None
+    requests: GPUResource = Field(default_factory=GPUResource)
+    limits: GPUResource = Field(default_factory=GPUResource)
+    qos: QoSLevel | None = None
+
+
+NodePhase = Literal[
+    "Pending",
+    "Provisioning",
+    "Migrating",
+    "Running",
+    "Succeeded",
+    "Failed",
+    "Unknown",
+    "Destroying",
+]
+
+
+class GPUNodeStatus(CapacityStatus):
+    report_unknown_fields: ClassVar[bool] = False
+
+    phase: NodePhase = "Pending"
+    total_gpus: int | None = Field(default=None, ge=0, alias="totalGPUs")
+    managed_gpus: int | None = Field(default=None, ge=0, alias="managedGPUs")
+    node_info: GPUNodeInfo = Field(default_factory=GPUNodeInfo, alias="nodeInfo")
+    allocated_pods: dict[str, list[PodGPUAllocation]] = Field(
+        default_factory=dict, alias="allocatedPods"
+    )
+
+
+class GPUNode(TensorFusionObject):
+    kind: Literal["GPUNode"]
+    spec: GPUNodeSpec = Field(default_factory=GPUNodeSpec)
+    status: GPUNodeStatus | None = None
+
+
+class RunningApp(ApiModel):
+    name: str
+    namespace: str = "default"
+    count: int = Field(default=0, ge=0)
+
+
+class GPUStatus(ApiModel):
+    report_unknown_fields: ClassVar[bool] = False
+
+    phase: Literal["Pending", "Provisioning", "Running", "Unknown", "Destroying", "Migrating"] = (
+        "Pending"
+    )
+    vendor: str = "NVIDIA"
+    gpu_model: str | None = Field(default=None, alias="gpuModel")
+    capacity: GPUResource | None = None
+    available: GPUResource | None = None
+    uuid: str | None = None
+    index: int | None = Field(default=None, ge=0)
+    numa_node: int | None = Field(default=None, ge=-1, alias="numaNode")
+    isolation_mode: IsolationMode = Field(default="soft", alias="isolationMode")
+    node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
+    used_by: UsedBy = Field(
+        default=USED_BY_TENSOR_FUSION, alias="usedBy"
+    )
+    message: str = ""
+    running_apps: list[RunningApp] = Field(default_factory=list, alias="runningApps")
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class GPU(TensorFusionObject):
+    kind: Literal["GPU"]
+    status: GPUStatus | None = None
+
+
+class GPUNodeClaimSpec(ApiModel):
+    node_name: str | None = Field(default=None, alias="nodeName")
+    region: str | None = None
+    zone: str | None = None
+    instance_type: str | None = Field(default=None, alias="instanceType")
+    node_class_ref: GroupKindName | None = Field(default=None, alias="nodeClassRef")
+    capacity_type: Literal["OnDemand", "Reserved", "Spot"] = Field(
+        default="OnDemand", alias="capacityType"
+    )
+    tflops_offered: NonNegativeQuantity | None = Field(default=None, alias="tflopsOffered")
+    vram_offered: NonNegativeQuantity | None = Field(default=None, alias="vramOffered")
+    gpu_device_offered: int | None = Field(default=None, ge=0, alias="gpuDeviceOffered")
+    extra_params: dict[str, str] = Field(default_factory=dict, alias="extraParams")
+
+
+class GPUNodeClaimStatus(ApiModel):
+    phase: Literal["Pending", "Bound"] = "Pending"
+
+
+class GPUNodeClaim(TensorFusionObject):
+    kind: Literal["GPUNodeClaim"]
+    spec: GPUNodeClaimSpec = Field(default_factory=GPUNodeClaimSpec)
+    status: GPUNodeClaimStatus | None = None
+
+
+class SelectorTerm(ApiModel):
+    id: str | None = None
+    name: str | None = None
+    owner: str | None = None
+
+
+class BlockDevice(ApiModel):
+    volume_size: NonNegativeQuantity | None = Field(default=None, alias="volumeSize")
+    volume_type: str | None = Field(default=None, alias="volumeType")
+    encrypted: bool | None = None
+    delete_on_termination: bool | None = Field(default=None, alias="deleteOnTermination")
+
+
+class BlockDeviceMapping(ApiModel):
+    device_name: str | None = Field(default=None, alias="deviceName")
+    root_volume: bool = Field(default=False, alias="rootVolume")
+    ebs: BlockDevice | None = None
+
+
+class MetadataOptions(ApiModel):
+    http_endpoint: Literal["enabled", "disabled"] | None = Field(default=None, alias="httpEndpoint")
+    http_protocol_ipv6: Literal["enabled", "disabled"] | None = Field(
+        default=None, alias="httpProtocolIPv6"
+    )
+    http_put_response_hop_limit: int | None = Field(
+        default=None, ge=1, le=64, alias="httpPutResponseHopLimit"
+    )
+    http_tokens: Literal["required", "optional"] | None = Field(default=None, alias="httpTokens")
+
+
+class GPUNodeClassSpec(ApiModel):
+    """How a provisioned VM is built: image, disks, network, identity, user data."""
+
+    launch_template: SelectorTerm | None = Field(default=None, alias="launchTemplate")
+    os_image_type: Literal["Private", "Public", "System"] = Field(
+        default="Private", alias="osImageType"
+    )
+    os_image_family: str | None = Field(default=None, alias="osImageFamily")
+    os_image_selector_terms: list[SelectorTerm] = Field(
+        default_factory=list, alias="osImageSelectorTerms"
+    )
+    instance_profile: str | None = Field(default=None, alias="instanceProfile")
+    metadata_options: MetadataOptions | None = Field(default=None, alias="metadataOptions")
+    security_group_selector_terms: list[SelectorTerm] = Field(
+        default_factory=list, alias="securityGroupSelectorTerms"
+    )
+    subnet_selector_terms: list[SelectorTerm] = Field(
+        default_factory=list, alias="subnetSelectorTerms"
+    )
+    block_device_mappings: list[BlockDeviceMapping] = Field(
+        default_factory=list, alias="blockDeviceMappings"
+    )
+    tags: dict[str, str] = Field(default_factory=dict)
+    user_data: str | None = Field(default=None, alias="userData")
+
+
+class GPUNodeClass(TensorFusionObject):
+    kind: Literal["GPUNodeClass"]
+    spec: GPUNodeClassSpec = Field(default_factory=GPUNodeClassSpec)

@@ -1,0 +1,39 @@
+"""SchedulingConfigTemplate: how a pool places workloads (and, later, scales them)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from tensorfusion.api.base import ApiModel, TensorFusionObject
+from tensorfusion.api.common import FreeForm
+
+PlacementMode = Literal["CompactFirst", "LowLoadFirst", "NodeCompactGPULowLoad"]
+DEFAULT_PLACEMENT_MODE: PlacementMode = "CompactFirst"
+"""Compact-first is the guide's default: fewer busy nodes, less energy and cost."""
+
+
+class GPUFilter(ApiModel):
+    type: str = Field(min_length=1)
+    params: FreeForm = Field(default_factory=dict)
+
+
+class PlacementConfig(ApiModel):
+    mode: PlacementMode = DEFAULT_PLACEMENT_MODE
+    allow_using_local_gpu: bool = Field(default=True, alias="allowUsingLocalGPU")
+    gpu_filters: list[GPUFilter] = Field(default_factory=list, alias="gpuFilters")
+
+
+class SchedulingConfigTemplateSpec(ApiModel):
+    placement: PlacementConfig = Field(default_factory=PlacementConfig)
+    vertical_scaling_rules: list[FreeForm] = Field(
+        default_factory=list, alias="verticalScalingRules"
+    )
+    re_balancer: FreeForm | None = Field(default=None, alias="reBalancer")
+    hypervisor: FreeForm | None = None
+
+
+class SchedulingConfigTemplate(TensorFusionObject):
+    kind: Literal["SchedulingConfigTemplate"]
+    spec: SchedulingConfigTemplateSpec = Field(default_factory=SchedulingConfigTemplateSpec)

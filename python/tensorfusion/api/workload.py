@@ -1,0 +1,141 @@
+"""Namespaced kinds that describe what workloads ask for: TensorFusionWorkload,
+WorkloadProfile, TensorFusionConnection, and the GPUResourceQuota that bounds them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from tensorfusion.api.base import ApiModel, TensorFusionObject, field_problem
+from tensorfusion.api.common import FreeForm, GPUResource, GPUResources, QoSLevel
+from tensorfusion.api.node import IsolationMode
+
+MAX_GPU_COUNT = 128
+
+
+class WorkloadProfileSpec(ApiModel):
+    """A reusable description of a GPU workload; also the spec of TensorFusionWorkload."""
+
+    replicas: int | None = Field(default=None, ge=0)
+    pool_name: str | None = Field(default=None, alias="poolName")
+    resources: GPUResources = Field(default_factory=GPUResources)
+    qos: QoSLevel | None = None
+    is_local_gpu: bool = Field(default=False, alias="isLocalGPU")
+    sidecar_worker: bool = Field(default=False, alias="sidecarWorker")
+    isolation: IsolationMode = "soft"
+    gpu_model: str | None = Field(default=None, alias="gpuModel")
+    gpu_count: int = Field(default=1, ge=1, le=MAX_GPU_COUNT, alias="gpuCount")
+    gpu_indices: list[int] = Field(default_factory=list, alias="gpuIndices")
+    vendor: str | None = None
+    auto_scaling_config: FreeForm | None = Field(default=None, alias="autoScalingConfig")
+    node_affinity: FreeForm | None = Field(default=None, alias="nodeAffinity")
+    worker_pod_template: FreeForm | None = Field(default=None, alias="workerPodTemplate")
+
+    @model_validator(mode="after")
+    def _indices_match_count(self) -> WorkloadProfileSpec:
+        if self.gpu_indices and len(self.gpu_indices) != self.gpu_count:
+            raise field_problem(
+                "gpuIndices",
+                f"lists {len(self.gpu_indices)} GPUs but gpuCount is {self.gpu_count}",
+            )
+        return self
+
+
+class WorkloadProfile(TensorFusionObject):
+    kind: Literal["WorkloadProfile"]
+    spec: WorkloadProfileSpec = Field(default_factory=WorkloadProfileSpec)
+
+
+class WorkloadStatus(ApiModel):
+    phase: Literal["Pending", "Running", "Failed", "Unknown"] = "Pending"
+    worker_count: int = Field(default=0, ge=0, alias="workerCount")
+    ready_workers: int = Field(default=0, ge=0, alias="readyWorkers")
+
+
+class TensorFusionWorkload(TensorFusionObject):
+    kind: Literal["TensorFusionWorkload"]
+    spec: WorkloadProfileSpec = Field(default_factory=WorkloadProfileSpec)
+    status: WorkloadStatus | None = None
+
+
+class ConnectionSpec(ApiModel):
+    pool_name: str = Field(alias="poolName", min_length=1)
+    resources: GPUResources
+    gpu: list[str] = Field(default_factory=list)
+
+
+class ConnectionStatus(ApiModel):
+    phase: Literal["Pending", "Starting", "Running"] = "Pending"
+    connection_url: str = Field(default="", alias="connectionURL")
+    qos_class: str | None = Field(default=None, alias="qosClass")
+    gpu: str | None = None
+
+
+class TensorFusionConnection(TensorFusionObject):
+    kind: Literal["TensorFusionConnection"]
+    spec: ConnectionSpec
+    status: ConnectionStatus | None = None
+
+
+class QuotaTotal(ApiModel):
+    """Namespace-wide bounds, like a ResourceQuota."""
+
+    requests: GPUResource | None = None
+    limits: GPUResource | None = None
+    max_workers: int = Field(default=32768, ge=0, alias="maxWorkers")
+    alert_threshold_percent: int = Field(default=95, ge=0, le=100, alias="alertThresholdPercent")
+
+
+class QuotaSingle(ApiModel):
+    """Per-workload bounds and defaults, like a LimitRange."""
+
+    max_requests: GPUResource | None = Field(default=None, alias="maxRequests")
+    max_limits: GPUResource | None = Field(default=None, alias="maxLimits")
+    max_gpu_count: int | None = Field(default=None, ge=1, le=MAX_GPU_COUNT, alias="maxGPUCount")
+    default_requests: GPUResource | None = Field(default=None, alias="defaultRequests")
+    default_limits: GPUResource | None = Field(default=None, alias="defaultLimits")
+
+
+def _not_above(
+    low: GPUResource | None, high: GPUResource | None, low_path: str, high_path: str
+) -> None:
+    if low is None or high is None:
+        return
+    for dim in ("tflops", "vram"):
+        lo, hi = getattr(low, dim), getattr(high, dim)
+        if lo is not None and hi is not None and lo > hi:
+            raise field_problem(f"{low_path}.{dim}", f"must be <= {high_path}.{dim} ({lo} > {hi})")
+
+
+class GPUResourceQuotaSpec(ApiModel):
+    total: QuotaTotal = Field(default_factory=QuotaTotal)
+    single: QuotaSingle = Field(default_factory=QuotaSingle)
+
+    @model_validator(mode="after")
+    def _bounds_consistent(self) -> GPUResourceQuotaSpec:
+        total, single = self.total, self.single
+        _not_above(total.requests, total.limits, "total.requests", "total.limits")
+        _not_above(single.max_requests, single.max_limits, "single.maxRequests", "single.maxLimits")
+        _not_above(
+            single.default_requests,
+            single.default_limits,
+            "single.defaultRequests",
+            "single.defaultLimits",
+        )
+        _not_above(
+            single.default_requests,
+            single.max_requests,
+            "single.defaultRequests",
+            "single.maxRequests",
+        )
+        _not_above(
+            single.default_limits, single.max_limits, "single.defaultLimits", "single.maxLimits"
+        )
+        return self
+
+
+class GPUResourceQuota(TensorFusionObject):
+    kind: Literal["GPUResourceQuota"]
+    spec: GPUResourceQuotaSpec = Field(default_factory=GPUResourceQuotaSpec)
+    status: FreeForm | None = None

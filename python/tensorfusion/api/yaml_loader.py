@@ -1,0 +1,69 @@
+"""Reading YAML the way the API server does (YAML to JSON): safe types only, timestamps kept
+as strings, and a duplicate key is an error rather than a silent overwrite."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+
+class YamlProblem(Exception):
+    """Malformed YAML, with the 1-based line where the parser gave up."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Document:
+    line: int
+    """1-based line where the document starts."""
+    data: Any
+
+
+class _StrictLoader(yaml.SafeLoader):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise YamlProblem(line, f"duplicate key {key!r} (first at line {seen[key]})")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+# Timestamps stay strings, as in Kubernetes' YAML-to-JSON conversion.
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_documents(text: str) -> tuple[list[Document], YamlProblem | None]:
+    """Every document up to the first malformed one, and that problem (if any).
+
+    Empty documents (a trailing `---`) are skipped."""
+    documents: list[Document] = []
+    loader = _StrictLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            data = loader.construct_document(node)
+            if data is not None:
+                documents.append(Document(node.start_mark.line + 1, data))
+    except YamlProblem as problem:
+        return documents, problem
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        return documents, YamlProblem(line, f"malformed YAML: {exc.problem or exc.context}")
+    finally:
+        loader.dispose()
+    return documents, None
