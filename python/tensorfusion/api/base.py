@@ -4,7 +4,7 @@ fields kept for forward compatibility but listed so `validate` can report them."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -117,3 +117,13 @@ class TensorFusionObject(TopLevelObject):
     """An object of our API group; subclasses narrow `kind` to their own name."""
 
     api_version: Literal["tensor-fusion.ai/v1"] = Field(alias="apiVersion")
+
+
+def first_duplicate(names: Iterable[str]) -> tuple[int, str] | None:
+    """(index, name) of the first name seen before, or None; for lists keyed by name."""
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            return index, name
+        seen.add(name)
+    return None

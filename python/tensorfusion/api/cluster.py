@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import AfterValidator, Field, model_validator
 
-from tensorfusion.api.base import ApiModel, TensorFusionObject, field_problem
+from tensorfusion.api.base import ApiModel, TensorFusionObject, field_problem, first_duplicate
 from tensorfusion.api.names import dns_label_problem
 from tensorfusion.api.pool import CapacityStatus, GPUPoolSpec, PoolPhase
 
@@ -83,11 +83,9 @@ class TensorFusionClusterSpec(ApiModel):
 
     @model_validator(mode="after")
     def _pools_consistent(self) -> TensorFusionClusterSpec:
-        seen: set[str] = set()
-        for index, pool in enumerate(self.gpu_pools):
-            if pool.name in seen:
-                raise field_problem(f"gpuPools[{index}].name", f"duplicate pool name {pool.name!r}")
-            seen.add(pool.name)
+        if duplicate := first_duplicate(pool.name for pool in self.gpu_pools):
+            index, name = duplicate
+            raise field_problem(f"gpuPools[{index}].name", f"duplicate pool name {name!r}")
         defaults = [i for i, pool in enumerate(self.gpu_pools) if pool.is_default]
         if len(defaults) > 1:
             raise field_problem(

@@ -3,11 +3,9 @@ maintenance windows, checked field by field so an error says which field is wron
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import PydanticCustomError, core_schema
+from tensorfusion.api.checked_text import CheckedText
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -53,26 +51,5 @@ def check_cron(expr: str) -> None:
                 raise ValueError(f"{name}: range {body!r} runs backwards")
 
 
-class _CronText:
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, _source: Any, _handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        def check(value: str) -> str:
-            try:
-                check_cron(value)
-            except ValueError as exc:
-                raise PydanticCustomError("cron", str(exc)) from None
-            return value
-
-        return core_schema.no_info_after_validator_function(check, core_schema.str_schema())
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, _schema: core_schema.CoreSchema, _handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return {"type": "string"}
-
-
-CronSchedule = Annotated[str, _CronText]
+CronSchedule = Annotated[str, CheckedText(check_cron, "cron", {"type": "string"})]
 """A string field holding a 5-field cron schedule such as "1 1 * * *"."""

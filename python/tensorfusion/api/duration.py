@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import PydanticCustomError, core_schema
+from tensorfusion.api.checked_text import CheckedText
 
 _UNIT_SECONDS = {
     "ns": 1e-9,
@@ -41,28 +39,7 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _TERMS.findall(text)))
 
 
-class _DurationText:
-    """Pydantic glue: a duration field keeps the user's text and is checked on input."""
-
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, _source: Any, _handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        def check(value: str) -> str:
-            try:
-                parse_duration(value)
-            except ValueError as exc:
-                raise PydanticCustomError("duration", str(exc)) from None
-            return value
-
-        return core_schema.no_info_after_validator_function(check, core_schema.str_schema())
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, _schema: core_schema.CoreSchema, _handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return {"type": "string", "pattern": DURATION_PATTERN}
-
-
-Duration = Annotated[str, _DurationText]
+Duration = Annotated[
+    str, CheckedText(parse_duration, "duration", {"type": "string", "pattern": DURATION_PATTERN})
+]
 """A string field holding a duration such as "5m" (validated, kept as written)."""

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from tensorfusion.api.base import ApiModel, field_problem
+from tensorfusion.api.base import ApiModel, field_problem, first_duplicate
 from tensorfusion.api.duration import Duration
 
 _ACTION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
@@ -51,9 +51,7 @@ class DynamicConfig(ApiModel):
 
     @model_validator(mode="after")
     def _rule_names_unique(self) -> DynamicConfig:
-        seen: set[str] = set()
-        for index, rule in enumerate(self.alert_rules):
-            if rule.name in seen:
-                raise field_problem(f"alertRules[{index}].name", f"duplicate rule {rule.name!r}")
-            seen.add(rule.name)
+        if duplicate := first_duplicate(rule.name for rule in self.alert_rules):
+            index, name = duplicate
+            raise field_problem(f"alertRules[{index}].name", f"duplicate rule {name!r}")
         return self

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from tensorfusion.api.base import ApiModel, field_problem
+from tensorfusion.api.base import ApiModel, field_problem, first_duplicate
 from tensorfusion.api.cluster import TensorFusionClusterSpec
 from tensorfusion.api.common import FreeForm, ResourceRequirements
 from tensorfusion.api.dynamic_config import DynamicConfig
@@ -117,9 +117,9 @@ class AlertmanagerConfig(ApiModel):
     @model_validator(mode="after")
     def _route_receiver_known(self) -> AlertmanagerConfig:
         names = [receiver.name for receiver in self.receivers]
-        for index, name in enumerate(names):
-            if name in names[:index]:
-                raise field_problem(f"receivers[{index}].name", f"duplicate receiver {name!r}")
+        if duplicate := first_duplicate(names):
+            index, name = duplicate
+            raise field_problem(f"receivers[{index}].name", f"duplicate receiver {name!r}")
         target = self.route.get("receiver")
         if target is not None and target not in names:
             raise field_problem("route.receiver", f"names unknown receiver {target!r}")

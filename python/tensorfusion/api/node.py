@@ -102,9 +102,7 @@ class GPUStatus(ApiModel):
     numa_node: int | None = Field(default=None, ge=-1, alias="numaNode")
     isolation_mode: IsolationMode = Field(default="soft", alias="isolationMode")
     node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
-    used_by: UsedBy = Field(
-        default=USED_BY_TENSOR_FUSION, alias="usedBy"
-    )
+    used_by: UsedBy = Field(default=USED_BY_TENSOR_FUSION, alias="usedBy")
     message: str = ""
     running_apps: list[RunningApp] = Field(default_factory=list, alias="runningApps")
     conditions: list[Condition] = Field(default_factory=list)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from tensorfusion.api.base import ApiModel, field_problem
+from tensorfusion.api.base import ApiModel, field_problem, first_duplicate
 from tensorfusion.api.field_errors import issues_from
 
 SCHEDULER_NAME = "tensor-fusion-scheduler"
@@ -122,13 +122,9 @@ class KubeSchedulerProfile(ApiModel):
 
     @model_validator(mode="after")
     def _plugin_config_unique(self) -> KubeSchedulerProfile:
-        seen: set[str] = set()
-        for index, entry in enumerate(self.plugin_config):
-            if entry.name in seen:
-                raise field_problem(
-                    f"pluginConfig[{index}].name", f"duplicate plugin config {entry.name!r}"
-                )
-            seen.add(entry.name)
+        if duplicate := first_duplicate(entry.name for entry in self.plugin_config):
+            index, name = duplicate
+            raise field_problem(f"pluginConfig[{index}].name", f"duplicate plugin config {name!r}")
         return self
 
 
@@ -146,12 +142,9 @@ class KubeSchedulerConfiguration(ApiModel):
 
     @model_validator(mode="after")
     def _profile_names_unique(self) -> KubeSchedulerConfiguration:
-        seen: set[str] = set()
-        for index, profile in enumerate(self.profiles):
-            if profile.scheduler_name in seen:
-                raise field_problem(
-                    f"profiles[{index}].schedulerName",
-                    f"duplicate scheduler name {profile.scheduler_name!r}",
-                )
-            seen.add(profile.scheduler_name)
+        if duplicate := first_duplicate(profile.scheduler_name for profile in self.profiles):
+            index, name = duplicate
+            raise field_problem(
+                f"profiles[{index}].schedulerName", f"duplicate scheduler name {name!r}"
+            )
         return self
