@@ -10,7 +10,7 @@ from fractions import Fraction
 from typing import TypeVar
 
 from tensorfusion.api.common import QOS_LEVELS, QoSLevel
-from tensorfusion.api.names import dns_label_problem
+from tensorfusion.api.names import dns_label_problem, is_decimal
 from tensorfusion.api.quantity import Quantity
 from tensorfusion.api.workload import MAX_GPU_COUNT
 from tensorfusion.errors import AnnotationError, QuantityError
@@ -142,7 +142,7 @@ class _Reader:
         value = self.text(key)
         if value is None:
             return None
-        if not value.isdigit():
+        if not is_decimal(value):
             self.fail(key, f"must be a whole number, got {value!r}")
             return None
         number = int(value)

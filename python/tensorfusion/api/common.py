@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from tensorfusion.api.base import ApiModel, field_problem
+from tensorfusion.api.names import is_decimal
 from tensorfusion.api.quantity import NonNegativeQuantity
 
 QoSLevel = Literal["low", "medium", "high", "critical"]
@@ -64,7 +65,7 @@ class NodeSelectorRequirement(ApiModel):
         if self.operator in ("Exists", "DoesNotExist") and self.values:
             raise field_problem("values", f"must be empty for operator {self.operator}")
         if self.operator in ("Gt", "Lt") and (
-            len(self.values) != 1 or not self.values[0].lstrip("-").isdigit()
+            len(self.values) != 1 or not is_decimal(self.values[0].removeprefix("-"))
         ):
             raise field_problem("values", f"must be a single integer for operator {self.operator}")
         return self

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from tensorfusion.api.checked_text import CheckedText
+from tensorfusion.api.names import is_decimal
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -20,7 +21,7 @@ _MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight",
 
 
 def _value(token: str, name: str, low: int, high: int, names: dict[str, int]) -> int:
-    number = names.get(token.lower()) if not token.isdigit() else int(token)
+    number = int(token) if is_decimal(token) else names.get(token.lower())
     if number is None:
         raise ValueError(f"{name}: {token!r} is not a number")
     if not low <= number <= high:
@@ -41,7 +42,7 @@ def check_cron(expr: str) -> None:
     for part, (name, low, high, names) in zip(parts, _FIELDS, strict=True):
         for item in part.split(","):
             body, _, step = item.partition("/")
-            if step and (not step.isdigit() or int(step) == 0):
+            if step and (not is_decimal(step) or int(step) == 0):
                 raise ValueError(f"{name}: step {step!r} must be a positive integer")
             if body == "*":
                 continue

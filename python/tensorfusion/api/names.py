@@ -58,3 +58,9 @@ def label_value_problem(value: str) -> str | None:
             "'-', '_' or '.', starting and ending with an alphanumeric character"
         )
     return None
+
+
+def is_decimal(text: str) -> bool:
+    """True for a non-empty run of ASCII digits; str.isdigit alone also takes superscripts and
+    other scripts' digits, which Kubernetes does not read as numbers."""
+    return text.isascii() and text.isdigit()
