@@ -329,25 +329,14 @@ def test_gpu_count_out_of_range_or_not_whole_is_rejected(text: str) -> None:
     assert only_problem({GPU_COUNT: text}).key == GPU_COUNT
 
 
-@pytest.mark.xfail(
-    reason="_Reader.integer checks str.isdigit() then calls int(): '²' passes isdigit() but "
-    "int('²') raises ValueError, which escapes read_workload_request instead of being "
-    "reported as an AnnotationError on the key",
-    strict=True,
-)
+# Digits of other scripts pass str.isdigit() but are not numbers to Kubernetes; they must be
+# reported on the key, neither read as a number nor raised as a bare ValueError.
 @pytest.mark.parametrize("key", [GPU_COUNT, ENABLED_REPLICAS])
-def test_superscript_digit_is_reported_not_raised(key: str) -> None:
-    assert only_problem({key: "²"}).key == key
-
-
-@pytest.mark.xfail(
-    reason="_Reader.integer accepts any Unicode decimal digit (str.isdigit), so the "
-    "Arabic-Indic digit one (U+0661) is read as gpu-count 1; Kubernetes/Go (strconv.Atoi) accept ASCII "
-    "digits only",
-    strict=True,
-)
-def test_gpu_count_non_ascii_digit_is_rejected() -> None:
-    assert only_problem({GPU_COUNT: "\u0661"}).key == GPU_COUNT
+@pytest.mark.parametrize("text", ["\u00b2", "\u0661", "\uff11", "1\u00b2"])
+def test_non_ascii_digits_are_reported_on_the_key(key: str, text: str) -> None:
+    problem = only_problem({key: text})
+    assert problem.key == key
+    assert repr(text) in str(problem)
 
 
 @pytest.mark.parametrize(("text", "replicas"), [("0", 0), ("1", 1), ("250", 250)])
@@ -616,7 +605,9 @@ def test_lists_with_empty_items_are_rejected(key: str, text: str) -> None:
 
 def test_unknown_key_is_found_with_a_suggestion() -> None:
     found = unknown_annotation_keys({"tensor-fusion.ai/tflop-limit": "10", TFLOPS_REQUEST: "5"})
-    assert found == [("tensor-fusion.ai/tflop-limit", "tensor-fusion.ai/tflops-limit")]
+    assert found == [
+        ("tensor-fusion.ai/tflop-limit", "did you mean 'tensor-fusion.ai/tflops-limit'?")
+    ]
 
 
 def test_unknown_keys_ignore_other_prefixes_and_known_keys() -> None:
@@ -632,7 +623,32 @@ def test_unknown_keys_ignore_other_prefixes_and_known_keys() -> None:
 
 def test_unknown_key_without_close_match_has_no_suggestion() -> None:
     assert unknown_annotation_keys({"tensor-fusion.ai/zzzzzzzzzzzzzzzzzzzzzz": "1"}) == [
-        ("tensor-fusion.ai/zzzzzzzzzzzzzzzzzzzzzz", None)
+        ("tensor-fusion.ai/zzzzzzzzzzzzzzzzzzzzzz", "not a known key")
+    ]
+
+
+def test_enabled_label_written_as_annotation_is_pointed_to_labels() -> None:
+    (found,) = unknown_annotation_keys({ENABLED_LABEL: "true"})
+    assert found == (ENABLED_LABEL, "it is a label, not an annotation: move it to labels")
+
+
+@pytest.mark.parametrize("text", ["1_0", " 50", "5e1", "+50", ".5.", "50%"])
+def test_compute_percent_accepts_plain_decimals_only(text: str) -> None:
+    _, problems = read_workload_request({}, {COMPUTE_PERCENT_LIMIT: text})
+    assert [p.key for p in problems] == [COMPUTE_PERCENT_LIMIT]
+
+
+def test_lone_zero_request_is_an_error_on_the_request() -> None:
+    _, problems = read_workload_request({}, {TFLOPS_REQUEST: "0"})
+    assert [(p.key, p.message) for p in problems] == [
+        (TFLOPS_REQUEST, "the limit must be greater than 0")
+    ]
+
+
+def test_request_above_zero_limit_reports_the_zero_once() -> None:
+    _, problems = read_workload_request({}, {TFLOPS_REQUEST: "5", TFLOPS_LIMIT: "0"})
+    assert [(p.key, p.message) for p in problems] == [
+        (TFLOPS_LIMIT, "the limit must be greater than 0")
     ]
 
 

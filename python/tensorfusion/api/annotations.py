@@ -156,12 +156,13 @@ class _Reader:
         value = self.text(key)
         if value is None:
             return None
-        try:
-            number = Fraction(value)
-        except (ValueError, ZeroDivisionError):
-            self.fail(key, f"must be a number of percent in (0, 100], got {value!r}")
-            return None
-        if not 0 < number <= 100 or "/" in value:
+        whole, _, fraction = value.partition(".")
+        number = (
+            Fraction(value)
+            if is_decimal(whole) and (not fraction or is_decimal(fraction))
+            else None
+        )
+        if number is None or not 0 < number <= 100:
             self.fail(key, f"must be a number of percent in (0, 100], got {value!r}")
             return None
         return number
@@ -193,9 +194,13 @@ class _Reader:
             request = limit
         if limit is None:
             limit = request
-        if limit_key in self.annotations and limit is not None and limit == type(limit)(0):
-            self.fail(limit_key, "must be greater than 0")
-        if request is not None and limit is not None and limit < request:
+        if limit is not None and limit == type(limit)(0):
+            # Also when the zero comes from a lone request: a slice of nothing cannot run.
+            self.fail(
+                limit_key if limit_key in self.annotations else request_key,
+                "the limit must be greater than 0",
+            )
+        elif request is not None and limit is not None and limit < request:
             short = request_key.removeprefix(PREFIX)
             self.fail(limit_key, f"must be >= {short} ({limit} < {request})")
         return request, limit
@@ -293,11 +298,13 @@ def parse_workload_request(
     return request
 
 
-def unknown_annotation_keys(annotations: Mapping[str, str]) -> list[tuple[str, str | None]]:
-    """Our-prefixed keys that are not part of the contract, each with the closest known key."""
+def unknown_annotation_keys(annotations: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Our-prefixed keys that are not part of the contract, each with a hint for the fix."""
     unknown = []
     for key in annotations:
-        if key.startswith(PREFIX) and key not in ANNOTATION_KEYS:
+        if key == ENABLED_LABEL:
+            unknown.append((key, "it is a label, not an annotation: move it to labels"))
+        elif key.startswith(PREFIX) and key not in ANNOTATION_KEYS:
             close = difflib.get_close_matches(key, ANNOTATION_KEYS, n=1)
-            unknown.append((key, close[0] if close else None))
+            unknown.append((key, f"did you mean {close[0]!r}?" if close else "not a known key"))
     return unknown

@@ -202,12 +202,11 @@ def _check_pod_contract(
         )
         for problem in problems
     ]
-    for key, close in unknown_annotation_keys(meta.annotations):
-        hint = f" (did you mean {close!r}?)" if close else ""
+    for key, hint in unknown_annotation_keys(meta.annotations):
         issues.append(
             FieldIssue(
                 f"{path}.annotations[{key!r}]",
-                f"unknown TensorFusion annotation{hint}",
+                f"unknown TensorFusion annotation ({hint})",
                 warning=True,
             )
         )
