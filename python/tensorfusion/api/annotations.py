@@ -201,8 +201,10 @@ class _Reader:
                 "the limit must be greater than 0",
             )
         elif request is not None and limit is not None and limit < request:
+            # Both were given (a default equals its partner), so quote them as written.
             short = request_key.removeprefix(PREFIX)
-            self.fail(limit_key, f"must be >= {short} ({limit} < {request})")
+            written = f"{self.annotations[limit_key]} < {self.annotations[request_key]}"
+            self.fail(limit_key, f"must be >= {short} ({written})")
         return request, limit
 
 

@@ -52,15 +52,17 @@ def field_problem(path: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("field", "{message}", {"message": message, "path": path})
 
 
-def _unknown_in(value: object, path: str) -> Iterator[str]:
+def _unknown_in(value: object, path: str, depth: int = 0) -> Iterator[str]:
+    # Models sit at most two containers deep (dict[str, list[Model]]); free-form documents
+    # below that are not walked, so a YAML alias bomb in one costs nothing here.
     if isinstance(value, ApiModel):
         yield from value.unknown_fields(path)
-    elif isinstance(value, list):
+    elif depth < 2 and isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _unknown_in(item, f"{path}[{index}]")
-    elif isinstance(value, dict):
+            yield from _unknown_in(item, f"{path}[{index}]", depth + 1)
+    elif depth < 2 and isinstance(value, dict):
         for key, item in value.items():
-            yield from _unknown_in(item, f"{path}[{key!r}]")
+            yield from _unknown_in(item, f"{path}[{key!r}]", depth + 1)
 
 
 def _check_keys(mapping: dict[str, str], check_values: bool) -> dict[str, str]:

@@ -46,8 +46,10 @@ def check_cron(expr: str) -> None:
                 raise ValueError(f"{name}: step {step!r} must be a positive integer")
             if body == "*":
                 continue
-            start, _, end = body.partition("-")
+            start, dash, end = body.partition("-")
             first = _value(start, name, low, high, names)
+            if dash and not end:
+                raise ValueError(f"{name}: range {body!r} has no end")
             if end and _value(end, name, low, high, names) < first:
                 raise ValueError(f"{name}: range {body!r} runs backwards")
 

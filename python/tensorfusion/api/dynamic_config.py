@@ -4,12 +4,13 @@ in the controller): metrics retention and format, and the alert rules."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
 from tensorfusion.api.base import ApiModel, field_problem, first_duplicate
-from tensorfusion.api.duration import Duration
+from tensorfusion.api.duration import Duration, parse_duration
 
 _ACTION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
@@ -40,6 +41,12 @@ class AlertRule(ApiModel):
     description: Template = ""
     alert_target_instance: Template = Field(default="", alias="alertTargetInstance")
     runbook_url: str = Field(default="", alias="runbookURL")
+
+    @model_validator(mode="after")
+    def _interval_positive(self) -> AlertRule:
+        if parse_duration(self.evaluation_interval) <= timedelta(0):
+            raise field_problem("evaluationInterval", "must be longer than 0")
+        return self
 
 
 class DynamicConfig(ApiModel):

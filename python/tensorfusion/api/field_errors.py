@@ -43,7 +43,7 @@ class FieldIssue:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
-def _type_name(value: object) -> str:
+def type_name(value: object) -> str:
     return _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
@@ -56,7 +56,8 @@ def describe(error: ErrorDetails) -> str:
     """The message part for one pydantic error, in our words."""
     kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
     if kind in _EXPECTED:
-        return f"must be {_EXPECTED[kind]}, got {_type_name(value)} {_shown(value)}"
+        shown = "" if value is None else f" {_shown(value)}"
+        return f"must be {_EXPECTED[kind]}, got {type_name(value)}{shown}"
     if kind == "missing":
         return "required field is missing"
     if kind == "literal_error":

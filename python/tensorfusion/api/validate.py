@@ -19,7 +19,7 @@ from tensorfusion.api.annotations import (
 )
 from tensorfusion.api.base import API_VERSION, ApiModel, ObjectMeta
 from tensorfusion.api.dynamic_config import DynamicConfig
-from tensorfusion.api.field_errors import FieldIssue, issues_from
+from tensorfusion.api.field_errors import FieldIssue, issues_from, type_name
 from tensorfusion.api.helm_values import VALUES_SECTIONS, HelmValues
 from tensorfusion.api.kinds import KINDS_BY_NAME
 from tensorfusion.api.pod import Controller, CronJob, Job, Pod, PodTemplateSpec
@@ -76,7 +76,7 @@ def validate_text(text: str, source: str = "<input>") -> list[DocumentResult]:
 def check_document(data: object) -> tuple[str, list[FieldIssue]]:
     """(label, issues) for one parsed document."""
     if not isinstance(data, dict):
-        got = type(data).__name__
+        got = type_name(data)
         return "document", [FieldIssue("", f"must be a mapping (an object), got {got}")]
     api_version, kind = data.get("apiVersion"), data.get("kind")
     if api_version is None and kind is None:

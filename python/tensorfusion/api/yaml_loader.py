@@ -27,10 +27,15 @@ class Document:
 
 class _StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)  # resolve `<<` merge keys first, as Kubernetes does
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
+            if isinstance(key, list | dict):
+                raise YamlProblem(
+                    line, "a mapping key must be a string or number, not a collection"
+                )
             if key in seen:
                 raise YamlProblem(line, f"duplicate key {key!r} (first at line {seen[key]})")
             seen[key] = line
@@ -49,21 +54,31 @@ def load_documents(text: str) -> tuple[list[Document], YamlProblem | None]:
 
     Empty documents (a trailing `---`) are skipped."""
     documents: list[Document] = []
-    loader = _StrictLoader(text)
     try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                continue
-            data = loader.construct_document(node)
-            if data is not None:
-                documents.append(Document(node.start_mark.line + 1, data))
+        _read_into(documents, text)
     except YamlProblem as problem:
         return documents, problem
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
         return documents, YamlProblem(line, f"malformed YAML: {exc.problem or exc.context}")
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        return documents, YamlProblem(
+            line, f"malformed YAML: unacceptable character #x{exc.character:04x} ({exc.reason})"
+        )
+    except RecursionError:
+        line = documents[-1].line if documents else 1
+        return documents, YamlProblem(line, "malformed YAML: nested too deep")
+    return documents, None
+
+
+def _read_into(documents: list[Document], text: str) -> None:
+    loader = _StrictLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None and (data := loader.construct_document(node)) is not None:
+                documents.append(Document(node.start_mark.line + 1, data))
     finally:
         loader.dispose()
-    return documents, None
