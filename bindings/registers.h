@@ -8,5 +8,6 @@ namespace tf::bindings {
 
 void register_build_info(pybind11::module_& m);
 void register_log(pybind11::module_& m);
+void register_scoring(pybind11::module_& m);
 
 }  // namespace tf::bindings

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from tensorfusion import __version__, _native
 from tensorfusion.api.crd import stale_files, write_crds
+from tensorfusion.api.scheduler_config import SCHEDULER_NAME
 from tensorfusion.api.validate import DocumentResult, validate_text
-from tensorfusion.errors import ConfigError
+from tensorfusion.errors import ConfigError, FleetError
 from tensorfusion.log import configure_logging
+from tensorfusion.scheduler.cluster_state import ClusterState
+from tensorfusion.scheduler.fleet import load_fleet, read_fleet
+from tensorfusion.scheduler.fleet_generator import generate_fleet
+from tensorfusion.scheduler.gpu_models import MODELS
+from tensorfusion.scheduler.profile import build_profiles, default_config, load_scheduler_config
+from tensorfusion.scheduler.simulate import read_pod, simulate
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -19,16 +27,27 @@ EXIT_USAGE = 2
 DEFAULT_CRD_DIR = Path("charts/tensor-fusion/crds")
 
 
+def _read_input(name: str) -> str | None:
+    """The text of a file ('-': stdin), or None after saying on stderr why it cannot be read."""
+    try:
+        return sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        print(f"{name}: cannot read: {reason}", file=sys.stderr)
+        return None
+
+
+def _source_name(name: str) -> str:
+    return "<stdin>" if name == "-" else name
+
+
 def _validate(args: argparse.Namespace) -> int:
     results: list[DocumentResult] = []
     for name in args.files:
-        try:
-            text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-            print(f"{name}: cannot read: {reason}", file=sys.stderr)
+        text = _read_input(name)
+        if text is None:
             return EXIT_USAGE
-        results.extend(validate_text(text, source="<stdin>" if name == "-" else name))
+        results.extend(validate_text(text, source=_source_name(name)))
     for result in results:
         where = f"{result.source}:{result.line}"
         if result.ok:
@@ -57,6 +76,70 @@ def _crds(args: argparse.Namespace) -> int:
     for path in write_crds(directory):
         print(path)
     return EXIT_OK
+
+
+def _fleet_generate(args: argparse.Namespace) -> int:
+    try:
+        fleet = generate_fleet(
+            args.nodes, args.gpus_per_node, args.model, args.fill, seed=args.seed, pool=args.pool
+        )
+    except ConfigError as exc:
+        print(f"tensor-fusion: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.output == "-":
+        sys.stdout.write(fleet.to_yaml())
+        return EXIT_OK
+    try:
+        Path(args.output).write_text(fleet.to_yaml(), encoding="utf-8")
+    except OSError as exc:
+        print(f"{args.output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _fleet_check(args: argparse.Namespace) -> int:
+    text = _read_input(args.file)
+    if text is None:
+        return EXIT_USAGE
+    source = _source_name(args.file)
+    fleet, problems = read_fleet(source, text)
+    for problem in problems:
+        print(f"{source}: {problem}")
+    if problems:
+        return EXIT_INVALID
+    print(
+        f"{source}: OK ({len(fleet.nodes)} nodes, {len(fleet.gpus)} GPUs, {len(fleet.pods)} pods)"
+    )
+    return EXIT_OK
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    fleet_text = _read_input(args.fleet)
+    pod_text = _read_input(args.pod)
+    if fleet_text is None or pod_text is None:
+        return EXIT_USAGE
+    try:
+        config = load_scheduler_config(args.scheduler_config) if args.scheduler_config else None
+        fleet = load_fleet(_source_name(args.fleet), fleet_text)
+        pod = read_pod(_source_name(args.pod), pod_text)
+        profile = build_profiles(config or default_config())
+        cluster, report = ClusterState.build(fleet)
+    except (ConfigError, FleetError) as exc:
+        print(f"tensor-fusion: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for problem in report.problems():
+        print(f"{_source_name(args.fleet)}: allocation not restored: {problem}", file=sys.stderr)
+    scheduler_name = pod.get("spec", {}).get("schedulerName") or SCHEDULER_NAME
+    if scheduler_name not in profile:
+        print(
+            f"tensor-fusion: {_source_name(args.pod)}: spec.schedulerName: no profile named "
+            f"{scheduler_name!r} (profiles: {', '.join(profile)})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    result = simulate(profile[scheduler_name], cluster, pod, top=args.top)
+    print(json.dumps(result, indent=2))
+    return EXIT_OK if result["schedulable"] else EXIT_INVALID
 
 
 def _version(_args: argparse.Namespace) -> int:
@@ -96,7 +179,66 @@ def _parser() -> argparse.ArgumentParser:
 
     version = commands.add_parser("version", help="print version and native build info")
     version.set_defaults(run=_version)
+    _add_fleet_commands(commands)
+
+    simulate_cmd = commands.add_parser(
+        "simulate",
+        help="show where a pod would be scheduled on a fleet, and why",
+        description="Run the full scheduling pipeline for one Pod on a fleet file, changing "
+        "nothing, and print the result as JSON: node and GPUs, each filter stage's node "
+        "counts, the scores of the top nodes, and a diagnosis when it does not fit. "
+        "Exit 0 if schedulable, 1 if not, 2 on bad input.",
+    )
+    simulate_cmd.add_argument("--fleet", required=True, metavar="FLEET.yaml")
+    simulate_cmd.add_argument(
+        "--scheduler-config",
+        metavar="FILE",
+        help="KubeSchedulerConfiguration (default: the guide's R8 settings)",
+    )
+    simulate_cmd.add_argument("--top", type=int, default=5, help="how many top nodes to show")
+    simulate_cmd.add_argument("pod", metavar="POD.yaml", help="the Pod manifest ('-' for stdin)")
+    simulate_cmd.set_defaults(run=_simulate)
     return parser
+
+
+def _add_fleet_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    fleet = commands.add_parser(
+        "fleet",
+        help="generate and check cluster snapshots",
+        description="A fleet file is a multi-document YAML of Nodes, GPUNodes, GPUs, GPUPools "
+        "and Pods: a snapshot of a cluster to simulate scheduling on.",
+    )
+    actions = fleet.add_subparsers(dest="fleet_command", required=True, metavar="ACTION")
+    generate = actions.add_parser(
+        "generate",
+        help="write a synthetic fleet",
+        description="Write a fleet of identical nodes in one pool, with running pods whose "
+        "requests take --fill of the pool's VRAM. The same flags give the same fleet.",
+    )
+    generate.add_argument("--nodes", type=int, required=True, metavar="N")
+    generate.add_argument("--gpus-per-node", type=int, required=True, metavar="G")
+    generate.add_argument(
+        "--model",
+        required=True,
+        help=f"GPU model, one of: {', '.join(model.name for model in MODELS)} (or an alias)",
+    )
+    generate.add_argument(
+        "--fill", type=float, default=0.0, help="share of VRAM requested by pods, 0 to 1"
+    )
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--pool", default="default", metavar="NAME")
+    generate.add_argument(
+        "-o", "--output", default="-", metavar="FILE", help="where to write (default: stdout)"
+    )
+    generate.set_defaults(run=_fleet_generate)
+    check = actions.add_parser(
+        "check",
+        help="check a fleet file",
+        description="Check every object of a fleet file and the references between them; "
+        "print every problem and exit 1 if there is any.",
+    )
+    check.add_argument("file", metavar="FILE", help="the fleet file ('-' reads stdin)")
+    check.set_defaults(run=_fleet_check)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,3 +31,43 @@ class AnnotationError(TensorFusionError, ValueError):
         super().__init__(f"{key}: {message}")
         self.key = key
         self.message = message
+
+
+class FleetError(TensorFusionError, ValueError):
+    """A cluster snapshot (fleet file) is inconsistent; `obj` names the object
+    (`GPU/node-3-gpu-0`) and `field` the field at fault."""
+
+    def __init__(self, obj: str, field: str, message: str) -> None:
+        super().__init__(f"{obj}: {field}: {message}" if field else f"{obj}: {message}")
+        self.obj = obj
+        self.field = field
+        self.message = message
+
+
+class StoreError(TensorFusionError):
+    """The cluster store refused an operation."""
+
+
+class NotFoundError(StoreError, KeyError):
+    """The object does not exist."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not found"
+
+
+class AlreadyExistsError(StoreError):
+    """An object of that kind, namespace and name already exists."""
+
+
+class ConflictError(StoreError):
+    """The object changed since it was read (resourceVersion mismatch) or is already bound."""
+
+
+class AllocationError(TensorFusionError, ValueError):
+    """A reservation would break the capacity rule, names an unknown GPU, or contradicts the
+    pod's existing allocation."""
+
+
+class ResourceExpiredError(StoreError):
+    """A watch asked for changes older than the store keeps (Kubernetes' 410 Gone): list
+    again and watch from the version the list returns."""

@@ -102,6 +102,8 @@ class GPUStatus(ApiModel):
     numa_node: int | None = Field(default=None, ge=-1, alias="numaNode")
     isolation_mode: IsolationMode = Field(default="soft", alias="isolationMode")
     node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
+    nvlink_peers: list[str] = Field(default_factory=list, alias="nvlinkPeers")
+    """Names of the GPUs on the same node that this one has an NVLink to."""
     used_by: UsedBy = Field(default=USED_BY_TENSOR_FUSION, alias="usedBy")
     message: str = ""
     running_apps: list[RunningApp] = Field(default_factory=list, alias="runningApps")

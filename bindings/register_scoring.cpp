@@ -1,0 +1,189 @@
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "registers.h"
+#include "tf/scoring.h"
+
+namespace py = pybind11;
+
+namespace tf::bindings {
+namespace {
+
+// The buffer of a 1-D, C-contiguous, aligned numpy array of exactly dtype T, `expected`
+// entries long (any length when nullopt). Never converts: a silent copy would hide a caller's
+// mistake and, for outputs of the allocator, cost as much as the kernel.
+template <typename T>
+const T* column(const py::object& value, const char* name,
+                std::optional<py::ssize_t> expected = std::nullopt,
+                const char* expected_from = "") {
+  const auto dtype = [] { return std::string(py::str(py::dtype::of<T>())); };
+  if (!py::isinstance<py::array>(value)) {
+    throw py::type_error(std::string(name) + ": expected a numpy array of " + dtype() +
+                         ", got " + std::string(py::str(py::type::of(value).attr("__name__"))));
+  }
+  const auto array = py::reinterpret_borrow<py::array>(value);
+  if (!py::isinstance<py::array_t<T>>(value)) {
+    throw py::type_error(std::string(name) + ": expected dtype " + dtype() + ", got " +
+                         std::string(py::str(array.dtype())));
+  }
+  if (array.ndim() != 1) {
+    throw py::value_error(std::string(name) + ": must be 1-D, got " +
+                          std::to_string(array.ndim()) + " dimensions");
+  }
+  const int layout = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
+                     py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+  if ((array.flags() & layout) != layout) {
+    throw py::value_error(std::string(name) + ": must be C-contiguous and aligned");
+  }
+  if (expected && array.shape(0) != *expected) {
+    throw py::value_error(std::string(name) + ": length " + std::to_string(array.shape(0)) +
+                          ", expected " + std::to_string(*expected) + " (the length of " +
+                          expected_from + ")");
+  }
+  return static_cast<const T*>(array.data());
+}
+
+py::ssize_t length_of(const py::object& value) {
+  return py::reinterpret_borrow<py::array>(value).shape(0);
+}
+
+void raise_if(const std::optional<scoring::InputError>& error) {
+  if (error) {
+    throw py::value_error(error->argument + ": " + error->message);
+  }
+}
+
+py::tuple fit_gpus(const py::object& node, const py::object& state, const py::object& pool,
+                   const py::object& model, const py::object& tflops_capacity,
+                   const py::object& vram_capacity, const py::object& tflops_virtual,
+                   const py::object& vram_virtual, const py::object& tflops_requested,
+                   const py::object& vram_requested, const py::object& tflops_limited,
+                   const py::object& vram_limited, const py::object& node_mask,
+                   const py::object& node_workers, const scoring::FitRequest& request) {
+  scoring::GpuColumns gpus;
+  gpus.node = column<std::int32_t>(node, "node");
+  const py::ssize_t g = length_of(node);
+  gpus.count = static_cast<std::size_t>(g);
+  gpus.state = column<std::uint8_t>(state, "state", g, "node");
+  gpus.pool = column<std::int32_t>(pool, "pool", g, "node");
+  gpus.model = column<std::int32_t>(model, "model", g, "node");
+  gpus.tflops_capacity = column<std::int64_t>(tflops_capacity, "tflops_capacity", g, "node");
+  gpus.vram_capacity = column<std::int64_t>(vram_capacity, "vram_capacity", g, "node");
+  gpus.tflops_virtual = column<std::int64_t>(tflops_virtual, "tflops_virtual", g, "node");
+  gpus.vram_virtual = column<std::int64_t>(vram_virtual, "vram_virtual", g, "node");
+  gpus.tflops_requested = column<std::int64_t>(tflops_requested, "tflops_requested", g, "node");
+  gpus.vram_requested = column<std::int64_t>(vram_requested, "vram_requested", g, "node");
+  gpus.tflops_limited = column<std::int64_t>(tflops_limited, "tflops_limited", g, "node");
+  gpus.vram_limited = column<std::int64_t>(vram_limited, "vram_limited", g, "node");
+
+  scoring::NodeColumns nodes;
+  nodes.mask = column<std::uint8_t>(node_mask, "node_mask");
+  const py::ssize_t n = length_of(node_mask);
+  nodes.count = static_cast<std::size_t>(n);
+  nodes.workers = column<std::int32_t>(node_workers, "node_workers", n, "node_mask");
+
+  std::optional<scoring::InputError> error;
+  {
+    py::gil_scoped_release release;
+    error = scoring::validate_fit(gpus, nodes, request);
+  }
+  raise_if(error);
+
+  py::array_t<std::uint8_t> gpu_reason(g);
+  py::array_t<std::int32_t> gpu_score(g);
+  py::array_t<std::uint8_t> node_reason(n);
+  py::array_t<std::int32_t> node_score(n);
+  py::array_t<std::int32_t> node_gpus({n, static_cast<py::ssize_t>(request.gpu_count)});
+  const scoring::FitOutput out{gpu_reason.mutable_data(), gpu_score.mutable_data(),
+                               node_reason.mutable_data(), node_score.mutable_data(),
+                               node_gpus.mutable_data()};
+  std::int32_t best_node = -1;
+  {
+    py::gil_scoped_release release;
+    best_node = scoring::fit_gpus(gpus, nodes, request, out);
+  }
+  return py::make_tuple(gpu_reason, gpu_score, node_reason, node_score, node_gpus, best_node);
+}
+
+py::array_t<std::int64_t> broken_linear(const py::object& requested, const py::object& capacity,
+                                         const py::object& utilization, const py::object& score) {
+  scoring::UsageColumns usage;
+  usage.requested = column<std::int64_t>(requested, "requested");
+  const py::ssize_t n = length_of(requested);
+  usage.count = static_cast<std::size_t>(n);
+  usage.capacity = column<std::int64_t>(capacity, "capacity", n, "requested");
+  scoring::Shape shape;
+  shape.utilization = column<std::int64_t>(utilization, "utilization");
+  const py::ssize_t k = length_of(utilization);
+  shape.count = static_cast<std::size_t>(k);
+  shape.score = column<std::int64_t>(score, "score", k, "utilization");
+
+  py::array_t<std::int64_t> result(n);
+  std::int64_t* out = result.mutable_data();
+  std::optional<scoring::InputError> error;
+  {
+    py::gil_scoped_release release;
+    error = scoring::validate_broken_linear(usage, shape);
+    if (!error) {
+      scoring::broken_linear(usage, shape, out);
+    }
+  }
+  raise_if(error);
+  return result;
+}
+
+}  // namespace
+
+void register_scoring(py::module_& m) {
+  m.def(
+      "fit_gpus",
+      [](const py::object& node, const py::object& state, const py::object& pool,
+         const py::object& model, const py::object& tflops_capacity,
+         const py::object& vram_capacity, const py::object& tflops_virtual,
+         const py::object& vram_virtual, const py::object& tflops_requested,
+         const py::object& vram_requested, const py::object& tflops_limited,
+         const py::object& vram_limited, const py::object& node_mask,
+         const py::object& node_workers, std::int64_t tflops_request, std::int64_t tflops_limit,
+         std::int64_t vram_request, std::int64_t vram_limit, std::int64_t percent_request_ppm,
+         std::int64_t percent_limit_ppm, std::int64_t gpu_count, std::int64_t pool_id,
+         std::int64_t model_id, std::int64_t max_worker_per_node, std::int64_t mode,
+         double vram_weight, double tflops_weight) {
+        const scoring::FitRequest request{
+            tflops_request,      tflops_limit, vram_request,
+            vram_limit,          percent_request_ppm, percent_limit_ppm,
+            gpu_count,           pool_id,      model_id,
+            max_worker_per_node, mode,         vram_weight,
+            tflops_weight};
+        return fit_gpus(node, state, pool, model, tflops_capacity, vram_capacity,
+                        tflops_virtual, vram_virtual, tflops_requested, vram_requested,
+                        tflops_limited, vram_limited, node_mask, node_workers, request);
+      },
+      py::kw_only(), py::arg("node"), py::arg("state"), py::arg("pool"), py::arg("model"),
+      py::arg("tflops_capacity"), py::arg("vram_capacity"), py::arg("tflops_virtual"),
+      py::arg("vram_virtual"), py::arg("tflops_requested"), py::arg("vram_requested"),
+      py::arg("tflops_limited"), py::arg("vram_limited"), py::arg("node_mask"),
+      py::arg("node_workers"), py::arg("tflops_request"), py::arg("tflops_limit"),
+      py::arg("vram_request"), py::arg("vram_limit"), py::arg("percent_request_ppm"),
+      py::arg("percent_limit_ppm"), py::arg("gpu_count"), py::arg("pool_id"),
+      py::arg("model_id"), py::arg("max_worker_per_node"), py::arg("mode"),
+      py::arg("vram_weight"), py::arg("tflops_weight"),
+      "Filter and score every GPU for one request, choose gpu_count GPUs per node and the best "
+      "node. Arrays are used in place (exact dtypes, 1-D, C-contiguous; never copied) and must "
+      "not change during the call, which runs without the GIL. Returns (gpu_reason, gpu_score, "
+      "node_reason, node_score, node_gpus, best_node). TypeError for a wrong dtype, ValueError "
+      "naming the argument for any other bad input.");
+
+  m.def("broken_linear", &broken_linear, py::arg("requested"), py::arg("capacity"),
+        py::arg("utilization"), py::arg("score"),
+        "kube-scheduler's RequestedToCapacityRatio score per element: requested * 100 / "
+        "capacity (100 when capacity is 0 or exceeded) through the piecewise-linear shape "
+        "(utilization, score). All int64, 1-D, C-contiguous; runs without the GIL. TypeError "
+        "for a wrong dtype, ValueError naming the argument for any other bad input.");
+}
+
+}  // namespace tf::bindings

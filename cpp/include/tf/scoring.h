@@ -1,0 +1,154 @@
+// Scheduler kernels over struct-of-arrays state: the per-GPU fit/score of one pod's request
+// (GPUResourcesFit) and kube-scheduler's piecewise-linear RequestedToCapacityRatio shape.
+//
+// Pure C++17 and no Python: the bindings pass pointers into numpy buffers and call these with
+// the GIL released. Every floating-point expression is written in the order the Python
+// reference (tensorfusion.scheduler.gpu_fit_reference) uses, and this library is compiled with
+// -ffp-contract=off, so native and reference scores agree bit for bit.
+//
+// Each kernel comes with a validate_* function. The kernels assume validated input (they index
+// arrays by the node values, for one); callers must run the check first.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace tf::scoring {
+
+// Why a GPU (codes 0-10) or a node (0, 1, 10, 11, 12) was rejected. For a GPU the first
+// failing check in the order node_filtered, too_many_workers, device_plugin, not_ready,
+// pool_mismatch, model_mismatch, insufficient_tflops, insufficient_vram,
+// tflops_limit_over_virtual, vram_limit_over_virtual gives the code.
+enum class Reason : std::uint8_t {
+  fits = 0,
+  node_filtered = 1,
+  device_plugin = 2,
+  not_ready = 3,
+  pool_mismatch = 4,
+  model_mismatch = 5,
+  insufficient_tflops = 6,
+  insufficient_vram = 7,
+  tflops_limit_over_virtual = 8,
+  vram_limit_over_virtual = 9,
+  too_many_workers = 10,
+  not_enough_gpus = 11,
+  no_gpus = 12,
+};
+
+enum class GpuState : std::uint8_t { ready = 0, device_plugin = 1, not_ready = 2 };
+
+enum class Placement : std::int64_t {
+  compact_first = 0,
+  low_load_first = 1,
+  node_compact_gpu_low_load = 2,
+};
+
+// The most GPUs one pod may ask for; the same bound as the gpu-count annotation.
+inline constexpr std::int64_t kMaxGpuCount = 128;
+// Percent-mode requests are in parts per million of the GPU's physical TFLOPS.
+inline constexpr std::int64_t kPpmScale = 1'000'000;
+
+// A bad argument: its name as the caller spelled it, and what is wrong with it.
+struct InputError {
+  std::string argument;
+  std::string message;
+};
+
+// ---- GPU fit/score -------------------------------------------------------------------------
+
+// One entry per GPU, `count` long each; GPUs of a node are contiguous (node is non-decreasing).
+// Amounts are milli-TFLOPS and bytes. Non-owning.
+struct GpuColumns {
+  std::size_t count = 0;
+  const std::int32_t* node = nullptr;
+  const std::uint8_t* state = nullptr;  // a GpuState
+  const std::int32_t* pool = nullptr;   // -1: none
+  const std::int32_t* model = nullptr;  // -1: unknown
+  const std::int64_t* tflops_capacity = nullptr;
+  const std::int64_t* vram_capacity = nullptr;
+  const std::int64_t* tflops_virtual = nullptr;  // bound for the sum of limits
+  const std::int64_t* vram_virtual = nullptr;
+  const std::int64_t* tflops_requested = nullptr;  // sums over the pods already placed
+  const std::int64_t* vram_requested = nullptr;
+  const std::int64_t* tflops_limited = nullptr;
+  const std::int64_t* vram_limited = nullptr;
+};
+
+// One entry per node, `count` long each. Non-owning.
+struct NodeColumns {
+  std::size_t count = 0;
+  const std::uint8_t* mask = nullptr;      // 0: rejected by an earlier filter
+  const std::int32_t* workers = nullptr;  // pods with GPUs already on the node
+};
+
+struct FitRequest {
+  std::int64_t tflops_request = 0;
+  std::int64_t tflops_limit = 0;
+  std::int64_t vram_request = 0;
+  std::int64_t vram_limit = 0;
+  // -1: unused; otherwise the TFLOPS request (limit) on a GPU is this share of its capacity.
+  std::int64_t percent_request_ppm = -1;
+  std::int64_t percent_limit_ppm = -1;
+  std::int64_t gpu_count = 1;
+  std::int64_t pool_id = -1;   // -1: any pool
+  std::int64_t model_id = -1;  // -1: any model
+  std::int64_t max_worker_per_node = 1;
+  std::int64_t mode = 0;  // a Placement code; kept raw so that validation can report it
+  double vram_weight = 0.0;
+  double tflops_weight = 0.0;
+};
+
+// Caller-owned outputs: gpu_* hold GpuColumns::count entries, node_* NodeColumns::count, and
+// node_gpus NodeColumns::count rows of gpu_count GPU indices (row-major).
+struct FitOutput {
+  std::uint8_t* gpu_reason = nullptr;  // a Reason
+  std::int32_t* gpu_score = nullptr;   // 0-100, -1 when the GPU does not fit
+  std::uint8_t* node_reason = nullptr;
+  std::int32_t* node_score = nullptr;  // 0-100, -1 when the node is infeasible
+  std::int32_t* node_gpus = nullptr;   // chosen GPUs by score descending, then index; -1 rows
+};
+
+// Checks the request values, node values (in range, non-decreasing), states, non-negative
+// amounts and worker counts, and that both counts fit the int32 indices of the outputs.
+// Array lengths are the caller's business (the columns carry one count).
+std::optional<InputError> validate_fit(const GpuColumns& gpus, const NodeColumns& nodes,
+                                       const FitRequest& request);
+
+// Filters and scores every GPU for the request, chooses gpu_count GPUs per node, scores the
+// nodes, and returns the best node (highest score, ties to the lower index), or -1 if none is
+// feasible. Requires validate_fit to have passed.
+std::int32_t fit_gpus(const GpuColumns& gpus, const NodeColumns& nodes, const FitRequest& request,
+                      const FitOutput& out);
+
+// ---- RequestedToCapacityRatio shape --------------------------------------------------------
+
+// Per-resource usage, `count` long each. Non-owning.
+struct UsageColumns {
+  std::size_t count = 0;
+  const std::int64_t* requested = nullptr;
+  const std::int64_t* capacity = nullptr;
+};
+
+// The points of the piecewise-linear function, `count` long each. Non-owning.
+struct Shape {
+  std::size_t count = 0;
+  const std::int64_t* utilization = nullptr;  // percent, strictly increasing
+  const std::int64_t* score = nullptr;        // kube's 0-10 shape scores times 10
+};
+
+inline constexpr std::int64_t kMaxUtilization = 100;
+inline constexpr std::int64_t kMaxShapeScore = 100;
+
+// Checks requested and capacity >= 0, at least one point, utilization strictly increasing
+// within [0, kMaxUtilization] and scores within [0, kMaxShapeScore].
+std::optional<InputError> validate_broken_linear(const UsageColumns& usage, const Shape& shape);
+
+// out[i] = shape(p) with p = requested * 100 / capacity (truncated; 100 when capacity is 0 or
+// requested exceeds it), interpolated between points with Go's truncating division, as
+// kube-scheduler's RequestedToCapacityRatio does. Requires validate_broken_linear to have
+// passed; out holds usage.count entries.
+void broken_linear(const UsageColumns& usage, const Shape& shape, std::int64_t* out) noexcept;
+
+}  // namespace tf::scoring

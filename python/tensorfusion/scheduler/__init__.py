@@ -1,0 +1,1 @@
+"""Placing GPU workloads: the framework, its plugins, the allocator and cluster snapshots."""

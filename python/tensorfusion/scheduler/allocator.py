@@ -1,0 +1,424 @@
+"""GPU allocation state as struct-of-arrays, so the native kernels see every GPU at once.
+
+The allocator is the scheduler's memory: which pod holds how much of which GPU. It is
+rebuilt from the pods' `gpu-ids` annotations on start (the store is the truth), and its
+snapshot is the body of `GET /api/allocation`. Reserve, release and adjust are keyed by pod
+UID and idempotent, so a retried bind or a replayed watch event never double-counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tensorfusion.api.annotations import GPU_IDS, QOS, read_workload_request
+from tensorfusion.api.quantity import Quantity
+from tensorfusion.errors import AllocationError
+from tensorfusion.scheduler.allocation import Allocation, GpuRecord, GpuShare, RebuildReport
+from tensorfusion.scheduler.gpu_demand import GpuDemand, demand_of
+from tensorfusion.scheduler.gpu_fit import GpuArrays
+from tensorfusion.scheduler.gpu_topology import numa_nodes, nvlink_cliques
+from tensorfusion.scheduler.pod_keys import DEMAND_ANNOTATIONS, pod_key
+
+READY = 0
+DEVICE_PLUGIN = 1
+NOT_READY = 2
+STATE_NAMES = {READY: "ready", DEVICE_PLUGIN: "nvidia-device-plugin", NOT_READY: "not-ready"}
+TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+
+_USAGE_FIELDS = ("tflops_requested", "vram_requested", "tflops_limited", "vram_limited")
+_FIELD_DTYPES: dict[str, type[np.generic]] = {
+    "node": np.int32,
+    "state": np.uint8,
+    "pool": np.int32,
+    "model": np.int32,
+    "tflops_capacity": np.int64,
+    "vram_capacity": np.int64,
+    "tflops_virtual": np.int64,
+    "vram_virtual": np.int64,
+    "tflops_requested": np.int64,
+    "vram_requested": np.int64,
+    "tflops_limited": np.int64,
+    "vram_limited": np.int64,
+}
+
+
+class GpuAllocator:
+    """Every GPU of the cluster in arrays ordered by node index (the kernels rely on the
+    GPUs of a node being contiguous), plus the allocations by pod UID."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._columns: dict[str, NDArray[Any]] = {
+            name: np.zeros(16, dtype=dtype) for name, dtype in _FIELD_DTYPES.items()
+        }
+        self._present = np.zeros(16, dtype=np.bool_)
+        self._workers = np.zeros(16, dtype=np.int32)
+        self.records: list[GpuRecord] = []
+        self.index_of: dict[str, int] = {}
+        self._pool_ids: dict[str, int] = {}
+        self._model_ids: dict[str, int] = {}
+        self._node_workers = np.zeros(16, dtype=np.int32)
+        self._sorted = True
+        self._topology: tuple[NDArray[np.int32], NDArray[np.int32]] | None = None
+        self.allocations: dict[str, Allocation] = {}
+
+    # --- GPUs ----------------------------------------------------------------------------
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def add_gpu(
+        self,
+        record: GpuRecord,
+        node_index: int,
+        *,
+        state: int,
+        capacity: tuple[int, int],
+        virtual: tuple[int, int],
+    ) -> None:
+        """Add a GPU, or refresh its facts and capacity if it is known (usage is kept).
+        `capacity` and `virtual` are (milli-TFLOPS, bytes)."""
+        index = self.index_of.get(record.name)
+        if index is None:
+            index = self._append(record)
+        else:
+            self.records[index] = record
+        nodes = self._columns["node"]
+        # Only the pairs around this GPU can break the by-node order.
+        if (index > 0 and int(nodes[index - 1]) > node_index) or (
+            index + 1 < self._count and int(nodes[index + 1]) < node_index
+        ):
+            self._sorted = False
+        columns = self._columns
+        columns["node"][index] = node_index
+        columns["state"][index] = state
+        columns["pool"][index] = self._intern(self._pool_ids, record.pool)
+        columns["model"][index] = self._intern(self._model_ids, record.model)
+        columns["tflops_capacity"][index], columns["vram_capacity"][index] = capacity
+        columns["tflops_virtual"][index], columns["vram_virtual"][index] = virtual
+        self._present[index] = True
+        self._topology = None
+        self._grow_nodes(node_index + 1)
+
+    def remove_gpu(self, name: str) -> None:
+        """The GPU left the cluster: it takes no new work. Allocations on it stay (their pods
+        still exist) until released, and are reported by the snapshot."""
+        index = self.index_of.get(name)
+        if index is not None:
+            self._columns["state"][index] = NOT_READY
+            self._present[index] = False
+
+    def set_state(self, name: str, state: int) -> None:
+        self._columns["state"][self.index_of[name]] = state
+
+    def pool_id(self, pool: str) -> int | None:
+        return self._pool_ids.get(pool)
+
+    def model_id(self, model: str) -> int | None:
+        return self._model_ids.get(model)
+
+    def model_ids_matching(self, model: str) -> int | None:
+        """The id of a model known under this name, compared case-insensitively."""
+        folded = model.casefold()
+        for name, ident in self._model_ids.items():
+            if name.casefold() == folded:
+                return ident
+        return None
+
+    def arrays(self) -> GpuArrays:
+        """Views of the live columns (no copy), GPUs of a node contiguous."""
+        if not self._sorted:
+            self._sort_by_node()
+        n = self._count
+        return GpuArrays(**{name: column[:n] for name, column in self._columns.items()})
+
+    def topology(self) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
+        """(NVLink clique id, NUMA node) per GPU, in the order of `arrays()`."""
+        self.arrays()
+        if self._topology is None:
+            self._topology = nvlink_cliques(self.records), numa_nodes(self.records)
+        return self._topology
+
+    def node_workers(self, node_count: int) -> NDArray[np.int32]:
+        """Pods with GPUs per node index, for the first `node_count` nodes."""
+        self._grow_nodes(node_count)
+        return self._node_workers[:node_count]
+
+    def gpu_workers(self) -> NDArray[np.int32]:
+        return self._workers[: self._count]
+
+    # --- allocations ---------------------------------------------------------------------
+
+    def reserve(self, allocation: Allocation, *, check: bool = True) -> bool:
+        """Record an allocation. Returns False when the same allocation is already held
+        (idempotent); raises AllocationError when the pod holds a different one, a GPU is
+        unknown, or (with `check`) the capacity rule would break."""
+        held = self.allocations.get(allocation.uid)
+        if held is not None:
+            if held == allocation:
+                return False
+            raise AllocationError(
+                f"pod {allocation.namespace}/{allocation.name} ({allocation.uid}) already holds "
+                f"{', '.join(held.gpus)}; release or adjust it instead"
+            )
+        indices = self._indices(allocation)
+        if check:
+            self._check(allocation, indices, None)
+        self._apply(allocation, indices, 1)
+        self.allocations[allocation.uid] = allocation
+        return True
+
+    def release(self, uid: str) -> Allocation | None:
+        """Free a pod's GPUs; releasing twice is harmless (returns None the second time)."""
+        allocation = self.allocations.pop(uid, None)
+        if allocation is not None:
+            self._apply(allocation, self._indices(allocation), -1)
+        return allocation
+
+    def adjust(self, uid: str, shares: tuple[GpuShare, ...]) -> Allocation:
+        """Change the amounts a pod holds on the same GPUs (vertical scaling), under the same
+        capacity rule."""
+        held = self.allocations.get(uid)
+        if held is None:
+            raise AllocationError(f"no allocation for pod UID {uid!r}")
+        if len(shares) != len(held.gpus):
+            raise AllocationError(f"{len(shares)} shares given for {len(held.gpus)} GPUs")
+        updated = Allocation(held.uid, held.namespace, held.name, held.gpus, shares, held.qos)
+        indices = self._indices(held)
+        self._check(updated, indices, held)
+        self._apply(held, indices, -1)
+        self._apply(updated, indices, 1)
+        self.allocations[uid] = updated
+        return updated
+
+    def shares_for(self, demand: GpuDemand, gpus: Iterable[int]) -> tuple[GpuShare, ...]:
+        """The per-GPU shares of a demand on the given GPU indices (percent requests become
+        TFLOPS of each GPU's capacity)."""
+        capacity = self._columns["tflops_capacity"]
+        shares = []
+        for index in gpus:
+            tflops_request, tflops_limit = demand.tflops_on(int(capacity[index]))
+            shares.append(
+                GpuShare(tflops_request, tflops_limit, demand.vram_request, demand.vram_limit)
+            )
+        return tuple(shares)
+
+    def rebuild(self, pods: Iterable[Mapping[str, Any]]) -> RebuildReport:
+        """Restore the allocations recorded on pods (their `gpu-ids` and request
+        annotations). Pods already known by UID are skipped; terminated pods hold nothing."""
+        report = RebuildReport()
+        demands: dict[tuple[str | None, ...], GpuDemand | str] = {}
+        for pod in pods:
+            metadata = pod.get("metadata") or {}
+            annotations = metadata.get("annotations") or {}
+            ids = annotations.get(GPU_IDS)
+            if not ids or (pod.get("status") or {}).get("phase") in TERMINAL_PHASES:
+                continue
+            uid, namespace, name = pod_key(metadata)
+            if uid in self.allocations:
+                continue
+            demand = _cached_demand(demands, annotations)
+            if isinstance(demand, str):
+                report.invalid.append((f"{namespace}/{name}", demand))
+                continue
+            gpus = tuple(item.strip() for item in ids.split(",") if item.strip())
+            missing = tuple(g for g in gpus if g not in self.index_of)
+            if missing:
+                report.vanished.append((f"{namespace}/{name}", missing))
+                continue
+            allocation = Allocation(
+                uid,
+                namespace,
+                name,
+                gpus,
+                self.shares_for(demand, (self.index_of[g] for g in gpus)),
+                annotations.get(QOS) or "medium",
+            )
+            self._apply(allocation, self._indices(allocation), 1)
+            self.allocations[uid] = allocation
+            report.restored += 1
+        report.overcommitted = self._overcommitted()
+        return report
+
+    def snapshot(self) -> dict[str, Any]:
+        """The allocation state as `/api/allocation` shows it (JSON-ready)."""
+        columns = {name: column[: self._count].tolist() for name, column in self._columns.items()}
+        workers_by_gpu: dict[str, list[dict[str, Any]]] = {}
+        allocations: dict[str, Any] = {}
+        workers_per_node: dict[str, int] = {}
+        for uid in sorted(self.allocations):
+            allocation = self.allocations[uid]
+            node = self.records[self.index_of[allocation.gpus[0]]].node
+            workers_per_node[node] = workers_per_node.get(node, 0) + 1
+            allocations[uid] = {
+                "namespace": allocation.namespace,
+                "name": allocation.name,
+                "node": node,
+                "gpus": list(allocation.gpus),
+                "qos": allocation.qos,
+                "shares": [_share_json(s) for s in allocation.shares],
+            }
+            for gpu, share in zip(allocation.gpus, allocation.shares, strict=True):
+                workers_by_gpu.setdefault(gpu, []).append(
+                    {"uid": uid, "namespace": allocation.namespace, "name": allocation.name}
+                    | _share_json(share)
+                )
+        gpus = []
+        for index, record in enumerate(self.records):
+            gpus.append(
+                {
+                    "name": record.name,
+                    "node": record.node,
+                    "pool": record.pool,
+                    "model": record.model,
+                    "uuid": record.uuid,
+                    "index": record.index,
+                    "numaNode": record.numa_node,
+                    "present": bool(self._present[index]),
+                    "state": STATE_NAMES[columns["state"][index]],
+                    "capacity": _amount(columns, "tflops_capacity", "vram_capacity", index),
+                    "virtualCapacity": _amount(columns, "tflops_virtual", "vram_virtual", index),
+                    "requested": _amount(columns, "tflops_requested", "vram_requested", index),
+                    "limited": _amount(columns, "tflops_limited", "vram_limited", index),
+                    "workers": len(workers_by_gpu.get(record.name, ())),
+                }
+            )
+        gpus.sort(key=lambda gpu: str(gpu["name"]))
+        return {
+            "gpus": gpus,
+            "workersPerNode": dict(sorted(workers_per_node.items())),
+            "allocations": allocations,
+            "gpuWorkers": dict(sorted(workers_by_gpu.items())),
+        }
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _indices(self, allocation: Allocation) -> list[int]:
+        try:
+            return [self.index_of[gpu] for gpu in allocation.gpus]
+        except KeyError as exc:
+            raise AllocationError(
+                f"pod {allocation.namespace}/{allocation.name}: unknown GPU {exc.args[0]!r}"
+            ) from None
+
+    def _check(self, allocation: Allocation, indices: list[int], held: Allocation | None) -> None:
+        columns = self._columns
+        for position, (index, share) in enumerate(zip(indices, allocation.shares, strict=True)):
+            old = held.shares[position] if held is not None else GpuShare(0, 0, 0, 0)
+            gpu = self.records[index].name
+            if held is None and columns["state"][index] != READY:
+                state = STATE_NAMES[int(columns["state"][index])]
+                raise AllocationError(f"GPU {gpu} is {state}, not available to workloads")
+            checks = (
+                ("tflops_requested", "tflops_capacity", share.tflops_request, old.tflops_request),
+                ("vram_requested", "vram_capacity", share.vram_request, old.vram_request),
+                ("tflops_limited", "tflops_virtual", share.tflops_limit, old.tflops_limit),
+                ("vram_limited", "vram_virtual", share.vram_limit, old.vram_limit),
+            )
+            for used, bound, amount, previous in checks:
+                total = int(columns[used][index]) - previous + amount
+                if total > int(columns[bound][index]):
+                    raise AllocationError(
+                        f"GPU {gpu}: {used.replace('_', ' ')} would be {total}, "
+                        f"over its {bound.replace('_', ' ')} {int(columns[bound][index])}"
+                    )
+
+    def _apply(self, allocation: Allocation, indices: list[int], sign: int) -> None:
+        columns = self._columns
+        for index, share in zip(indices, allocation.shares, strict=True):
+            columns["tflops_requested"][index] += sign * share.tflops_request
+            columns["vram_requested"][index] += sign * share.vram_request
+            columns["tflops_limited"][index] += sign * share.tflops_limit
+            columns["vram_limited"][index] += sign * share.vram_limit
+            self._workers[index] += sign
+        self._node_workers[columns["node"][indices[0]]] += sign
+
+    def _overcommitted(self) -> list[str]:
+        n = self._count
+        c = self._columns
+        over = (
+            (c["tflops_requested"][:n] > c["tflops_capacity"][:n])
+            | (c["vram_requested"][:n] > c["vram_capacity"][:n])
+            | (c["tflops_limited"][:n] > c["tflops_virtual"][:n])
+            | (c["vram_limited"][:n] > c["vram_virtual"][:n])
+        )
+        return [self.records[i].name for i in np.flatnonzero(over).tolist()]
+
+    def _append(self, record: GpuRecord) -> int:
+        index = self._count
+        if index == len(self._present):
+            size = 2 * index
+            self._columns = {name: _resized(col, size) for name, col in self._columns.items()}
+            self._present = _resized(self._present, size)
+            self._workers = _resized(self._workers, size)
+        self._count += 1
+        self.records.append(record)
+        self.index_of[record.name] = index
+        return index
+
+    def _grow_nodes(self, size: int) -> None:
+        if size > len(self._node_workers):
+            self._node_workers = _resized(
+                self._node_workers, max(size, 2 * len(self._node_workers))
+            )
+
+    def _sort_by_node(self) -> None:
+        n = self._count
+        order = np.argsort(self._columns["node"][:n], kind="stable")
+        for column in self._columns.values():
+            column[:n] = column[:n][order]
+        self._present[:n] = self._present[:n][order]
+        self._workers[:n] = self._workers[:n][order]
+        self.records = [self.records[i] for i in order.tolist()]
+        self.index_of = {record.name: i for i, record in enumerate(self.records)}
+        self._sorted = True
+
+    @staticmethod
+    def _intern(table: dict[str, int], name: str | None) -> int:
+        if name is None:
+            return -1
+        return table.setdefault(name, len(table))
+
+
+def _resized(array: NDArray[Any], size: int) -> NDArray[Any]:
+    grown = np.zeros(size, dtype=array.dtype)
+    grown[: len(array)] = array
+    return grown
+
+
+def _cached_demand(
+    cache: dict[tuple[str | None, ...], GpuDemand | str], annotations: Mapping[str, str]
+) -> GpuDemand | str:
+    """Pods of one workload share their annotations, so each distinct set is parsed once."""
+    key = tuple(annotations.get(k) for k in DEMAND_ANNOTATIONS)
+    demand = cache.get(key)
+    if demand is None:
+        subset = {k: v for k, v in zip(DEMAND_ANNOTATIONS, key, strict=True) if v is not None}
+        request, problems = read_workload_request({}, subset)
+        demand = demand_of(request) if request is not None else str(problems[0])
+        cache[key] = demand
+    return demand
+
+
+def _amount(columns: dict[str, list[int]], tflops: str, vram: str, index: int) -> dict[str, str]:
+    return {
+        "tflops": str(Quantity.from_milli(columns[tflops][index])),
+        "vram": str(Quantity.from_int(columns[vram][index])),
+    }
+
+
+def _share_json(share: GpuShare) -> dict[str, dict[str, str]]:
+    return {
+        "requests": {
+            "tflops": str(Quantity.from_milli(share.tflops_request)),
+            "vram": str(Quantity.from_int(share.vram_request)),
+        },
+        "limits": {
+            "tflops": str(Quantity.from_milli(share.tflops_limit)),
+            "vram": str(Quantity.from_int(share.vram_limit)),
+        },
+    }

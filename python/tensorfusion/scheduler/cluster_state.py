@@ -1,0 +1,305 @@
+"""The scheduler's picture of the cluster, built from Kubernetes-shaped objects (a fleet file
+or the store) and kept current as they change: the node table, the GPU allocator, the
+pools, and which pods are bound where.
+
+Virtual capacity is computed here, once per GPU, from its pool's oversubscription and the
+host RAM and disk its GPUNode reports."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tensorfusion.api.gpu_links import (
+    DEFAULT_POOL_ANNOTATION,
+    gpu_node_name,
+    gpu_nvlink_peers,
+    gpu_pool_name,
+    text_at,
+)
+from tensorfusion.api.node import USED_BY_DEVICE_PLUGIN
+from tensorfusion.api.pool import Oversubscription
+from tensorfusion.api.quantity import Quantity
+from tensorfusion.api.scheduling_template import DEFAULT_PLACEMENT_MODE, PlacementMode
+from tensorfusion.errors import FleetError, QuantityError
+from tensorfusion.scheduler.allocation import GpuRecord, RebuildReport
+from tensorfusion.scheduler.allocator import (
+    DEVICE_PLUGIN,
+    NOT_READY,
+    READY,
+    TERMINAL_PHASES,
+    GpuAllocator,
+)
+from tensorfusion.scheduler.capacity import host_share, virtual_tflops, virtual_vram
+from tensorfusion.scheduler.fleet import Fleet
+from tensorfusion.scheduler.framework import ClusterView
+from tensorfusion.scheduler.node_table import NodeTable
+from tensorfusion.scheduler.pod_info import PodInfo
+from tensorfusion.scheduler.pod_keys import pod_key
+from tensorfusion.scheduler.pools import PoolDirectory, PoolInfo
+
+PLACEMENT_MODES: tuple[PlacementMode, ...] = (
+    "CompactFirst",
+    "LowLoadFirst",
+    "NodeCompactGPULowLoad",
+)
+
+
+class ClusterState:
+    def __init__(self) -> None:
+        self.nodes = NodeTable()
+        self.gpus = GpuAllocator()
+        self.pools: dict[str, PoolInfo] = {}
+        self.view = ClusterView(self.nodes, self.gpus, PoolDirectory(self.pools))
+        self.gpu_nodes: dict[str, dict[str, Any]] = {}
+        self.gpu_objects: dict[str, dict[str, Any]] = {}
+        self.templates: dict[str, PlacementMode] = {}
+        self.bound: dict[str, tuple[int, PodInfo]] = {}
+        """Pods holding node resources, by UID: bound ones and those this scheduler has
+        just placed (which the store will soon report as bound)."""
+
+    @classmethod
+    def build(cls, objects: Fleet) -> tuple[ClusterState, RebuildReport]:
+        """A cluster state from a snapshot; the report says which pods' allocations could
+        not be restored (their GPUs vanished, their annotations are unreadable)."""
+        state = cls()
+        for template in objects.templates:
+            state.upsert_template(template)
+        for pool in objects.pools:
+            state.upsert_pool(pool, refresh=False)
+        for node in objects.nodes:
+            state.nodes.add_node(node)
+        for gpu_node in objects.gpu_nodes:
+            state.gpu_nodes[gpu_node["metadata"]["name"]] = gpu_node
+        node_order = state.nodes.index_of
+        gpus = sorted(objects.gpus, key=lambda g: node_order.get(gpu_node_name(g) or "", -1))
+        for gpu in gpus:
+            state.gpu_objects[gpu["metadata"]["name"]] = gpu
+        state._refresh_gpus(gpus)
+        report = state.gpus.rebuild(objects.pods)
+        for pod in objects.pods:
+            state._account_pod(pod)
+        return state, report
+
+    # --- objects -------------------------------------------------------------------------
+
+    def upsert_template(self, template: Mapping[str, Any]) -> None:
+        mode = text_at(template, "spec", "placement", "mode") or DEFAULT_PLACEMENT_MODE
+        name = template["metadata"]["name"]
+        self.templates[name] = mode if mode in PLACEMENT_MODES else DEFAULT_PLACEMENT_MODE
+        self._refresh_pools()
+
+    def upsert_pool(self, pool: Mapping[str, Any], *, refresh: bool = True) -> None:
+        spec = pool.get("spec") or {}
+        capacity = spec.get("capacityConfig") or {}
+        oversubscription = Oversubscription.model_validate(capacity.get("oversubscription") or {})
+        name = pool["metadata"]["name"]
+        template = spec.get("schedulingConfigTemplate")
+        annotations = pool["metadata"].get("annotations") or {}
+        self.pools[name] = PoolInfo(
+            name,
+            oversubscription,
+            self.templates.get(template, DEFAULT_PLACEMENT_MODE)
+            if template
+            else DEFAULT_PLACEMENT_MODE,
+            annotations.get(DEFAULT_POOL_ANNOTATION) == "true",
+            template,
+        )
+        if refresh:
+            self._refresh_gpus(self.gpu_objects.values())
+
+    def remove_pool(self, name: str) -> None:
+        self.pools.pop(name, None)
+
+    def upsert_node(self, node: Mapping[str, Any]) -> None:
+        if node["metadata"]["name"] in self.nodes.index_of:
+            self.nodes.update_node(node)
+        else:
+            self.nodes.add_node(node)
+
+    def remove_node(self, name: str) -> None:
+        self.nodes.remove_node(name)
+
+    def upsert_gpu_node(self, gpu_node: dict[str, Any]) -> None:
+        name = gpu_node["metadata"]["name"]
+        self.gpu_nodes[name] = gpu_node
+        self._refresh_gpus(g for g in self.gpu_objects.values() if gpu_node_name(g) == name)
+
+    def upsert_gpu(self, gpu: dict[str, Any]) -> None:
+        self.gpu_objects[gpu["metadata"]["name"]] = gpu
+        node = gpu_node_name(gpu)
+        self._refresh_gpus(g for g in self.gpu_objects.values() if gpu_node_name(g) == node)
+
+    def remove_gpu(self, name: str) -> None:
+        gpu = self.gpu_objects.pop(name, None)
+        self.gpus.remove_gpu(name)
+        if gpu is not None:
+            node = gpu_node_name(gpu)
+            self._refresh_gpus(g for g in self.gpu_objects.values() if gpu_node_name(g) == node)
+
+    def add_pod(self, pod: Mapping[str, Any]) -> RebuildReport:
+        """A pod appeared or changed in the store. A bound pod takes its node resources and
+        its GPUs (once, by UID); a pending one takes nothing."""
+        report = self.gpus.rebuild([pod])
+        self._account_pod(pod)
+        return report
+
+    def remove_pod(self, pod: Mapping[str, Any]) -> None:
+        uid, _, _ = pod_key(pod.get("metadata") or {})
+        self.gpus.release(uid)
+        held = self.bound.pop(uid, None)
+        if held is not None:
+            self.nodes.remove_pod(*held)
+            if held[1].native_gpus:
+                self._mark_native_gpus(held[0])
+
+    def assume(self, info: PodInfo, node: int) -> None:
+        """Record a pod this scheduler placed (its node resources are already counted)."""
+        self.bound[_uid(info)] = (node, info)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _account_pod(self, pod: Mapping[str, Any]) -> None:
+        node_name = text_at(pod, "spec", "nodeName")
+        if node_name is None or text_at(pod, "status", "phase") in TERMINAL_PHASES:
+            return
+        info = PodInfo.from_dict(pod)
+        uid = _uid(info)
+        index = self.nodes.index_of.get(node_name)
+        if uid in self.bound or index is None:
+            return
+        self.nodes.add_pod(index, info)
+        self.bound[uid] = (index, info)
+        if info.native_gpus:
+            self._mark_native_gpus(index)
+
+    def _refresh_gpus(self, gpus: Iterable[dict[str, Any]]) -> None:
+        batch = list(gpus)
+        per_node: dict[str, int] = {}
+        for gpu in batch:
+            node = gpu_node_name(gpu) or ""
+            per_node[node] = per_node.get(node, 0) + 1
+        for gpu in batch:
+            self._refresh_gpu(gpu, per_node)
+
+    def _refresh_gpu(self, gpu: dict[str, Any], per_node: Mapping[str, int]) -> None:
+        name = gpu["metadata"]["name"]
+        node = gpu_node_name(gpu)
+        node_index = self.nodes.index_of.get(node or "")
+        if node is None or node_index is None:
+            raise FleetError(
+                f"GPU/{name}", "metadata.labels", f"its node {node!r} is not a known Node"
+            )
+        gpu_node = self.gpu_nodes.get(node)
+        pool_name = gpu_pool_name(gpu, gpu_node)
+        pool = self.pools.get(pool_name or "")
+        status = gpu.get("status") or {}
+        capacity = status.get("capacity") or {}
+        tflops = _milli(name, "status.capacity.tflops", capacity.get("tflops"))
+        vram = _whole(name, "status.capacity.vram", capacity.get("vram"))
+        info = (gpu_node or {}).get("status", {}).get("nodeInfo") or {}
+        share = host_share(
+            _optional_whole(node, "status.nodeInfo.ramSize", info.get("ramSize")),
+            _optional_whole(node, "status.nodeInfo.dataDiskSize", info.get("dataDiskSize")),
+            per_node.get(node, 1),
+        )
+        oversubscription = pool.oversubscription if pool else Oversubscription()
+        phase = status.get("phase")
+        state = READY
+        if status.get("usedBy") == USED_BY_DEVICE_PLUGIN:
+            state = DEVICE_PLUGIN
+        elif phase is not None and phase != "Running":
+            # A GPU written without a phase (a hand-made fleet) is taken as running.
+            state = NOT_READY
+        record = GpuRecord(
+            name,
+            node,
+            pool_name,
+            status.get("gpuModel"),
+            status.get("uuid"),
+            status.get("index"),
+            status.get("numaNode"),
+            tuple(gpu_nvlink_peers(gpu)),
+        )
+        self.gpus.add_gpu(
+            record,
+            node_index,
+            state=state,
+            capacity=(tflops, vram),
+            virtual=(
+                virtual_tflops(tflops, oversubscription),
+                virtual_vram(vram, oversubscription, share),
+            ),
+        )
+
+    def _refresh_pools(self) -> None:
+        for name, pool in list(self.pools.items()):
+            mode = self.templates.get(pool.template or "", DEFAULT_PLACEMENT_MODE)
+            self.pools[name] = PoolInfo(
+                pool.name, pool.oversubscription, mode, pool.is_default, pool.template
+            )
+
+    def _mark_native_gpus(self, node: int) -> None:
+        """Pods holding `nvidia.com/gpu` own whole GPUs through the device plugin: set that
+        many GPUs of the node aside (ones without workers, highest index first) so they are
+        never shared with TensorFusion workloads."""
+        wanted = sum(info.native_gpus for index, info in self.bound.values() if index == node)
+        arrays = self.gpus.arrays()
+        workers = self.gpus.gpu_workers()
+        mine = [i for i in range(len(arrays.node)) if int(arrays.node[i]) == node]
+        declared = {
+            i
+            for i in mine
+            if self.gpu_objects.get(self.gpus.records[i].name, {}).get("status", {}).get("usedBy")
+            == USED_BY_DEVICE_PLUGIN
+        }
+        free = [
+            i
+            for i in reversed(mine)
+            if i not in declared and workers[i] == 0 and arrays.state[i] != NOT_READY
+        ]
+        held = set(declared) | set(free[: max(wanted - len(declared), 0)])
+        for i in mine:
+            if i in held:
+                arrays.state[i] = DEVICE_PLUGIN
+            elif arrays.state[i] == DEVICE_PLUGIN:
+                arrays.state[i] = READY
+
+
+def _uid(info: PodInfo) -> str:
+    return pod_key({"uid": info.uid, "namespace": info.namespace, "name": info.name})[0]
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> Quantity:
+    return Quantity.parse(text)
+
+
+def _quantity(obj: str, field: str, value: object) -> Quantity:
+    if value is None:
+        raise FleetError(f"GPU/{obj}", field, "required")
+    try:
+        quantity = _parse(value) if isinstance(value, str) else Quantity.coerce(value)
+    except QuantityError as exc:
+        raise FleetError(f"GPU/{obj}", field, str(exc)) from None
+    if quantity.is_negative:
+        raise FleetError(f"GPU/{obj}", field, "must not be negative")
+    return quantity
+
+
+def _milli(obj: str, field: str, value: object) -> int:
+    return _quantity(obj, field, value).milli_value()
+
+
+def _whole(obj: str, field: str, value: object) -> int:
+    return _quantity(obj, field, value).value()
+
+
+def _optional_whole(node: str, field: str, value: object) -> int | None:
+    if value is None:
+        return None
+    try:
+        return _whole(node, field, value)
+    except FleetError as exc:
+        raise FleetError(f"GPUNode/{node}", field, exc.message) from None

@@ -1,0 +1,269 @@
+"""The scheduling loop: pending pods of our profiles, highest priority first, scheduled one at
+a time and bound through the cluster store. A pod that does not fit waits with exponential
+backoff (kube-scheduler's 1 s doubling to 10 s) and is retried when the cluster changes."""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tensorfusion.api.gpu_links import text_at
+from tensorfusion.api.scheduler_config import KubeSchedulerConfiguration
+from tensorfusion.errors import ResourceExpiredError
+from tensorfusion.scheduler.allocation import RebuildReport
+from tensorfusion.scheduler.allocator import TERMINAL_PHASES
+from tensorfusion.scheduler.cluster_state import ClusterState
+from tensorfusion.scheduler.cycle import Outcome, schedule_one
+from tensorfusion.scheduler.fleet import Fleet
+from tensorfusion.scheduler.pod_info import PodInfo
+from tensorfusion.scheduler.pod_keys import pod_key
+from tensorfusion.scheduler.profile import Profile, build_profiles, default_config
+from tensorfusion.store.interface import ClusterStore, WatchEvent
+
+log = logging.getLogger(__name__)
+
+WATCHED_KINDS = ("SchedulingConfigTemplate", "GPUPool", "Node", "GPUNode", "GPU", "Pod")
+"""In the order a snapshot is applied: what a GPU refers to comes before it."""
+INITIAL_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 10.0
+UNSCHEDULABLE_REASON = "Unschedulable"
+
+
+@dataclass
+class _Waiting:
+    pod: dict[str, Any]
+    priority: int
+    seq: int
+    attempts: int = 0
+    ready_at: float = 0.0
+    message: str = ""
+
+
+@dataclass
+class LoopStats:
+    scheduled: int = 0
+    unschedulable: int = 0
+    bind_failures: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+class SchedulingLoop:
+    def __init__(
+        self,
+        store: ClusterStore,
+        config: KubeSchedulerConfiguration | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.profiles: dict[str, Profile] = build_profiles(config or default_config(), self._bind)
+        self.cluster = ClusterState()
+        self.report = RebuildReport()
+        self._waiting: dict[str, _Waiting] = {}
+        self._heap: list[tuple[float, int, int, str]] = []
+        self._seq = 0
+        self._version = 0
+
+    # --- start and sync ------------------------------------------------------------------
+
+    def start(self) -> RebuildReport:
+        """Build the cluster state from the store (allocations from pods' gpu-ids) and
+        queue the pending pods. Problems are logged and returned, never dropped."""
+        lists: dict[str, list[dict[str, Any]]] = {}
+        version = 0
+        for kind in WATCHED_KINDS:
+            objects, listed_at = self.store.list_with_version(kind)
+            lists[kind] = objects
+            version = max(version, listed_at)
+        self.cluster, self.report = ClusterState.build(
+            Fleet(
+                nodes=lists["Node"],
+                gpu_nodes=lists["GPUNode"],
+                gpus=lists["GPU"],
+                pools=lists["GPUPool"],
+                pods=lists["Pod"],
+                templates=lists["SchedulingConfigTemplate"],
+            )
+        )
+        for problem in self.report.problems():
+            log.warning("allocation not restored: %s", problem)
+        earlier, self._waiting, self._heap = self._waiting, {}, []
+        for pod in lists["Pod"]:
+            self._offer(pod, earlier)
+        self._version = version
+        return self.report
+
+    def sync(self) -> int:
+        """Apply what changed in the store since the last sync; returns the event count. If
+        the store no longer has the changes since the last sync, start over from a list."""
+        try:
+            events = self.store.events_since(self._version, WATCHED_KINDS)
+        except ResourceExpiredError:
+            log.info(
+                "change log expired at version %d; rebuilding from a fresh list", self._version
+            )
+            self.start()
+            return 0
+        for event in events:
+            self._apply(event)
+            self._version = max(self._version, event.resource_version)
+        return len(events)
+
+    # --- scheduling ----------------------------------------------------------------------
+
+    def run_once(self) -> LoopStats:
+        """Sync, then schedule every pod whose backoff has expired, in priority order."""
+        self.sync()
+        stats = LoopStats()
+        now = self.clock()
+        deferred: list[tuple[float, int, int, str]] = []
+        while self._heap:
+            entry = heapq.heappop(self._heap)
+            waiting = self._waiting.get(entry[3])
+            if waiting is None or entry[2] != waiting.seq:
+                continue  # superseded by a newer offer of the same pod
+            if waiting.ready_at > now:
+                deferred.append(entry)
+                continue
+            self._attempt(entry[3], waiting, stats)
+        for entry in deferred:
+            heapq.heappush(self._heap, entry)
+        return stats
+
+    def run(self, stop: threading.Event, idle_wait_s: float = 0.5) -> None:
+        """Schedule until `stop` is set, waking on store changes or when a backoff ends."""
+        while not stop.is_set():
+            self.run_once()
+            wait = idle_wait_s
+            if self._waiting:
+                soonest = min(w.ready_at for w in self._waiting.values())
+                wait = min(wait, max(soonest - self.clock(), 0.0))
+            try:
+                for _ in self.store.watch(WATCHED_KINDS, self._version, wait):
+                    break
+            except ResourceExpiredError:
+                continue  # the next run_once relists
+
+    def pending(self) -> dict[str, str]:
+        """Pods waiting to be scheduled, with why the last attempt failed ("" if none yet)."""
+        return {
+            f"{text_at(w.pod, 'metadata', 'namespace') or 'default'}/"
+            f"{text_at(w.pod, 'metadata', 'name')}": w.message
+            for w in self._waiting.values()
+        }
+
+    def _attempt(self, uid: str, waiting: _Waiting, stats: LoopStats) -> None:
+        profile = self.profiles[text_at(waiting.pod, "spec", "schedulerName") or ""]
+        info = PodInfo.from_dict(waiting.pod)
+        outcome = schedule_one(profile, self.cluster.view, info)
+        stats.outcomes.append(outcome)
+        if outcome.scheduled:
+            self.cluster.assume(info, outcome.node_index)
+            del self._waiting[uid]
+            stats.scheduled += 1
+            return
+        stats.unschedulable += 1
+        waiting.attempts += 1
+        backoff = min(INITIAL_BACKOFF_S * 2 ** (waiting.attempts - 1), MAX_BACKOFF_S)
+        waiting.ready_at = self.clock() + backoff
+        message = outcome.summary()
+        if message != waiting.message:
+            waiting.message = message
+            self._report_unschedulable(waiting.pod, message)
+        self._push(uid, waiting)
+
+    def _bind(self, pod: PodInfo, node: str, annotations: Mapping[str, str]) -> None:
+        self.store.bind(pod.namespace, pod.name, node, annotations)
+
+    def _report_unschedulable(self, pod: dict[str, Any], message: str) -> None:
+        """Write the PodScheduled=False condition users see in `kubectl describe`."""
+        metadata = pod.get("metadata") or {}
+        condition = {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": UNSCHEDULABLE_REASON,
+            "message": message,
+        }
+        try:
+            self.store.patch(
+                "Pod",
+                metadata.get("name", ""),
+                {"status": {"conditions": [condition]}},
+                namespace=metadata.get("namespace") or "default",
+            )
+        except Exception as exc:  # a status write must never stop the loop
+            log.warning("could not record why %s is unschedulable: %s", metadata.get("name"), exc)
+
+    # --- events --------------------------------------------------------------------------
+
+    def _apply(self, event: WatchEvent) -> None:
+        obj = event.object
+        kind = obj.get("kind")
+        deleted = event.type == "DELETED"
+        name = text_at(obj, "metadata", "name") or ""
+        if kind == "Pod":
+            self._apply_pod(obj, deleted)
+            return
+        if kind == "Node":
+            self.cluster.remove_node(name) if deleted else self.cluster.upsert_node(obj)
+        elif kind == "GPU":
+            self.cluster.remove_gpu(name) if deleted else self.cluster.upsert_gpu(obj)
+        elif kind == "GPUNode" and not deleted:
+            self.cluster.upsert_gpu_node(obj)
+        elif kind == "GPUPool":
+            self.cluster.remove_pool(name) if deleted else self.cluster.upsert_pool(obj)
+        elif kind == "SchedulingConfigTemplate" and not deleted:
+            self.cluster.upsert_template(obj)
+        self._cluster_changed()
+
+    def _apply_pod(self, pod: dict[str, Any], deleted: bool) -> None:
+        uid = pod_key(pod.get("metadata") or {})[0]
+        terminal = text_at(pod, "status", "phase") in TERMINAL_PHASES
+        if deleted or terminal:
+            self._waiting.pop(uid, None)
+            if uid in self.cluster.bound or uid in self.cluster.gpus.allocations:
+                self.cluster.remove_pod(pod)
+                self._cluster_changed()
+            return
+        if text_at(pod, "spec", "nodeName"):
+            self._waiting.pop(uid, None)
+            for problem in self.cluster.add_pod(pod).problems():
+                log.warning("allocation not restored: %s", problem)
+            return
+        self._offer(pod)
+
+    def _offer(self, pod: dict[str, Any], earlier: Mapping[str, _Waiting] | None = None) -> None:
+        """Queue a pending pod of one of our profiles (or refresh a queued one, keeping its
+        backoff; `earlier` is where its previous entry is, if not in the queue)."""
+        if text_at(pod, "spec", "nodeName") or text_at(pod, "status", "phase") in TERMINAL_PHASES:
+            return
+        if text_at(pod, "spec", "schedulerName") not in self.profiles:
+            return
+        uid = pod_key(pod.get("metadata") or {})[0]
+        previous = (self._waiting if earlier is None else earlier).get(uid)
+        priority = PodInfo.from_dict(pod).priority
+        self._seq += 1
+        waiting = _Waiting(pod, priority, self._seq)
+        if previous is not None:
+            waiting.attempts, waiting.ready_at = previous.attempts, previous.ready_at
+            waiting.message = previous.message
+        self._waiting[uid] = waiting
+        self._push(uid, waiting)
+
+    def _push(self, uid: str, waiting: _Waiting) -> None:
+        self._seq += 1
+        waiting.seq = self._seq
+        heapq.heappush(self._heap, (-waiting.priority, waiting.seq, waiting.seq, uid))
+
+    def _cluster_changed(self) -> None:
+        """Something that could make a waiting pod fit happened: retry them all as soon as
+        their backoff allows."""
+        for uid, waiting in self._waiting.items():
+            if waiting.attempts:
+                self._push(uid, waiting)

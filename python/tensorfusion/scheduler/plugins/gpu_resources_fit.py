@@ -1,0 +1,230 @@
+"""GPUResourcesFit: does a slice of the requested size fit on `gpu-count` GPUs of a node,
+under the capacity rule, and how well does it pack (or spread) by the pool's placement mode.
+
+Filter and Score are one native call over every GPU (`fit_gpus`); Reserve records the
+chosen GPUs in the allocator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tensorfusion.api.annotations import GPU_COUNT, GPU_IDS, GPU_MODEL, GPU_POOL
+from tensorfusion.api.scheduler_config import GPUResourcesFitArgs
+from tensorfusion.errors import AllocationError
+from tensorfusion.scheduler.allocation import Allocation
+from tensorfusion.scheduler.framework import (
+    BIND_ANNOTATIONS,
+    BoolArray,
+    ClusterView,
+    CycleState,
+    FilterResult,
+    ScoreArray,
+    Status,
+)
+from tensorfusion.scheduler.gpu_demand import GpuDemand, demand_of
+from tensorfusion.scheduler.gpu_fit import (
+    GpuFitRequest,
+    GpuFitResult,
+    GpuReason,
+    PlacementCode,
+    fit_gpus,
+)
+from tensorfusion.scheduler.pod_info import PodInfo
+from tensorfusion.scheduler.pod_keys import pod_key
+
+PLACEMENT_CODES = {
+    "CompactFirst": PlacementCode.COMPACT_FIRST,
+    "LowLoadFirst": PlacementCode.LOW_LOAD_FIRST,
+    "NodeCompactGPULowLoad": PlacementCode.NODE_COMPACT_GPU_LOW_LOAD,
+}
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """What PreFilter works out once per attempt for Filter, Score and Reserve."""
+
+    demand: GpuDemand
+    request: GpuFitRequest
+    pool: str
+
+
+class GPUResourcesFit:
+    name: ClassVar[str] = "GPUResourcesFit"
+    PREPARED = "GPUResourcesFit/request"
+    RESULT = "GPUResourcesFit/result"
+    CHOICE = "GPUResourcesFit/choice"
+    """Key under which another plugin may leave a `Callable[[int], tuple[int, ...] | None]`
+    choosing the GPUs of a node (topology-aware placement); the kernel's choice otherwise."""
+    RESERVED = "GPUResourcesFit/reserved"
+
+    def __init__(self, args: GPUResourcesFitArgs | None = None) -> None:
+        self.args = args or GPUResourcesFitArgs()
+
+    # --- PreFilter -----------------------------------------------------------------------
+
+    def pre_filter(self, state: CycleState, pod: PodInfo, cluster: ClusterView) -> Status:
+        workload = pod.workload
+        if workload is None:
+            if pod.workload_problems:
+                return Status.unresolvable(self.name, *map(str, pod.workload_problems))
+            return Status.skip()
+        if pod.workload_problems:
+            return Status.unresolvable(self.name, *map(str, pod.workload_problems))
+        pool = cluster.pools.resolve(workload.pool)
+        if isinstance(pool, str):
+            return Status.unresolvable(self.name, pool)
+        gpus = cluster.gpus
+        pool_id = gpus.pool_id(pool.name)
+        if pool_id is None:
+            return Status.unschedulable(self.name, f"{GPU_POOL}: pool {pool.name!r} has no GPUs")
+        model_id = -1
+        if workload.gpu_model is not None:
+            found = gpus.model_ids_matching(workload.gpu_model)
+            if found is None:
+                return Status.unschedulable(
+                    self.name, f"{GPU_MODEL}: no GPU of model {workload.gpu_model!r} exists"
+                )
+            model_id = found
+        if workload.gpu_count > 1:
+            most = _most_gpus_on_a_node(cluster, pool_id)
+            if workload.gpu_count > most:
+                return Status.unschedulable(
+                    self.name,
+                    f"{GPU_COUNT}: {workload.gpu_count} GPUs on one node requested, but no node "
+                    f"of pool {pool.name!r} has more than {most}",
+                )
+        demand = demand_of(workload)
+        request = GpuFitRequest(
+            tflops_request=demand.tflops_request,
+            tflops_limit=demand.tflops_limit,
+            vram_request=demand.vram_request,
+            vram_limit=demand.vram_limit,
+            percent_request_ppm=demand.percent_request_ppm,
+            percent_limit_ppm=demand.percent_limit_ppm,
+            gpu_count=demand.gpu_count,
+            pool_id=pool_id,
+            model_id=model_id,
+            max_worker_per_node=self.args.max_worker_per_node,
+            mode=PLACEMENT_CODES[pool.placement],
+            vram_weight=self.args.vram_weight,
+            tflops_weight=self.args.tflops_weight,
+        )
+        state.write(self.PREPARED, PreparedRequest(demand, request, pool.name))
+        return Status.success()
+
+    # --- Filter / Score ------------------------------------------------------------------
+
+    def filter(
+        self, state: CycleState, pod: PodInfo, cluster: ClusterView, candidates: BoolArray
+    ) -> FilterResult:
+        prepared: PreparedRequest = state.read(self.PREPARED)
+        result = fit_gpus(
+            cluster.gpus.arrays(),
+            candidates.view(np.uint8),
+            cluster.gpus.node_workers(len(candidates)),
+            prepared.request,
+        )
+        state.write(self.RESULT, result)
+        return FilterResult(
+            result.node_reason == 0,
+            detail=lambda: _node_reasons(result, cluster, prepared.request.gpu_count),
+        )
+
+    def score(
+        self, state: CycleState, pod: PodInfo, cluster: ClusterView, feasible: BoolArray
+    ) -> ScoreArray:
+        result: GpuFitResult = state.read(self.RESULT)
+        return result.node_score.astype(np.int64)
+
+    def normalize(self, scores: ScoreArray, feasible: BoolArray) -> ScoreArray:
+        return scores
+
+    # --- Reserve -------------------------------------------------------------------------
+
+    def chosen_gpus(self, state: CycleState, node: int) -> tuple[int, ...]:
+        chooser = state.data.get(self.CHOICE)
+        if chooser is not None and (choice := chooser(node)) is not None:
+            return tuple(choice)
+        result: GpuFitResult = state.read(self.RESULT)
+        return tuple(int(g) for g in result.node_gpus[node].tolist())
+
+    def reserve(self, state: CycleState, pod: PodInfo, cluster: ClusterView, node: int) -> Status:
+        prepared: PreparedRequest = state.read(self.PREPARED)
+        gpus = cluster.gpus
+        indices = self.chosen_gpus(state, node)
+        uid, namespace, name = pod_key(
+            {"uid": pod.uid, "namespace": pod.namespace, "name": pod.name}
+        )
+        assert pod.workload is not None
+        allocation = Allocation(
+            uid,
+            namespace,
+            name,
+            tuple(gpus.records[i].name for i in indices),
+            gpus.shares_for(prepared.demand, indices),
+            pod.workload.effective_qos(),
+        )
+        try:
+            gpus.reserve(allocation)
+        except AllocationError as exc:
+            return Status.unschedulable(self.name, str(exc))
+        state.write(self.RESERVED, allocation)
+        state.data.setdefault(BIND_ANNOTATIONS, {})[GPU_IDS] = ",".join(allocation.gpus)
+        return Status.success()
+
+    def unreserve(self, state: CycleState, pod: PodInfo, cluster: ClusterView, node: int) -> None:
+        allocation: Allocation | None = state.data.pop(self.RESERVED, None)
+        if allocation is not None:
+            cluster.gpus.release(allocation.uid)
+
+
+def _most_gpus_on_a_node(cluster: ClusterView, pool_id: int) -> int:
+    arrays = cluster.gpus.arrays()
+    mine = arrays.node[(arrays.pool == pool_id) & (arrays.state == 0)]
+    return int(np.bincount(mine).max()) if len(mine) else 0
+
+
+def _node_reasons(
+    result: GpuFitResult, cluster: ClusterView, gpu_count: int
+) -> tuple[tuple[str, ...], NDArray[np.uint8]]:
+    """One phrase per rejected node: the node-level reason, or what stopped its GPUs
+    ("insufficient VRAM on every GPU", "only 1 of 8 GPUs fit, 2 needed", ...)."""
+    node_count = len(result.node_reason)
+    gpu_node = cluster.gpus.arrays().node
+    reasons: list[str] = ["fits"]
+    index: dict[str, int] = {"fits": 0}
+    codes = np.zeros(node_count, dtype=np.uint8)
+
+    def code_of(text: str) -> int:
+        if text not in index:
+            index[text] = len(reasons)
+            reasons.append(text)
+        return index[text]
+
+    width = max(int(r) for r in GpuReason) + 1
+    per_node = np.bincount(
+        gpu_node.astype(np.int64) * width + result.gpu_reason, minlength=node_count * width
+    ).reshape(node_count, width)
+    for node in np.flatnonzero(result.node_reason != 0).tolist():
+        reason = GpuReason(int(result.node_reason[node]))
+        if reason is GpuReason.NOT_ENOUGH_GPUS:
+            text = _gpu_breakdown(per_node[node], gpu_count)
+        else:
+            text = reason.describe()
+        codes[node] = code_of(text)
+    return tuple(reasons), codes
+
+
+def _gpu_breakdown(counts: NDArray[np.int64], gpu_count: int) -> str:
+    """Counts are per reason code for one node's GPUs. The phrase names the reasons but not
+    the per-node numbers, so that nodes in the same situation group together."""
+    failing = sorted(GpuReason(r) for r, n in enumerate(counts.tolist()) if r and n)
+    if counts[0]:
+        return f"fewer than {gpu_count} GPUs fit"
+    if len(failing) == 1:
+        return f"{failing[0].describe()} on every GPU"
+    return f"no GPU fits ({', '.join(reason.describe() for reason in failing)})"

@@ -1,0 +1,147 @@
+"""The cluster store: the one interface the engine uses for state.
+
+Objects are Kubernetes-shaped JSON dicts (`apiVersion`, `kind`, `metadata`, `spec`,
+`status`). A store checks and assigns metadata (name, namespace, uid, resourceVersion,
+creationTimestamp, labels, annotations) and never interprets spec or status. Every object it
+returns is the caller's own copy.
+
+Bad arguments raise `ConfigError` naming the field; refusals raise the `StoreError` family:
+`NotFoundError`, `AlreadyExistsError`, `ConflictError`, and `ResourceExpiredError` from
+`events_since` or `watch` when the change log no longer reaches back to the version asked
+for (Kubernetes' 410 Gone): list again with `list_with_version` and continue from there.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal, Protocol, Self
+
+from tensorfusion.store.objects import JsonObject
+
+EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """One change: the object after it (for DELETED, its last state), and the resource
+    version the change got, which is also the object's `metadata.resourceVersion`."""
+
+    type: EventType
+    object: JsonObject
+    resource_version: int
+
+
+class ClusterStore(Protocol):
+    """Reading, writing and watching objects, binding pods, and leader-election leases."""
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> JsonObject:
+        """The object; a namespaced kind defaults to namespace "default". NotFoundError names
+        `Kind namespace/name`."""
+        ...
+
+    def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: Mapping[str, str] | None = None,
+    ) -> builtins.list[JsonObject]:
+        """Objects of `kind`, in every namespace unless one is given, whose labels hold every
+        key/value pair of `label_selector`; ordered by namespace, then name."""
+        ...
+
+    def list_with_version(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: Mapping[str, str] | None = None,
+    ) -> tuple[builtins.list[JsonObject], int]:
+        """`list` and the store's resource version at that moment, from which `watch` continues
+        without missing or repeating a change."""
+        ...
+
+    def create(self, obj: Mapping[str, object]) -> JsonObject:
+        """Store a new object and return it as stored. Assigns uid (unless given),
+        resourceVersion and creationTimestamp (RFC 3339, UTC); a namespaced kind defaults to
+        namespace "default". ConfigError for a missing or invalid kind, name (a DNS subdomain),
+        namespace (none for a cluster-scoped kind), labels or annotations, or a given
+        resourceVersion; AlreadyExistsError if the key is taken."""
+        ...
+
+    def update(self, obj: Mapping[str, object]) -> JsonObject:
+        """Replace a stored object. With `metadata.resourceVersion` (or uid) given and different
+        from the stored one: ConflictError. uid and creationTimestamp are kept. An update that
+        changes nothing writes nothing and keeps the resource version."""
+        ...
+
+    def patch(
+        self, kind: str, name: str, patch: Mapping[str, object], namespace: str | None = None
+    ) -> JsonObject:
+        """Apply a JSON merge patch (RFC 7386: null deletes a key, mappings merge, lists
+        replace). A resourceVersion in the patch is checked as in `update`; a patch may not
+        change kind, name or namespace."""
+        ...
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> JsonObject:
+        """Remove an object and return its last state, stamped with the deletion's resource
+        version."""
+        ...
+
+    def bind(
+        self, namespace: str, name: str, node_name: str, annotations: Mapping[str, str]
+    ) -> JsonObject:
+        """Atomically set a Pod's `spec.nodeName` and merge `annotations` into it (the
+        `pods/binding` subresource). ConflictError if it is already bound to a node."""
+        ...
+
+    def events_since(
+        self, resource_version: int, kinds: Collection[str] | None = None
+    ) -> builtins.list[WatchEvent]:
+        """Every change after `resource_version` (to objects of `kinds`, or all), oldest first.
+        A plain StoreError if the change log no longer reaches back that far."""
+        ...
+
+    def watch(
+        self, kinds: Collection[str] | None, since: int, timeout_s: float
+    ) -> Iterator[WatchEvent]:
+        """The changes after `since`, as they happen, until `timeout_s` has passed; waits while
+        there are none. Fails like `events_since` when `since` is too old."""
+        ...
+
+    def acquire_lease(
+        self, name: str, holder: str, duration_s: float, now: float | None = None
+    ) -> bool:
+        """Take or extend the lease until `now + duration_s`; False while another holder has
+        it and it has not expired. `now` is seconds since the epoch (default: the wall clock)."""
+        ...
+
+    def renew_lease(
+        self, name: str, holder: str, duration_s: float, now: float | None = None
+    ) -> bool:
+        """Extend the lease only if `holder` still holds it unexpired; False means leadership
+        was lost and must be acquired again."""
+        ...
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up if `holder` holds it; otherwise do nothing (it may have passed on
+        already)."""
+        ...
+
+    def lease_holder(self, name: str, now: float | None = None) -> str | None:
+        """Who holds the lease unexpired at `now`, or None."""
+        ...
+
+    def close(self) -> None:
+        """Release the backend's resources; any later call raises StoreError."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

@@ -1,0 +1,527 @@
+"""`LocalStore`: the cluster store in one SQLite file, for embedded mode and tests.
+
+Tables: `objects` (one row per object, its body as JSON text, unique per kind, namespace and
+name), `changes` (the bounded change log that watchers read), `leases`, and `meta` (the global
+resource version and the schema version). Every write is one `BEGIN IMMEDIATE` transaction, so
+processes sharing the file stay consistent; in a process, one connection serves every thread
+under a lock. WAL mode lets readers proceed while a write is in progress.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from tensorfusion.api.field_errors import type_name
+from tensorfusion.errors import (
+    AlreadyExistsError,
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    ResourceExpiredError,
+    StoreError,
+)
+from tensorfusion.store.arguments import (
+    checked_holder,
+    checked_lease_term,
+    checked_now,
+    checked_object_name,
+    checked_seconds,
+    checked_version,
+)
+from tensorfusion.store.interface import EventType, WatchEvent
+from tensorfusion.store.keys import ObjectKey, list_namespace, lookup_key
+from tensorfusion.store.merge_patch import merge_patch
+from tensorfusion.store.objects import (
+    JsonObject,
+    checked_annotations,
+    checked_labels,
+    checked_object,
+    decoded,
+    encoded,
+)
+from tensorfusion.store.scopes import checked_kind, checked_kinds
+
+STATE_FILE = "state.db"
+_SCHEMA_VERSION = 1
+_SCHEMA = f"""
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS objects (
+    kind TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    resource_version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    UNIQUE (kind, namespace, name)
+);
+CREATE TABLE IF NOT EXISTS changes (
+    resource_version INTEGER PRIMARY KEY,
+    type TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+INSERT OR IGNORE INTO meta VALUES ('schema', {_SCHEMA_VERSION}), ('resource_version', 0);
+COMMIT;
+"""
+_INSERT_OBJECT = "INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?)"
+_WHERE_KEY = "WHERE kind = ? AND namespace = ? AND name = ?"
+_ObjectRow = tuple[str, str, str, str, int, str]
+
+
+def database_file(path: str | Path) -> str:
+    """Where the database of `path` lives: ":memory:" as is; an existing directory, or a path
+    without a file suffix, is a state directory holding `state.db` (created with its
+    parents); anything else is the database file itself (its parents created)."""
+    if not isinstance(path, str | Path) or not str(path):
+        raise ConfigError("path", f"must be a file or directory path, got {path!r}")
+    if str(path) == ":memory:":
+        return ":memory:"
+    file = Path(path)
+    if file.is_dir() or not file.suffix:
+        file = file / STATE_FILE
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"cannot create the state directory {file.parent}: {error}") from None
+    return str(file)
+
+
+def _timestamp() -> str:
+    """Now in RFC 3339, UTC, whole seconds: the form Kubernetes writes."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _current_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'resource_version'").fetchone()
+    return int(row[0])
+
+
+class _Changes:
+    """The resource versions handed out in one write transaction and the change-log rows
+    they produce."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.version = _current_version(conn)
+        self.rows: builtins.list[tuple[int, str, str, str]] = []
+
+    def stamp(self, event: EventType, obj: JsonObject) -> str:
+        """Give `obj` the next resource version, log the change and return its JSON text."""
+        self.version += 1
+        obj["metadata"]["resourceVersion"] = str(self.version)
+        body = encoded(obj)
+        self.rows.append((self.version, event, obj["kind"], body))
+        return body
+
+
+class LocalStore:
+    """The cluster store on SQLite; see `ClusterStore` for what each method promises.
+
+    `change_log_size` bounds how many changes `events_since` and `watch` can replay;
+    `poll_interval_s` is how often a waiting watch looks for writes made by other processes
+    (writes from this process wake it at once); `busy_timeout_s` is how long a write waits
+    for another process's write to finish.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        change_log_size: int = 10_000,
+        poll_interval_s: float = 0.1,
+        busy_timeout_s: float = 30.0,
+    ) -> None:
+        if isinstance(change_log_size, bool) or not isinstance(change_log_size, int):
+            raise ConfigError("change_log_size", f"must be an integer, got {change_log_size!r}")
+        if change_log_size < 1:
+            raise ConfigError("change_log_size", f"must be >= 1, got {change_log_size}")
+        self._log_size = change_log_size
+        self._poll_interval_s = checked_seconds("poll_interval_s", poll_interval_s)
+        busy_timeout = checked_seconds("busy_timeout_s", busy_timeout_s)
+        self.file = database_file(path)
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        try:
+            conn = sqlite3.connect(
+                self.file, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open the state database {self.file}: {error}") from None
+        self._conn: sqlite3.Connection | None = conn
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.executescript(_SCHEMA)
+            (schema,) = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        except sqlite3.Error as error:
+            conn.close()
+            raise StoreError(f"cannot open the state database {self.file}: {error}") from None
+        if schema != _SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(
+                f"the state database {self.file} has schema version {schema}; "
+                f"this version of tensor-fusion reads version {_SCHEMA_VERSION}"
+            )
+
+    # -- transactions ------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        """One transaction on the shared connection; SQLite failures become StoreError."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise StoreError(f"the store on {self.file} is closed")
+            try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(error, sqlite3.Error):
+                    raise StoreError(f"state database {self.file}: {error}") from error
+                raise
+
+    @contextmanager
+    def _write(self) -> Iterator[_Changes]:
+        """A write transaction that records its changes in the bounded log and wakes this
+        process's watchers once committed."""
+        with self._lock:
+            with self._transaction(write=True) as conn:
+                changes = _Changes(conn)
+                yield changes
+                if changes.rows:
+                    # Changes already beyond the bound are never written: no reader could
+                    # see them before this transaction trims them.
+                    conn.executemany(
+                        "INSERT INTO changes VALUES (?, ?, ?, ?)", changes.rows[-self._log_size :]
+                    )
+                    conn.execute(
+                        "DELETE FROM changes WHERE resource_version <= ?",
+                        (changes.version - self._log_size,),
+                    )
+                    conn.execute(
+                        "UPDATE meta SET value = ? WHERE key = 'resource_version'",
+                        (changes.version,),
+                    )
+            if changes.rows:
+                self._changed.notify_all()
+
+    @staticmethod
+    def _stored(conn: sqlite3.Connection, key: ObjectKey) -> JsonObject:
+        row = conn.execute(f"SELECT body FROM objects {_WHERE_KEY}", key.columns()).fetchone()
+        if row is None:
+            raise NotFoundError(f"{key} not found")
+        stored: JsonObject = json.loads(row[0])
+        return stored
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> JsonObject:
+        key = lookup_key(kind, name, namespace)
+        with self._transaction(write=False) as conn:
+            return self._stored(conn, key)
+
+    def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: Mapping[str, str] | None = None,
+    ) -> builtins.list[JsonObject]:
+        return self.list_with_version(kind, namespace, label_selector)[0]
+
+    def list_with_version(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: Mapping[str, str] | None = None,
+    ) -> tuple[builtins.list[JsonObject], int]:
+        kind = checked_kind(kind)
+        only = list_namespace(kind, namespace)
+        selector = (
+            {} if label_selector is None else checked_labels("label_selector", label_selector)
+        )
+        sql = "SELECT body FROM objects WHERE kind = ?"
+        params = [kind]
+        if only is not None:
+            sql += " AND namespace = ?"
+            params.append(only)
+        for label, value in selector.items():
+            # Label keys cannot hold a double quote, so quoting them makes a safe JSON path.
+            sql += " AND json_extract(body, ?) = ?"
+            params += [f'$.metadata.labels."{label}"', value]
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(f"{sql} ORDER BY namespace, name", params).fetchall()
+            version = _current_version(conn)
+        return decoded(body for (body,) in rows), version
+
+    # -- writing -----------------------------------------------------------------------
+
+    def create(self, obj: Mapping[str, object]) -> JsonObject:
+        return self._create([obj], batch=False)[0]
+
+    def create_many(self, objs: Iterable[Mapping[str, object]]) -> builtins.list[JsonObject]:
+        """Create every object in one transaction, with the checks of `create`: all or none.
+        An error names the failing object's position (`objs[3].metadata.name`)."""
+        return self._create(objs, batch=True)
+
+    def _create(self, objs: Iterable[object], *, batch: bool) -> builtins.list[JsonObject]:
+        now = _timestamp()
+        rows: builtins.list[_ObjectRow] = []
+        with self._write() as changes:
+            for index, obj in enumerate(objs):
+                try:
+                    rows.append(self._new_row(changes, obj, now))
+                except ConfigError as error:
+                    if not batch:
+                        raise
+                    raise ConfigError(f"objs[{index}].{error.field}", error.message) from None
+            before = changes.conn.total_changes
+            try:
+                changes.conn.executemany(_INSERT_OBJECT, rows)
+            except sqlite3.IntegrityError:
+                # Rows insert in order, so the count inserted is the position of the duplicate.
+                index = changes.conn.total_changes - before
+                where = f"objs[{index}]: " if batch else ""
+                raise AlreadyExistsError(
+                    f"{where}{ObjectKey(*rows[index][:3])} already exists"
+                ) from None
+        return decoded(row[-1] for row in rows)
+
+    @staticmethod
+    def _new_row(changes: _Changes, obj: object, now: str) -> _ObjectRow:
+        key, new = checked_object(obj)
+        metadata = new["metadata"]
+        if metadata.get("resourceVersion"):
+            raise ConfigError(
+                "metadata.resourceVersion",
+                f"must not be set when creating an object (got {metadata['resourceVersion']!r})",
+            )
+        metadata["uid"] = metadata.get("uid") or str(uuid.uuid4())
+        metadata["creationTimestamp"] = now
+        body = changes.stamp("ADDED", new)
+        return (*key.columns(), metadata["uid"], changes.version, body)
+
+    def update(self, obj: Mapping[str, object]) -> JsonObject:
+        key, new = checked_object(obj)
+        with self._write() as changes:
+            result = self._replace(changes, key, self._stored(changes.conn, key), new)
+        return result
+
+    def patch(
+        self, kind: str, name: str, patch: Mapping[str, object], namespace: str | None = None
+    ) -> JsonObject:
+        key = lookup_key(kind, name, namespace)
+        if not isinstance(patch, Mapping):
+            raise ConfigError(
+                "patch", f"must be a mapping (a JSON merge patch), got {type_name(patch)}"
+            )
+        with self._write() as changes:
+            result = self._apply(changes, key, self._stored(changes.conn, key), patch)
+        return result
+
+    def bind(
+        self, namespace: str, name: str, node_name: str, annotations: Mapping[str, str]
+    ) -> JsonObject:
+        key = lookup_key("Pod", name, namespace)
+        checked_object_name("node_name", node_name)
+        extra = checked_annotations("annotations", annotations)
+        with self._write() as changes:
+            stored = self._stored(changes.conn, key)
+            spec = stored.get("spec")
+            bound = spec.get("nodeName") if isinstance(spec, Mapping) else None
+            if bound:
+                raise ConflictError(f"{key} is already bound to node {bound!r}")
+            binding = {"spec": {"nodeName": node_name}, "metadata": {"annotations": extra}}
+            result = self._apply(changes, key, stored, binding)
+        return result
+
+    def _apply(
+        self, changes: _Changes, key: ObjectKey, stored: JsonObject, patch: Mapping[str, object]
+    ) -> JsonObject:
+        """Merge `patch` into `stored`; it may not move the object to another key."""
+        new_key, new = checked_object(merge_patch(stored, patch))
+        for field, before, after in (
+            ("kind", key.kind, new_key.kind),
+            ("metadata.namespace", key.namespace, new_key.namespace),
+            ("metadata.name", key.name, new_key.name),
+        ):
+            if before != after:
+                raise ConfigError(field, f"a patch cannot change it ({before!r} to {after!r})")
+        return self._replace(changes, key, stored, new)
+
+    @staticmethod
+    def _replace(
+        changes: _Changes, key: ObjectKey, stored: JsonObject, new: JsonObject
+    ) -> JsonObject:
+        """Write `new` over `stored` under optimistic concurrency; returns what is stored."""
+        old_meta, new_meta = stored["metadata"], new["metadata"]
+        given = new_meta.get("resourceVersion")
+        if given and str(given) != old_meta["resourceVersion"]:
+            raise ConflictError(
+                f"{key} has changed: resourceVersion {given} was given but the stored one is "
+                f"{old_meta['resourceVersion']}; read it again and retry"
+            )
+        uid = new_meta.get("uid")
+        if uid and uid != old_meta["uid"]:
+            raise ConflictError(
+                f"{key}: uid {uid} was given but the stored object's is {old_meta['uid']} "
+                "(it was deleted and created again)"
+            )
+        for field in ("uid", "creationTimestamp", "resourceVersion"):
+            new_meta[field] = old_meta[field]
+        if new == stored:
+            return stored  # nothing changed: no write, no event, the version stays
+        body = changes.stamp("MODIFIED", new)
+        changes.conn.execute(
+            f"UPDATE objects SET resource_version = ?, body = ? {_WHERE_KEY}",
+            (changes.version, body, *key.columns()),
+        )
+        result: JsonObject = json.loads(body)
+        return result
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> JsonObject:
+        key = lookup_key(kind, name, namespace)
+        with self._write() as changes:
+            stored = self._stored(changes.conn, key)
+            changes.stamp("DELETED", stored)
+            changes.conn.execute(f"DELETE FROM objects {_WHERE_KEY}", key.columns())
+        return stored
+
+    # -- watching ----------------------------------------------------------------------
+
+    def events_since(
+        self, resource_version: int, kinds: Collection[str] | None = None
+    ) -> builtins.list[WatchEvent]:
+        since = checked_version("resource_version", resource_version)
+        return self._events_after(since, checked_kinds(kinds))[0]
+
+    def watch(
+        self, kinds: Collection[str] | None, since: int, timeout_s: float
+    ) -> Iterator[WatchEvent]:
+        start = checked_version("since", since)
+        wanted = checked_kinds(kinds)
+        deadline = time.monotonic() + checked_seconds("timeout_s", timeout_s, allow_zero=True)
+        return self._follow(wanted, start, deadline)
+
+    def _follow(
+        self, wanted: tuple[str, ...] | None, since: int, deadline: float
+    ) -> Iterator[WatchEvent]:
+        while True:
+            with self._changed:
+                events, since = self._events_after(since, wanted)
+                remaining = deadline - time.monotonic()
+                if not events and remaining > 0:
+                    # Writers in this process notify; those in others are found by polling.
+                    self._changed.wait(min(remaining, self._poll_interval_s))
+            yield from events
+            if time.monotonic() >= deadline:
+                return
+
+    def _events_after(
+        self, since: int, wanted: tuple[str, ...] | None
+    ) -> tuple[builtins.list[WatchEvent], int]:
+        """The changes after `since` to `wanted` kinds, and the version they reach."""
+        sql = "SELECT resource_version, type, body FROM changes WHERE resource_version > ?"
+        params: builtins.list[object] = [since]
+        if wanted is not None:
+            sql += f" AND kind IN ({', '.join('?' * len(wanted))})"
+            params += wanted
+        with self._transaction(write=False) as conn:
+            version = _current_version(conn)
+            (oldest,) = conn.execute("SELECT MIN(resource_version) FROM changes").fetchone()
+            if since > version:
+                raise StoreError(
+                    f"resource version {since} is newer than the store's ({version}); "
+                    "it was not read from this store"
+                )
+            first_kept = version + 1 if oldest is None else oldest
+            if since < first_kept - 1:
+                raise ResourceExpiredError(
+                    f"resource version {since} is too old: the change log starts after "
+                    f"{first_kept - 1}; list again (list_with_version) and watch from the "
+                    "version that returns"
+                )
+            rows = conn.execute(f"{sql} ORDER BY resource_version", params).fetchall()
+        events = [WatchEvent(event, json.loads(body), rv) for rv, event, body in rows]
+        return events, version
+
+    # -- leases ------------------------------------------------------------------------
+
+    def acquire_lease(
+        self, name: str, holder: str, duration_s: float, now: float | None = None
+    ) -> bool:
+        return self._lease_term(
+            "INSERT INTO leases VALUES (:name, :holder, :expires) ON CONFLICT (name) DO UPDATE "
+            "SET holder = :holder, expires_at = :expires "
+            "WHERE leases.holder = :holder OR leases.expires_at <= :now",
+            checked_lease_term(name, holder, duration_s, now),
+        )
+
+    def renew_lease(
+        self, name: str, holder: str, duration_s: float, now: float | None = None
+    ) -> bool:
+        return self._lease_term(
+            "UPDATE leases SET expires_at = :expires "
+            "WHERE name = :name AND holder = :holder AND expires_at > :now",
+            checked_lease_term(name, holder, duration_s, now),
+        )
+
+    def _lease_term(self, sql: str, term: tuple[str, str, float, float]) -> bool:
+        """Run an acquire or renew statement; it changes the lease's row only when allowed."""
+        name, holder, expires, now = term
+        params = {"name": name, "holder": holder, "expires": expires, "now": now}
+        with self._transaction(write=True) as conn:
+            changed = conn.execute(sql, params).rowcount
+        return changed == 1
+
+    def release_lease(self, name: str, holder: str) -> None:
+        lease, who = checked_object_name("name", name), checked_holder(holder)
+        with self._transaction(write=True) as conn:
+            conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (lease, who))
+
+    def lease_holder(self, name: str, now: float | None = None) -> str | None:
+        lease, at = checked_object_name("name", name), checked_now(now)
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT holder FROM leases WHERE name = ? AND expires_at > ?", (lease, at)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            self._changed.notify_all()  # waiting watchers wake and find the store closed
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,136 @@
+"""The embedded scheduling loop over the local SQLite store: priority order, binding with
+`gpu-ids`, retries with backoff when the cluster changes, and a restart that rebuilds the
+same allocation state from the store."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from tensorfusion.scheduler.fleet_generator import generate_fleet
+from tensorfusion.scheduler.loop import SchedulingLoop
+from tensorfusion.store.local import LocalStore
+from tests.unit.scheduler.cluster_builders import gpu, gpu_node, node, pool, tf_pod
+
+
+class FakeClock:
+    """Backoff is driven by this clock, so the tests never sleep."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _store_with_fleet(path: Path, nodes: int, fill: float) -> LocalStore:
+    store = LocalStore(path)
+    store.create_many(list(generate_fleet(nodes, 8, "H100", fill, seed=11).documents()))
+    return store
+
+
+def _pending(count: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    pods = []
+    for n in range(count):
+        vram = rng.choice(["4Gi", "8Gi", "10Gi", "20Gi"])
+        tflops = rng.choice(["50", "100", "200"])
+        pod = tf_pod(
+            f"job-{n}",
+            uid=f"job-uid-{n}",
+            vram_request=vram,
+            tflops_request=tflops,
+            tflops_limit=str(int(tflops) * 2),
+        )
+        pod["metadata"]["namespace"] = "work"
+        if n % 10 == 0:
+            pod["metadata"]["annotations"]["tensor-fusion.ai/gpu-count"] = "2"
+        pods.append(pod)
+    return pods
+
+
+def test_schedule_1000_pods_then_a_restart_rebuilds_the_same_state(tmp_path: Path) -> None:
+    store = _store_with_fleet(tmp_path, nodes=40, fill=0.2)
+    store.create_many(_pending(1000, seed=5))
+    loop = SchedulingLoop(store)
+    loop.start()
+    stats = loop.run_once()
+    assert stats.scheduled == 1000, loop.pending()
+    before = loop.cluster.gpus.snapshot()
+    for pod in store.list("Pod", namespace="work"):
+        assert pod["spec"]["nodeName"]
+        ids = pod["metadata"]["annotations"]["tensor-fusion.ai/gpu-ids"].split(",")
+        count = int(pod["metadata"]["annotations"].get("tensor-fusion.ai/gpu-count", "1"))
+        assert len(ids) == count
+        assert all(gpu_name.startswith(pod["spec"]["nodeName"] + "-") for gpu_name in ids)
+    store.close()
+
+    reopened = LocalStore(tmp_path)
+    fresh = SchedulingLoop(reopened)
+    report = fresh.start()
+    assert report.problems() == []
+    assert fresh.cluster.gpus.snapshot() == before
+    assert fresh.run_once().scheduled == 0
+
+
+def test_higher_priority_pods_are_placed_first(tmp_path: Path) -> None:
+    store = LocalStore(":memory:")
+    store.create_many([pool(), node("n1"), gpu_node("n1"), gpu("n1-gpu-0", "n1")])
+    low = tf_pod("low", vram_request="60Gi", tflops_request="10")
+    high = tf_pod("high", vram_request="60Gi", tflops_request="10")
+    high["spec"]["priority"] = 1000
+    store.create(low)
+    store.create(high)
+    loop = SchedulingLoop(store)
+    loop.start()
+    stats = loop.run_once()
+    assert [o.pod.name for o in stats.outcomes] == ["high", "low"]
+    assert store.get("Pod", "high", namespace="default")["spec"]["nodeName"] == "n1"
+    assert "nodeName" not in store.get("Pod", "low", namespace="default")["spec"]
+
+
+def test_unschedulable_pods_back_off_and_retry_when_capacity_appears() -> None:
+    clock = FakeClock()
+    store = LocalStore(":memory:")
+    store.create_many([pool(), node("n1"), gpu_node("n1"), gpu("n1-gpu-0", "n1")])
+    blocker = tf_pod("blocker", vram_request="70Gi", tflops_request="10")
+    waiter = tf_pod("waiter", vram_request="70Gi", tflops_request="10")
+    store.create(blocker)
+    loop = SchedulingLoop(store, clock=clock)
+    loop.start()
+    assert loop.run_once().scheduled == 1
+    store.create(waiter)
+    first = loop.run_once()
+    assert first.unschedulable == 1
+    condition = store.get("Pod", "waiter", namespace="default")["status"]["conditions"][0]
+    assert condition["reason"] == "Unschedulable"
+    assert "insufficient VRAM" in condition["message"]
+    # Still inside the backoff: not retried even though a sync happens.
+    assert loop.run_once().outcomes == []
+    # The blocker finishes; after the backoff the waiter fits.
+    store.delete("Pod", "blocker", namespace="default")
+    clock.now += 1.0
+    retried = loop.run_once()
+    assert retried.scheduled == 1
+    assert store.get("Pod", "waiter", namespace="default")["spec"]["nodeName"] == "n1"
+
+
+def test_a_pod_whose_gpus_vanished_is_reported_on_start() -> None:
+    store = LocalStore(":memory:")
+    store.create_many([pool(), node("n1"), gpu_node("n1"), gpu("n1-gpu-0", "n1")])
+    store.create(tf_pod("ghost", node_name="n1", vram_request="8Gi", gpu_ids="n1-gpu-7"))
+    report = SchedulingLoop(store).start()
+    assert report.vanished == [("default/ghost", ("n1-gpu-7",))]
+    assert "n1-gpu-7" in report.problems()[0]
+
+
+def test_pods_of_other_schedulers_are_left_alone() -> None:
+    store = LocalStore(":memory:")
+    store.create_many([pool(), node("n1"), gpu_node("n1"), gpu("n1-gpu-0", "n1")])
+    other = tf_pod("other", vram_request="8Gi")
+    other["spec"]["schedulerName"] = "default-scheduler"
+    store.create(other)
+    loop = SchedulingLoop(store)
+    loop.start()
+    assert loop.run_once().outcomes == []
