@@ -12,6 +12,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 Recorder = Callable[[str, str, BenchmarkFixture], None]
 
 MEDIANS = pytest.StashKey[dict[tuple[str, str], float]]()
+FIGURES = pytest.StashKey[list[str]]()
 
 
 @pytest.fixture
@@ -23,6 +24,14 @@ def record_median(request: pytest.FixtureRequest) -> Recorder:
             medians[comparison, implementation] = benchmark.stats.stats.median
 
     return record
+
+
+@pytest.fixture
+def record_figure(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Adds a line to the summary printed at the end of the run (a rate or a duration that
+    stands against a target rather than against a baseline)."""
+    figures = request.config.stash.setdefault(FIGURES, [])
+    return figures.append
 
 
 def _seconds(value: float) -> str:
@@ -49,4 +58,9 @@ def pytest_terminal_summary(
     if lines:
         terminalreporter.write_sep("=", "speed-up against the reference")
         for line in lines:
+            terminalreporter.write_line(line)
+    figures = config.stash.get(FIGURES, [])
+    if figures:
+        terminalreporter.write_sep("=", "figures against their targets")
+        for line in figures:
             terminalreporter.write_line(line)

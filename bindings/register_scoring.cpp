@@ -106,7 +106,11 @@ py::tuple fit_gpus(const py::object& node, const py::object& state, const py::ob
   {
     py::gil_scoped_release release;
     best_node = scoring::fit_gpus(gpus, nodes, request, out);
+    if (best_node == scoring::kNegativeAmount) {
+      error = scoring::validate_amounts(gpus);
+    }
   }
+  raise_if(error);
   return py::make_tuple(gpu_reason, gpu_score, node_reason, node_score, node_gpus, best_node);
 }
 

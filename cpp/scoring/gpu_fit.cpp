@@ -1,7 +1,9 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <limits>
+#include <thread>
 #include <vector>
 
 #include "tf/scoring.h"
@@ -19,14 +21,30 @@ std::int64_t ceil_ppm(std::int64_t capacity, std::int64_t ppm) {
   return whole * ppm + (rest * ppm + kPpmScale - 1) / kPpmScale;
 }
 
-// used + add > bound for non-negative operands, without forming the (possibly overflowing) sum.
+// used + add > bound, exact for any operands (a negative amount is only detected after the
+// pass, so the arithmetic must stay defined for it).
 bool exceeds(std::int64_t used, std::int64_t add, std::int64_t bound) {
-  return add > bound - used;
+  std::int64_t sum = 0;
+  if (__builtin_add_overflow(used, add, &sum)) {
+    return add > 0;
+  }
+  return sum > bound;
 }
 
-// For non-negative operands; the result is min(a + b, INT64_MAX) whatever the order of a sum.
+// min(a + b, INT64_MAX) for non-negative operands, whatever the order of a sum; defined for
+// any operands.
 std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
-  return a > kInt64Max - b ? kInt64Max : a + b;
+  std::int64_t sum = 0;
+  if (__builtin_add_overflow(a, b, &sum)) {
+    return b > 0 ? kInt64Max : std::numeric_limits<std::int64_t>::min();
+  }
+  return sum;
+}
+
+// The OR of every amount of GPU i: negative exactly when one of them is.
+std::int64_t amount_signs(const GpuColumns& g, std::size_t i) {
+  return g.tflops_capacity[i] | g.vram_capacity[i] | g.tflops_virtual[i] | g.vram_virtual[i] |
+         g.tflops_requested[i] | g.vram_requested[i] | g.tflops_limited[i] | g.vram_limited[i];
 }
 
 double used_share(std::int64_t used, std::int64_t capacity) {
@@ -68,33 +86,28 @@ Reason node_level_reason(const NodeColumns& nodes, std::size_t n, const FitReque
   return Reason::fits;
 }
 
-// Checks 2-9 for GPU i, whose node already passed checks 1 and 10.
+// Checks 2-9 for GPU i, whose node already passed checks 1 and 10. Every check is evaluated
+// and the first failing one picked from a bit mask: with a cluster half full the outcomes are
+// random, and a chain of unpredictable branches would cost more than the checks themselves.
 Reason gpu_reason(const GpuColumns& g, std::size_t i, const FitRequest& r, const Tflops& t) {
-  if (g.state[i] == static_cast<std::uint8_t>(GpuState::device_plugin)) {
-    return Reason::device_plugin;
-  }
-  if (g.state[i] == static_cast<std::uint8_t>(GpuState::not_ready)) {
-    return Reason::not_ready;
-  }
-  if (r.pool_id >= 0 && g.pool[i] != r.pool_id) {
-    return Reason::pool_mismatch;
-  }
-  if (r.model_id >= 0 && g.model[i] != r.model_id) {
-    return Reason::model_mismatch;
-  }
-  if (exceeds(g.tflops_requested[i], t.request, g.tflops_capacity[i])) {
-    return Reason::insufficient_tflops;
-  }
-  if (exceeds(g.vram_requested[i], r.vram_request, g.vram_capacity[i])) {
-    return Reason::insufficient_vram;
-  }
-  if (exceeds(g.tflops_limited[i], t.limit, g.tflops_virtual[i])) {
-    return Reason::tflops_limit_over_virtual;
-  }
-  if (exceeds(g.vram_limited[i], r.vram_limit, g.vram_virtual[i])) {
-    return Reason::vram_limit_over_virtual;
-  }
-  return Reason::fits;
+  static constexpr Reason kInOrder[] = {
+      Reason::device_plugin,          Reason::not_ready,
+      Reason::pool_mismatch,          Reason::model_mismatch,
+      Reason::insufficient_tflops,    Reason::insufficient_vram,
+      Reason::tflops_limit_over_virtual, Reason::vram_limit_over_virtual,
+  };
+  const unsigned failed =
+      static_cast<unsigned>(g.state[i] == static_cast<std::uint8_t>(GpuState::device_plugin)) |
+      static_cast<unsigned>(g.state[i] == static_cast<std::uint8_t>(GpuState::not_ready)) << 1U |
+      static_cast<unsigned>(r.pool_id >= 0 && g.pool[i] != r.pool_id) << 2U |
+      static_cast<unsigned>(r.model_id >= 0 && g.model[i] != r.model_id) << 3U |
+      static_cast<unsigned>(exceeds(g.tflops_requested[i], t.request, g.tflops_capacity[i]))
+          << 4U |
+      static_cast<unsigned>(exceeds(g.vram_requested[i], r.vram_request, g.vram_capacity[i]))
+          << 5U |
+      static_cast<unsigned>(exceeds(g.tflops_limited[i], t.limit, g.tflops_virtual[i])) << 6U |
+      static_cast<unsigned>(exceeds(g.vram_limited[i], r.vram_limit, g.vram_virtual[i])) << 7U;
+  return failed == 0 ? Reason::fits : kInOrder[__builtin_ctz(failed)];
 }
 
 // Score of a fitting GPU, from its shares once the request is placed on it.
@@ -184,6 +197,80 @@ void choose_gpus(std::size_t begin, std::size_t end, std::size_t gpu_count,
   chosen.erase(last, chosen.end());
 }
 
+// What one scan of a range of nodes found.
+struct Partial {
+  std::int32_t best_node = -1;
+  std::int32_t best_score = -1;
+  std::int64_t signs = 0;
+};
+
+// Filters and scores the nodes [node_begin, node_end), whose GPUs start at gpu_begin.
+Partial scan_nodes(const GpuColumns& gpus, const NodeColumns& nodes, const FitRequest& request,
+                   const FitOutput& out, std::size_t node_begin, std::size_t node_end,
+                   std::size_t gpu_begin) {
+  const auto gpu_count = static_cast<std::size_t>(request.gpu_count);
+  const bool node_load =
+      static_cast<Placement>(request.mode) == Placement::node_compact_gpu_low_load;
+  Partial found;
+  std::vector<std::int32_t> chosen;
+  std::size_t begin = gpu_begin;
+  for (std::size_t n = node_begin; n < node_end; ++n) {
+    std::size_t end = begin;
+    while (end < gpus.count && static_cast<std::size_t>(gpus.node[end]) == n) {
+      found.signs |= amount_signs(gpus, end);
+      ++end;
+    }
+    Reason reason = node_level_reason(nodes, n, request);
+    if (reason != Reason::fits) {
+      std::fill(out.gpu_reason + begin, out.gpu_reason + end, static_cast<std::uint8_t>(reason));
+      std::fill(out.gpu_score + begin, out.gpu_score + end, -1);
+    } else {
+      // The single best GPU is tracked on the fly; several are picked after the scan.
+      std::int32_t top = -1;
+      std::size_t fitting = 0;
+      for (std::size_t i = begin; i < end; ++i) {
+        const Tflops tflops = tflops_on(request, gpus.tflops_capacity[i]);
+        const Reason why = gpu_reason(gpus, i, request, tflops);
+        const bool fits = why == Reason::fits;
+        const std::int32_t score = fits ? gpu_score(gpus, i, request, tflops) : -1;
+        out.gpu_reason[i] = static_cast<std::uint8_t>(why);
+        out.gpu_score[i] = score;
+        fitting += fits ? 1U : 0U;
+        if (fits && (top < 0 || score > out.gpu_score[top])) {
+          top = static_cast<std::int32_t>(i);
+        }
+      }
+      if (begin == end) {
+        reason = Reason::no_gpus;
+      } else if (fitting < gpu_count) {
+        reason = Reason::not_enough_gpus;
+      } else {
+        if (gpu_count == 1) {
+          chosen.assign(1, top);
+        } else {
+          choose_gpus(begin, end, gpu_count, out, chosen);
+        }
+        const std::int32_t score = node_load
+                                       ? node_load_score(gpus, begin, end, chosen, request,
+                                                         out.gpu_reason)
+                                       : mean_gpu_score(chosen, out.gpu_score);
+        out.node_score[n] = score;
+        std::copy(chosen.begin(), chosen.end(), out.node_gpus + n * gpu_count);
+        if (score > found.best_score) {
+          found.best_node = static_cast<std::int32_t>(n);
+          found.best_score = score;
+        }
+      }
+    }
+    out.node_reason[n] = static_cast<std::uint8_t>(reason);
+    begin = end;
+  }
+  return found;
+}
+
+// Below this many GPUs a second thread costs more to start than it saves.
+constexpr std::size_t kParallelGpus = 16384;
+
 }  // namespace
 
 std::int32_t fit_gpus(const GpuColumns& gpus_in, const NodeColumns& nodes_in,
@@ -198,55 +285,37 @@ std::int32_t fit_gpus(const GpuColumns& gpus_in, const NodeColumns& nodes_in,
   const auto gpu_count = static_cast<std::size_t>(request.gpu_count);
   std::fill_n(out.node_score, nodes.count, -1);
   std::fill_n(out.node_gpus, nodes.count * gpu_count, -1);
-  for (std::size_t n = 0; n < nodes.count; ++n) {
-    out.node_reason[n] = static_cast<std::uint8_t>(node_level_reason(nodes, n, request));
-  }
 
-  for (std::size_t i = 0; i < gpus.count; ++i) {
-    const auto node = static_cast<std::size_t>(gpus.node[i]);
-    const Tflops tflops = tflops_on(request, gpus.tflops_capacity[i]);
-    Reason reason = static_cast<Reason>(out.node_reason[node]);
-    if (reason == Reason::fits) {
-      reason = gpu_reason(gpus, i, request, tflops);
-    }
-    out.gpu_reason[i] = static_cast<std::uint8_t>(reason);
-    out.gpu_score[i] = reason == Reason::fits ? gpu_score(gpus, i, request, tflops) : -1;
-  }
-
-  const bool node_load =
-      static_cast<Placement>(request.mode) == Placement::node_compact_gpu_low_load;
-  std::int32_t best_node = -1;
-  std::int32_t best_score = -1;
-  std::vector<std::int32_t> chosen;
-  std::size_t begin = 0;
-  for (std::size_t n = 0; n < nodes.count; ++n) {
-    std::size_t end = begin;
-    while (end < gpus.count && static_cast<std::size_t>(gpus.node[end]) == n) {
-      ++end;
-    }
-    std::uint8_t& reason = out.node_reason[n];
-    if (reason == static_cast<std::uint8_t>(Reason::fits)) {
-      choose_gpus(begin, end, gpu_count, out, chosen);
-      if (begin == end) {
-        reason = static_cast<std::uint8_t>(Reason::no_gpus);
-      } else if (chosen.size() < gpu_count) {
-        reason = static_cast<std::uint8_t>(Reason::not_enough_gpus);
-      } else {
-        const std::int32_t score = node_load
-                                       ? node_load_score(gpus, begin, end, chosen, request,
-                                                         out.gpu_reason)
-                                       : mean_gpu_score(chosen, out.gpu_score);
-        out.node_score[n] = score;
-        std::copy(chosen.begin(), chosen.end(), out.node_gpus + n * gpu_count);
-        if (score > best_score) {
-          best_node = static_cast<std::int32_t>(n);
-          best_score = score;
-        }
+  // A large cluster is scanned in two halves at once: the scan streams every column once,
+  // and one core's memory bandwidth is what bounds it.
+  Partial first;
+  Partial second;
+  const std::size_t middle = nodes.count / 2;
+  if (gpus.count >= kParallelGpus && std::thread::hardware_concurrency() > 1) {
+    const auto split = static_cast<std::size_t>(
+        std::lower_bound(gpus.node, gpus.node + gpus.count, static_cast<std::int32_t>(middle)) -
+        gpus.node);
+    std::exception_ptr failure;
+    std::thread helper([&] {
+      try {
+        second = scan_nodes(gpus, nodes, request, out, middle, nodes.count, split);
+      } catch (...) {
+        failure = std::current_exception();
       }
+    });
+    first = scan_nodes(gpus, nodes, request, out, 0, middle, 0);
+    helper.join();
+    if (failure) {
+      std::rethrow_exception(failure);
     }
-    begin = end;
+  } else {
+    first = scan_nodes(gpus, nodes, request, out, 0, nodes.count, 0);
   }
-  return best_node;
+  if ((first.signs | second.signs) < 0) {
+    return kNegativeAmount;
+  }
+  // Ties go to the lower node index, which is in the first half.
+  return second.best_score > first.best_score ? second.best_node : first.best_node;
 }
 
 }  // namespace tf::scoring

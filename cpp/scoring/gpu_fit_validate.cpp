@@ -66,6 +66,8 @@ std::optional<InputError> validate_gpu_identity(const GpuColumns& g, std::size_t
   return std::nullopt;
 }
 
+}  // namespace
+
 std::optional<InputError> validate_amounts(const GpuColumns& g) {
   struct Column {
     const char* argument;
@@ -85,8 +87,6 @@ std::optional<InputError> validate_amounts(const GpuColumns& g) {
   return std::nullopt;
 }
 
-}  // namespace
-
 std::optional<InputError> validate_fit(const GpuColumns& gpus, const NodeColumns& nodes,
                                        const FitRequest& request) {
   if (auto error = validate_request(request)) {
@@ -100,9 +100,6 @@ std::optional<InputError> validate_fit(const GpuColumns& gpus, const NodeColumns
     return InputError{"node_mask", "more nodes than int32 indices can address"};
   }
   if (auto error = validate_gpu_identity(gpus, nodes.count)) {
-    return error;
-  }
-  if (auto error = validate_amounts(gpus)) {
     return error;
   }
   for (std::size_t n = 0; n < nodes.count; ++n) {

@@ -686,3 +686,55 @@ def test_native_equals_reference(
         assert all(arrays.node[g] == native.best_node for g in chosen)
     else:
         assert not (native.node_reason == GpuReason.FITS).any()
+
+
+def _large_random_fleet(seed: int, nodes: int) -> tuple[GpuArrays, np.ndarray, np.ndarray]:
+    """Enough GPUs (8 per node) for the kernel to split the scan across two threads."""
+    rng = np.random.default_rng(seed)
+    count = nodes * 8
+    arrays = GpuArrays.zeros(count)
+    arrays.node[:] = np.repeat(np.arange(nodes, dtype=np.int32), 8)
+    arrays.state[:] = rng.choice([0, 0, 0, 0, 0, 0, 1, 2], count)
+    arrays.pool[:] = rng.choice([0, 0, 0, 1], count)
+    arrays.tflops_capacity[:] = 989_000
+    arrays.vram_capacity[:] = 80 * 2**30
+    arrays.tflops_virtual[:] = arrays.tflops_capacity * 5
+    arrays.vram_virtual[:] = arrays.vram_capacity * 2
+    arrays.tflops_requested[:] = rng.integers(0, 989_001, count)
+    arrays.vram_requested[:] = rng.integers(0, 80 * 2**30 + 1, count)
+    arrays.tflops_limited[:] = arrays.tflops_requested * rng.integers(1, 5, count)
+    arrays.vram_limited[:] = arrays.vram_requested + rng.integers(0, 2**30, count)
+    mask = rng.choice(np.array([1, 1, 1, 0], dtype=np.uint8), nodes)
+    workers = rng.integers(0, 4, nodes).astype(np.int32)
+    return arrays, mask, workers
+
+
+@pytest.mark.parametrize("mode", list(PlacementCode))
+@pytest.mark.parametrize("gpu_count", [1, 3])
+def test_native_equals_reference_on_a_cluster_scanned_in_two_halves(
+    mode: PlacementCode, gpu_count: int
+) -> None:
+    arrays, mask, workers = _large_random_fleet(seed=gpu_count * 10 + mode, nodes=2500)
+    req = GpuFitRequest(
+        tflops_request=100_000,
+        tflops_limit=300_000,
+        vram_request=8 * 2**30,
+        vram_limit=12 * 2**30,
+        gpu_count=gpu_count,
+        pool_id=0,
+        max_worker_per_node=3,
+        mode=mode,
+    )
+    native = fit_gpus(arrays, mask, workers, req)
+    reference = fit_gpus_reference(arrays, mask, workers, req)
+    for spec in fields(native):
+        got, want = getattr(native, spec.name), getattr(reference, spec.name)
+        assert np.array_equal(got, want) if isinstance(got, np.ndarray) else got == want
+    assert native.best_node >= 0
+
+
+def test_a_negative_amount_is_found_in_the_second_half_too() -> None:
+    arrays, mask, workers = _large_random_fleet(seed=1, nodes=2500)
+    arrays.vram_limited[-1] = -1
+    with pytest.raises(ValueError, match=r"vram_limited: value -1 at index 19999 must be >= 0"):
+        fit_gpus(arrays, mask, workers, request())

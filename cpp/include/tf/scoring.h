@@ -110,15 +110,22 @@ struct FitOutput {
   std::int32_t* node_gpus = nullptr;   // chosen GPUs by score descending, then index; -1 rows
 };
 
-// Checks the request values, node values (in range, non-decreasing), states, non-negative
-// amounts and worker counts, and that both counts fit the int32 indices of the outputs.
-// Array lengths are the caller's business (the columns carry one count).
+// Checks the request values, node values (in range, non-decreasing), states and worker
+// counts, and that both counts fit the int32 indices of the outputs. Array lengths are the
+// caller's business (the columns carry one count). The amounts are checked by fit_gpus in
+// its own pass over them (a separate pass would read every column twice).
 std::optional<InputError> validate_fit(const GpuColumns& gpus, const NodeColumns& nodes,
                                        const FitRequest& request);
 
+// Names the first negative amount (capacity, virtual capacity or usage), if any.
+std::optional<InputError> validate_amounts(const GpuColumns& gpus);
+
+inline constexpr std::int32_t kNegativeAmount = -2;
+
 // Filters and scores every GPU for the request, chooses gpu_count GPUs per node, scores the
-// nodes, and returns the best node (highest score, ties to the lower index), or -1 if none is
-// feasible. Requires validate_fit to have passed.
+// nodes, and returns the best node (highest score, ties to the lower index), -1 if none is
+// feasible, or kNegativeAmount when an amount column holds a negative value (the outputs are
+// then meaningless; validate_amounts says where). Requires validate_fit to have passed.
 std::int32_t fit_gpus(const GpuColumns& gpus, const NodeColumns& nodes, const FitRequest& request,
                       const FitOutput& out);
 

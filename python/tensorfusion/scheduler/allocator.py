@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from tensorfusion.api.annotations import GPU_IDS, QOS, read_workload_request
 from tensorfusion.api.quantity import Quantity
 from tensorfusion.errors import AllocationError
+from tensorfusion.gc_pause import collector_paused
 from tensorfusion.scheduler.allocation import Allocation, GpuRecord, GpuShare, RebuildReport
 from tensorfusion.scheduler.gpu_demand import GpuDemand, demand_of
 from tensorfusion.scheduler.gpu_fit import GpuArrays
@@ -211,6 +212,12 @@ class GpuAllocator:
         """Restore the allocations recorded on pods (their `gpu-ids` and request
         annotations). Pods already known by UID are skipped; terminated pods hold nothing."""
         report = RebuildReport()
+        with collector_paused():
+            self._restore(pods, report)
+        report.overcommitted = self._overcommitted()
+        return report
+
+    def _restore(self, pods: Iterable[Mapping[str, Any]], report: RebuildReport) -> None:
         demands: dict[tuple[str | None, ...], GpuDemand | str] = {}
         for pod in pods:
             metadata = pod.get("metadata") or {}
@@ -241,8 +248,6 @@ class GpuAllocator:
             self._apply(allocation, self._indices(allocation), 1)
             self.allocations[uid] = allocation
             report.restored += 1
-        report.overcommitted = self._overcommitted()
-        return report
 
     def snapshot(self) -> dict[str, Any]:
         """The allocation state as `/api/allocation` shows it (JSON-ready)."""

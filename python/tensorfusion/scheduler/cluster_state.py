@@ -8,9 +8,13 @@ host RAM and disk its GPUNode reports."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import numpy as np
+from pydantic import ValidationError
+
+from tensorfusion.api.field_errors import issues_from
 from tensorfusion.api.gpu_links import (
     DEFAULT_POOL_ANNOTATION,
     gpu_node_name,
@@ -54,6 +58,12 @@ class ClusterState:
         self.view = ClusterView(self.nodes, self.gpus, PoolDirectory(self.pools))
         self.gpu_nodes: dict[str, dict[str, Any]] = {}
         self.gpu_objects: dict[str, dict[str, Any]] = {}
+        self.gpus_by_node: dict[str, set[str]] = {}
+        self.native_gpus: dict[int, int] = {}
+        """GPUs held through the device plugin by bound pods, per node index."""
+        self.problems: list[str] = []
+        """Objects that could not be taken in (a GPU of an unknown node, a malformed
+        capacity): reported, and left out until they are fixed."""
         self.templates: dict[str, PlacementMode] = {}
         self.bound: dict[str, tuple[int, PodInfo]] = {}
         """Pods holding node resources, by UID: bound ones and those this scheduler has
@@ -67,15 +77,15 @@ class ClusterState:
         for template in objects.templates:
             state.upsert_template(template)
         for pool in objects.pools:
-            state.upsert_pool(pool, refresh=False)
+            state.guarded(pool, functools.partial(state.upsert_pool, pool, refresh=False))
         for node in objects.nodes:
-            state.nodes.add_node(node)
+            state.guarded(node, functools.partial(state.nodes.add_node, node))
         for gpu_node in objects.gpu_nodes:
             state.gpu_nodes[gpu_node["metadata"]["name"]] = gpu_node
         node_order = state.nodes.index_of
         gpus = sorted(objects.gpus, key=lambda g: node_order.get(gpu_node_name(g) or "", -1))
         for gpu in gpus:
-            state.gpu_objects[gpu["metadata"]["name"]] = gpu
+            state._remember_gpu(gpu)
         state._refresh_gpus(gpus)
         report = state.gpus.rebuild(objects.pods)
         for pod in objects.pods:
@@ -83,6 +93,21 @@ class ClusterState:
         return state, report
 
     # --- objects -------------------------------------------------------------------------
+
+    def guarded(self, obj: Mapping[str, Any], apply: Callable[[], object]) -> bool:
+        """Apply a change for one object; an object that cannot be taken in is recorded in
+        `problems` (naming it and the field) instead of stopping everything else."""
+        try:
+            apply()
+        except FleetError as exc:
+            self.problems.append(str(exc))
+        except ValidationError as exc:
+            issue = issues_from(exc)[0]
+            name = text_at(obj, "metadata", "name")
+            self.problems.append(f"{obj.get('kind')}/{name}: {issue.path}: {issue.message}")
+        else:
+            return True
+        return False
 
     def upsert_template(self, template: Mapping[str, Any]) -> None:
         mode = text_at(template, "spec", "placement", "mode") or DEFAULT_PLACEMENT_MODE
@@ -124,19 +149,21 @@ class ClusterState:
     def upsert_gpu_node(self, gpu_node: dict[str, Any]) -> None:
         name = gpu_node["metadata"]["name"]
         self.gpu_nodes[name] = gpu_node
-        self._refresh_gpus(g for g in self.gpu_objects.values() if gpu_node_name(g) == name)
+        self._refresh_node_gpus(name)
 
     def upsert_gpu(self, gpu: dict[str, Any]) -> None:
-        self.gpu_objects[gpu["metadata"]["name"]] = gpu
-        node = gpu_node_name(gpu)
-        self._refresh_gpus(g for g in self.gpu_objects.values() if gpu_node_name(g) == node)
+        previous = self.gpu_objects.get(gpu["metadata"]["name"])
+        if previous is not None:
+            self._forget_gpu(previous)
+        self._remember_gpu(gpu)
+        self._refresh_node_gpus(gpu_node_name(gpu) or "")
 
     def remove_gpu(self, name: str) -> None:
-        gpu = self.gpu_objects.pop(name, None)
+        gpu = self.gpu_objects.get(name)
         self.gpus.remove_gpu(name)
         if gpu is not None:
-            node = gpu_node_name(gpu)
-            self._refresh_gpus(g for g in self.gpu_objects.values() if gpu_node_name(g) == node)
+            self._forget_gpu(gpu)
+            self._refresh_node_gpus(gpu_node_name(gpu) or "")
 
     def add_pod(self, pod: Mapping[str, Any]) -> RebuildReport:
         """A pod appeared or changed in the store. A bound pod takes its node resources and
@@ -152,6 +179,7 @@ class ClusterState:
         if held is not None:
             self.nodes.remove_pod(*held)
             if held[1].native_gpus:
+                self.native_gpus[held[0]] -= held[1].native_gpus
                 self._mark_native_gpus(held[0])
 
     def assume(self, info: PodInfo, node: int) -> None:
@@ -172,16 +200,31 @@ class ClusterState:
         self.nodes.add_pod(index, info)
         self.bound[uid] = (index, info)
         if info.native_gpus:
+            self.native_gpus[index] = self.native_gpus.get(index, 0) + info.native_gpus
             self._mark_native_gpus(index)
+
+    def _remember_gpu(self, gpu: dict[str, Any]) -> None:
+        name = gpu["metadata"]["name"]
+        self.gpu_objects[name] = gpu
+        self.gpus_by_node.setdefault(gpu_node_name(gpu) or "", set()).add(name)
+
+    def _forget_gpu(self, gpu: dict[str, Any]) -> None:
+        name = gpu["metadata"]["name"]
+        self.gpu_objects.pop(name, None)
+        self.gpus_by_node.get(gpu_node_name(gpu) or "", set()).discard(name)
+
+    def _refresh_node_gpus(self, node: str) -> None:
+        """A node's GPUs share its host RAM and disk, so they are refreshed together."""
+        self._refresh_gpus(self.gpu_objects[n] for n in sorted(self.gpus_by_node.get(node, ())))
 
     def _refresh_gpus(self, gpus: Iterable[dict[str, Any]]) -> None:
         batch = list(gpus)
-        per_node: dict[str, int] = {}
+        per_node = {node: len(names) for node, names in self.gpus_by_node.items()}
         for gpu in batch:
-            node = gpu_node_name(gpu) or ""
-            per_node[node] = per_node.get(node, 0) + 1
-        for gpu in batch:
-            self._refresh_gpu(gpu, per_node)
+            try:
+                self._refresh_gpu(gpu, per_node)
+            except FleetError as exc:
+                self.problems.append(str(exc))
 
     def _refresh_gpu(self, gpu: dict[str, Any], per_node: Mapping[str, int]) -> None:
         name = gpu["metadata"]["name"]
@@ -244,10 +287,11 @@ class ClusterState:
         """Pods holding `nvidia.com/gpu` own whole GPUs through the device plugin: set that
         many GPUs of the node aside (ones without workers, highest index first) so they are
         never shared with TensorFusion workloads."""
-        wanted = sum(info.native_gpus for index, info in self.bound.values() if index == node)
+        wanted = self.native_gpus.get(node, 0)
         arrays = self.gpus.arrays()
         workers = self.gpus.gpu_workers()
-        mine = [i for i in range(len(arrays.node)) if int(arrays.node[i]) == node]
+        first, last = np.searchsorted(arrays.node, [node, node + 1])
+        mine = list(range(int(first), int(last)))
         declared = {
             i
             for i in mine

@@ -4,6 +4,7 @@ backoff (kube-scheduler's 1 s doubling to 10 s) and is retried when the cluster 
 
 from __future__ import annotations
 
+import gc
 import heapq
 import logging
 import threading
@@ -93,6 +94,12 @@ class SchedulingLoop:
         )
         for problem in self.report.problems():
             log.warning("allocation not restored: %s", problem)
+        for problem in self.cluster.problems:
+            log.warning("object left out: %s", problem)
+        # The cluster state lives as long as the loop and holds no garbage: keep the cyclic
+        # collector from walking its hundreds of thousands of objects on every collection.
+        gc.collect()
+        gc.freeze()
         earlier, self._waiting, self._heap = self._waiting, {}, []
         for pod in lists["Pod"]:
             self._offer(pod, earlier)
@@ -203,6 +210,10 @@ class SchedulingLoop:
     # --- events --------------------------------------------------------------------------
 
     def _apply(self, event: WatchEvent) -> None:
+        if not self.cluster.guarded(event.object, lambda: self._apply_change(event)):
+            log.warning("object left out: %s", self.cluster.problems[-1])
+
+    def _apply_change(self, event: WatchEvent) -> None:
         obj = event.object
         kind = obj.get("kind")
         deleted = event.type == "DELETED"

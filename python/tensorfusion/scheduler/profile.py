@@ -188,7 +188,11 @@ def _build_profile(spec: KubeSchedulerProfile, path: str, binder: Binder | None)
         points = enabled.get(name, set())
         if not points:
             continue
-        plugin = spec_entry.build(args.get(name))
+        typed, where = args.get(name, (None, ""))
+        try:
+            plugin = spec_entry.build(typed)
+        except ConfigError as exc:  # a check across args that only the plugin makes
+            raise ConfigError(f"{where}.args.{exc.field}", exc.message) from None
         if isinstance(plugin, DefaultBinder):
             plugin.binder = binder
         profile.plugins[name] = plugin
@@ -205,8 +209,9 @@ def _build_profile(spec: KubeSchedulerProfile, path: str, binder: Binder | None)
     return profile
 
 
-def _plugin_args(entries: list[PluginConfig], path: str) -> dict[str, ApiModel | None]:
-    args: dict[str, ApiModel | None] = {}
+def _plugin_args(entries: list[PluginConfig], path: str) -> dict[str, tuple[ApiModel | None, str]]:
+    """Each configured plugin's typed args and where they were written."""
+    args: dict[str, tuple[ApiModel | None, str]] = {}
     for index, entry in enumerate(entries):
         where = f"{path}.pluginConfig[{index}]"
         if entry.name not in REGISTRY:
@@ -216,7 +221,7 @@ def _plugin_args(entries: list[PluginConfig], path: str) -> dict[str, ApiModel |
         typed = entry.typed_args()
         if typed is None and entry.args:
             raise ConfigError(f"{where}.args", f"plugin {entry.name} takes no args")
-        args[entry.name] = typed
+        args[entry.name] = (typed, where)
     return args
 
 

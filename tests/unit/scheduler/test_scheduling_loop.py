@@ -134,3 +134,30 @@ def test_pods_of_other_schedulers_are_left_alone() -> None:
     loop = SchedulingLoop(store)
     loop.start()
     assert loop.run_once().outcomes == []
+
+
+def test_a_bad_object_in_the_store_is_reported_and_the_rest_still_schedules() -> None:
+    store = LocalStore(":memory:")
+    store.create_many([pool(), node("n1"), gpu_node("n1"), gpu("n1-gpu-0", "n1")])
+    store.create(gpu("stray-gpu", "no-such-node"))
+    broken = gpu("n1-gpu-1", "n1", index=1)
+    broken["status"]["capacity"]["vram"] = "lots"
+    store.create(broken)
+    loop = SchedulingLoop(store)
+    loop.start()
+    assert any("stray-gpu" in problem for problem in loop.cluster.problems)
+    assert any(
+        "n1-gpu-1" in problem and "status.capacity.vram" in problem
+        for problem in loop.cluster.problems
+    )
+    store.create(tf_pod("p", vram_request="8Gi"))
+    # A bad object arriving later is reported the same way, without stopping the loop.
+    store.create(gpu("late-stray", "nowhere"))
+    assert loop.run_once().scheduled == 1
+    assert any("late-stray" in problem for problem in loop.cluster.problems)
+    assert (
+        store.get("Pod", "p", namespace="default")["metadata"]["annotations"][
+            "tensor-fusion.ai/gpu-ids"
+        ]
+        == "n1-gpu-0"
+    )

@@ -69,6 +69,7 @@ class NodeResourcesFit:
 
     def __init__(self, args: NodeResourcesFitArgs | None = None) -> None:
         args = args or NodeResourcesFitArgs()
+        self.args = args
         for index, group in enumerate(args.ignored_resource_groups):
             if "/" in group:
                 raise ConfigError(
