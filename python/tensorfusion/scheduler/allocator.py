@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from tensorfusion.api.annotations import GPU_IDS, QOS, read_workload_request
+from tensorfusion.api.annotations import GPU_COUNT, GPU_IDS, QOS, read_workload_request
 from tensorfusion.api.quantity import Quantity
 from tensorfusion.errors import AllocationError
 from tensorfusion.gc_pause import collector_paused
@@ -89,6 +89,7 @@ class GpuAllocator:
         else:
             self.records[index] = record
         nodes = self._columns["node"]
+        moved = int(nodes[index]) != node_index and bool(self._workers[index])
         # Only the pairs around this GPU can break the by-node order.
         if (index > 0 and int(nodes[index - 1]) > node_index) or (
             index + 1 < self._count and int(nodes[index + 1]) < node_index
@@ -104,6 +105,8 @@ class GpuAllocator:
         self._present[index] = True
         self._topology = None
         self._grow_nodes(node_index + 1)
+        if moved:
+            self._recount_node_workers()
 
     def remove_gpu(self, name: str) -> None:
         """The GPU left the cluster: it takes no new work. Allocations on it stay (their pods
@@ -228,11 +231,16 @@ class GpuAllocator:
             uid, namespace, name = pod_key(metadata)
             if uid in self.allocations:
                 continue
-            demand = _cached_demand(demands, annotations)
-            if isinstance(demand, str):
-                report.invalid.append((f"{namespace}/{name}", demand))
+            parsed = _cached_demand(demands, annotations)
+            if isinstance(parsed, str):
+                report.invalid.append((f"{namespace}/{name}", parsed))
                 continue
+            demand, qos = parsed
             gpus = tuple(item.strip() for item in ids.split(",") if item.strip())
+            problem = gpu_list_problem(gpus) or _count_problem(gpus, demand)
+            if problem:
+                report.invalid.append((f"{namespace}/{name}", f"{GPU_IDS}: {problem}"))
+                continue
             missing = tuple(g for g in gpus if g not in self.index_of)
             if missing:
                 report.vanished.append((f"{namespace}/{name}", missing))
@@ -243,7 +251,7 @@ class GpuAllocator:
                 name,
                 gpus,
                 self.shares_for(demand, (self.index_of[g] for g in gpus)),
-                annotations.get(QOS) or "medium",
+                qos,
             )
             self._apply(allocation, self._indices(allocation), 1)
             self.allocations[uid] = allocation
@@ -303,6 +311,9 @@ class GpuAllocator:
     # --- internals -----------------------------------------------------------------------
 
     def _indices(self, allocation: Allocation) -> list[int]:
+        problem = gpu_list_problem(allocation.gpus)
+        if problem:
+            raise AllocationError(f"pod {allocation.namespace}/{allocation.name}: {problem}")
         try:
             return [self.index_of[gpu] for gpu in allocation.gpus]
         except KeyError as exc:
@@ -341,6 +352,14 @@ class GpuAllocator:
             columns["vram_limited"][index] += sign * share.vram_limit
             self._workers[index] += sign
         self._node_workers[columns["node"][indices[0]]] += sign
+
+    def _recount_node_workers(self) -> None:
+        """A GPU holding workers moved to another node: count each pod on the node of its
+        first GPU again."""
+        self._node_workers[:] = 0
+        for allocation in self.allocations.values():
+            first = self.index_of[allocation.gpus[0]]
+            self._node_workers[self._columns["node"][first]] += 1
 
     def _overcommitted(self) -> list[str]:
         n = self._count
@@ -389,30 +408,55 @@ class GpuAllocator:
         return table.setdefault(name, len(table))
 
 
+def gpu_list_problem(gpus: tuple[str, ...]) -> str | None:
+    """Why a list of GPU names cannot be one pod's allocation, or None."""
+    if not gpus:
+        return "names no GPU"
+    if len(set(gpus)) != len(gpus):
+        return f"names a GPU more than once ({', '.join(gpus)})"
+    return None
+
+
+def _count_problem(gpus: tuple[str, ...], demand: GpuDemand) -> str | None:
+    if len(gpus) != demand.gpu_count:
+        return f"names {len(gpus)} GPUs but {GPU_COUNT} asks for {demand.gpu_count}"
+    return None
+
+
 def _resized(array: NDArray[Any], size: int) -> NDArray[Any]:
     grown = np.zeros(size, dtype=array.dtype)
     grown[: len(array)] = array
     return grown
 
 
+_RESTORED_ANNOTATIONS = (*DEMAND_ANNOTATIONS, QOS)
+
+
 def _cached_demand(
-    cache: dict[tuple[str | None, ...], GpuDemand | str], annotations: Mapping[str, str]
-) -> GpuDemand | str:
-    """Pods of one workload share their annotations, so each distinct set is parsed once."""
-    key = tuple(annotations.get(k) for k in DEMAND_ANNOTATIONS)
-    demand = cache.get(key)
-    if demand is None:
-        subset = {k: v for k, v in zip(DEMAND_ANNOTATIONS, key, strict=True) if v is not None}
+    cache: dict[tuple[str | None, ...], tuple[GpuDemand, str] | str],
+    annotations: Mapping[str, str],
+) -> tuple[GpuDemand, str] | str:
+    """(demand, QoS) as the scheduler recorded them when it placed the pod, or why the
+    annotations cannot be read. Pods of one workload share their annotations, so each
+    distinct set is parsed once."""
+    key = tuple(annotations.get(k) for k in _RESTORED_ANNOTATIONS)
+    parsed = cache.get(key)
+    if parsed is None:
+        subset = {k: v for k, v in zip(_RESTORED_ANNOTATIONS, key, strict=True) if v is not None}
         request, problems = read_workload_request({}, subset)
-        demand = demand_of(request) if request is not None else str(problems[0])
-        cache[key] = demand
-    return demand
+        parsed = (
+            (demand_of(request), request.effective_qos())
+            if request is not None
+            else str(problems[0])
+        )
+        cache[key] = parsed
+    return parsed
 
 
 def _amount(columns: dict[str, list[int]], tflops: str, vram: str, index: int) -> dict[str, str]:
     return {
         "tflops": str(Quantity.from_milli(columns[tflops][index])),
-        "vram": str(Quantity.from_int(columns[vram][index])),
+        "vram": _bytes(columns[vram][index]),
     }
 
 
@@ -420,10 +464,15 @@ def _share_json(share: GpuShare) -> dict[str, dict[str, str]]:
     return {
         "requests": {
             "tflops": str(Quantity.from_milli(share.tflops_request)),
-            "vram": str(Quantity.from_int(share.vram_request)),
+            "vram": _bytes(share.vram_request),
         },
         "limits": {
             "tflops": str(Quantity.from_milli(share.tflops_limit)),
-            "vram": str(Quantity.from_int(share.vram_limit)),
+            "vram": _bytes(share.vram_limit),
         },
     }
+
+
+def _bytes(count: int) -> str:
+    """A byte count as people write it ("80Gi" rather than "85899345920")."""
+    return str(Quantity(count * 10**9, binary=True))

@@ -8,6 +8,7 @@ the plugin and the field."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,8 @@ from tensorfusion.scheduler.plugins.node_resources_fit import NodeResourcesFit
 from tensorfusion.scheduler.plugins.node_unschedulable import NodeUnschedulable
 from tensorfusion.scheduler.plugins.taint_toleration import TaintToleration
 from tensorfusion.scheduler.plugins.unsupported_features import UnsupportedFeatures
+
+log = logging.getLogger(__name__)
 
 EXTENSION_POINTS = ("preFilter", "filter", "score", "reserve", "bind")
 _STAGE_METHOD = {
@@ -174,6 +177,15 @@ def build_profiles(
     config: KubeSchedulerConfiguration, binder: Binder | None = None
 ) -> dict[str, Profile]:
     """One Profile per configured profile, keyed by scheduler name."""
+    for index, profile in enumerate(config.profiles):
+        percentage = profile.percentage_of_nodes_to_score or config.percentage_of_nodes_to_score
+        if percentage not in (None, 0, 100):
+            log.warning(
+                "profiles[%d]: percentageOfNodesToScore %d is not applied: every node is "
+                "filtered and scored, since packing GPUs needs the whole pool in view",
+                index,
+                percentage,
+            )
     return {
         profile.scheduler_name: _build_profile(profile, f"profiles[{index}]", binder)
         for index, profile in enumerate(config.profiles)

@@ -254,3 +254,11 @@ def test_several_profiles_are_built_by_scheduler_name() -> None:
     config["profiles"].append({"schedulerName": "spread-scheduler"})
     profiles = build_profiles(KubeSchedulerConfiguration.model_validate(config))
     assert set(profiles) == {SCHEDULER_NAME, "spread-scheduler"}
+
+
+def test_percentage_of_nodes_to_score_is_said_to_be_ignored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("WARNING"):
+        _profile(percentageOfNodesToScore=30)
+    assert "percentageOfNodesToScore 30 is not applied" in caplog.text

@@ -50,10 +50,11 @@ class GPUNetworkTopologyAware:
         budget = self.args.total_intranet_band_width_gbps
         if workload.is_local_gpu is not False or budget is None:
             budget = None
-        elif cluster.network_gbps is None:
+        elif _usage(cluster) is None:
             state.notes.append(
                 f"{self.name}: the {budget:g} GB/s per-node budget for remote workers is not "
-                "enforced: no rx/tx measurements (monitoring does not provide them yet)"
+                "enforced: no rx/tx measurements of every node (monitoring does not provide "
+                "them yet)"
             )
             budget = None
         if workload.gpu_count == 1 and budget is None:
@@ -67,11 +68,12 @@ class GPUNetworkTopologyAware:
         plan: _Plan = state.read(self.PLAN)
         if plan.gpu_count > 1:
             state.write(GPUResourcesFit.CHOICE, lambda node: _choose(state, cluster, node))
-        if plan.bandwidth_budget is None or cluster.network_gbps is None:
+        usage = _usage(cluster)
+        if plan.bandwidth_budget is None or usage is None:
             return FilterResult(np.ones(len(candidates), dtype=np.bool_))
-        usage = cluster.network_gbps[: len(candidates)]
+        # A node without a measurement (NaN) is not held to a budget nobody can check.
         return FilterResult(
-            usage < plan.bandwidth_budget,
+            ~(usage >= plan.bandwidth_budget),
             (
                 f"intranet traffic has reached the {plan.bandwidth_budget:g} GB/s budget for "
                 "remote workers",
@@ -90,15 +92,25 @@ class GPUNetworkTopologyAware:
                 np.where(tiers == NVLINK_TIER, TIER_SCORE[NVLINK_TIER], 0)
                 + np.where(tiers == NUMA_TIER, TIER_SCORE[NUMA_TIER], 0)
             )
-        if plan.bandwidth_budget is not None and cluster.network_gbps is not None:
-            usage = cluster.network_gbps[: len(feasible)]
+        usage = _usage(cluster)
+        if plan.bandwidth_budget is not None and usage is not None:
             headroom = (plan.bandwidth_budget - usage) * MAX_NODE_SCORE / plan.bandwidth_budget
+            headroom = np.nan_to_num(headroom, nan=0.0)
             parts.append(np.clip(headroom, 0, MAX_NODE_SCORE).astype(np.int64))
         combined = parts[0] if len(parts) == 1 else (parts[0] + parts[1]) // 2
         return combined.astype(np.int64)
 
     def normalize(self, scores: ScoreArray, feasible: BoolArray) -> ScoreArray:
         return scores
+
+
+def _usage(cluster: ClusterView) -> NDArray[np.float64] | None:
+    """Measured traffic per node index, or None unless there is a value for every node."""
+    usage = cluster.network_gbps
+    count = len(cluster.nodes.present)
+    if usage is None or len(usage) < count:
+        return None
+    return usage[:count]
 
 
 def _tiers(
