@@ -221,7 +221,7 @@ class GpuAllocator:
         return report
 
     def _restore(self, pods: Iterable[Mapping[str, Any]], report: RebuildReport) -> None:
-        demands: dict[tuple[str | None, ...], GpuDemand | str] = {}
+        demands: dict[tuple[str | None, ...], tuple[GpuDemand, str] | str] = {}
         for pod in pods:
             metadata = pod.get("metadata") or {}
             annotations = metadata.get("annotations") or {}
