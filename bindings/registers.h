@@ -7,7 +7,9 @@
 namespace tf::bindings {
 
 void register_build_info(pybind11::module_& m);
+void register_limiter(pybind11::module_& m);
 void register_log(pybind11::module_& m);
 void register_scoring(pybind11::module_& m);
+void register_shm(pybind11::module_& m);
 
 }  // namespace tf::bindings

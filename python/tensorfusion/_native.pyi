@@ -1,5 +1,8 @@
 """Type stub for the C++ extension module built from bindings/ (see CMakeLists.txt)."""
 
+import os
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -64,3 +67,116 @@ def broken_linear(
     score: NDArray[np.int64],
 ) -> NDArray[np.int64]:
     """RequestedToCapacityRatio scores; see tensorfusion.scheduler.shape."""
+
+class Limiter:
+    """Token bucket over GPU busy time (cpp/include/tf/limiter.h). ValueError naming the
+    argument for a share outside (0, 1] or a duration outside 1 ns..1 h."""
+
+    def __init__(
+        self,
+        share: float,
+        window_ns: int = 100_000_000,
+        max_in_flight_ns: int = 20_000_000,
+        max_wait_ns: int = 50_000_000,
+    ) -> None: ...
+    def admit(self, now_ns: int, cost_ns: int) -> int:
+        """Wait in ns before the launch may go; 0 = go now (and cost_ns is charged)."""
+
+    def complete(self, now_ns: int, busy_ns: int) -> None:
+        """The oldest admitted launch finished after busy_ns of GPU time."""
+
+    def noop(self, now_ns: int, cost_ns: int) -> int:
+        """admit's argument handling alone, returning 0: the binding's own per-call cost."""
+
+    def set_share(self, share: float) -> None:
+        """ValueError (and the share unchanged) unless 0 < share <= 1."""
+
+    @property
+    def share(self) -> float: ...
+    @property
+    def in_flight_ns(self) -> float: ...
+    @property
+    def tokens_ns(self) -> float: ...
+    def counters(self) -> dict[str, int]:
+        """launches, throttled, wait_ns, busy_ns."""
+
+class CostEstimator:
+    """Per launch-site exponential average of measured busy time."""
+
+    def __init__(self, slots: int = 1024, weight: float = 0.25) -> None: ...
+    def estimate(self, site: int, fallback_ns: int) -> int: ...
+    def observe(self, site: int, busy_ns: int) -> None: ...
+
+def limiter_admit_loop(
+    limiter: Limiter, calls: int, start_ns: int, step_ns: int, cost_ns: int
+) -> int:
+    """`calls` admits in a C++ loop (clock += step_ns each); returns the launches admitted."""
+
+SHM_LAYOUT_VERSION: int
+SHM_KINDS: tuple[str, ...]
+SHM_COUNTERS: tuple[str, ...]
+
+class ShmSlot:
+    """A process's claim on one slot of a ShmRegion (from join)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def pid(self) -> int: ...
+    @property
+    def incarnation(self) -> int: ...
+
+class ShmRegion:
+    """The shared region of one worker on one GPU (cpp/include/tf/shm.h). OSError (with the
+    path as filename) when the file cannot be created, opened or mapped; ValueError for a file
+    of another layout version, truncated or corrupt, and for bad arguments (naming them)."""
+
+    @staticmethod
+    def create(
+        path: str | os.PathLike[str],
+        *,
+        slots: int,
+        worker: str,
+        vram_limit: int,
+        tflops_limit: float,
+        tflops_request: float,
+        gpu_peak_tflops: float,
+    ) -> ShmRegion:
+        """FileExistsError if `path` exists: a live region is never replaced."""
+
+    @staticmethod
+    def open(path: str | os.PathLike[str]) -> ShmRegion: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def slot_count(self) -> int: ...
+    def set_limits(
+        self, *, vram_limit: int, tflops_limit: float, tflops_request: float, gpu_peak_tflops: float
+    ) -> int:
+        """Replaces the limits; returns the new generation."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """Header fields, limits, total_bytes, members, and `slots`: one dict per live slot."""
+
+    def join(self) -> ShmSlot:
+        """OSError (ENOSPC) when every slot is held by a live process."""
+
+    def leave(self, slot: ShmSlot) -> None: ...
+    def rejoin_after_fork(self, slot: ShmSlot) -> ShmSlot:
+        """In a forked child: a slot of its own (the parent keeps `slot`). Else `slot`."""
+
+    def try_charge(self, slot: ShmSlot, kind: str, nbytes: int) -> bool:
+        """False if the worker's total would exceed the VRAM limit."""
+
+    def credit(self, slot: ShmSlot, kind: str, nbytes: int) -> None:
+        """ValueError for more bytes than the slot holds of that kind."""
+
+    def add(self, slot: ShmSlot, counter: str, amount: int) -> None: ...
+    def reap(self) -> int:
+        """Frees the slots of dead processes; returns how many."""
+
+    def charge_credit_loop(self, slot: ShmSlot, iterations: int) -> None:
+        """Bench helper: `iterations` x (try_charge 1 byte + credit it), GIL released."""
+
+def shm_noop_loop(iterations: int) -> None:
+    """Bench baseline: `iterations` opaque no-op calls, GIL released."""

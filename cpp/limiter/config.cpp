@@ -1,0 +1,63 @@
+#include <cstdint>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include "tf/limiter.h"
+
+namespace tf::limiter {
+namespace {
+
+// One hour: far above any sane window, and far below where ns stop being exact in a double.
+constexpr std::int64_t kMaxDurationNs = 3'600'000'000'000;
+
+std::string number(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+std::optional<InputError> check_duration(const char* argument, std::int64_t value) {
+  if (value >= 1 && value <= kMaxDurationNs) {
+    return std::nullopt;
+  }
+  return InputError{argument, "must be from 1 to " + std::to_string(kMaxDurationNs) +
+                                  " ns, got " + std::to_string(value)};
+}
+
+}  // namespace
+
+std::optional<InputError> check_share(double share) {
+  // Written so that NaN fails too.
+  if (share > 0.0 && share <= 1.0) {
+    return std::nullopt;
+  }
+  return InputError{"share", "must be a number in (0, 1], got " + number(share)};
+}
+
+std::optional<InputError> validate(const LimiterConfig& config) {
+  if (auto error = check_share(config.share)) {
+    return error;
+  }
+  if (auto error = check_duration("window_ns", config.window_ns)) {
+    return error;
+  }
+  if (auto error = check_duration("max_in_flight_ns", config.max_in_flight_ns)) {
+    return error;
+  }
+  return check_duration("max_wait_ns", config.max_wait_ns);
+}
+
+std::optional<InputError> check_estimator(std::int64_t slots, double weight) {
+  constexpr std::int64_t kMaxSlots = std::int64_t{1} << 20;
+  if (slots < 1 || slots > kMaxSlots) {
+    return InputError{"slots", "must be from 1 to " + std::to_string(kMaxSlots) + ", got " +
+                                   std::to_string(slots)};
+  }
+  if (!(weight > 0.0 && weight <= 1.0)) {
+    return InputError{"weight", "must be a number in (0, 1], got " + number(weight)};
+  }
+  return std::nullopt;
+}
+
+}  // namespace tf::limiter
