@@ -19,14 +19,16 @@ from tensorfusion.errors import AllocationError
 from tensorfusion.gc_pause import collector_paused
 from tensorfusion.scheduler.allocation import Allocation, GpuRecord, GpuShare, RebuildReport
 from tensorfusion.scheduler.gpu_demand import GpuDemand, demand_of
-from tensorfusion.scheduler.gpu_fit import GpuArrays
+from tensorfusion.scheduler.gpu_fit import GpuArrays, GpuState
 from tensorfusion.scheduler.gpu_topology import numa_nodes, nvlink_cliques
 from tensorfusion.scheduler.pod_keys import DEMAND_ANNOTATIONS, pod_key
 
-READY = 0
-DEVICE_PLUGIN = 1
-NOT_READY = 2
-STATE_NAMES = {READY: "ready", DEVICE_PLUGIN: "nvidia-device-plugin", NOT_READY: "not-ready"}
+READY, DEVICE_PLUGIN, NOT_READY = GpuState.READY, GpuState.DEVICE_PLUGIN, GpuState.NOT_READY
+STATE_NAMES: dict[int, str] = {
+    READY: "ready",
+    DEVICE_PLUGIN: "nvidia-device-plugin",
+    NOT_READY: "not-ready",
+}
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
 _USAGE_FIELDS = ("tflops_requested", "vram_requested", "tflops_limited", "vram_limited")

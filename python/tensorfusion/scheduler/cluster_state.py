@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 from pydantic import ValidationError
@@ -43,11 +43,7 @@ from tensorfusion.scheduler.pod_info import PodInfo
 from tensorfusion.scheduler.pod_keys import pod_key
 from tensorfusion.scheduler.pools import PoolDirectory, PoolInfo
 
-PLACEMENT_MODES: tuple[PlacementMode, ...] = (
-    "CompactFirst",
-    "LowLoadFirst",
-    "NodeCompactGPULowLoad",
-)
+PLACEMENT_MODES: tuple[PlacementMode, ...] = get_args(PlacementMode)
 
 
 class ClusterState:
