@@ -38,7 +38,7 @@ UNSCHEDULABLE_REASON = "Unschedulable"
 @dataclass
 class _Waiting:
     pod: dict[str, Any]
-    priority: int
+    info: PodInfo
     seq: int
     attempts: int = 0
     ready_at: float = 0.0
@@ -67,7 +67,7 @@ class SchedulingLoop:
         self.cluster = ClusterState()
         self.report = RebuildReport()
         self._waiting: dict[str, _Waiting] = {}
-        self._heap: list[tuple[float, int, int, str]] = []
+        self._heap: list[tuple[int, int, str]] = []
         self._seq = 0
         self._version = 0
 
@@ -129,16 +129,16 @@ class SchedulingLoop:
         self.sync()
         stats = LoopStats()
         now = self.clock()
-        deferred: list[tuple[float, int, int, str]] = []
+        deferred: list[tuple[int, int, str]] = []
         while self._heap:
             entry = heapq.heappop(self._heap)
-            waiting = self._waiting.get(entry[3])
-            if waiting is None or entry[2] != waiting.seq:
+            waiting = self._waiting.get(entry[2])
+            if waiting is None or entry[1] != waiting.seq:
                 continue  # superseded by a newer offer of the same pod
             if waiting.ready_at > now:
                 deferred.append(entry)
                 continue
-            self._attempt(entry[3], waiting, stats)
+            self._attempt(entry[2], waiting, stats)
         for entry in deferred:
             heapq.heappush(self._heap, entry)
         return stats
@@ -167,7 +167,7 @@ class SchedulingLoop:
 
     def _attempt(self, uid: str, waiting: _Waiting, stats: LoopStats) -> None:
         profile = self.profiles[text_at(waiting.pod, "spec", "schedulerName") or ""]
-        info = PodInfo.from_dict(waiting.pod)
+        info = waiting.info
         outcome = schedule_one(profile, self.cluster.view, info)
         stats.outcomes.append(outcome)
         if outcome.scheduled:
@@ -258,9 +258,8 @@ class SchedulingLoop:
             return
         uid = pod_key(pod.get("metadata") or {})[0]
         previous = (self._waiting if earlier is None else earlier).get(uid)
-        priority = PodInfo.from_dict(pod).priority
         self._seq += 1
-        waiting = _Waiting(pod, priority, self._seq)
+        waiting = _Waiting(pod, PodInfo.from_dict(pod), self._seq)
         if previous is not None:
             waiting.attempts, waiting.ready_at = previous.attempts, previous.ready_at
             waiting.message = previous.message
@@ -270,7 +269,7 @@ class SchedulingLoop:
     def _push(self, uid: str, waiting: _Waiting) -> None:
         self._seq += 1
         waiting.seq = self._seq
-        heapq.heappush(self._heap, (-waiting.priority, waiting.seq, waiting.seq, uid))
+        heapq.heappush(self._heap, (-waiting.info.priority, waiting.seq, uid))
 
     def _cluster_changed(self) -> None:
         """Something that could make a waiting pod fit happened: retry them all as soon as
