@@ -58,13 +58,50 @@ void raise_if(const std::optional<scoring::InputError>& error) {
   }
 }
 
+// Like column, for 1-D (columns == 0) or 2-D (rows x columns) arrays.
+template <typename T>
+const T* column_checked(const py::object& value, const char* name, py::ssize_t rows,
+                        py::ssize_t columns) {
+  if (columns == 0) {
+    return column<T>(value, name, rows, "the fit's inputs");
+  }
+  if (!py::isinstance<py::array_t<T>>(value)) {
+    throw py::type_error(std::string(name) + ": expected a 2-D numpy array of " +
+                         std::string(py::str(py::dtype::of<T>())));
+  }
+  const auto array = py::reinterpret_borrow<py::array>(value);
+  const int layout = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
+                     py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+  if (array.ndim() != 2 || array.shape(0) != rows || array.shape(1) != columns ||
+      (array.flags() & layout) != layout) {
+    throw py::value_error(std::string(name) + ": must be a C-contiguous " +
+                          std::to_string(rows) + " x " + std::to_string(columns) + " array");
+  }
+  return static_cast<const T*>(array.data());
+}
+
+// A writable output of an earlier call, to be updated in place: exact dtype and shape.
+template <typename T>
+T* output(const py::object& value, const char* name, py::ssize_t rows, py::ssize_t columns = 0) {
+  const T* data = column_checked<T>(value, name, rows, columns);
+  if (!py::reinterpret_borrow<py::array>(value).writeable()) {
+    throw py::value_error(std::string(name) + ": must be writable");
+  }
+  return const_cast<T*>(data);
+}
+
+py::tuple refit(const scoring::GpuColumns& gpus, const scoring::NodeColumns& nodes,
+                const scoring::FitRequest& request, const py::object& changed,
+                const py::object& previous, py::ssize_t g, py::ssize_t n, py::ssize_t k);
+
 py::tuple fit_gpus(const py::object& node, const py::object& state, const py::object& pool,
                    const py::object& model, const py::object& tflops_capacity,
                    const py::object& vram_capacity, const py::object& tflops_virtual,
                    const py::object& vram_virtual, const py::object& tflops_requested,
                    const py::object& vram_requested, const py::object& tflops_limited,
                    const py::object& vram_limited, const py::object& node_mask,
-                   const py::object& node_workers, const scoring::FitRequest& request) {
+                   const py::object& node_workers, const scoring::FitRequest& request,
+                   const py::object& changed, const py::object& previous) {
   scoring::GpuColumns gpus;
   gpus.node = column<std::int32_t>(node, "node");
   const py::ssize_t g = length_of(node);
@@ -94,11 +131,15 @@ py::tuple fit_gpus(const py::object& node, const py::object& state, const py::ob
   }
   raise_if(error);
 
+  const auto k = static_cast<py::ssize_t>(request.gpu_count);
+  if (!changed.is_none()) {
+    return refit(gpus, nodes, request, changed, previous, g, n, k);
+  }
   py::array_t<std::uint8_t> gpu_reason(g);
   py::array_t<std::int32_t> gpu_score(g);
   py::array_t<std::uint8_t> node_reason(n);
   py::array_t<std::int32_t> node_score(n);
-  py::array_t<std::int32_t> node_gpus({n, static_cast<py::ssize_t>(request.gpu_count)});
+  py::array_t<std::int32_t> node_gpus({n, k});
   const scoring::FitOutput out{gpu_reason.mutable_data(), gpu_score.mutable_data(),
                                node_reason.mutable_data(), node_score.mutable_data(),
                                node_gpus.mutable_data()};
@@ -112,6 +153,43 @@ py::tuple fit_gpus(const py::object& node, const py::object& state, const py::ob
   }
   raise_if(error);
   return py::make_tuple(gpu_reason, gpu_score, node_reason, node_score, node_gpus, best_node);
+}
+
+// Updates the outputs of an earlier call for the same request in place, recomputing only the
+// `changed` nodes; returns them with the new best node.
+py::tuple refit(const scoring::GpuColumns& gpus, const scoring::NodeColumns& nodes,
+                const scoring::FitRequest& request, const py::object& changed,
+                const py::object& previous, py::ssize_t g, py::ssize_t n, py::ssize_t k) {
+  const auto outputs = py::reinterpret_borrow<py::tuple>(previous);
+  if (!py::isinstance<py::tuple>(previous) || outputs.size() != 5) {
+    throw py::type_error(
+        "previous: expected the (gpu_reason, gpu_score, node_reason, node_score, node_gpus) "
+        "of an earlier call");
+  }
+  const scoring::FitOutput out{output<std::uint8_t>(outputs[0], "gpu_reason", g),
+                               output<std::int32_t>(outputs[1], "gpu_score", g),
+                               output<std::uint8_t>(outputs[2], "node_reason", n),
+                               output<std::int32_t>(outputs[3], "node_score", n),
+                               output<std::int32_t>(outputs[4], "node_gpus", n, k)};
+  const auto* which = column<std::int32_t>(changed, "changed");
+  const auto count = static_cast<std::size_t>(length_of(changed));
+  for (std::size_t i = 0; i < count; ++i) {
+    if (which[i] < 0 || which[i] >= n) {
+      throw py::value_error("changed: value " + std::to_string(which[i]) + " at index " +
+                            std::to_string(i) + " is not an index into node_mask");
+    }
+  }
+  std::optional<scoring::InputError> error;
+  std::int32_t best_node = -1;
+  {
+    py::gil_scoped_release release;
+    best_node = scoring::refit_nodes(gpus, nodes, request, out, which, count);
+    if (best_node == scoring::kNegativeAmount) {
+      error = scoring::validate_amounts(gpus);
+    }
+  }
+  raise_if(error);
+  return py::make_tuple(outputs[0], outputs[1], outputs[2], outputs[3], outputs[4], best_node);
 }
 
 py::array_t<std::int64_t> broken_linear(const py::object& requested, const py::object& capacity,
@@ -156,7 +234,8 @@ void register_scoring(py::module_& m) {
          std::int64_t vram_request, std::int64_t vram_limit, std::int64_t percent_request_ppm,
          std::int64_t percent_limit_ppm, std::int64_t gpu_count, std::int64_t pool_id,
          std::int64_t model_id, std::int64_t max_worker_per_node, std::int64_t mode,
-         double vram_weight, double tflops_weight) {
+         double vram_weight, double tflops_weight, const py::object& changed,
+         const py::object& previous) {
         const scoring::FitRequest request{
             tflops_request,      tflops_limit, vram_request,
             vram_limit,          percent_request_ppm, percent_limit_ppm,
@@ -165,7 +244,8 @@ void register_scoring(py::module_& m) {
             tflops_weight};
         return fit_gpus(node, state, pool, model, tflops_capacity, vram_capacity,
                         tflops_virtual, vram_virtual, tflops_requested, vram_requested,
-                        tflops_limited, vram_limited, node_mask, node_workers, request);
+                        tflops_limited, vram_limited, node_mask, node_workers, request, changed,
+                        previous);
       },
       py::kw_only(), py::arg("node"), py::arg("state"), py::arg("pool"), py::arg("model"),
       py::arg("tflops_capacity"), py::arg("vram_capacity"), py::arg("tflops_virtual"),
@@ -175,9 +255,11 @@ void register_scoring(py::module_& m) {
       py::arg("vram_request"), py::arg("vram_limit"), py::arg("percent_request_ppm"),
       py::arg("percent_limit_ppm"), py::arg("gpu_count"), py::arg("pool_id"),
       py::arg("model_id"), py::arg("max_worker_per_node"), py::arg("mode"),
-      py::arg("vram_weight"), py::arg("tflops_weight"),
+      py::arg("vram_weight"), py::arg("tflops_weight"), py::arg("changed") = py::none(),
+      py::arg("previous") = py::none(),
       "Filter and score every GPU for one request, choose gpu_count GPUs per node and the best "
-      "node. Arrays are used in place (exact dtypes, 1-D, C-contiguous; never copied) and must "
+      "node. With `changed` (int32 node indices) and `previous` (the five output arrays of an "
+      "earlier call for the same request), only those nodes are recomputed, in place. Arrays are used in place (exact dtypes, 1-D, C-contiguous; never copied) and must "
       "not change during the call, which runs without the GIL. Returns (gpu_reason, gpu_score, "
       "node_reason, node_score, node_gpus, best_node). TypeError for a wrong dtype, ValueError "
       "naming the argument for any other bad input.");

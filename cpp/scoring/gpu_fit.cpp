@@ -318,4 +318,36 @@ std::int32_t fit_gpus(const GpuColumns& gpus_in, const NodeColumns& nodes_in,
   return second.best_score > first.best_score ? second.best_node : first.best_node;
 }
 
+std::int32_t refit_nodes(const GpuColumns& gpus_in, const NodeColumns& nodes_in,
+                         const FitRequest& request_in, const FitOutput& out_in,
+                         const std::int32_t* changed, std::size_t changed_count) {
+  const GpuColumns gpus = gpus_in;
+  const NodeColumns nodes = nodes_in;
+  const FitRequest request = request_in;
+  const FitOutput out = out_in;
+  const auto gpu_count = static_cast<std::size_t>(request.gpu_count);
+  std::int64_t signs = 0;
+  for (std::size_t k = 0; k < changed_count; ++k) {
+    const auto n = static_cast<std::size_t>(changed[k]);
+    out.node_score[n] = -1;
+    std::fill_n(out.node_gpus + n * gpu_count, gpu_count, -1);
+    const auto first = static_cast<std::size_t>(
+        std::lower_bound(gpus.node, gpus.node + gpus.count, changed[k]) - gpus.node);
+    signs |= scan_nodes(gpus, nodes, request, out, n, n + 1, first).signs;
+  }
+  if (signs < 0) {
+    return kNegativeAmount;
+  }
+  // The best node over all of them: the highest score, ties to the lower index.
+  std::int32_t best_node = -1;
+  std::int32_t best_score = -1;
+  for (std::size_t n = 0; n < nodes.count; ++n) {
+    if (out.node_score[n] > best_score) {
+      best_score = out.node_score[n];
+      best_node = static_cast<std::int32_t>(n);
+    }
+  }
+  return best_node;
+}
+
 }  // namespace tf::scoring

@@ -48,6 +48,15 @@ def fit_gpus(
     mode: int,
     vram_weight: float,
     tflops_weight: float,
+    changed: NDArray[np.int32] | None = None,
+    previous: tuple[
+        NDArray[np.uint8],
+        NDArray[np.int32],
+        NDArray[np.uint8],
+        NDArray[np.int32],
+        NDArray[np.int32],
+    ]
+    | None = None,
 ) -> tuple[
     NDArray[np.uint8],
     NDArray[np.int32],
@@ -57,8 +66,9 @@ def fit_gpus(
     int,
 ]:
     """(gpu_reason, gpu_score, node_reason, node_score, node_gpus, best_node); see
-    tensorfusion.scheduler.gpu_fit. TypeError for a wrong dtype, ValueError naming the argument
-    for any other bad input."""
+    tensorfusion.scheduler.gpu_fit. With `changed` and `previous` (the outputs of an earlier
+    call for the same request), only the changed nodes are recomputed, in `previous`'s arrays.
+    TypeError for a wrong dtype, ValueError naming the argument for any other bad input."""
 
 def broken_linear(
     requested: NDArray[np.int64],

@@ -129,6 +129,14 @@ inline constexpr std::int32_t kNegativeAmount = -2;
 std::int32_t fit_gpus(const GpuColumns& gpus, const NodeColumns& nodes, const FitRequest& request,
                       const FitOutput& out);
 
+// Recomputes, in outputs that hold a fit_gpus result for the same request, only the listed
+// nodes (those whose GPUs, worker count or mask changed since), then returns the best node
+// over all nodes, as fit_gpus would: the outputs end exactly as a full fit_gpus would leave
+// them. Every entry of `changed` must be < nodes.count. kNegativeAmount as for fit_gpus.
+std::int32_t refit_nodes(const GpuColumns& gpus, const NodeColumns& nodes,
+                         const FitRequest& request, const FitOutput& out,
+                         const std::int32_t* changed, std::size_t changed_count);
+
 // ---- RequestedToCapacityRatio shape --------------------------------------------------------
 
 // Per-resource usage, `count` long each. Non-owning.

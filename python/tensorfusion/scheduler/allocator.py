@@ -64,6 +64,10 @@ class GpuAllocator:
         self._pool_ids: dict[str, int] = {}
         self._model_ids: dict[str, int] = {}
         self._node_workers = np.zeros(16, dtype=np.int32)
+        self._node_versions = np.zeros(16, dtype=np.int64)
+        self.structure_version = 0
+        """Bumped when GPUs are added, reordered or move between nodes: results computed
+        before are void. Changes within a node bump that node's version instead."""
         self._sorted = True
         self._topology: tuple[NDArray[np.int32], NDArray[np.int32]] | None = None
         self.allocations: dict[str, Allocation] = {}
@@ -88,9 +92,12 @@ class GpuAllocator:
         index = self.index_of.get(record.name)
         if index is None:
             index = self._append(record)
+            self.structure_version += 1
         else:
             self.records[index] = record
         nodes = self._columns["node"]
+        if int(nodes[index]) != node_index:
+            self.structure_version += 1
         moved = int(nodes[index]) != node_index and bool(self._workers[index])
         # Only the pairs around this GPU can break the by-node order.
         if (index > 0 and int(nodes[index - 1]) > node_index) or (
@@ -107,6 +114,7 @@ class GpuAllocator:
         self._present[index] = True
         self._topology = None
         self._grow_nodes(node_index + 1)
+        self._node_versions[node_index] += 1
         if moved:
             self._recount_node_workers()
 
@@ -117,9 +125,12 @@ class GpuAllocator:
         if index is not None:
             self._columns["state"][index] = NOT_READY
             self._present[index] = False
+            self._node_versions[self._columns["node"][index]] += 1
 
     def set_state(self, name: str, state: int) -> None:
-        self._columns["state"][self.index_of[name]] = state
+        index = self.index_of[name]
+        self._columns["state"][index] = state
+        self._node_versions[self._columns["node"][index]] += 1
 
     def pool_id(self, pool: str) -> int | None:
         return self._pool_ids.get(pool)
@@ -153,6 +164,12 @@ class GpuAllocator:
         """Pods with GPUs per node index, for the first `node_count` nodes."""
         self._grow_nodes(node_count)
         return self._node_workers[:node_count]
+
+    def node_versions(self, node_count: int) -> NDArray[np.int64]:
+        """A counter per node index, bumped by every change to the node's GPUs or workers:
+        what a result computed earlier must recompute."""
+        self._grow_nodes(node_count)
+        return self._node_versions[:node_count]
 
     def gpu_workers(self) -> NDArray[np.int32]:
         return self._workers[: self._count]
@@ -353,12 +370,15 @@ class GpuAllocator:
             columns["tflops_limited"][index] += sign * share.tflops_limit
             columns["vram_limited"][index] += sign * share.vram_limit
             self._workers[index] += sign
-        self._node_workers[columns["node"][indices[0]]] += sign
+        node = columns["node"][indices[0]]
+        self._node_workers[node] += sign
+        self._node_versions[node] += 1
 
     def _recount_node_workers(self) -> None:
         """A GPU holding workers moved to another node: count each pod on the node of its
         first GPU again."""
         self._node_workers[:] = 0
+        self.structure_version += 1
         for allocation in self.allocations.values():
             first = self.index_of[allocation.gpus[0]]
             self._node_workers[self._columns["node"][first]] += 1
@@ -388,9 +408,9 @@ class GpuAllocator:
 
     def _grow_nodes(self, size: int) -> None:
         if size > len(self._node_workers):
-            self._node_workers = _resized(
-                self._node_workers, max(size, 2 * len(self._node_workers))
-            )
+            grown = max(size, 2 * len(self._node_workers))
+            self._node_workers = _resized(self._node_workers, grown)
+            self._node_versions = _resized(self._node_versions, grown)
 
     def _sort_by_node(self) -> None:
         n = self._count
@@ -402,6 +422,7 @@ class GpuAllocator:
         self.records = [self.records[i] for i in order.tolist()]
         self.index_of = {record.name: i for i, record in enumerate(self.records)}
         self._sorted = True
+        self.structure_version += 1
 
     @staticmethod
     def _intern(table: dict[str, int], name: str | None) -> int:

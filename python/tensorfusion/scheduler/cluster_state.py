@@ -301,10 +301,11 @@ class ClusterState:
         ]
         held = set(declared) | set(free[: max(wanted - len(declared), 0)])
         for i in mine:
-            if i in held:
-                arrays.state[i] = DEVICE_PLUGIN
-            elif arrays.state[i] == DEVICE_PLUGIN:
-                arrays.state[i] = READY
+            name = self.gpus.records[i].name
+            if i in held and arrays.state[i] != DEVICE_PLUGIN:
+                self.gpus.set_state(name, DEVICE_PLUGIN)
+            elif i not in held and arrays.state[i] == DEVICE_PLUGIN:
+                self.gpus.set_state(name, READY)
 
 
 def _uid(info: PodInfo) -> str:

@@ -164,11 +164,11 @@ def _filter(profile: Profile, cluster: ClusterView, outcome: Outcome) -> int:
             outcome.stages.append(FilterStage(plugin.name, remaining, remaining, skipped=True))
             continue
         result = plugin.filter(state, pod, cluster, candidates)
-        rejected = candidates & ~result.passed
-        if rejected.any():
-            outcome.rejections.append(Rejection(plugin.name, rejected, result))
-            candidates &= result.passed
-        after = remaining - int(np.count_nonzero(rejected))
+        kept = candidates & result.passed
+        after = int(np.count_nonzero(kept))
+        if after != remaining:  # most plugins reject nothing: skip the bookkeeping then
+            outcome.rejections.append(Rejection(plugin.name, candidates & ~kept, result))
+            candidates = kept
         outcome.stages.append(FilterStage(plugin.name, remaining, after))
         remaining = after
         if not remaining:

@@ -331,11 +331,44 @@ def fit_gpus(
     pods with GPUs already there. The native side checks its input itself, so nothing is
     checked twice: a wrong dtype is a TypeError, anything else that check_fit_inputs rejects
     is a ValueError with the same "field: problem" message."""
+    return _native_fit(arrays, node_mask, node_workers, request)
+
+
+def refit_gpus(
+    arrays: GpuArrays,
+    node_mask: NDArray[np.uint8],
+    node_workers: NDArray[np.int32],
+    request: GpuFitRequest,
+    *,
+    previous: GpuFitResult,
+    changed: NDArray[np.int32],
+) -> GpuFitResult:
+    """`fit_gpus` for the same request after only the `changed` nodes moved on (their GPUs,
+    worker count or mask): the same result, at the cost of those nodes. `previous` is left
+    as it was (its arrays are copied first, since an earlier cycle may still read them)."""
+    outputs = (
+        previous.gpu_reason.copy(),
+        previous.gpu_score.copy(),
+        previous.node_reason.copy(),
+        previous.node_score.copy(),
+        previous.node_gpus.copy(),
+    )
+    return _native_fit(arrays, node_mask, node_workers, request, changed=changed, previous=outputs)
+
+
+def _native_fit(
+    arrays: GpuArrays,
+    node_mask: NDArray[np.uint8],
+    node_workers: NDArray[np.int32],
+    request: GpuFitRequest,
+    **incremental: Any,
+) -> GpuFitResult:
     gpu_reason, gpu_score, node_reason, node_score, node_gpus, best_node = _native.fit_gpus(
         **{spec.name: getattr(arrays, spec.name) for spec in fields(arrays)},
         node_mask=node_mask,
         node_workers=node_workers,
         **{spec.name: getattr(request, spec.name) for spec in fields(request)},
+        **incremental,
     )
     best_gpus = tuple(node_gpus[best_node].tolist()) if best_node >= 0 else ()
     return GpuFitResult(

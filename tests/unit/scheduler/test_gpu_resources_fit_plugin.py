@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tensorfusion.api.scheduler_config import SCHEDULER_NAME
 from tensorfusion.scheduler.cluster_state import ClusterState
 from tensorfusion.scheduler.cycle import schedule_one
 from tensorfusion.scheduler.fleet import Fleet
+from tensorfusion.scheduler.fleet_generator import generate_fleet
+from tensorfusion.scheduler.plugins import gpu_resources_fit
 from tensorfusion.scheduler.pod_info import PodInfo
 from tensorfusion.scheduler.profile import build_profiles, default_config, parse_scheduler_config
 from tensorfusion.scheduler.simulate import simulate
@@ -208,3 +212,28 @@ def test_qos_defaults_to_high_for_guaranteed_slices() -> None:
     outcome = schedule_one(profile, cluster.view, PodInfo.from_dict(pod))
     assert outcome.scheduled
     assert cluster.gpus.allocations["u-1"].qos == "high"
+
+
+def test_answers_brought_up_to_date_node_by_node_place_pods_as_full_scans_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def placements(refit: bool) -> list[tuple[str | None, tuple[str, ...]]]:
+        if not refit:
+            monkeypatch.setattr(gpu_resources_fit, "REFIT_SHARE", 10**9)
+        cluster, _ = ClusterState.build(generate_fleet(30, 8, "H100", 0.5, seed=9))
+        profile = build_profiles(default_config(), lambda *_: None)[SCHEDULER_NAME]
+        placed = []
+        for n in range(300):
+            size = ("4Gi", "8Gi", "20Gi")[n % 3]
+            pod = tf_pod(f"p{n}", vram_request=size, tflops_request="50", gpu_count="1")
+            if n % 7 == 0:
+                pod["spec"]["nodeSelector"] = {"topology.kubernetes.io/zone": "us-east-1b"}
+            outcome = schedule_one(profile, cluster.view, PodInfo.from_dict(pod))
+            gpus = outcome.annotations.get("tensor-fusion.ai/gpu-ids", "")
+            placed.append((outcome.node, tuple(gpus.split(",")) if gpus else ()))
+        monkeypatch.undo()
+        return placed
+
+    with_refit = placements(refit=True)
+    assert with_refit == placements(refit=False)
+    assert sum(node is not None for node, _ in with_refit) > 100

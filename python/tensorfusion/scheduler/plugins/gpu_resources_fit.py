@@ -12,8 +12,15 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from tensorfusion.api.annotations import GPU_COUNT, GPU_IDS, GPU_MODEL, GPU_POOL
+from tensorfusion.api.annotations import (
+    GPU_COUNT,
+    GPU_IDS,
+    GPU_MODEL,
+    GPU_POOL,
+    WorkloadRequest,
+)
 from tensorfusion.api.scheduler_config import GPUResourcesFitArgs
+from tensorfusion.api.scheduling_template import PlacementMode
 from tensorfusion.errors import AllocationError
 from tensorfusion.scheduler.allocation import Allocation
 from tensorfusion.scheduler.framework import (
@@ -32,6 +39,7 @@ from tensorfusion.scheduler.gpu_fit import (
     GpuReason,
     PlacementCode,
     fit_gpus,
+    refit_gpus,
 )
 from tensorfusion.scheduler.pod_info import PodInfo
 from tensorfusion.scheduler.pod_keys import pod_key
@@ -41,6 +49,20 @@ PLACEMENT_CODES = {
     "LowLoadFirst": PlacementCode.LOW_LOAD_FIRST,
     "NodeCompactGPULowLoad": PlacementCode.NODE_COMPACT_GPU_LOW_LOAD,
 }
+
+
+MEMO_REQUESTS = 32
+"""How many distinct requests' answers are kept for incremental refits."""
+REFIT_SHARE = 4
+"""Refit when at most 1/REFIT_SHARE of the nodes changed; a full scan is cheaper beyond."""
+
+
+@dataclass(frozen=True)
+class _Memo:
+    result: GpuFitResult
+    mask: NDArray[np.uint8]
+    versions: NDArray[np.int64]
+    structure: int
 
 
 @dataclass(frozen=True)
@@ -63,6 +85,11 @@ class GPUResourcesFit:
 
     def __init__(self, args: GPUResourcesFitArgs | None = None) -> None:
         self.args = args or GPUResourcesFitArgs()
+        self._memo: dict[GpuFitRequest, _Memo] = {}
+        self._prepared: dict[tuple[int, int, int, str], tuple[WorkloadRequest, PreparedRequest]]
+        self._prepared = {}
+        """Requests worked out for the workloads seen lately (replicas share one)."""
+        """The last answers by request, most recent last."""
 
     # --- PreFilter -----------------------------------------------------------------------
 
@@ -97,6 +124,27 @@ class GPUResourcesFit:
                     f"{GPU_COUNT}: {workload.gpu_count} GPUs on one node requested, but no node "
                     f"of pool {pool.name!r} has more than {most}",
                 )
+        key = (id(workload), pool_id, model_id, pool.placement)
+        cached = self._prepared.get(key)
+        if cached is not None and cached[0] is workload:
+            state.write(self.PREPARED, cached[1])
+            return Status.success()
+        prepared = self._prepare(workload, pool_id, model_id, pool.name, pool.placement)
+        if len(self._prepared) >= MEMO_REQUESTS * 8:
+            self._prepared.clear()
+        # The workload is kept with its answer so that its id cannot be reused meanwhile.
+        self._prepared[key] = (workload, prepared)
+        state.write(self.PREPARED, prepared)
+        return Status.success()
+
+    def _prepare(
+        self,
+        workload: WorkloadRequest,
+        pool_id: int,
+        model_id: int,
+        pool: str,
+        placement: PlacementMode,
+    ) -> PreparedRequest:
         demand = demand_of(workload)
         request = GpuFitRequest(
             tflops_request=demand.tflops_request,
@@ -109,12 +157,11 @@ class GPUResourcesFit:
             pool_id=pool_id,
             model_id=model_id,
             max_worker_per_node=self.args.max_worker_per_node,
-            mode=PLACEMENT_CODES[pool.placement],
+            mode=PLACEMENT_CODES[placement],
             vram_weight=self.args.vram_weight,
             tflops_weight=self.args.tflops_weight,
         )
-        state.write(self.PREPARED, PreparedRequest(demand, request, pool.name))
-        return Status.success()
+        return PreparedRequest(demand, request, pool)
 
     # --- Filter / Score ------------------------------------------------------------------
 
@@ -122,17 +169,48 @@ class GPUResourcesFit:
         self, state: CycleState, pod: PodInfo, cluster: ClusterView, candidates: BoolArray
     ) -> FilterResult:
         prepared: PreparedRequest = state.read(self.PREPARED)
-        result = fit_gpus(
-            cluster.gpus.arrays(),
-            candidates.view(np.uint8),
-            cluster.gpus.node_workers(len(candidates)),
-            prepared.request,
-        )
+        result = self._fit(cluster, candidates.view(np.uint8), prepared.request)
         state.write(self.RESULT, result)
         return FilterResult(
             result.node_reason == 0,
             detail=lambda: _node_reasons(result, cluster, prepared.request.gpu_count),
         )
+
+    def _fit(
+        self, cluster: ClusterView, mask: NDArray[np.uint8], request: GpuFitRequest
+    ) -> GpuFitResult:
+        """The kernel's answer for this request. Pods of one workload ask the same thing one
+        after another, and between them only the nodes that took a pod (or whose mask
+        changed) move: those are recomputed, the rest of the last answer stands. The result
+        is the one a full scan gives (the kernel's tests hold both to it)."""
+        gpus = cluster.gpus
+        arrays = gpus.arrays()
+        count = len(mask)
+        workers = gpus.node_workers(count)
+        versions = gpus.node_versions(count)
+        memo = self._memo.pop(request, None)
+        result: GpuFitResult | None = None
+        if (
+            memo is not None
+            and memo.structure == gpus.structure_version
+            and len(memo.mask) == count
+        ):
+            changed = np.flatnonzero((memo.mask != mask) | (memo.versions != versions))
+            if len(changed) <= count // REFIT_SHARE:
+                result = refit_gpus(
+                    arrays,
+                    mask,
+                    workers,
+                    request,
+                    previous=memo.result,
+                    changed=changed.astype(np.int32),
+                )
+        if result is None:
+            result = fit_gpus(arrays, mask, workers, request)
+        self._memo[request] = _Memo(result, mask.copy(), versions.copy(), gpus.structure_version)
+        while len(self._memo) > MEMO_REQUESTS:
+            self._memo.pop(next(iter(self._memo)))
+        return result
 
     def score(
         self, state: CycleState, pod: PodInfo, cluster: ClusterView, feasible: BoolArray
