@@ -1,0 +1,20 @@
+/* Functions only the mock has: they let a test set what the simulated GPU does. */
+#ifndef MOCKCUDA_MOCKCUDA_H
+#define MOCKCUDA_MOCKCUDA_H
+
+#include "mockcuda/cuda.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Sets the simulated duration of one block of `func`; a launch lasts this times its grid
+ * size. Without it, a function named "sleep_us_<N>" or "sleep_ns_<N>" costs N us / N ns per
+ * block and any other function 1 us per block. */
+CUresult mockcudaSetKernelCost(CUfunction func, double nsPerBlock);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

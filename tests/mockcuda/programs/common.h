@@ -1,0 +1,30 @@
+/* Shared by the test programs: results go to stdout as key=value lines for the tests. */
+#ifndef MOCKCUDA_PROGRAMS_COMMON_H
+#define MOCKCUDA_PROGRAMS_COMMON_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "mockcuda/cuda.h"
+
+/* Fails the program, naming the call, when a driver call that must succeed does not. */
+#define CHECK(call)                                                              \
+    do {                                                                         \
+        CUresult check_result_ = (call);                                         \
+        if (check_result_ != CUDA_SUCCESS) {                                     \
+            fprintf(stderr, "%s failed: %d\n", #call, (int)check_result_);       \
+            exit(1);                                                             \
+        }                                                                        \
+    } while (0)
+
+/* cuInit, then a context on device 0 made current. */
+static inline CUcontext setup(void) {
+    CUdevice device;
+    CUcontext ctx;
+    CHECK(cuInit(0));
+    CHECK(cuDeviceGet(&device, 0));
+    CHECK(cuCtxCreate(&ctx, 0, device));
+    return ctx;
+}
+
+#endif

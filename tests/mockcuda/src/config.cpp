@@ -1,0 +1,82 @@
+#include "config.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace mockcuda {
+
+namespace {
+
+struct Suffix {
+    const char* text;
+    uint64_t factor;
+};
+
+// Kubernetes-style quantities, the notation the rest of the project uses for memory.
+constexpr Suffix kSuffixes[] = {
+    {"", 1ULL},          {"Ki", 1ULL << 10}, {"Mi", 1ULL << 20}, {"Gi", 1ULL << 30},
+    {"Ti", 1ULL << 40},  {"K", 1000ULL},     {"M", 1000000ULL},  {"G", 1000000000ULL},
+    {"T", 1000000000000ULL},
+};
+
+std::string default_state_path() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string dir = (tmp != nullptr && *tmp != '\0') ? tmp : "/tmp";
+    return dir + "/mockcuda-" + std::to_string(getuid()) + ".state";
+}
+
+}  // namespace
+
+bool parse_bytes(const char* text, uint64_t& bytes) {
+    if (text == nullptr || *text < '0' || *text > '9') {
+        return false;
+    }
+    errno = 0;
+    char* end = nullptr;
+    unsigned long long value = std::strtoull(text, &end, 10);
+    if (errno != 0 || value == 0) {
+        return false;
+    }
+    for (const Suffix& suffix : kSuffixes) {
+        if (std::strcmp(end, suffix.text) == 0) {
+            if (value > UINT64_MAX / suffix.factor) {
+                return false;
+            }
+            bytes = value * suffix.factor;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool load_config(Config& config, std::string& error) {
+    config = Config{};
+    if (const char* devices = std::getenv("MOCKCUDA_DEVICES")) {
+        char* end = nullptr;
+        long value = std::strtol(devices, &end, 10);
+        if (*devices == '\0' || *end != '\0' || value < 0 || value > kMaxDevices) {
+            error = "MOCKCUDA_DEVICES must be an integer from 0 to " +
+                    std::to_string(kMaxDevices) + ", got '" + devices + "'";
+            return false;
+        }
+        config.devices = static_cast<int>(value);
+    }
+    if (const char* memory = std::getenv("MOCKCUDA_MEMORY")) {
+        if (!parse_bytes(memory, config.memory)) {
+            error = std::string("MOCKCUDA_MEMORY must be a positive byte count such as "
+                                "17179869184 or 16Gi, got '") + memory + "'";
+            return false;
+        }
+    }
+    if (const char* name = std::getenv("MOCKCUDA_NAME"); name != nullptr && *name != '\0') {
+        config.name = name;
+    }
+    const char* state = std::getenv("MOCKCUDA_STATE");
+    config.state_path = (state != nullptr && *state != '\0') ? state : default_state_path();
+    return true;
+}
+
+}  // namespace mockcuda

@@ -1,0 +1,164 @@
+// Contexts: primary (retained per device) and created ones; the current one is per thread.
+#include "export.h"
+#include "runtime.h"
+
+using mockcuda::Process;
+using mockcuda::process;
+
+MOCK_API CUresult cuDevicePrimaryCtxRetain(CUcontext* pctx, CUdevice device) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (pctx == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (CUresult r = mockcuda::check_device(p, device)) {
+        return r;
+    }
+    if (p.primary[device] == nullptr) {
+        p.primary[device] = new CUctx_st{device, true};
+        p.contexts.insert(p.primary[device]);
+    }
+    ++p.primary_refs[device];
+    *pctx = p.primary[device];
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice device) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_device(p, device)) {
+        return r;
+    }
+    if (p.primary_refs[device] == 0) {
+        return CUDA_ERROR_INVALID_CONTEXT;
+    }
+    // The context object outlives its last reference so that a thread still holding it as
+    // current gets errors from its work rather than a dangling pointer.
+    --p.primary_refs[device];
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuDevicePrimaryCtxRelease(CUdevice device) {
+    return cuDevicePrimaryCtxRelease_v2(device);
+}
+
+MOCK_API CUresult cuCtxCreate_v2(CUcontext* pctx, unsigned int flags, CUdevice device) {
+    (void)flags;  // scheduling flags change nothing in a simulation
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (pctx == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (CUresult r = mockcuda::check_device(p, device)) {
+        return r;
+    }
+    auto* ctx = new CUctx_st{device, false};
+    p.contexts.insert(ctx);
+    mockcuda::current_context() = ctx;
+    *pctx = ctx;
+    return CUDA_SUCCESS;
+}
+
+// Later signatures add execution-affinity / creation parameters, which the mock ignores.
+MOCK_API CUresult cuCtxCreate_v3(CUcontext* pctx, void* params, int numParams,
+                                 unsigned int flags, CUdevice device) {
+    (void)params;
+    (void)numParams;
+    return cuCtxCreate_v2(pctx, flags, device);
+}
+
+MOCK_API CUresult cuCtxCreate_v4(CUcontext* pctx, void* params, unsigned int flags,
+                                 CUdevice device) {
+    (void)params;
+    return cuCtxCreate_v2(pctx, flags, device);
+}
+
+MOCK_API CUresult cuCtxDestroy_v2(CUcontext ctx) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (ctx == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (p.contexts.count(ctx) == 0 || ctx->primary) {
+        return CUDA_ERROR_INVALID_CONTEXT;
+    }
+    mockcuda::release_context_memory(p, ctx);
+    for (auto it = p.streams.begin(); it != p.streams.end();) {
+        if ((*it)->ctx == ctx) {
+            delete *it;
+            it = p.streams.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    p.contexts.erase(ctx);
+    if (mockcuda::current_context() == ctx) {
+        mockcuda::current_context() = nullptr;
+    }
+    delete ctx;
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuCtxGetCurrent(CUcontext* pctx) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (pctx == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *pctx = mockcuda::current_context();
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuCtxSetCurrent(CUcontext ctx) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (ctx != nullptr && p.contexts.count(ctx) == 0) {
+        return CUDA_ERROR_INVALID_CONTEXT;
+    }
+    mockcuda::current_context() = ctx;
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuCtxGetDevice(CUdevice* device) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    CUctx_st* ctx = nullptr;
+    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
+        return r;
+    }
+    if (device == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *device = ctx->device;
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuCtxSynchronize(void) {
+    Process& p = process();
+    int64_t done = 0;
+    {
+        std::lock_guard<std::mutex> lock(p.mutex);
+        CUctx_st* ctx = nullptr;
+        if (CUresult r = mockcuda::current_or_error(p, ctx)) {
+            return r;
+        }
+        done = ctx->done_ns;
+    }
+    mockcuda::sleep_until_ns(done);  // never under the lock: other threads keep working
+    return CUDA_SUCCESS;
+}

@@ -1,0 +1,176 @@
+// Initialisation and device queries.
+#include <cstdio>
+#include <cstring>
+
+#include "device_info.h"
+#include "export.h"
+#include "runtime.h"
+
+using mockcuda::Process;
+using mockcuda::process;
+
+namespace {
+
+constexpr int kDriverVersion = 12080;
+
+// A100-like figures; only their presence and consistency matter to the callers.
+int attribute_value(CUdevice_attribute attribute, CUdevice device, bool& known) {
+    known = true;
+    switch (attribute) {
+    case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK: return 1024;
+    case CU_DEVICE_ATTRIBUTE_WARP_SIZE: return 32;
+    case CU_DEVICE_ATTRIBUTE_CLOCK_RATE: return 1410000;
+    case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT: return 108;
+    case CU_DEVICE_ATTRIBUTE_PCI_BUS_ID: return device + 1;
+    case CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE: return 1215000;
+    case CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH: return 5120;
+    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: return 8;
+    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: return 0;
+    case CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING:
+    case CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY:
+    case CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED:
+    case CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED: return 1;
+    }
+    known = false;
+    return 0;
+}
+
+}  // namespace
+
+MOCK_API CUresult cuInit(unsigned int flags) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (flags != 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (p.initialized) {
+        return CUDA_SUCCESS;
+    }
+    std::string error;
+    if (!mockcuda::load_config(p.config, error)) {
+        std::fprintf(stderr, "mockcuda: %s\n", error.c_str());
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (p.config.devices == 0) {
+        return CUDA_ERROR_NO_DEVICE;
+    }
+    p.shared = mockcuda::SharedState::open(p.config.state_path, true, error);
+    if (!p.shared) {
+        std::fprintf(stderr, "mockcuda: %s\n", error.c_str());
+        return CUDA_ERROR_OPERATING_SYSTEM;
+    }
+    p.initialized = true;
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuDriverGetVersion(int* version) {
+    if (version == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *version = kDriverVersion;
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuDeviceGetCount(int* count) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (count == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *count = p.config.devices;
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuDeviceGet(CUdevice* device, int ordinal) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (device == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (CUresult r = mockcuda::check_device(p, ordinal)) {
+        return r;
+    }
+    *device = ordinal;
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuDeviceGetName(char* name, int len, CUdevice device) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (name == nullptr || len <= 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (CUresult r = mockcuda::check_device(p, device)) {
+        return r;
+    }
+    std::snprintf(name, static_cast<size_t>(len), "%s", p.config.name.c_str());
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuDeviceGetUuid_v2(CUuuid* uuid, CUdevice device) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (uuid == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (CUresult r = mockcuda::check_device(p, device)) {
+        return r;
+    }
+    const auto bytes = mockcuda::device_uuid(device);
+    std::memcpy(uuid->bytes, bytes.data(), bytes.size());
+    return CUDA_SUCCESS;
+}
+
+// The pre-11.4 entry point; the mock has no MIG, so both report the same UUID.
+MOCK_API CUresult cuDeviceGetUuid(CUuuid* uuid, CUdevice device) {
+    return cuDeviceGetUuid_v2(uuid, device);
+}
+
+MOCK_API CUresult cuDeviceTotalMem_v2(size_t* bytes, CUdevice device) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (bytes == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (CUresult r = mockcuda::check_device(p, device)) {
+        return r;
+    }
+    *bytes = p.config.memory;
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuDeviceGetAttribute(int* value, CUdevice_attribute attribute, CUdevice device) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (value == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (CUresult r = mockcuda::check_device(p, device)) {
+        return r;
+    }
+    bool known = false;
+    const int result = attribute_value(attribute, device, known);
+    if (!known) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *value = result;
+    return CUDA_SUCCESS;
+}

@@ -1,0 +1,349 @@
+// Modules, kernels and graphs. A launch occupies the device's shared timeline for its
+// simulated duration: the function's cost per block times the number of blocks.
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "export.h"
+#include "mockcuda/mockcuda.h"
+#include "runtime.h"
+
+using mockcuda::Function;
+using mockcuda::Graph;
+using mockcuda::Module;
+using mockcuda::Process;
+using mockcuda::Stream;
+using mockcuda::process;
+
+namespace {
+
+constexpr double kDefaultNsPerBlock = 1000.0;
+constexpr unsigned long long kMaxThreadsPerBlock = 1024;
+
+// "sleep_us_<N>" / "sleep_ns_<N>" anywhere in the name (so mangled names work too).
+double cost_from_name(const std::string& name) {
+    struct Unit {
+        const char* tag;
+        double ns;
+    };
+    for (const Unit unit : {Unit{"sleep_us_", 1000.0}, Unit{"sleep_ns_", 1.0}}) {
+        const size_t at = name.find(unit.tag);
+        if (at != std::string::npos) {
+            const char* digits = name.c_str() + at + std::strlen(unit.tag);
+            if (*digits >= '0' && *digits <= '9') {
+                return std::strtod(digits, nullptr) * unit.ns;
+            }
+        }
+    }
+    return kDefaultNsPerBlock;
+}
+
+// Validates a launch's shape and function; its simulated duration in `ns`.
+CUresult launch_cost(const Process& p, CUfunction f, const unsigned int grid[3],
+                     const unsigned int block[3], int64_t& ns) {
+    auto* function = reinterpret_cast<Function*>(f);
+    if (p.functions.count(function) == 0) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0 || block[0] == 0 || block[1] == 0 ||
+        block[2] == 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    const unsigned long long threads =
+        static_cast<unsigned long long>(block[0]) * block[1] * block[2];
+    if (threads > kMaxThreadsPerBlock) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    const double blocks = static_cast<double>(grid[0]) * grid[1] * grid[2];
+    ns = static_cast<int64_t>(function->ns_per_block * blocks);
+    return CUDA_SUCCESS;
+}
+
+void queue_work(Process& p, Stream* stream, int64_t ns) {
+    const int64_t end = p.shared->enqueue(stream->ctx->device, ns);
+    stream->done_ns = end;
+    if (end > stream->ctx->done_ns) {
+        stream->ctx->done_ns = end;
+    }
+}
+
+CUresult launch(CUfunction f, const unsigned int grid[3], const unsigned int block[3],
+                CUstream hStream) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    CUctx_st* ctx = nullptr;
+    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
+        return r;
+    }
+    int64_t ns = 0;
+    if (CUresult r = launch_cost(p, f, grid, block, ns)) {
+        return r;
+    }
+    Stream* stream = nullptr;
+    if (CUresult r = mockcuda::resolve_stream(p, hStream, ctx, stream)) {
+        return r;
+    }
+    queue_work(p, stream, ns);
+    return CUDA_SUCCESS;
+}
+
+}  // namespace
+
+MOCK_API CUresult cuModuleLoadData(CUmodule* module, const void* image) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    CUctx_st* ctx = nullptr;
+    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
+        return r;
+    }
+    if (module == nullptr || image == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    auto* created = new Module();
+    p.modules.insert(created);
+    *module = reinterpret_cast<CUmodule>(created);
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuModuleUnload(CUmodule handle) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    auto* module = reinterpret_cast<Module*>(handle);
+    if (p.modules.erase(module) == 0) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    for (const auto& function : module->functions) {
+        p.functions.erase(function.get());
+    }
+    delete module;
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuModuleGetFunction(CUfunction* func, CUmodule handle, const char* name) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (func == nullptr || name == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    auto* module = reinterpret_cast<Module*>(handle);
+    if (p.modules.count(module) == 0) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    for (const auto& function : module->functions) {
+        if (function->name == name) {
+            *func = reinterpret_cast<CUfunction>(function.get());
+            return CUDA_SUCCESS;
+        }
+    }
+    module->functions.push_back(std::make_unique<Function>(Function{name, cost_from_name(name)}));
+    Function* function = module->functions.back().get();
+    p.functions.insert(function);
+    *func = reinterpret_cast<CUfunction>(function);
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult mockcudaSetKernelCost(CUfunction func, double nsPerBlock) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    auto* function = reinterpret_cast<Function*>(func);
+    if (p.functions.count(function) == 0) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (!std::isfinite(nsPerBlock) || nsPerBlock < 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    function->ns_per_block = nsPerBlock;
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuLaunchKernel(CUfunction f, unsigned int gridX, unsigned int gridY,
+                                 unsigned int gridZ, unsigned int blockX, unsigned int blockY,
+                                 unsigned int blockZ, unsigned int sharedMemBytes,
+                                 CUstream hStream, void** params, void** extra) {
+    (void)sharedMemBytes;
+    (void)params;
+    (void)extra;
+    const unsigned int grid[3] = {gridX, gridY, gridZ};
+    const unsigned int block[3] = {blockX, blockY, blockZ};
+    return launch(f, grid, block, hStream);
+}
+
+MOCK_API CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gridX, unsigned int gridY,
+                                      unsigned int gridZ, unsigned int blockX,
+                                      unsigned int blockY, unsigned int blockZ,
+                                      unsigned int sharedMemBytes, CUstream hStream,
+                                      void** params, void** extra) {
+    return cuLaunchKernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedMemBytes,
+                          hStream, params, extra);
+}
+
+MOCK_API CUresult cuLaunchKernelEx(const CUlaunchConfig* config, CUfunction f, void** params,
+                                   void** extra) {
+    (void)params;
+    (void)extra;
+    if (config == nullptr) {
+        return process().initialized ? CUDA_ERROR_INVALID_VALUE : CUDA_ERROR_NOT_INITIALIZED;
+    }
+    const unsigned int grid[3] = {config->gridDimX, config->gridDimY, config->gridDimZ};
+    const unsigned int block[3] = {config->blockDimX, config->blockDimY, config->blockDimZ};
+    return launch(f, grid, block, config->hStream);
+}
+
+MOCK_API CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig* config, CUfunction f,
+                                        void** params, void** extra) {
+    return cuLaunchKernelEx(config, f, params, extra);
+}
+
+MOCK_API CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gridX, unsigned int gridY,
+                                            unsigned int gridZ, unsigned int blockX,
+                                            unsigned int blockY, unsigned int blockZ,
+                                            unsigned int sharedMemBytes, CUstream hStream,
+                                            void** params) {
+    return cuLaunchKernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedMemBytes,
+                          hStream, params, nullptr);
+}
+
+MOCK_API CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int gridX,
+                                                 unsigned int gridY, unsigned int gridZ,
+                                                 unsigned int blockX, unsigned int blockY,
+                                                 unsigned int blockZ, unsigned int sharedMemBytes,
+                                                 CUstream hStream, void** params) {
+    return cuLaunchCooperativeKernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ,
+                                     sharedMemBytes, hStream, params);
+}
+
+MOCK_API CUresult cuGraphCreate(CUgraph* graph, unsigned int flags) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (graph == nullptr || flags != 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    auto* created = new Graph();
+    p.graphs.insert(created);
+    *graph = reinterpret_cast<CUgraph>(created);
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuGraphDestroy(CUgraph handle) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    auto* graph = reinterpret_cast<Graph*>(handle);
+    if (p.graphs.erase(graph) == 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    delete graph;
+    return CUDA_SUCCESS;
+}
+
+// Nodes run in insertion order: the timeline is serial, so dependencies change nothing.
+MOCK_API CUresult cuGraphAddKernelNode_v2(CUgraphNode* node, CUgraph handle,
+                                          const CUgraphNode* deps, size_t numDeps,
+                                          const CUDA_KERNEL_NODE_PARAMS_v2* params) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    auto* graph = reinterpret_cast<Graph*>(handle);
+    if (node == nullptr || params == nullptr || p.graphs.count(graph) == 0 ||
+        (numDeps > 0 && deps == nullptr)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    const unsigned int grid[3] = {params->gridDimX, params->gridDimY, params->gridDimZ};
+    const unsigned int block[3] = {params->blockDimX, params->blockDimY, params->blockDimZ};
+    int64_t ns = 0;
+    if (launch_cost(p, params->func, grid, block, ns) != CUDA_SUCCESS) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    graph->kernel_ns.push_back(ns);
+    *node = reinterpret_cast<CUgraphNode>(graph->kernel_ns.size());
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuGraphInstantiateWithFlags(CUgraphExec* exec, CUgraph handle,
+                                              unsigned long long flags) {
+    (void)flags;
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    auto* graph = reinterpret_cast<Graph*>(handle);
+    if (exec == nullptr || p.graphs.count(graph) == 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    auto* instance = new Graph(*graph);  // later edits to the graph do not reach it
+    p.graph_execs.insert(instance);
+    *exec = reinterpret_cast<CUgraphExec>(instance);
+    return CUDA_SUCCESS;
+}
+
+// The 11.0 signature, also exported under its original unversioned name.
+MOCK_API CUresult cuGraphInstantiate_v2(CUgraphExec* exec, CUgraph graph, CUgraphNode* errorNode,
+                                        char* logBuffer, size_t bufferSize) {
+    (void)errorNode;
+    if (logBuffer != nullptr && bufferSize > 0) {
+        logBuffer[0] = '\0';
+    }
+    return cuGraphInstantiateWithFlags(exec, graph, 0);
+}
+
+MOCK_API CUresult cuGraphInstantiate(CUgraphExec* exec, CUgraph graph, CUgraphNode* errorNode,
+                                     char* logBuffer, size_t bufferSize) {
+    return cuGraphInstantiate_v2(exec, graph, errorNode, logBuffer, bufferSize);
+}
+
+MOCK_API CUresult cuGraphExecDestroy(CUgraphExec handle) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    auto* instance = reinterpret_cast<Graph*>(handle);
+    if (p.graph_execs.erase(instance) == 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    delete instance;
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuGraphLaunch(CUgraphExec handle, CUstream hStream) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    CUctx_st* ctx = nullptr;
+    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
+        return r;
+    }
+    auto* instance = reinterpret_cast<Graph*>(handle);
+    if (p.graph_execs.count(instance) == 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    Stream* stream = nullptr;
+    if (CUresult r = mockcuda::resolve_stream(p, hStream, ctx, stream)) {
+        return r;
+    }
+    for (const int64_t ns : instance->kernel_ns) {
+        queue_work(p, stream, ns);
+    }
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuGraphLaunch_ptsz(CUgraphExec handle, CUstream hStream) {
+    return cuGraphLaunch(handle, hStream);
+}

@@ -1,0 +1,394 @@
+// Device memory: linear allocations (plain, pitched, managed, stream-ordered), arrays, pinned
+// host memory, copies and pointer queries. Device memory is host memory reserved with
+// MAP_NORESERVE, so a 16 GiB device costs nothing until written, and copies are memcpy.
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "export.h"
+#include "runtime.h"
+
+using mockcuda::Allocation;
+using mockcuda::Process;
+using mockcuda::process;
+
+namespace {
+
+constexpr uint64_t kPitchAlignment = 512;
+
+CUresult allocate(Process& p, CUctx_st* ctx, uint64_t size, bool is_array, uintptr_t& base) {
+    if (size == 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (!p.shared->charge(ctx->device, size, p.config.memory)) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    void* memory = mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (memory == MAP_FAILED) {
+        p.shared->uncharge(ctx->device, size);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    base = reinterpret_cast<uintptr_t>(memory);
+    p.allocations[base] = Allocation{size, size, ctx->device, ctx, is_array, false, 0};
+    return CUDA_SUCCESS;
+}
+
+void release(Process& p, std::map<uintptr_t, Allocation>::iterator it) {
+    munmap(reinterpret_cast<void*>(it->first), it->second.size);
+    p.shared->uncharge(it->second.device, it->second.charged);
+    p.allocations.erase(it);
+}
+
+// The linear (non-array, non-VMM) allocation starting exactly at `ptr`.
+std::map<uintptr_t, Allocation>::iterator find_linear(Process& p, CUdeviceptr ptr) {
+    auto it = p.allocations.find(static_cast<uintptr_t>(ptr));
+    if (it != p.allocations.end() && (it->second.is_array || it->second.is_vmm)) {
+        return p.allocations.end();
+    }
+    return it;
+}
+
+// Allocation entry points share this shape: checks, then `allocate` in the current context.
+CUresult allocate_current(CUdeviceptr* dptr, uint64_t size) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    CUctx_st* ctx = nullptr;
+    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
+        return r;
+    }
+    if (dptr == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    uintptr_t base = 0;
+    if (CUresult r = allocate(p, ctx, size, false, base)) {
+        return r;
+    }
+    *dptr = base;
+    return CUDA_SUCCESS;
+}
+
+unsigned int format_bytes(CUarray_format format) {
+    switch (format) {
+    case CU_AD_FORMAT_UNSIGNED_INT8:
+    case CU_AD_FORMAT_SIGNED_INT8: return 1;
+    case CU_AD_FORMAT_UNSIGNED_INT16:
+    case CU_AD_FORMAT_SIGNED_INT16:
+    case CU_AD_FORMAT_HALF: return 2;
+    case CU_AD_FORMAT_UNSIGNED_INT32:
+    case CU_AD_FORMAT_SIGNED_INT32:
+    case CU_AD_FORMAT_FLOAT: return 4;
+    }
+    return 0;
+}
+
+// Synchronous copies wait for the work already queued in the context, as on the legacy
+// default stream; a program reading results back therefore waits for its kernels.
+CUresult wait_for_context(bool (*check)(const Process&, uintptr_t, uintptr_t, size_t),
+                          uintptr_t dst, uintptr_t src, size_t bytes) {
+    Process& p = process();
+    int64_t done = 0;
+    {
+        std::lock_guard<std::mutex> lock(p.mutex);
+        CUctx_st* ctx = nullptr;
+        if (CUresult r = mockcuda::current_or_error(p, ctx)) {
+            return r;
+        }
+        if (!check(p, dst, src, bytes)) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        done = ctx->done_ns;
+    }
+    mockcuda::sleep_until_ns(done);
+    return CUDA_SUCCESS;
+}
+
+bool device_range(const Process& p, uintptr_t ptr, size_t bytes) {
+    return ptr != 0 && mockcuda::find_allocation(p, ptr, bytes) != nullptr;
+}
+
+}  // namespace
+
+namespace mockcuda {
+
+void release_context_memory(Process& p, CUctx_st* ctx) {
+    for (auto it = p.allocations.begin(); it != p.allocations.end();) {
+        auto next = std::next(it);
+        if (it->second.ctx == ctx) {
+            release(p, it);
+        }
+        it = next;
+    }
+}
+
+}  // namespace mockcuda
+
+MOCK_API CUresult cuMemGetInfo_v2(size_t* free, size_t* total) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    CUctx_st* ctx = nullptr;
+    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
+        return r;
+    }
+    if (free == nullptr || total == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    const uint64_t used = p.shared->used(ctx->device);
+    *total = p.config.memory;
+    *free = used >= p.config.memory ? 0 : p.config.memory - used;
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuMemAlloc_v2(CUdeviceptr* dptr, size_t bytesize) {
+    return allocate_current(dptr, bytesize);
+}
+
+MOCK_API CUresult cuMemAllocPitch_v2(CUdeviceptr* dptr, size_t* pitch, size_t widthInBytes,
+                                     size_t height, unsigned int elementSizeBytes) {
+    if (!process().initialized) {
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
+    if (pitch == nullptr || widthInBytes == 0 || height == 0 ||
+        (elementSizeBytes != 4 && elementSizeBytes != 8 && elementSizeBytes != 16)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    const uint64_t rounded = (widthInBytes + kPitchAlignment - 1) / kPitchAlignment *
+                             kPitchAlignment;
+    if (height > UINT64_MAX / rounded) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    const CUresult r = allocate_current(dptr, rounded * height);
+    if (r == CUDA_SUCCESS) {
+        *pitch = rounded;
+    }
+    return r;
+}
+
+MOCK_API CUresult cuMemAllocManaged(CUdeviceptr* dptr, size_t bytesize, unsigned int flags) {
+    if (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    return allocate_current(dptr, bytesize);
+}
+
+MOCK_API CUresult cuMemAllocAsync(CUdeviceptr* dptr, size_t bytesize, CUstream hStream) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    CUctx_st* ctx = nullptr;
+    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
+        return r;
+    }
+    mockcuda::Stream* stream = nullptr;
+    if (CUresult r = mockcuda::resolve_stream(p, hStream, ctx, stream)) {
+        return r;
+    }
+    if (dptr == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    uintptr_t base = 0;
+    if (CUresult r = allocate(p, stream->ctx, bytesize, false, base)) {
+        return r;
+    }
+    *dptr = base;
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuMemAllocAsync_ptsz(CUdeviceptr* dptr, size_t bytesize, CUstream hStream) {
+    return cuMemAllocAsync(dptr, bytesize, hStream);
+}
+
+MOCK_API CUresult cuMemFree_v2(CUdeviceptr dptr) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    auto it = find_linear(p, dptr);
+    if (it == p.allocations.end()) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    release(p, it);
+    return CUDA_SUCCESS;
+}
+
+// Stream-ordered frees take effect at once: the memory is not reused before the stream's
+// work could complete, because nothing in the mock reads it.
+MOCK_API CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream) {
+    {
+        Process& p = process();
+        std::lock_guard<std::mutex> lock(p.mutex);
+        CUctx_st* ctx = nullptr;
+        if (CUresult r = mockcuda::current_or_error(p, ctx)) {
+            return r;
+        }
+        mockcuda::Stream* stream = nullptr;
+        if (CUresult r = mockcuda::resolve_stream(p, hStream, ctx, stream)) {
+            return r;
+        }
+    }
+    return cuMemFree_v2(dptr);
+}
+
+MOCK_API CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream) {
+    return cuMemFreeAsync(dptr, hStream);
+}
+
+MOCK_API CUresult cuMemAllocHost_v2(void** pp, size_t bytesize) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    CUctx_st* ctx = nullptr;
+    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
+        return r;
+    }
+    if (pp == nullptr || bytesize == 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    void* memory = std::malloc(bytesize);
+    if (memory == nullptr) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    p.host_allocations.insert(memory);
+    *pp = memory;
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuMemFreeHost(void* ptr) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (p.host_allocations.erase(ptr) == 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    std::free(ptr);
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuArrayCreate_v2(CUarray* handle, const CUDA_ARRAY_DESCRIPTOR* desc) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    CUctx_st* ctx = nullptr;
+    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
+        return r;
+    }
+    if (handle == nullptr || desc == nullptr || desc->Width == 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    const unsigned int element = format_bytes(desc->Format);
+    const unsigned int channels = desc->NumChannels;
+    if (element == 0 || (channels != 1 && channels != 2 && channels != 4)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    const uint64_t rows = desc->Height == 0 ? 1 : desc->Height;  // a 1D array has Height 0
+    const uint64_t row_bytes = desc->Width * element * channels;
+    if (row_bytes / (element * channels) != desc->Width || rows > UINT64_MAX / row_bytes) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    uintptr_t base = 0;
+    if (CUresult r = allocate(p, ctx, row_bytes * rows, true, base)) {
+        return r;
+    }
+    *handle = reinterpret_cast<CUarray>(base);
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuArrayDestroy(CUarray handle) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    auto it = p.allocations.find(reinterpret_cast<uintptr_t>(handle));
+    if (it == p.allocations.end() || !it->second.is_array) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    release(p, it);
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void* src, size_t bytes) {
+    auto check = [](const Process& p, uintptr_t d, uintptr_t s, size_t n) {
+        return s != 0 && device_range(p, d, n);
+    };
+    const auto s = reinterpret_cast<uintptr_t>(src);
+    if (CUresult r = wait_for_context(check, dst, s, bytes)) {
+        return r;
+    }
+    std::memcpy(reinterpret_cast<void*>(dst), src, bytes);
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuMemcpyDtoH_v2(void* dst, CUdeviceptr src, size_t bytes) {
+    auto check = [](const Process& p, uintptr_t d, uintptr_t s, size_t n) {
+        return d != 0 && device_range(p, s, n);
+    };
+    if (CUresult r = wait_for_context(check, reinterpret_cast<uintptr_t>(dst), src, bytes)) {
+        return r;
+    }
+    std::memcpy(dst, reinterpret_cast<const void*>(src), bytes);
+    return CUDA_SUCCESS;
+}
+
+// Unified addressing: either side may be host or device memory.
+MOCK_API CUresult cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
+    auto check = [](const Process&, uintptr_t d, uintptr_t s, size_t) { return d != 0 && s != 0; };
+    if (CUresult r = wait_for_context(check, dst, src, bytes)) {
+        return r;
+    }
+    std::memmove(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), bytes);
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuMemsetD8_v2(CUdeviceptr dst, unsigned char value, size_t count) {
+    auto check = [](const Process& p, uintptr_t d, uintptr_t, size_t n) {
+        return device_range(p, d, n);
+    };
+    if (CUresult r = wait_for_context(check, dst, 0, count)) {
+        return r;
+    }
+    std::memset(reinterpret_cast<void*>(dst), value, count);
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuMemcpyHtoD_v2_ptds(CUdeviceptr dst, const void* src, size_t bytes) {
+    return cuMemcpyHtoD_v2(dst, src, bytes);
+}
+MOCK_API CUresult cuMemcpyDtoH_v2_ptds(void* dst, CUdeviceptr src, size_t bytes) {
+    return cuMemcpyDtoH_v2(dst, src, bytes);
+}
+MOCK_API CUresult cuMemcpy_ptds(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
+    return cuMemcpy(dst, src, bytes);
+}
+MOCK_API CUresult cuMemsetD8_v2_ptds(CUdeviceptr dst, unsigned char value, size_t count) {
+    return cuMemsetD8_v2(dst, value, count);
+}
+
+MOCK_API CUresult cuPointerGetAttribute(void* data, CUpointer_attribute attribute,
+                                        CUdeviceptr ptr) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (data == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    const Allocation* allocation = mockcuda::find_allocation(p, ptr, 1);
+    if (allocation == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    switch (attribute) {
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
+        *static_cast<int*>(data) = allocation->device;
+        return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_CONTEXT:
+        *static_cast<CUcontext*>(data) = allocation->ctx;
+        return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
+        *static_cast<unsigned int*>(data) = CU_MEMORYTYPE_DEVICE;
+        return CUDA_SUCCESS;
+    }
+    return CUDA_ERROR_INVALID_VALUE;
+}

@@ -1,0 +1,208 @@
+// libnvidia-ml.so.1: device identity, memory and utilization of the simulated GPUs, read from
+// the same shared state as the driver, so NVML and cuMemGetInfo always agree.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "config.h"
+#include "device_info.h"
+#include "export.h"
+#include "mockcuda/nvml.h"
+#include "shared_state.h"
+
+struct nvmlDevice_st {
+    int index;
+};
+
+namespace {
+
+constexpr int64_t kUtilizationWindowNs = 1000000000;  // NVML's sample period: one second
+
+struct Library {
+    std::mutex mutex;
+    int users = 0;  // nvmlInit calls not yet matched by nvmlShutdown
+    mockcuda::Config config;
+    std::unique_ptr<mockcuda::SharedState> shared;
+    nvmlDevice_st devices[mockcuda::kMaxDevices];
+};
+
+Library& library() {
+    static Library* instance = [] {
+        auto* created = new Library();
+        for (int i = 0; i < mockcuda::kMaxDevices; ++i) {
+            created->devices[i].index = i;
+        }
+        return created;
+    }();
+    return *instance;
+}
+
+// The device behind a handle, or -1 for a handle this library did not give out.
+int device_index(const Library& lib, nvmlDevice_t device) {
+    for (int i = 0; i < lib.config.devices; ++i) {
+        if (device == &lib.devices[i]) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+nvmlReturn_t check(const Library& lib, nvmlDevice_t device, const void* out, int& index) {
+    if (lib.users == 0) {
+        return NVML_ERROR_UNINITIALIZED;
+    }
+    index = device_index(lib, device);
+    return index < 0 || out == nullptr ? NVML_ERROR_INVALID_ARGUMENT : NVML_SUCCESS;
+}
+
+nvmlReturn_t copy_text(const std::string& text, char* out, unsigned int length) {
+    if (text.size() + 1 > length) {
+        return NVML_ERROR_INSUFFICIENT_SIZE;
+    }
+    std::memcpy(out, text.c_str(), text.size() + 1);
+    return NVML_SUCCESS;
+}
+
+}  // namespace
+
+MOCK_API nvmlReturn_t nvmlInit_v2(void) {
+    Library& lib = library();
+    std::lock_guard<std::mutex> lock(lib.mutex);
+    if (lib.users > 0) {
+        ++lib.users;
+        return NVML_SUCCESS;
+    }
+    std::string error;
+    if (!mockcuda::load_config(lib.config, error)) {
+        std::fprintf(stderr, "mockcuda: %s\n", error.c_str());
+        return NVML_ERROR_UNKNOWN;
+    }
+    lib.shared = mockcuda::SharedState::open(lib.config.state_path, false, error);
+    if (!lib.shared) {
+        std::fprintf(stderr, "mockcuda: %s\n", error.c_str());
+        return NVML_ERROR_UNKNOWN;
+    }
+    lib.users = 1;
+    return NVML_SUCCESS;
+}
+
+MOCK_API nvmlReturn_t nvmlShutdown(void) {
+    Library& lib = library();
+    std::lock_guard<std::mutex> lock(lib.mutex);
+    if (lib.users == 0) {
+        return NVML_ERROR_UNINITIALIZED;
+    }
+    if (--lib.users == 0) {
+        lib.shared->release();
+        lib.shared.reset();
+    }
+    return NVML_SUCCESS;
+}
+
+MOCK_API const char* nvmlErrorString(nvmlReturn_t result) {
+    switch (result) {
+    case NVML_SUCCESS: return "Success";
+    case NVML_ERROR_UNINITIALIZED: return "Uninitialized";
+    case NVML_ERROR_INVALID_ARGUMENT: return "Invalid Argument";
+    case NVML_ERROR_NOT_SUPPORTED: return "Not Supported";
+    case NVML_ERROR_INSUFFICIENT_SIZE: return "Insufficient Size";
+    case NVML_ERROR_DRIVER_NOT_LOADED: return "Driver Not Loaded";
+    case NVML_ERROR_ARGUMENT_VERSION_MISMATCH: return "Argument Version Mismatch";
+    case NVML_ERROR_UNKNOWN: return "Unknown Error";
+    }
+    return "Unknown Error";
+}
+
+MOCK_API nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int* count) {
+    Library& lib = library();
+    std::lock_guard<std::mutex> lock(lib.mutex);
+    if (lib.users == 0) {
+        return NVML_ERROR_UNINITIALIZED;
+    }
+    if (count == nullptr) {
+        return NVML_ERROR_INVALID_ARGUMENT;
+    }
+    *count = static_cast<unsigned int>(lib.config.devices);
+    return NVML_SUCCESS;
+}
+
+MOCK_API nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t* device) {
+    Library& lib = library();
+    std::lock_guard<std::mutex> lock(lib.mutex);
+    if (lib.users == 0) {
+        return NVML_ERROR_UNINITIALIZED;
+    }
+    if (device == nullptr || index >= static_cast<unsigned int>(lib.config.devices)) {
+        return NVML_ERROR_INVALID_ARGUMENT;
+    }
+    *device = &lib.devices[index];
+    return NVML_SUCCESS;
+}
+
+MOCK_API nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char* name, unsigned int length) {
+    Library& lib = library();
+    std::lock_guard<std::mutex> lock(lib.mutex);
+    int index = 0;
+    if (nvmlReturn_t r = check(lib, device, name, index)) {
+        return r;
+    }
+    return copy_text(lib.config.name, name, length);
+}
+
+MOCK_API nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char* uuid, unsigned int length) {
+    Library& lib = library();
+    std::lock_guard<std::mutex> lock(lib.mutex);
+    int index = 0;
+    if (nvmlReturn_t r = check(lib, device, uuid, index)) {
+        return r;
+    }
+    return copy_text(mockcuda::device_uuid_string(index), uuid, length);
+}
+
+MOCK_API nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory) {
+    Library& lib = library();
+    std::lock_guard<std::mutex> lock(lib.mutex);
+    int index = 0;
+    if (nvmlReturn_t r = check(lib, device, memory, index)) {
+        return r;
+    }
+    const uint64_t total = lib.config.memory;
+    const uint64_t used = std::min(lib.shared->used(index), total);
+    *memory = nvmlMemory_t{total, total - used, used};
+    return NVML_SUCCESS;
+}
+
+MOCK_API nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t* memory) {
+    if (memory != nullptr && memory->version != nvmlMemory_v2) {
+        return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    }
+    nvmlMemory_t v1{};
+    if (nvmlReturn_t r = nvmlDeviceGetMemoryInfo(device, memory == nullptr ? nullptr : &v1)) {
+        return r;
+    }
+    memory->total = v1.total;
+    memory->reserved = 0;
+    memory->free = v1.free;
+    memory->used = v1.used;
+    return NVML_SUCCESS;
+}
+
+// Busy time over the last second; the simulation has no separate memory-controller activity,
+// so memory utilization reports the same figure.
+MOCK_API nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device,
+                                                    nvmlUtilization_t* utilization) {
+    Library& lib = library();
+    std::lock_guard<std::mutex> lock(lib.mutex);
+    int index = 0;
+    if (nvmlReturn_t r = check(lib, device, utilization, index)) {
+        return r;
+    }
+    const double busy = lib.shared->utilization(index, kUtilizationWindowNs);
+    const auto percent = static_cast<unsigned int>(std::lround(std::min(busy, 1.0) * 100.0));
+    *utilization = nvmlUtilization_t{percent, percent};
+    return NVML_SUCCESS;
+}

@@ -1,0 +1,153 @@
+// cuGetProcAddress: the (name, CUDA version) -> entry point map of the real driver for the
+// names the mock implements. A caller asking for "cuMemAlloc" at 12.x gets cuMemAlloc_v2; with
+// the per-thread flag, the _ptsz/_ptds variant where one exists.
+#include <cstring>
+
+#include "entry_points.h"
+#include "export.h"
+#include "mockcuda/mockcuda.h"
+
+namespace {
+
+struct Entry {
+    const char* name;
+    int version;         // first CUDA version whose callers get `function`
+    void* function;      // legacy default stream
+    void* per_thread;    // per-thread default stream, or nullptr when the same
+};
+
+template <typename F>
+void* fn(F* function) {
+    return reinterpret_cast<void*>(function);
+}
+
+const Entry kEntries[] = {
+    {"cuInit", 2000, fn(cuInit), nullptr},
+    {"cuDriverGetVersion", 2020, fn(cuDriverGetVersion), nullptr},
+    {"cuGetErrorString", 6000, fn(cuGetErrorString), nullptr},
+    {"cuGetErrorName", 6000, fn(cuGetErrorName), nullptr},
+    {"cuGetProcAddress", 11030, fn(cuGetProcAddress), nullptr},
+    {"cuGetProcAddress", 12000, fn(cuGetProcAddress_v2), nullptr},
+    {"cuGetExportTable", 3000, fn(cuGetExportTable), nullptr},
+    {"cuDeviceGetCount", 2000, fn(cuDeviceGetCount), nullptr},
+    {"cuDeviceGet", 2000, fn(cuDeviceGet), nullptr},
+    {"cuDeviceGetName", 2000, fn(cuDeviceGetName), nullptr},
+    {"cuDeviceGetUuid", 9020, fn(cuDeviceGetUuid), nullptr},
+    {"cuDeviceGetUuid", 11040, fn(cuDeviceGetUuid_v2), nullptr},
+    {"cuDeviceTotalMem", 3020, fn(cuDeviceTotalMem_v2), nullptr},
+    {"cuDeviceGetAttribute", 2000, fn(cuDeviceGetAttribute), nullptr},
+    {"cuDevicePrimaryCtxRetain", 7000, fn(cuDevicePrimaryCtxRetain), nullptr},
+    {"cuDevicePrimaryCtxRelease", 7000, fn(cuDevicePrimaryCtxRelease), nullptr},
+    {"cuDevicePrimaryCtxRelease", 11000, fn(cuDevicePrimaryCtxRelease_v2), nullptr},
+    {"cuCtxCreate", 3020, fn(cuCtxCreate_v2), nullptr},
+    {"cuCtxCreate", 11040, fn(cuCtxCreate_v3), nullptr},
+    {"cuCtxCreate", 12050, fn(cuCtxCreate_v4), nullptr},
+    {"cuCtxDestroy", 4000, fn(cuCtxDestroy_v2), nullptr},
+    {"cuCtxGetCurrent", 4000, fn(cuCtxGetCurrent), nullptr},
+    {"cuCtxSetCurrent", 4000, fn(cuCtxSetCurrent), nullptr},
+    {"cuCtxGetDevice", 2000, fn(cuCtxGetDevice), nullptr},
+    {"cuCtxSynchronize", 2000, fn(cuCtxSynchronize), nullptr},
+    {"cuMemGetInfo", 3020, fn(cuMemGetInfo_v2), nullptr},
+    {"cuMemAlloc", 3020, fn(cuMemAlloc_v2), nullptr},
+    {"cuMemAllocPitch", 3020, fn(cuMemAllocPitch_v2), nullptr},
+    {"cuMemAllocManaged", 6000, fn(cuMemAllocManaged), nullptr},
+    {"cuMemAllocAsync", 11020, fn(cuMemAllocAsync), fn(cuMemAllocAsync_ptsz)},
+    {"cuMemFreeAsync", 11020, fn(cuMemFreeAsync), fn(cuMemFreeAsync_ptsz)},
+    {"cuMemFree", 3020, fn(cuMemFree_v2), nullptr},
+    {"cuMemAllocHost", 3020, fn(cuMemAllocHost_v2), nullptr},
+    {"cuMemFreeHost", 2000, fn(cuMemFreeHost), nullptr},
+    {"cuArrayCreate", 3020, fn(cuArrayCreate_v2), nullptr},
+    {"cuArrayDestroy", 2000, fn(cuArrayDestroy), nullptr},
+    {"cuMemcpyHtoD", 3020, fn(cuMemcpyHtoD_v2), fn(cuMemcpyHtoD_v2_ptds)},
+    {"cuMemcpyDtoH", 3020, fn(cuMemcpyDtoH_v2), fn(cuMemcpyDtoH_v2_ptds)},
+    {"cuMemcpy", 4000, fn(cuMemcpy), fn(cuMemcpy_ptds)},
+    {"cuMemsetD8", 3020, fn(cuMemsetD8_v2), fn(cuMemsetD8_v2_ptds)},
+    {"cuPointerGetAttribute", 4000, fn(cuPointerGetAttribute), nullptr},
+    {"cuMemGetAllocationGranularity", 10020, fn(cuMemGetAllocationGranularity), nullptr},
+    {"cuMemCreate", 10020, fn(cuMemCreate), nullptr},
+    {"cuMemRelease", 10020, fn(cuMemRelease), nullptr},
+    {"cuMemAddressReserve", 10020, fn(cuMemAddressReserve), nullptr},
+    {"cuMemAddressFree", 10020, fn(cuMemAddressFree), nullptr},
+    {"cuMemMap", 10020, fn(cuMemMap), nullptr},
+    {"cuMemUnmap", 10020, fn(cuMemUnmap), nullptr},
+    {"cuMemSetAccess", 10020, fn(cuMemSetAccess), nullptr},
+    {"cuStreamCreate", 2000, fn(cuStreamCreate), nullptr},
+    {"cuStreamDestroy", 4000, fn(cuStreamDestroy_v2), nullptr},
+    {"cuStreamSynchronize", 2000, fn(cuStreamSynchronize), fn(cuStreamSynchronize_ptsz)},
+    {"cuStreamQuery", 2000, fn(cuStreamQuery), fn(cuStreamQuery_ptsz)},
+    {"cuEventCreate", 2000, fn(cuEventCreate), nullptr},
+    {"cuEventDestroy", 4000, fn(cuEventDestroy_v2), nullptr},
+    {"cuEventRecord", 2000, fn(cuEventRecord), fn(cuEventRecord_ptsz)},
+    {"cuEventQuery", 2000, fn(cuEventQuery), nullptr},
+    {"cuEventSynchronize", 2000, fn(cuEventSynchronize), nullptr},
+    {"cuEventElapsedTime", 2000, fn(cuEventElapsedTime), nullptr},
+    {"cuEventElapsedTime", 12080, fn(cuEventElapsedTime_v2), nullptr},
+    {"cuModuleLoadData", 2000, fn(cuModuleLoadData), nullptr},
+    {"cuModuleUnload", 2000, fn(cuModuleUnload), nullptr},
+    {"cuModuleGetFunction", 2000, fn(cuModuleGetFunction), nullptr},
+    {"cuLaunchKernel", 4000, fn(cuLaunchKernel), fn(cuLaunchKernel_ptsz)},
+    {"cuLaunchKernelEx", 11060, fn(cuLaunchKernelEx), fn(cuLaunchKernelEx_ptsz)},
+    {"cuLaunchCooperativeKernel", 9000, fn(cuLaunchCooperativeKernel),
+     fn(cuLaunchCooperativeKernel_ptsz)},
+    {"cuGraphCreate", 10000, fn(cuGraphCreate), nullptr},
+    {"cuGraphDestroy", 10000, fn(cuGraphDestroy), nullptr},
+    {"cuGraphAddKernelNode", 12000, fn(cuGraphAddKernelNode_v2), nullptr},
+    {"cuGraphInstantiate", 10000, fn(cuGraphInstantiate), nullptr},
+    {"cuGraphInstantiate", 11000, fn(cuGraphInstantiate_v2), nullptr},
+    {"cuGraphInstantiateWithFlags", 11040, fn(cuGraphInstantiateWithFlags), nullptr},
+    {"cuGraphExecDestroy", 10000, fn(cuGraphExecDestroy), nullptr},
+    {"cuGraphLaunch", 10000, fn(cuGraphLaunch), fn(cuGraphLaunch_ptsz)},
+};
+
+constexpr cuuint64_t kKnownFlags =
+    CU_GET_PROC_ADDRESS_LEGACY_STREAM | CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM;
+
+}  // namespace
+
+MOCK_API CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int cudaVersion,
+                                      cuuint64_t flags,
+                                      CUdriverProcAddressQueryResult* symbolStatus) {
+    if (symbol == nullptr || pfn == nullptr || (flags & ~kKnownFlags) != 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *pfn = nullptr;
+    const Entry* best = nullptr;
+    bool named = false;
+    for (const Entry& entry : kEntries) {
+        if (std::strcmp(entry.name, symbol) != 0) {
+            continue;
+        }
+        named = true;
+        if (entry.version <= cudaVersion && (best == nullptr || entry.version > best->version)) {
+            best = &entry;
+        }
+    }
+    if (best == nullptr) {
+        if (symbolStatus != nullptr) {
+            *symbolStatus = named ? CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT
+                                  : CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+        }
+        return CUDA_ERROR_NOT_FOUND;
+    }
+    const bool per_thread = (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) != 0;
+    *pfn = per_thread && best->per_thread != nullptr ? best->per_thread : best->function;
+    if (symbolStatus != nullptr) {
+        *symbolStatus = CU_GET_PROC_ADDRESS_SUCCESS;
+    }
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuGetProcAddress(const char* symbol, void** pfn, int cudaVersion,
+                                   cuuint64_t flags) {
+    return cuGetProcAddress_v2(symbol, pfn, cudaVersion, flags, nullptr);
+}
+
+// The runtime's private tables are not simulated; callers fall back as on a driver that
+// lacks a table.
+MOCK_API CUresult cuGetExportTable(const void** table, const CUuuid* tableId) {
+    if (table == nullptr || tableId == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *table = nullptr;
+    return CUDA_ERROR_NOT_SUPPORTED;
+}

@@ -1,0 +1,113 @@
+// The driver's per-process state: configuration, contexts, streams, events, allocations and
+// kernels, behind one mutex. Handles given to callers are pointers to these objects; every
+// entry point checks a handle against the live set before using it, so a stale or made-up
+// handle is an error code, never a crash.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "config.h"
+#include "mockcuda/cuda.h"
+#include "shared_state.h"
+
+struct CUctx_st;
+
+namespace mockcuda {
+
+struct Stream {
+    CUctx_st* ctx;
+    int64_t done_ns = 0;  // when the last work queued on it completes
+};
+
+struct Event {
+    unsigned int flags;
+    bool recorded = false;
+    int64_t time_ns = 0;
+};
+
+struct Function {
+    std::string name;
+    double ns_per_block;
+};
+
+struct Module {
+    std::vector<std::unique_ptr<Function>> functions;
+};
+
+// A contiguous device allocation (cuMemAlloc*, managed, async, arrays) or a VMM mapping.
+struct Allocation {
+    uint64_t size;     // bytes addressable
+    uint64_t charged;  // bytes counted against the device (0 for VMM mappings: see Physical)
+    int device;
+    CUctx_st* ctx;
+    bool is_array;
+    bool is_vmm;
+    uint64_t handle;  // the Physical behind a VMM mapping
+};
+
+// A cuMemCreate handle: memory charged at creation, held until released and unmapped.
+struct Physical {
+    int fd;  // memfd backing, so several mappings see the same bytes
+    uint64_t size;
+    int device;
+    int mappings = 0;
+    bool released = false;
+};
+
+struct Graph {
+    std::vector<int64_t> kernel_ns;
+};
+
+struct Process {
+    std::mutex mutex;
+    std::atomic<bool> initialized{false};  // also read without the mutex
+    Config config;
+    std::unique_ptr<SharedState> shared;
+    CUctx_st* primary[kMaxDevices] = {};
+    int primary_refs[kMaxDevices] = {};
+    std::unordered_set<CUctx_st*> contexts;
+    std::unordered_set<Stream*> streams;
+    std::unordered_set<Event*> events;
+    std::unordered_set<Module*> modules;
+    std::unordered_set<Function*> functions;
+    std::unordered_set<Graph*> graphs;
+    std::unordered_set<Graph*> graph_execs;
+    std::unordered_set<void*> host_allocations;
+    std::map<uintptr_t, Allocation> allocations;  // by base address
+    std::unordered_map<uint64_t, Physical> physical;
+    std::map<uintptr_t, uint64_t> reservations;  // cuMemAddressReserve: base -> size
+    uint64_t next_physical = 1;
+};
+
+Process& process();
+CUctx_st*& current_context();  // per thread, as in the driver
+
+// Checks made by nearly every entry point, to be called with the process mutex held.
+CUresult check_initialized(const Process& p);
+CUresult check_device(const Process& p, CUdevice device);
+CUresult current_or_error(const Process& p, CUctx_st*& ctx);  // INVALID_CONTEXT when none
+// The stream a handle names in `ctx`: 0, CU_STREAM_LEGACY and CU_STREAM_PER_THREAD are the
+// context's default stream. INVALID_HANDLE for an unknown handle.
+CUresult resolve_stream(const Process& p, CUstream handle, CUctx_st* ctx, Stream*& stream);
+// Frees what a destroyed context owned.
+void release_context_memory(Process& p, CUctx_st* ctx);
+// The allocation containing [ptr, ptr + bytes), or nullptr.
+const Allocation* find_allocation(const Process& p, uintptr_t ptr, uint64_t bytes);
+
+}  // namespace mockcuda
+
+// The object behind a CUcontext.
+struct CUctx_st {
+    int device;
+    bool primary;
+    mockcuda::Stream default_stream{this};
+    int64_t done_ns = 0;  // completion of the last work queued in this context
+};

@@ -1,0 +1,266 @@
+// Virtual memory management: physical handles (cuMemCreate, charged at creation), reserved
+// address ranges, and mappings of the one into the other. A handle's bytes live in a memfd,
+// so every mapping of it sees the same memory, as on the device.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "export.h"
+#include "runtime.h"
+
+using mockcuda::Allocation;
+using mockcuda::Physical;
+using mockcuda::Process;
+using mockcuda::process;
+
+namespace {
+
+constexpr uint64_t kGranularity = 2ULL << 20;
+
+CUresult check_location(const Process& p, const CUmemLocation& location) {
+    if (location.type != CU_MEM_LOCATION_TYPE_DEVICE) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    return location.id >= 0 && location.id < p.config.devices ? CUDA_SUCCESS
+                                                              : CUDA_ERROR_INVALID_DEVICE;
+}
+
+CUresult check_prop(const Process& p, const CUmemAllocationProp* prop) {
+    if (prop == nullptr || prop->type != CU_MEM_ALLOCATION_TYPE_PINNED) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    return check_location(p, prop->location);
+}
+
+bool aligned(uint64_t value) { return value != 0 && value % kGranularity == 0; }
+
+// Frees a handle's memory once it is both released and unmapped everywhere.
+void drop_if_unused(Process& p, uint64_t handle) {
+    auto it = p.physical.find(handle);
+    if (it == p.physical.end() || !it->second.released || it->second.mappings > 0) {
+        return;
+    }
+    close(it->second.fd);
+    p.shared->uncharge(it->second.device, it->second.size);
+    p.physical.erase(it);
+}
+
+// True when [ptr, ptr + size) lies inside one reservation.
+bool reserved(const Process& p, uintptr_t ptr, uint64_t size) {
+    auto it = p.reservations.upper_bound(ptr);
+    if (it == p.reservations.begin()) {
+        return false;
+    }
+    --it;
+    const uint64_t offset = ptr - it->first;
+    return offset < it->second && size <= it->second - offset;
+}
+
+bool overlaps_mapping(const Process& p, uintptr_t ptr, uint64_t size) {
+    auto it = p.allocations.lower_bound(ptr);
+    if (it != p.allocations.end() && it->first < ptr + size) {
+        return true;
+    }
+    return mockcuda::find_allocation(p, ptr, 1) != nullptr;
+}
+
+// True when [ptr, ptr + size) is covered by back-to-back mappings (one cuMemSetAccess often
+// spans several chunks).
+bool mapped(const Process& p, uintptr_t ptr, uint64_t size) {
+    const uintptr_t end = ptr + size;
+    while (ptr < end) {
+        auto it = p.allocations.upper_bound(ptr);
+        if (it == p.allocations.begin()) {
+            return false;
+        }
+        --it;
+        if (!it->second.is_vmm || ptr - it->first >= it->second.size) {
+            return false;
+        }
+        ptr = it->first + it->second.size;
+    }
+    return true;
+}
+
+}  // namespace
+
+MOCK_API CUresult cuMemGetAllocationGranularity(size_t* granularity,
+                                                const CUmemAllocationProp* prop,
+                                                CUmemAllocationGranularity_flags option) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (granularity == nullptr || (option != CU_MEM_ALLOC_GRANULARITY_MINIMUM &&
+                                   option != CU_MEM_ALLOC_GRANULARITY_RECOMMENDED)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (CUresult r = check_prop(p, prop)) {
+        return r;
+    }
+    *granularity = kGranularity;
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, size_t size,
+                              const CUmemAllocationProp* prop, unsigned long long flags) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (handle == nullptr || flags != 0 || !aligned(size)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (CUresult r = check_prop(p, prop)) {
+        return r;
+    }
+    const int device = prop->location.id;  // where it lands, whatever context is current
+    if (!p.shared->charge(device, size, p.config.memory)) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    const int fd = memfd_create("mockcuda", MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, static_cast<off_t>(size)) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        p.shared->uncharge(device, size);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    const uint64_t id = p.next_physical++;
+    p.physical[id] = Physical{fd, size, device};
+    *handle = id;
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuMemRelease(CUmemGenericAllocationHandle handle) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    auto it = p.physical.find(handle);
+    if (it == p.physical.end() || it->second.released) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    it->second.released = true;
+    drop_if_unused(p, handle);
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuMemAddressReserve(CUdeviceptr* ptr, size_t size, size_t alignment,
+                                      CUdeviceptr addr, unsigned long long flags) {
+    (void)addr;  // a hint only; the mock lets the kernel choose
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (ptr == nullptr || flags != 0 || !aligned(size) ||
+        (alignment & (alignment - 1)) != 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    const uint64_t align = alignment > kGranularity ? alignment : kGranularity;
+    // Over-reserve, then trim both ends, to get an aligned range.
+    void* raw = mmap(nullptr, size + align, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    const auto start = reinterpret_cast<uintptr_t>(raw);
+    const uintptr_t base = (start + align - 1) / align * align;
+    if (base > start) {
+        munmap(raw, base - start);
+    }
+    munmap(reinterpret_cast<void*>(base + size), start + size + align - (base + size));
+    p.reservations[base] = size;
+    *ptr = base;
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuMemAddressFree(CUdeviceptr ptr, size_t size) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    auto it = p.reservations.find(ptr);
+    if (it == p.reservations.end() || it->second != size || overlaps_mapping(p, ptr, size)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    munmap(reinterpret_cast<void*>(ptr), size);
+    p.reservations.erase(it);
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset,
+                           CUmemGenericAllocationHandle handle, unsigned long long flags) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (flags != 0 || !aligned(size) || offset % kGranularity != 0 || !reserved(p, ptr, size)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    auto it = p.physical.find(handle);
+    if (it == p.physical.end() || it->second.released) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    Physical& physical = it->second;
+    if (offset > physical.size || size > physical.size - offset) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (overlaps_mapping(p, ptr, size)) {
+        return CUDA_ERROR_ALREADY_MAPPED;
+    }
+    void* mapped = mmap(reinterpret_cast<void*>(ptr), size, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_FIXED, physical.fd, static_cast<off_t>(offset));
+    if (mapped == MAP_FAILED) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    ++physical.mappings;
+    p.allocations[ptr] = Allocation{size, 0, physical.device, nullptr, false, true, handle};
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuMemUnmap(CUdeviceptr ptr, size_t size) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    auto it = p.allocations.find(ptr);
+    if (it == p.allocations.end() || !it->second.is_vmm || it->second.size != size) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    // Back to an inaccessible reservation, as before the mapping.
+    mmap(reinterpret_cast<void*>(ptr), size, PROT_NONE,
+         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    const uint64_t handle = it->second.handle;
+    p.allocations.erase(it);
+    --p.physical[handle].mappings;
+    drop_if_unused(p, handle);
+    return CUDA_SUCCESS;
+}
+
+MOCK_API CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc* desc,
+                                 size_t count) {
+    Process& p = process();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (CUresult r = mockcuda::check_initialized(p)) {
+        return r;
+    }
+    if (desc == nullptr || count == 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (size == 0 || !mapped(p, ptr, size)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    for (size_t i = 0; i < count; ++i) {
+        if (CUresult r = check_location(p, desc[i].location)) {
+            return r;
+        }
+    }
+    return CUDA_SUCCESS;  // mappings are read-write from the start
+}
