@@ -1,0 +1,56 @@
+#include "config.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "log.h"
+#include "quantity.h"
+
+namespace tf::shim {
+namespace {
+
+const char* env(const std::string& name) {
+  const char* value = std::getenv(name.c_str());
+  return (value != nullptr && value[0] != '\0') ? value : nullptr;
+}
+
+// The VRAM limit in `name`, or `fallback` when it is unset or malformed (malformed: one line).
+std::optional<std::uint64_t> vram_limit(const std::string& name,
+                                        std::optional<std::uint64_t> fallback) {
+  const char* text = env(name);
+  if (text == nullptr) {
+    return fallback;
+  }
+  if (const std::optional<std::uint64_t> bytes = parse_bytes(text)) {
+    return bytes;
+  }
+  warn(name + "=\"" + text + "\" is not a byte count (e.g. 8589934592 or 8Gi); " +
+       (fallback ? "using TF_VRAM_LIMIT instead" : "no VRAM limit from the environment"));
+  return fallback;
+}
+
+std::string text_or(const std::string& name, const std::string& fallback) {
+  const char* text = env(name);
+  return text != nullptr ? std::string(text) : fallback;
+}
+
+}  // namespace
+
+Config read_config() {
+  Config config;
+  config.worker = text_or("TF_WORKER_NAME", "");
+  config.real_libcuda = text_or("TF_REAL_LIBCUDA", "libcuda.so.1");
+  config.real_libnvml = text_or("TF_REAL_LIBNVML", "libnvidia-ml.so.1");
+  const std::optional<std::uint64_t> every_vram = vram_limit("TF_VRAM_LIMIT", std::nullopt);
+  const std::string device0_shm = text_or("TF_SHM_PATH", "");
+  for (int device = 0; device < kMaxDevices; ++device) {
+    const std::string suffix = "_" + std::to_string(device);
+    DeviceConfig& out = config.devices[static_cast<std::size_t>(device)];
+    out.vram_limit = vram_limit("TF_VRAM_LIMIT" + suffix, every_vram);
+    // A region is one worker on one GPU, so the unsuffixed path names device 0's.
+    out.shm_path = text_or("TF_SHM_PATH" + suffix, device == 0 ? device0_shm : "");
+  }
+  return config;
+}
+
+}  // namespace tf::shim

@@ -1,0 +1,31 @@
+// The shim's settings, read from the environment once at initialisation (the hot path never
+// calls getenv). python/tensorfusion/shim.py documents every variable.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace tf::shim {
+
+// Devices (CUDA ordinals) that can carry their own settings through a "_<ordinal>" suffix.
+inline constexpr int kMaxDevices = 32;
+
+struct DeviceConfig {
+  std::optional<std::uint64_t> vram_limit;  // TF_VRAM_LIMIT[_<d>], bytes
+  std::string shm_path;                     // TF_SHM_PATH_<d> (device 0: or TF_SHM_PATH)
+};
+
+struct Config {
+  std::string worker;        // TF_WORKER_NAME, empty: not checked
+  std::string real_libcuda;  // TF_REAL_LIBCUDA
+  std::string real_libnvml;  // TF_REAL_LIBNVML
+  std::array<DeviceConfig, kMaxDevices> devices;
+};
+
+// Reads the environment. A malformed value is reported in one stderr line naming the variable
+// and what is done instead, and is otherwise ignored.
+Config read_config();
+
+}  // namespace tf::shim

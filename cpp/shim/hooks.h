@@ -1,0 +1,95 @@
+// Every function the shim replaces: exported under the real name (link-time path) and handed
+// out by dlsym and cuGetProcAddress in place of the real one.
+#pragma once
+
+#include <cstddef>
+
+#include "cuda_abi.h"
+
+// X(name, library): the hooked functions, one per exported symbol.
+#define TF_SHIM_HOOKS(X)                    \
+  X(cuGetProcAddress, driver)               \
+  X(cuGetProcAddress_v2, driver)            \
+  X(cuMemAlloc_v2, driver)                  \
+  X(cuMemAllocPitch_v2, driver)             \
+  X(cuMemAllocManaged, driver)              \
+  X(cuMemAllocAsync, driver)                \
+  X(cuMemAllocAsync_ptsz, driver)           \
+  X(cuMemAllocFromPoolAsync, driver)        \
+  X(cuMemAllocFromPoolAsync_ptsz, driver)   \
+  X(cuMemFree_v2, driver)                   \
+  X(cuMemFreeAsync, driver)                 \
+  X(cuMemFreeAsync_ptsz, driver)            \
+  X(cuArrayCreate_v2, driver)               \
+  X(cuArrayDestroy, driver)                 \
+  X(cuMemCreate, driver)                    \
+  X(cuMemRelease, driver)                   \
+  X(cuMemGetInfo_v2, driver)                \
+  X(cuDeviceTotalMem_v2, driver)            \
+  X(nvmlDeviceGetMemoryInfo, nvml)          \
+  X(nvmlDeviceGetMemoryInfo_v2, nvml)
+
+#define TF_SHIM_EXPORT __attribute__((visibility("default")))
+
+extern "C" {
+TF_SHIM_EXPORT CUresult cuGetProcAddress(const char* symbol, void** pfn, int cudaVersion,
+                                         cuuint64_t flags);
+TF_SHIM_EXPORT CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int cudaVersion,
+                                            cuuint64_t flags,
+                                            CUdriverProcAddressQueryResult* symbolStatus);
+TF_SHIM_EXPORT CUresult cuMemAlloc_v2(CUdeviceptr* dptr, std::size_t bytesize);
+TF_SHIM_EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr* dptr, std::size_t* pPitch,
+                                           std::size_t WidthInBytes, std::size_t Height,
+                                           unsigned int ElementSizeBytes);
+TF_SHIM_EXPORT CUresult cuMemAllocManaged(CUdeviceptr* dptr, std::size_t bytesize,
+                                          unsigned int flags);
+TF_SHIM_EXPORT CUresult cuMemAllocAsync(CUdeviceptr* dptr, std::size_t bytesize,
+                                        CUstream hStream);
+TF_SHIM_EXPORT CUresult cuMemAllocAsync_ptsz(CUdeviceptr* dptr, std::size_t bytesize,
+                                             CUstream hStream);
+TF_SHIM_EXPORT CUresult cuMemAllocFromPoolAsync(CUdeviceptr* dptr, std::size_t bytesize,
+                                                CUmemoryPool pool, CUstream hStream);
+TF_SHIM_EXPORT CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr* dptr, std::size_t bytesize,
+                                                     CUmemoryPool pool, CUstream hStream);
+TF_SHIM_EXPORT CUresult cuMemFree_v2(CUdeviceptr dptr);
+TF_SHIM_EXPORT CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream);
+TF_SHIM_EXPORT CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream);
+TF_SHIM_EXPORT CUresult cuArrayCreate_v2(CUarray* pHandle,
+                                         const CUDA_ARRAY_DESCRIPTOR* pAllocateArray);
+TF_SHIM_EXPORT CUresult cuArrayDestroy(CUarray hArray);
+TF_SHIM_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, std::size_t size,
+                                    const CUmemAllocationProp* prop, unsigned long long flags);
+TF_SHIM_EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle);
+TF_SHIM_EXPORT CUresult cuMemGetInfo_v2(std::size_t* free, std::size_t* total);
+TF_SHIM_EXPORT CUresult cuDeviceTotalMem_v2(std::size_t* bytes, CUdevice dev);
+TF_SHIM_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory);
+TF_SHIM_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device,
+                                                       nvmlMemory_v2_t* memory);
+}
+
+namespace tf::shim {
+
+enum class Library { driver, nvml };
+
+enum class Hook : std::size_t {
+#define TF_SHIM_HOOK_ENUM(name, library) name,
+  TF_SHIM_HOOKS(TF_SHIM_HOOK_ENUM)
+#undef TF_SHIM_HOOK_ENUM
+};
+
+#define TF_SHIM_HOOK_COUNT(name, library) +1
+inline constexpr std::size_t kHookCount = 0 TF_SHIM_HOOKS(TF_SHIM_HOOK_COUNT);
+#undef TF_SHIM_HOOK_COUNT
+
+struct HookInfo {
+  const char* name;
+  void* hook;
+  Library library;
+};
+// Indexed by Hook.
+extern const HookInfo kHooks[kHookCount];
+
+// The hook registered under the exported name `name`, or null.
+const HookInfo* find_hook(const char* name) noexcept;
+
+}  // namespace tf::shim

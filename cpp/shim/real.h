@@ -1,0 +1,30 @@
+// The real driver and NVML behind the hooks, resolved without the hooks ever seeing each other.
+#pragma once
+
+#include "config.h"
+#include "hooks.h"
+
+namespace tf::shim {
+
+// glibc's dlsym, found with dlvsym so the override in lookup.cpp never calls itself.
+void* real_dlsym(void* handle, const char* name) noexcept;
+
+// Opens the real libraries named by `config` and resolves the real function of every hook.
+// A library that cannot be opened is reported once; its hooks then answer "not found".
+void resolve_real(const Config& config);
+
+// What a hook returns when the real library lacks the function it stands in for.
+inline constexpr CUresult kMissingReal = CUDA_ERROR_NOT_FOUND;
+
+// The real function behind `hook`, or null when the library lacks it.
+void* real_fn(Hook hook) noexcept;
+
+// Driver and NVML functions the shim calls but does not hook (null when absent).
+struct Plain {
+  cuCtxGetDevice_fn cuCtxGetDevice = nullptr;
+  nvmlDeviceGetCount_v2_fn nvmlDeviceGetCount_v2 = nullptr;
+  nvmlDeviceGetHandleByIndex_v2_fn nvmlDeviceGetHandleByIndex_v2 = nullptr;
+};
+const Plain& plain() noexcept;
+
+}  // namespace tf::shim

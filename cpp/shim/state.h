@@ -1,0 +1,39 @@
+// The shim's process-wide state, built once on the first hooked call.
+#pragma once
+
+#include <array>
+
+#include "budget.h"
+#include "config.h"
+#include "ledger.h"
+#include "real.h"
+
+namespace tf::shim {
+
+struct State {
+  Config config;
+  std::array<Budget, kMaxDevices> budgets;
+  Ledger ledger;
+
+  // The budget of `device` if its allocations are charged, else null.
+  Budget* enforced(int device) noexcept;
+};
+
+// Reads the config, resolves the real libraries and joins the regions on first use.
+State& state();
+
+// Whether the calling thread is inside state()'s initialisation (its dlopen of the driver may
+// call dlsym, which must then pass through rather than wait for the initialisation).
+bool initialising_here() noexcept;
+
+// The real function behind `hook`, initialising first if needed.
+inline void* real_of(Hook hook) {
+  state();
+  return real_fn(hook);
+}
+
+}  // namespace tf::shim
+
+// The real counterpart of hook `name`, typed with the hook's own C signature (null if absent).
+#define TF_REAL(name) \
+  (reinterpret_cast<decltype(&::name)>(::tf::shim::real_of(::tf::shim::Hook::name)))

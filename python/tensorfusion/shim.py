@@ -1,0 +1,70 @@
+"""The `LD_PRELOAD` shim (`libtfshim.so`, built from cpp/shim) and the environment it reads.
+
+The shim reads its environment once, on the first CUDA or NVML call it intercepts. A malformed
+value costs one line on stderr naming the variable and what is done instead; the workload
+always runs. Per-device settings take a `_<ordinal>` suffix (CUDA device ordinal):
+`TF_VRAM_LIMIT_1` overrides `TF_VRAM_LIMIT` for device 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tensorfusion.errors import TensorFusionError
+
+SHIM_FILENAME = "libtfshim.so"
+
+
+@dataclass(frozen=True)
+class ShimVariable:
+    name: str
+    unit: str
+    default: str
+    per_device: bool
+    meaning: str
+
+
+SHIM_ENV: tuple[ShimVariable, ...] = (
+    ShimVariable(
+        "TF_VRAM_LIMIT",
+        "bytes: an integer or a Kubernetes quantity (8Gi, 1.5G, 2e9)",
+        "none (VRAM not limited)",
+        True,
+        "VRAM the process may allocate per device, when no region is joined; memory queries "
+        "report it as the device's total",
+    ),
+    ShimVariable(
+        "TF_SHM_PATH",
+        "path",
+        "none",
+        True,
+        "the worker's shared region for a device (unsuffixed: device 0); its limit is shared "
+        "by all of the worker's processes and replaces TF_VRAM_LIMIT. If it cannot be joined, "
+        "TF_VRAM_LIMIT is enforced within the process",
+    ),
+    ShimVariable(
+        "TF_WORKER_NAME",
+        "name",
+        "none (not checked)",
+        False,
+        "a region naming another worker is not joined",
+    ),
+    ShimVariable(
+        "TF_REAL_LIBCUDA", "library name or path", "libcuda.so.1", False, "the real driver"
+    ),
+    ShimVariable(
+        "TF_REAL_LIBNVML", "library name or path", "libnvidia-ml.so.1", False, "the real NVML"
+    ),
+)
+
+
+def shim_path() -> Path:
+    """The installed libtfshim.so, for `LD_PRELOAD`."""
+    path = Path(__file__).resolve().parent / SHIM_FILENAME
+    if not path.is_file():
+        raise TensorFusionError(
+            f"{SHIM_FILENAME}: not found at {path}; the package was installed without its native "
+            "part (reinstall with `pip install .` from the source tree to build it)"
+        )
+    return path
