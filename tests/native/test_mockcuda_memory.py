@@ -85,19 +85,27 @@ def test_three_memory_queries_agree(mockcuda: MockCuda, state: Path) -> None:
     assert int(out["nvml_used"]) == int(out["nvml2_used"]) == 5 * MIB
 
 
-def test_memory_is_shared_by_processes_on_one_state_file(mockcuda: MockCuda, state: Path) -> None:
-    env = mockcuda.env(state, memory="1Gi")
+def start_holder(mockcuda: MockCuda, env: dict[str, str], nbytes: int) -> subprocess.Popen[str]:
+    """A process holding `nbytes` of device memory until its stdin closes, once allocated."""
     holder = subprocess.Popen(
-        [str(mockcuda.programs["meminfo"]), str(600 * MIB), "hold"],
+        [str(mockcuda.programs["meminfo"]), str(nbytes), "hold"],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert holder.stdout is not None
+    if "ready=1\n" not in iter(holder.stdout.readline, ""):  # reads until it has allocated
+        holder.kill()
+        holder.wait(timeout=TIMEOUT)
+        pytest.fail("the holding process exited before allocating")
+    return holder
+
+
+def test_memory_is_shared_by_processes_on_one_state_file(mockcuda: MockCuda, state: Path) -> None:
+    env = mockcuda.env(state, memory="1Gi")
+    holder = start_holder(mockcuda, env, 600 * MIB)
     try:
-        assert holder.stdout is not None
-        lines = iter(holder.stdout.readline, "")
-        assert "ready=1\n" in lines  # consumes output until the holder has allocated
         out = run_program(mockcuda, "meminfo", env=env)
         assert int(out["cu_free"]) == int(out["nvml_free"]) == (1 << 30) - 600 * MIB
         denied = run_program(mockcuda, "alloc_oom", "plain", str(500 * MIB), env=env)
@@ -112,15 +120,7 @@ def test_memory_is_shared_by_processes_on_one_state_file(mockcuda: MockCuda, sta
 
 def test_a_killed_process_does_not_leak_memory(mockcuda: MockCuda, state: Path) -> None:
     env = mockcuda.env(state, memory="1Gi")
-    holder = subprocess.Popen(
-        [str(mockcuda.programs["meminfo"]), str(700 * MIB), "hold"],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None
-    assert "ready=1\n" in iter(holder.stdout.readline, "")
+    holder = start_holder(mockcuda, env, 700 * MIB)
     holder.kill()
     holder.wait(timeout=TIMEOUT)
     out = run_program(mockcuda, "meminfo", env=env)

@@ -1,44 +1,33 @@
 // Contexts: primary (retained per device) and created ones; the current one is per thread.
 #include "export.h"
+#include "guards.h"
+#include "handles.h"
 #include "runtime.h"
 
 using mockcuda::Process;
-using mockcuda::process;
 
 MOCK_API CUresult cuDevicePrimaryCtxRetain(CUcontext* pctx, CUdevice device) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (pctx == nullptr) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    if (CUresult r = mockcuda::check_device(p, device)) {
-        return r;
-    }
-    if (p.primary[device] == nullptr) {
-        p.primary[device] = new CUctx_st{device, true};
-        p.contexts.insert(p.primary[device]);
-    }
-    ++p.primary_refs[device];
-    *pctx = p.primary[device];
-    return CUDA_SUCCESS;
+    return mockcuda::with_device(pctx != nullptr, device, [&](Process& p) {
+        if (p.primary[device] == nullptr) {
+            p.primary[device] = new CUctx_st{device, true};
+            p.contexts.insert(p.primary[device]);
+        }
+        ++p.primary_refs[device];
+        *pctx = p.primary[device];
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice device) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_device(p, device)) {
-        return r;
-    }
-    if (p.primary_refs[device] == 0) {
-        return CUDA_ERROR_INVALID_CONTEXT;
-    }
-    // The context object outlives its last reference so that a thread still holding it as
-    // current gets errors from its work rather than a dangling pointer.
-    --p.primary_refs[device];
-    return CUDA_SUCCESS;
+    return mockcuda::with_device(true, device, [&](Process& p) {
+        if (p.primary_refs[device] == 0) {
+            return CUDA_ERROR_INVALID_CONTEXT;
+        }
+        // The context object outlives its last reference so that a thread still holding it
+        // as current gets errors from its work rather than a dangling pointer.
+        --p.primary_refs[device];
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuDevicePrimaryCtxRelease(CUdevice device) {
@@ -47,22 +36,11 @@ MOCK_API CUresult cuDevicePrimaryCtxRelease(CUdevice device) {
 
 MOCK_API CUresult cuCtxCreate_v2(CUcontext* pctx, unsigned int flags, CUdevice device) {
     (void)flags;  // scheduling flags change nothing in a simulation
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (pctx == nullptr) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    if (CUresult r = mockcuda::check_device(p, device)) {
-        return r;
-    }
-    auto* ctx = new CUctx_st{device, false};
-    p.contexts.insert(ctx);
-    mockcuda::current_context() = ctx;
-    *pctx = ctx;
-    return CUDA_SUCCESS;
+    return mockcuda::with_device(pctx != nullptr, device, [&](Process& p) {
+        auto* ctx = new CUctx_st{device, false};
+        mockcuda::current_context() = ctx;
+        return mockcuda::publish(p.contexts, ctx, pctx);
+    });
 }
 
 // Later signatures add execution-affinity / creation parameters, which the mock ignores.
@@ -80,85 +58,64 @@ MOCK_API CUresult cuCtxCreate_v4(CUcontext* pctx, void* params, unsigned int fla
 }
 
 MOCK_API CUresult cuCtxDestroy_v2(CUcontext ctx) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (ctx == nullptr) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    if (p.contexts.count(ctx) == 0 || ctx->primary) {
-        return CUDA_ERROR_INVALID_CONTEXT;
-    }
-    mockcuda::release_context_memory(p, ctx);
-    for (auto it = p.streams.begin(); it != p.streams.end();) {
-        if ((*it)->ctx == ctx) {
-            delete *it;
-            it = p.streams.erase(it);
-        } else {
-            ++it;
+    return mockcuda::with_initialized([&](Process& p) {
+        if (ctx == nullptr) {
+            return CUDA_ERROR_INVALID_VALUE;
         }
-    }
-    p.contexts.erase(ctx);
-    if (mockcuda::current_context() == ctx) {
-        mockcuda::current_context() = nullptr;
-    }
-    delete ctx;
-    return CUDA_SUCCESS;
+        if (p.contexts.count(ctx) == 0 || ctx->primary) {
+            return CUDA_ERROR_INVALID_CONTEXT;
+        }
+        mockcuda::release_context_memory(p, ctx);
+        for (auto it = p.streams.begin(); it != p.streams.end();) {
+            if ((*it)->ctx == ctx) {
+                delete *it;
+                it = p.streams.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        if (mockcuda::current_context() == ctx) {
+            mockcuda::current_context() = nullptr;
+        }
+        return mockcuda::destroy(p.contexts, ctx, CUDA_ERROR_INVALID_CONTEXT);
+    });
 }
 
 MOCK_API CUresult cuCtxGetCurrent(CUcontext* pctx) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (pctx == nullptr) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    *pctx = mockcuda::current_context();
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process&) {
+        if (pctx == nullptr) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        *pctx = mockcuda::current_context();
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuCtxSetCurrent(CUcontext ctx) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (ctx != nullptr && p.contexts.count(ctx) == 0) {
-        return CUDA_ERROR_INVALID_CONTEXT;
-    }
-    mockcuda::current_context() = ctx;
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        if (ctx != nullptr && p.contexts.count(ctx) == 0) {
+            return CUDA_ERROR_INVALID_CONTEXT;
+        }
+        mockcuda::current_context() = ctx;
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuCtxGetDevice(CUdevice* device) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    CUctx_st* ctx = nullptr;
-    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
-        return r;
-    }
-    if (device == nullptr) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    *device = ctx->device;
-    return CUDA_SUCCESS;
+    return mockcuda::with_context([&](Process&, CUctx_st* ctx) {
+        if (device == nullptr) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        *device = ctx->device;
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuCtxSynchronize(void) {
-    Process& p = process();
     int64_t done = 0;
-    {
-        std::lock_guard<std::mutex> lock(p.mutex);
-        CUctx_st* ctx = nullptr;
-        if (CUresult r = mockcuda::current_or_error(p, ctx)) {
-            return r;
-        }
+    const CUresult r = mockcuda::with_context([&](Process&, CUctx_st* ctx) {
         done = ctx->done_ns;
-    }
-    mockcuda::sleep_until_ns(done);  // never under the lock: other threads keep working
-    return CUDA_SUCCESS;
+        return CUDA_SUCCESS;
+    });
+    return mockcuda::wait_after(r, done);
 }

@@ -4,6 +4,7 @@
 
 #include "device_info.h"
 #include "export.h"
+#include "guards.h"
 #include "runtime.h"
 
 using mockcuda::Process;
@@ -72,65 +73,35 @@ MOCK_API CUresult cuDriverGetVersion(int* version) {
 }
 
 MOCK_API CUresult cuDeviceGetCount(int* count) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (count == nullptr) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    *count = p.config.devices;
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        if (count == nullptr) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        *count = p.config.devices;
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuDeviceGet(CUdevice* device, int ordinal) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (device == nullptr) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    if (CUresult r = mockcuda::check_device(p, ordinal)) {
-        return r;
-    }
-    *device = ordinal;
-    return CUDA_SUCCESS;
+    return mockcuda::with_device(device != nullptr, ordinal, [&](Process&) {
+        *device = ordinal;
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuDeviceGetName(char* name, int len, CUdevice device) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (name == nullptr || len <= 0) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    if (CUresult r = mockcuda::check_device(p, device)) {
-        return r;
-    }
-    std::snprintf(name, static_cast<size_t>(len), "%s", p.config.name.c_str());
-    return CUDA_SUCCESS;
+    return mockcuda::with_device(name != nullptr && len > 0, device, [&](Process& p) {
+        std::snprintf(name, static_cast<size_t>(len), "%s", p.config.name.c_str());
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuDeviceGetUuid_v2(CUuuid* uuid, CUdevice device) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (uuid == nullptr) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    if (CUresult r = mockcuda::check_device(p, device)) {
-        return r;
-    }
-    const auto bytes = mockcuda::device_uuid(device);
-    std::memcpy(uuid->bytes, bytes.data(), bytes.size());
-    return CUDA_SUCCESS;
+    return mockcuda::with_device(uuid != nullptr, device, [&](Process&) {
+        const auto bytes = mockcuda::device_uuid(device);
+        std::memcpy(uuid->bytes, bytes.data(), bytes.size());
+        return CUDA_SUCCESS;
+    });
 }
 
 // The pre-11.4 entry point; the mock has no MIG, so both report the same UUID.
@@ -139,38 +110,20 @@ MOCK_API CUresult cuDeviceGetUuid(CUuuid* uuid, CUdevice device) {
 }
 
 MOCK_API CUresult cuDeviceTotalMem_v2(size_t* bytes, CUdevice device) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (bytes == nullptr) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    if (CUresult r = mockcuda::check_device(p, device)) {
-        return r;
-    }
-    *bytes = p.config.memory;
-    return CUDA_SUCCESS;
+    return mockcuda::with_device(bytes != nullptr, device, [&](Process& p) {
+        *bytes = p.config.memory;
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuDeviceGetAttribute(int* value, CUdevice_attribute attribute, CUdevice device) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (value == nullptr) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    if (CUresult r = mockcuda::check_device(p, device)) {
-        return r;
-    }
-    bool known = false;
-    const int result = attribute_value(attribute, device, known);
-    if (!known) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    *value = result;
-    return CUDA_SUCCESS;
+    return mockcuda::with_device(value != nullptr, device, [&](Process&) {
+        bool known = false;
+        const int result = attribute_value(attribute, device, known);
+        if (!known) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        *value = result;
+        return CUDA_SUCCESS;
+    });
 }

@@ -6,6 +6,8 @@
 #include <string>
 
 #include "export.h"
+#include "guards.h"
+#include "handles.h"
 #include "mockcuda/mockcuda.h"
 #include "runtime.h"
 
@@ -42,8 +44,8 @@ double cost_from_name(const std::string& name) {
 // Validates a launch's shape and function; its simulated duration in `ns`.
 CUresult launch_cost(const Process& p, CUfunction f, const unsigned int grid[3],
                      const unsigned int block[3], int64_t& ns) {
-    auto* function = reinterpret_cast<Function*>(f);
-    if (p.functions.count(function) == 0) {
+    const Function* function = mockcuda::lookup(p.functions, f);
+    if (function == nullptr) {
         return CUDA_ERROR_INVALID_HANDLE;
     }
     if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0 || block[0] == 0 || block[1] == 0 ||
@@ -70,100 +72,77 @@ void queue_work(Process& p, Stream* stream, int64_t ns) {
 
 CUresult launch(CUfunction f, const unsigned int grid[3], const unsigned int block[3],
                 CUstream hStream) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    CUctx_st* ctx = nullptr;
-    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
-        return r;
-    }
-    int64_t ns = 0;
-    if (CUresult r = launch_cost(p, f, grid, block, ns)) {
-        return r;
-    }
-    Stream* stream = nullptr;
-    if (CUresult r = mockcuda::resolve_stream(p, hStream, ctx, stream)) {
-        return r;
-    }
-    queue_work(p, stream, ns);
-    return CUDA_SUCCESS;
+    return mockcuda::with_context([&](Process& p, CUctx_st* ctx) {
+        int64_t ns = 0;
+        if (CUresult r = launch_cost(p, f, grid, block, ns)) {
+            return r;
+        }
+        Stream* stream = nullptr;
+        if (CUresult r = mockcuda::resolve_stream(p, hStream, ctx, stream)) {
+            return r;
+        }
+        queue_work(p, stream, ns);
+        return CUDA_SUCCESS;
+    });
 }
 
 }  // namespace
 
 MOCK_API CUresult cuModuleLoadData(CUmodule* module, const void* image) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    CUctx_st* ctx = nullptr;
-    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
-        return r;
-    }
-    if (module == nullptr || image == nullptr) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    auto* created = new Module();
-    p.modules.insert(created);
-    *module = reinterpret_cast<CUmodule>(created);
-    return CUDA_SUCCESS;
+    return mockcuda::with_context([&](Process& p, CUctx_st*) {
+        if (module == nullptr || image == nullptr) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        return mockcuda::publish(p.modules, new Module(), module);
+    });
 }
 
 MOCK_API CUresult cuModuleUnload(CUmodule handle) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    auto* module = reinterpret_cast<Module*>(handle);
-    if (p.modules.erase(module) == 0) {
-        return CUDA_ERROR_INVALID_HANDLE;
-    }
-    for (const auto& function : module->functions) {
-        p.functions.erase(function.get());
-    }
-    delete module;
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        const Module* module = mockcuda::lookup(p.modules, handle);
+        if (module == nullptr) {
+            return CUDA_ERROR_INVALID_HANDLE;
+        }
+        for (const auto& function : module->functions) {
+            p.functions.erase(function.get());
+        }
+        return mockcuda::destroy(p.modules, handle, CUDA_ERROR_INVALID_HANDLE);
+    });
 }
 
 MOCK_API CUresult cuModuleGetFunction(CUfunction* func, CUmodule handle, const char* name) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (func == nullptr || name == nullptr) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    auto* module = reinterpret_cast<Module*>(handle);
-    if (p.modules.count(module) == 0) {
-        return CUDA_ERROR_INVALID_HANDLE;
-    }
-    for (const auto& function : module->functions) {
-        if (function->name == name) {
-            *func = reinterpret_cast<CUfunction>(function.get());
-            return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        if (func == nullptr || name == nullptr) {
+            return CUDA_ERROR_INVALID_VALUE;
         }
-    }
-    module->functions.push_back(std::make_unique<Function>(Function{name, cost_from_name(name)}));
-    Function* function = module->functions.back().get();
-    p.functions.insert(function);
-    *func = reinterpret_cast<CUfunction>(function);
-    return CUDA_SUCCESS;
+        Module* module = mockcuda::lookup(p.modules, handle);
+        if (module == nullptr) {
+            return CUDA_ERROR_INVALID_HANDLE;
+        }
+        for (const auto& function : module->functions) {
+            if (function->name == name) {
+                *func = reinterpret_cast<CUfunction>(function.get());
+                return CUDA_SUCCESS;
+            }
+        }
+        module->functions.push_back(
+            std::make_unique<Function>(Function{name, cost_from_name(name)}));
+        return mockcuda::publish(p.functions, module->functions.back().get(), func);
+    });
 }
 
 MOCK_API CUresult mockcudaSetKernelCost(CUfunction func, double nsPerBlock) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    auto* function = reinterpret_cast<Function*>(func);
-    if (p.functions.count(function) == 0) {
-        return CUDA_ERROR_INVALID_HANDLE;
-    }
-    if (!std::isfinite(nsPerBlock) || nsPerBlock < 0) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    function->ns_per_block = nsPerBlock;
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        Function* function = mockcuda::lookup(p.functions, func);
+        if (function == nullptr) {
+            return CUDA_ERROR_INVALID_HANDLE;
+        }
+        if (!std::isfinite(nsPerBlock) || nsPerBlock < 0) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        function->ns_per_block = nsPerBlock;
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuLaunchKernel(CUfunction f, unsigned int gridX, unsigned int gridY,
@@ -223,75 +202,53 @@ MOCK_API CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int grid
 }
 
 MOCK_API CUresult cuGraphCreate(CUgraph* graph, unsigned int flags) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (graph == nullptr || flags != 0) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    auto* created = new Graph();
-    p.graphs.insert(created);
-    *graph = reinterpret_cast<CUgraph>(created);
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        if (graph == nullptr || flags != 0) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        return mockcuda::publish(p.graphs, new Graph(), graph);
+    });
 }
 
 MOCK_API CUresult cuGraphDestroy(CUgraph handle) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    auto* graph = reinterpret_cast<Graph*>(handle);
-    if (p.graphs.erase(graph) == 0) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    delete graph;
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        return mockcuda::destroy(p.graphs, handle, CUDA_ERROR_INVALID_VALUE);
+    });
 }
 
 // Nodes run in insertion order: the timeline is serial, so dependencies change nothing.
 MOCK_API CUresult cuGraphAddKernelNode_v2(CUgraphNode* node, CUgraph handle,
                                           const CUgraphNode* deps, size_t numDeps,
                                           const CUDA_KERNEL_NODE_PARAMS_v2* params) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    auto* graph = reinterpret_cast<Graph*>(handle);
-    if (node == nullptr || params == nullptr || p.graphs.count(graph) == 0 ||
-        (numDeps > 0 && deps == nullptr)) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    const unsigned int grid[3] = {params->gridDimX, params->gridDimY, params->gridDimZ};
-    const unsigned int block[3] = {params->blockDimX, params->blockDimY, params->blockDimZ};
-    int64_t ns = 0;
-    if (launch_cost(p, params->func, grid, block, ns) != CUDA_SUCCESS) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    graph->kernel_ns.push_back(ns);
-    *node = reinterpret_cast<CUgraphNode>(graph->kernel_ns.size());
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        Graph* graph = mockcuda::lookup(p.graphs, handle);
+        if (node == nullptr || params == nullptr || graph == nullptr ||
+            (numDeps > 0 && deps == nullptr)) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        const unsigned int grid[3] = {params->gridDimX, params->gridDimY, params->gridDimZ};
+        const unsigned int block[3] = {params->blockDimX, params->blockDimY, params->blockDimZ};
+        int64_t ns = 0;
+        if (launch_cost(p, params->func, grid, block, ns) != CUDA_SUCCESS) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        graph->kernel_ns.push_back(ns);
+        *node = reinterpret_cast<CUgraphNode>(graph->kernel_ns.size());
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuGraphInstantiateWithFlags(CUgraphExec* exec, CUgraph handle,
                                               unsigned long long flags) {
     (void)flags;
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    auto* graph = reinterpret_cast<Graph*>(handle);
-    if (exec == nullptr || p.graphs.count(graph) == 0) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    auto* instance = new Graph(*graph);  // later edits to the graph do not reach it
-    p.graph_execs.insert(instance);
-    *exec = reinterpret_cast<CUgraphExec>(instance);
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        const Graph* graph = mockcuda::lookup(p.graphs, handle);
+        if (exec == nullptr || graph == nullptr) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        // A copy: later edits to the graph do not reach the instance.
+        return mockcuda::publish(p.graph_execs, new Graph(*graph), exec);
+    });
 }
 
 // The 11.0 signature, also exported under its original unversioned name.
@@ -310,38 +267,26 @@ MOCK_API CUresult cuGraphInstantiate(CUgraphExec* exec, CUgraph graph, CUgraphNo
 }
 
 MOCK_API CUresult cuGraphExecDestroy(CUgraphExec handle) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    auto* instance = reinterpret_cast<Graph*>(handle);
-    if (p.graph_execs.erase(instance) == 0) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    delete instance;
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        return mockcuda::destroy(p.graph_execs, handle, CUDA_ERROR_INVALID_VALUE);
+    });
 }
 
 MOCK_API CUresult cuGraphLaunch(CUgraphExec handle, CUstream hStream) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    CUctx_st* ctx = nullptr;
-    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
-        return r;
-    }
-    auto* instance = reinterpret_cast<Graph*>(handle);
-    if (p.graph_execs.count(instance) == 0) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    Stream* stream = nullptr;
-    if (CUresult r = mockcuda::resolve_stream(p, hStream, ctx, stream)) {
-        return r;
-    }
-    for (const int64_t ns : instance->kernel_ns) {
-        queue_work(p, stream, ns);
-    }
-    return CUDA_SUCCESS;
+    return mockcuda::with_context([&](Process& p, CUctx_st* ctx) {
+        const Graph* instance = mockcuda::lookup(p.graph_execs, handle);
+        if (instance == nullptr) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        Stream* stream = nullptr;
+        if (CUresult r = mockcuda::resolve_stream(p, hStream, ctx, stream)) {
+            return r;
+        }
+        for (const int64_t ns : instance->kernel_ns) {
+            queue_work(p, stream, ns);
+        }
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuGraphLaunch_ptsz(CUgraphExec handle, CUstream hStream) {

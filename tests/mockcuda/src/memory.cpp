@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "export.h"
+#include "guards.h"
 #include "runtime.h"
 
 using mockcuda::Allocation;
@@ -50,14 +51,8 @@ std::map<uintptr_t, Allocation>::iterator find_linear(Process& p, CUdeviceptr pt
     return it;
 }
 
-// Allocation entry points share this shape: checks, then `allocate` in the current context.
-CUresult allocate_current(CUdeviceptr* dptr, uint64_t size) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    CUctx_st* ctx = nullptr;
-    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
-        return r;
-    }
+// Linear allocation entry points share this tail: check `dptr`, then `allocate` in `ctx`.
+CUresult allocate_linear(Process& p, CUctx_st* ctx, uint64_t size, CUdeviceptr* dptr) {
     if (dptr == nullptr) {
         return CUDA_ERROR_INVALID_VALUE;
     }
@@ -67,6 +62,12 @@ CUresult allocate_current(CUdeviceptr* dptr, uint64_t size) {
     }
     *dptr = base;
     return CUDA_SUCCESS;
+}
+
+// Plain, pitched and managed allocations land in the current context.
+CUresult allocate_current(CUdeviceptr* dptr, uint64_t size) {
+    return mockcuda::with_context(
+        [&](Process& p, CUctx_st* ctx) { return allocate_linear(p, ctx, size, dptr); });
 }
 
 unsigned int format_bytes(CUarray_format format) {
@@ -87,21 +88,15 @@ unsigned int format_bytes(CUarray_format format) {
 // default stream; a program reading results back therefore waits for its kernels.
 CUresult wait_for_context(bool (*check)(const Process&, uintptr_t, uintptr_t, size_t),
                           uintptr_t dst, uintptr_t src, size_t bytes) {
-    Process& p = process();
     int64_t done = 0;
-    {
-        std::lock_guard<std::mutex> lock(p.mutex);
-        CUctx_st* ctx = nullptr;
-        if (CUresult r = mockcuda::current_or_error(p, ctx)) {
-            return r;
-        }
+    const CUresult r = mockcuda::with_context([&](Process& p, CUctx_st* ctx) {
         if (!check(p, dst, src, bytes)) {
             return CUDA_ERROR_INVALID_VALUE;
         }
         done = ctx->done_ns;
-    }
-    mockcuda::sleep_until_ns(done);
-    return CUDA_SUCCESS;
+        return CUDA_SUCCESS;
+    });
+    return mockcuda::wait_after(r, done);
 }
 
 bool device_range(const Process& p, uintptr_t ptr, size_t bytes) {
@@ -125,19 +120,15 @@ void release_context_memory(Process& p, CUctx_st* ctx) {
 }  // namespace mockcuda
 
 MOCK_API CUresult cuMemGetInfo_v2(size_t* free, size_t* total) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    CUctx_st* ctx = nullptr;
-    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
-        return r;
-    }
-    if (free == nullptr || total == nullptr) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    const uint64_t used = p.shared->used(ctx->device);
-    *total = p.config.memory;
-    *free = used >= p.config.memory ? 0 : p.config.memory - used;
-    return CUDA_SUCCESS;
+    return mockcuda::with_context([&](Process& p, CUctx_st* ctx) {
+        if (free == nullptr || total == nullptr) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        const uint64_t used = p.shared->used(ctx->device);
+        *total = p.config.memory;
+        *free = used >= p.config.memory ? 0 : p.config.memory - used;
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuMemAlloc_v2(CUdeviceptr* dptr, size_t bytesize) {
@@ -173,25 +164,9 @@ MOCK_API CUresult cuMemAllocManaged(CUdeviceptr* dptr, size_t bytesize, unsigned
 }
 
 MOCK_API CUresult cuMemAllocAsync(CUdeviceptr* dptr, size_t bytesize, CUstream hStream) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    CUctx_st* ctx = nullptr;
-    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
-        return r;
-    }
-    mockcuda::Stream* stream = nullptr;
-    if (CUresult r = mockcuda::resolve_stream(p, hStream, ctx, stream)) {
-        return r;
-    }
-    if (dptr == nullptr) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    uintptr_t base = 0;
-    if (CUresult r = allocate(p, stream->ctx, bytesize, false, base)) {
-        return r;
-    }
-    *dptr = base;
-    return CUDA_SUCCESS;
+    return mockcuda::with_stream(hStream, [&](Process& p, mockcuda::Stream* stream) {
+        return allocate_linear(p, stream->ctx, bytesize, dptr);
+    });
 }
 
 MOCK_API CUresult cuMemAllocAsync_ptsz(CUdeviceptr* dptr, size_t bytesize, CUstream hStream) {
@@ -199,33 +174,22 @@ MOCK_API CUresult cuMemAllocAsync_ptsz(CUdeviceptr* dptr, size_t bytesize, CUstr
 }
 
 MOCK_API CUresult cuMemFree_v2(CUdeviceptr dptr) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    auto it = find_linear(p, dptr);
-    if (it == p.allocations.end()) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    release(p, it);
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        auto it = find_linear(p, dptr);
+        if (it == p.allocations.end()) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        release(p, it);
+        return CUDA_SUCCESS;
+    });
 }
 
 // Stream-ordered frees take effect at once: the memory is not reused before the stream's
 // work could complete, because nothing in the mock reads it.
 MOCK_API CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream) {
-    {
-        Process& p = process();
-        std::lock_guard<std::mutex> lock(p.mutex);
-        CUctx_st* ctx = nullptr;
-        if (CUresult r = mockcuda::current_or_error(p, ctx)) {
-            return r;
-        }
-        mockcuda::Stream* stream = nullptr;
-        if (CUresult r = mockcuda::resolve_stream(p, hStream, ctx, stream)) {
-            return r;
-        }
+    if (CUresult r = mockcuda::with_stream(
+            hStream, [](Process&, mockcuda::Stream*) { return CUDA_SUCCESS; })) {
+        return r;
     }
     return cuMemFree_v2(dptr);
 }
@@ -235,77 +199,63 @@ MOCK_API CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream) {
 }
 
 MOCK_API CUresult cuMemAllocHost_v2(void** pp, size_t bytesize) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    CUctx_st* ctx = nullptr;
-    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
-        return r;
-    }
-    if (pp == nullptr || bytesize == 0) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    void* memory = std::malloc(bytesize);
-    if (memory == nullptr) {
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    p.host_allocations.insert(memory);
-    *pp = memory;
-    return CUDA_SUCCESS;
+    return mockcuda::with_context([&](Process& p, CUctx_st*) {
+        if (pp == nullptr || bytesize == 0) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        void* memory = std::malloc(bytesize);
+        if (memory == nullptr) {
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        p.host_allocations.insert(memory);
+        *pp = memory;
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuMemFreeHost(void* ptr) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (p.host_allocations.erase(ptr) == 0) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    std::free(ptr);
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        if (p.host_allocations.erase(ptr) == 0) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        std::free(ptr);
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuArrayCreate_v2(CUarray* handle, const CUDA_ARRAY_DESCRIPTOR* desc) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    CUctx_st* ctx = nullptr;
-    if (CUresult r = mockcuda::current_or_error(p, ctx)) {
-        return r;
-    }
-    if (handle == nullptr || desc == nullptr || desc->Width == 0) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    const unsigned int element = format_bytes(desc->Format);
-    const unsigned int channels = desc->NumChannels;
-    if (element == 0 || (channels != 1 && channels != 2 && channels != 4)) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    const uint64_t rows = desc->Height == 0 ? 1 : desc->Height;  // a 1D array has Height 0
-    const uint64_t row_bytes = desc->Width * element * channels;
-    if (row_bytes / (element * channels) != desc->Width || rows > UINT64_MAX / row_bytes) {
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    uintptr_t base = 0;
-    if (CUresult r = allocate(p, ctx, row_bytes * rows, true, base)) {
-        return r;
-    }
-    *handle = reinterpret_cast<CUarray>(base);
-    return CUDA_SUCCESS;
+    return mockcuda::with_context([&](Process& p, CUctx_st* ctx) {
+        if (handle == nullptr || desc == nullptr || desc->Width == 0) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        const unsigned int element = format_bytes(desc->Format);
+        const unsigned int channels = desc->NumChannels;
+        if (element == 0 || (channels != 1 && channels != 2 && channels != 4)) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        const uint64_t rows = desc->Height == 0 ? 1 : desc->Height;  // a 1D array: Height 0
+        const uint64_t row_bytes = desc->Width * element * channels;
+        if (row_bytes / (element * channels) != desc->Width || rows > UINT64_MAX / row_bytes) {
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        uintptr_t base = 0;
+        if (CUresult r = allocate(p, ctx, row_bytes * rows, true, base)) {
+            return r;
+        }
+        *handle = reinterpret_cast<CUarray>(base);
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuArrayDestroy(CUarray handle) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    auto it = p.allocations.find(reinterpret_cast<uintptr_t>(handle));
-    if (it == p.allocations.end() || !it->second.is_array) {
-        return CUDA_ERROR_INVALID_HANDLE;
-    }
-    release(p, it);
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        auto it = p.allocations.find(reinterpret_cast<uintptr_t>(handle));
+        if (it == p.allocations.end() || !it->second.is_array) {
+            return CUDA_ERROR_INVALID_HANDLE;
+        }
+        release(p, it);
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void* src, size_t bytes) {
@@ -367,28 +317,22 @@ MOCK_API CUresult cuMemsetD8_v2_ptds(CUdeviceptr dst, unsigned char value, size_
 
 MOCK_API CUresult cuPointerGetAttribute(void* data, CUpointer_attribute attribute,
                                         CUdeviceptr ptr) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (data == nullptr) {
+    return mockcuda::with_initialized([&](Process& p) {
+        const Allocation* allocation = mockcuda::find_allocation(p, ptr, 1);
+        if (data == nullptr || allocation == nullptr) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        switch (attribute) {
+        case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
+            *static_cast<int*>(data) = allocation->device;
+            return CUDA_SUCCESS;
+        case CU_POINTER_ATTRIBUTE_CONTEXT:
+            *static_cast<CUcontext*>(data) = allocation->ctx;
+            return CUDA_SUCCESS;
+        case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
+            *static_cast<unsigned int*>(data) = CU_MEMORYTYPE_DEVICE;
+            return CUDA_SUCCESS;
+        }
         return CUDA_ERROR_INVALID_VALUE;
-    }
-    const Allocation* allocation = mockcuda::find_allocation(p, ptr, 1);
-    if (allocation == nullptr) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    switch (attribute) {
-    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
-        *static_cast<int*>(data) = allocation->device;
-        return CUDA_SUCCESS;
-    case CU_POINTER_ATTRIBUTE_CONTEXT:
-        *static_cast<CUcontext*>(data) = allocation->ctx;
-        return CUDA_SUCCESS;
-    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
-        *static_cast<unsigned int*>(data) = CU_MEMORYTYPE_DEVICE;
-        return CUDA_SUCCESS;
-    }
-    return CUDA_ERROR_INVALID_VALUE;
+    });
 }

@@ -51,12 +51,29 @@ int device_index(const Library& lib, nvmlDevice_t device) {
     return -1;
 }
 
-nvmlReturn_t check(const Library& lib, nvmlDevice_t device, const void* out, int& index) {
+// UNINITIALIZED outside nvmlInit .. nvmlShutdown; otherwise `body(library)`, all under the
+// library's mutex.
+template <typename Body>
+nvmlReturn_t with_library(Body body) {
+    Library& lib = library();
+    std::lock_guard<std::mutex> lock(lib.mutex);
     if (lib.users == 0) {
         return NVML_ERROR_UNINITIALIZED;
     }
-    index = device_index(lib, device);
-    return index < 0 || out == nullptr ? NVML_ERROR_INVALID_ARGUMENT : NVML_SUCCESS;
+    return body(lib);
+}
+
+// As with_library, then INVALID_ARGUMENT for a handle this library did not give out or a null
+// `out`; otherwise `body(library, device index)`.
+template <typename Body>
+nvmlReturn_t with_device(nvmlDevice_t device, const void* out, Body body) {
+    return with_library([&](Library& lib) {
+        const int index = device_index(lib, device);
+        if (index < 0 || out == nullptr) {
+            return NVML_ERROR_INVALID_ARGUMENT;
+        }
+        return body(lib, index);
+    });
 }
 
 nvmlReturn_t copy_text(const std::string& text, char* out, unsigned int length) {
@@ -91,16 +108,13 @@ MOCK_API nvmlReturn_t nvmlInit_v2(void) {
 }
 
 MOCK_API nvmlReturn_t nvmlShutdown(void) {
-    Library& lib = library();
-    std::lock_guard<std::mutex> lock(lib.mutex);
-    if (lib.users == 0) {
-        return NVML_ERROR_UNINITIALIZED;
-    }
-    if (--lib.users == 0) {
-        lib.shared->release();
-        lib.shared.reset();
-    }
-    return NVML_SUCCESS;
+    return with_library([](Library& lib) {
+        if (--lib.users == 0) {
+            lib.shared->release();
+            lib.shared.reset();
+        }
+        return NVML_SUCCESS;
+    });
 }
 
 MOCK_API const char* nvmlErrorString(nvmlReturn_t result) {
@@ -118,62 +132,44 @@ MOCK_API const char* nvmlErrorString(nvmlReturn_t result) {
 }
 
 MOCK_API nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int* count) {
-    Library& lib = library();
-    std::lock_guard<std::mutex> lock(lib.mutex);
-    if (lib.users == 0) {
-        return NVML_ERROR_UNINITIALIZED;
-    }
-    if (count == nullptr) {
-        return NVML_ERROR_INVALID_ARGUMENT;
-    }
-    *count = static_cast<unsigned int>(lib.config.devices);
-    return NVML_SUCCESS;
+    return with_library([&](Library& lib) {
+        if (count == nullptr) {
+            return NVML_ERROR_INVALID_ARGUMENT;
+        }
+        *count = static_cast<unsigned int>(lib.config.devices);
+        return NVML_SUCCESS;
+    });
 }
 
 MOCK_API nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t* device) {
-    Library& lib = library();
-    std::lock_guard<std::mutex> lock(lib.mutex);
-    if (lib.users == 0) {
-        return NVML_ERROR_UNINITIALIZED;
-    }
-    if (device == nullptr || index >= static_cast<unsigned int>(lib.config.devices)) {
-        return NVML_ERROR_INVALID_ARGUMENT;
-    }
-    *device = &lib.devices[index];
-    return NVML_SUCCESS;
+    return with_library([&](Library& lib) {
+        if (device == nullptr || index >= static_cast<unsigned int>(lib.config.devices)) {
+            return NVML_ERROR_INVALID_ARGUMENT;
+        }
+        *device = &lib.devices[index];
+        return NVML_SUCCESS;
+    });
 }
 
 MOCK_API nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char* name, unsigned int length) {
-    Library& lib = library();
-    std::lock_guard<std::mutex> lock(lib.mutex);
-    int index = 0;
-    if (nvmlReturn_t r = check(lib, device, name, index)) {
-        return r;
-    }
-    return copy_text(lib.config.name, name, length);
+    return with_device(device, name, [&](Library& lib, int) {
+        return copy_text(lib.config.name, name, length);
+    });
 }
 
 MOCK_API nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char* uuid, unsigned int length) {
-    Library& lib = library();
-    std::lock_guard<std::mutex> lock(lib.mutex);
-    int index = 0;
-    if (nvmlReturn_t r = check(lib, device, uuid, index)) {
-        return r;
-    }
-    return copy_text(mockcuda::device_uuid_string(index), uuid, length);
+    return with_device(device, uuid, [&](Library&, int index) {
+        return copy_text(mockcuda::device_uuid_string(index), uuid, length);
+    });
 }
 
 MOCK_API nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory) {
-    Library& lib = library();
-    std::lock_guard<std::mutex> lock(lib.mutex);
-    int index = 0;
-    if (nvmlReturn_t r = check(lib, device, memory, index)) {
-        return r;
-    }
-    const uint64_t total = lib.config.memory;
-    const uint64_t used = std::min(lib.shared->used(index), total);
-    *memory = nvmlMemory_t{total, total - used, used};
-    return NVML_SUCCESS;
+    return with_device(device, memory, [&](Library& lib, int index) {
+        const uint64_t total = lib.config.memory;
+        const uint64_t used = std::min(lib.shared->used(index), total);
+        *memory = nvmlMemory_t{total, total - used, used};
+        return NVML_SUCCESS;
+    });
 }
 
 MOCK_API nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t* memory) {
@@ -195,14 +191,10 @@ MOCK_API nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory
 // so memory utilization reports the same figure.
 MOCK_API nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device,
                                                     nvmlUtilization_t* utilization) {
-    Library& lib = library();
-    std::lock_guard<std::mutex> lock(lib.mutex);
-    int index = 0;
-    if (nvmlReturn_t r = check(lib, device, utilization, index)) {
-        return r;
-    }
-    const double busy = lib.shared->utilization(index, kUtilizationWindowNs);
-    const auto percent = static_cast<unsigned int>(std::lround(std::min(busy, 1.0) * 100.0));
-    *utilization = nvmlUtilization_t{percent, percent};
-    return NVML_SUCCESS;
+    return with_device(device, utilization, [&](Library& lib, int index) {
+        const double busy = lib.shared->utilization(index, kUtilizationWindowNs);
+        const auto percent = static_cast<unsigned int>(std::lround(std::min(busy, 1.0) * 100.0));
+        *utilization = nvmlUtilization_t{percent, percent};
+        return NVML_SUCCESS;
+    });
 }

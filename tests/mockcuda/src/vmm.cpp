@@ -5,12 +5,12 @@
 #include <unistd.h>
 
 #include "export.h"
+#include "guards.h"
 #include "runtime.h"
 
 using mockcuda::Allocation;
 using mockcuda::Physical;
 using mockcuda::Process;
-using mockcuda::process;
 
 namespace {
 
@@ -20,8 +20,7 @@ CUresult check_location(const Process& p, const CUmemLocation& location) {
     if (location.type != CU_MEM_LOCATION_TYPE_DEVICE) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    return location.id >= 0 && location.id < p.config.devices ? CUDA_SUCCESS
-                                                              : CUDA_ERROR_INVALID_DEVICE;
+    return mockcuda::check_device(p, location.id);
 }
 
 CUresult check_prop(const Process& p, const CUmemAllocationProp* prop) {
@@ -86,181 +85,157 @@ bool mapped(const Process& p, uintptr_t ptr, uint64_t size) {
 MOCK_API CUresult cuMemGetAllocationGranularity(size_t* granularity,
                                                 const CUmemAllocationProp* prop,
                                                 CUmemAllocationGranularity_flags option) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (granularity == nullptr || (option != CU_MEM_ALLOC_GRANULARITY_MINIMUM &&
-                                   option != CU_MEM_ALLOC_GRANULARITY_RECOMMENDED)) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    if (CUresult r = check_prop(p, prop)) {
-        return r;
-    }
-    *granularity = kGranularity;
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        if (granularity == nullptr || (option != CU_MEM_ALLOC_GRANULARITY_MINIMUM &&
+                                       option != CU_MEM_ALLOC_GRANULARITY_RECOMMENDED)) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        if (CUresult r = check_prop(p, prop)) {
+            return r;
+        }
+        *granularity = kGranularity;
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, size_t size,
                               const CUmemAllocationProp* prop, unsigned long long flags) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (handle == nullptr || flags != 0 || !aligned(size)) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    if (CUresult r = check_prop(p, prop)) {
-        return r;
-    }
-    const int device = prop->location.id;  // where it lands, whatever context is current
-    if (!p.shared->charge(device, size, p.config.memory)) {
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    const int fd = memfd_create("mockcuda", MFD_CLOEXEC);
-    if (fd < 0 || ftruncate(fd, static_cast<off_t>(size)) != 0) {
-        if (fd >= 0) {
-            close(fd);
+    return mockcuda::with_initialized([&](Process& p) {
+        if (handle == nullptr || flags != 0 || !aligned(size)) {
+            return CUDA_ERROR_INVALID_VALUE;
         }
-        p.shared->uncharge(device, size);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    const uint64_t id = p.next_physical++;
-    p.physical[id] = Physical{fd, size, device};
-    *handle = id;
-    return CUDA_SUCCESS;
+        if (CUresult r = check_prop(p, prop)) {
+            return r;
+        }
+        const int device = prop->location.id;  // where it lands, whatever context is current
+        if (!p.shared->charge(device, size, p.config.memory)) {
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        const int fd = memfd_create("mockcuda", MFD_CLOEXEC);
+        if (fd < 0 || ftruncate(fd, static_cast<off_t>(size)) != 0) {
+            if (fd >= 0) {
+                close(fd);
+            }
+            p.shared->uncharge(device, size);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        const uint64_t id = p.next_physical++;
+        p.physical[id] = Physical{fd, size, device};
+        *handle = id;
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuMemRelease(CUmemGenericAllocationHandle handle) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    auto it = p.physical.find(handle);
-    if (it == p.physical.end() || it->second.released) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    it->second.released = true;
-    drop_if_unused(p, handle);
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        auto it = p.physical.find(handle);
+        if (it == p.physical.end() || it->second.released) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        it->second.released = true;
+        drop_if_unused(p, handle);
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuMemAddressReserve(CUdeviceptr* ptr, size_t size, size_t alignment,
                                       CUdeviceptr addr, unsigned long long flags) {
     (void)addr;  // a hint only; the mock lets the kernel choose
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (ptr == nullptr || flags != 0 || !aligned(size) ||
-        (alignment & (alignment - 1)) != 0) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    const uint64_t align = alignment > kGranularity ? alignment : kGranularity;
-    // Over-reserve, then trim both ends, to get an aligned range.
-    void* raw = mmap(nullptr, size + align, PROT_NONE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (raw == MAP_FAILED) {
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    const auto start = reinterpret_cast<uintptr_t>(raw);
-    const uintptr_t base = (start + align - 1) / align * align;
-    if (base > start) {
-        munmap(raw, base - start);
-    }
-    munmap(reinterpret_cast<void*>(base + size), start + size + align - (base + size));
-    p.reservations[base] = size;
-    *ptr = base;
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        if (ptr == nullptr || flags != 0 || !aligned(size) ||
+            (alignment & (alignment - 1)) != 0) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        const uint64_t align = alignment > kGranularity ? alignment : kGranularity;
+        // Over-reserve, then trim both ends, to get an aligned range.
+        void* raw = mmap(nullptr, size + align, PROT_NONE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (raw == MAP_FAILED) {
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        const auto start = reinterpret_cast<uintptr_t>(raw);
+        const uintptr_t base = (start + align - 1) / align * align;
+        if (base > start) {
+            munmap(raw, base - start);
+        }
+        munmap(reinterpret_cast<void*>(base + size), start + size + align - (base + size));
+        p.reservations[base] = size;
+        *ptr = base;
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuMemAddressFree(CUdeviceptr ptr, size_t size) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    auto it = p.reservations.find(ptr);
-    if (it == p.reservations.end() || it->second != size || overlaps_mapping(p, ptr, size)) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    munmap(reinterpret_cast<void*>(ptr), size);
-    p.reservations.erase(it);
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        auto it = p.reservations.find(ptr);
+        if (it == p.reservations.end() || it->second != size || overlaps_mapping(p, ptr, size)) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        munmap(reinterpret_cast<void*>(ptr), size);
+        p.reservations.erase(it);
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset,
                            CUmemGenericAllocationHandle handle, unsigned long long flags) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (flags != 0 || !aligned(size) || offset % kGranularity != 0 || !reserved(p, ptr, size)) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    auto it = p.physical.find(handle);
-    if (it == p.physical.end() || it->second.released) {
-        return CUDA_ERROR_INVALID_HANDLE;
-    }
-    Physical& physical = it->second;
-    if (offset > physical.size || size > physical.size - offset) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    if (overlaps_mapping(p, ptr, size)) {
-        return CUDA_ERROR_ALREADY_MAPPED;
-    }
-    void* mapped = mmap(reinterpret_cast<void*>(ptr), size, PROT_READ | PROT_WRITE,
-                        MAP_SHARED | MAP_FIXED, physical.fd, static_cast<off_t>(offset));
-    if (mapped == MAP_FAILED) {
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    ++physical.mappings;
-    p.allocations[ptr] = Allocation{size, 0, physical.device, nullptr, false, true, handle};
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        if (flags != 0 || !aligned(size) || offset % kGranularity != 0 || !reserved(p, ptr, size)) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        auto it = p.physical.find(handle);
+        if (it == p.physical.end() || it->second.released) {
+            return CUDA_ERROR_INVALID_HANDLE;
+        }
+        Physical& physical = it->second;
+        if (offset > physical.size || size > physical.size - offset) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        if (overlaps_mapping(p, ptr, size)) {
+            return CUDA_ERROR_ALREADY_MAPPED;
+        }
+        void* mapped = mmap(reinterpret_cast<void*>(ptr), size, PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_FIXED, physical.fd, static_cast<off_t>(offset));
+        if (mapped == MAP_FAILED) {
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        ++physical.mappings;
+        p.allocations[ptr] = Allocation{size, 0, physical.device, nullptr, false, true, handle};
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuMemUnmap(CUdeviceptr ptr, size_t size) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    auto it = p.allocations.find(ptr);
-    if (it == p.allocations.end() || !it->second.is_vmm || it->second.size != size) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    // Back to an inaccessible reservation, as before the mapping.
-    mmap(reinterpret_cast<void*>(ptr), size, PROT_NONE,
-         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-    const uint64_t handle = it->second.handle;
-    p.allocations.erase(it);
-    --p.physical[handle].mappings;
-    drop_if_unused(p, handle);
-    return CUDA_SUCCESS;
+    return mockcuda::with_initialized([&](Process& p) {
+        auto it = p.allocations.find(ptr);
+        if (it == p.allocations.end() || !it->second.is_vmm || it->second.size != size) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        // Back to an inaccessible reservation, as before the mapping.
+        mmap(reinterpret_cast<void*>(ptr), size, PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+        const uint64_t handle = it->second.handle;
+        p.allocations.erase(it);
+        --p.physical[handle].mappings;
+        drop_if_unused(p, handle);
+        return CUDA_SUCCESS;
+    });
 }
 
 MOCK_API CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc* desc,
                                  size_t count) {
-    Process& p = process();
-    std::lock_guard<std::mutex> lock(p.mutex);
-    if (CUresult r = mockcuda::check_initialized(p)) {
-        return r;
-    }
-    if (desc == nullptr || count == 0) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    if (size == 0 || !mapped(p, ptr, size)) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    for (size_t i = 0; i < count; ++i) {
-        if (CUresult r = check_location(p, desc[i].location)) {
-            return r;
+    return mockcuda::with_initialized([&](Process& p) {
+        if (desc == nullptr || count == 0) {
+            return CUDA_ERROR_INVALID_VALUE;
         }
-    }
-    return CUDA_SUCCESS;  // mappings are read-write from the start
+        if (size == 0 || !mapped(p, ptr, size)) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        for (size_t i = 0; i < count; ++i) {
+            if (CUresult r = check_location(p, desc[i].location)) {
+                return r;
+            }
+        }
+        return CUDA_SUCCESS;  // mappings are read-write from the start
+    });
 }
