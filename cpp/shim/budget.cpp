@@ -36,6 +36,7 @@ void Budget::configure(int device, std::optional<std::uint64_t> env_limit,
       return;
     }
     region_.emplace(std::move(region));
+    publish_membership();
   } catch (const shm::RegionError& error) {
     warn(where + ": " + error.what() + "; " + fallback);
   }
@@ -84,8 +85,20 @@ void Budget::credit(shm::Kind kind, std::uint64_t bytes) {
   }
 }
 
+void Budget::count(shm::Counter counter, std::uint64_t amount) noexcept {
+  const shm::Membership* member = counting_.load(std::memory_order_acquire);
+  if (member != nullptr && shared()) {
+    region_->add(*member, counter, amount);
+  }
+}
+
+void Budget::publish_membership() {
+  counting_.store(new shm::Membership(member_), std::memory_order_release);
+}
+
 void Budget::after_fork_child() noexcept {
   own_.store(0, std::memory_order_relaxed);
+  counting_.store(nullptr, std::memory_order_relaxed);  // the parent's slot is not ours
   rejoin_ = region_.has_value();
   mutex_.unlock();
 }
@@ -96,11 +109,13 @@ Status Budget::region_charge(shm::Kind kind, std::uint64_t bytes) {
       return status;
     }
     rejoin_ = false;
+    publish_membership();
   }
   Status status = region_->try_charge(member_, kind, bytes);
   if (status == Status::stale) {  // reaped while alive (another pid namespace's view): rejoin
     status = region_->join(member_);
     if (status == Status::ok) {
+      publish_membership();
       status = region_->try_charge(member_, kind, bytes);
     }
   }

@@ -29,6 +29,12 @@ class Budget {
   bool try_charge(shm::Kind kind, std::uint64_t bytes);
   void credit(shm::Kind kind, std::uint64_t bytes);
 
+  // The joined region while it works (its limits also set the TFLOPS share), else null.
+  const shm::Region* region() const noexcept { return shared() ? &*region_ : nullptr; }
+  // Adds to this process's counters in the region without a lock; dropped while this process
+  // holds no slot (no region, or a forked child before its first charge).
+  void count(shm::Counter counter, std::uint64_t amount) noexcept;
+
   // pthread_atfork: no charge is half done across fork. In the child the allocations start
   // from zero and it takes a slot of its own on its next charge (the parent keeps its own).
   void before_fork() noexcept { mutex_.lock(); }
@@ -40,6 +46,8 @@ class Budget {
   // Called with mutex_ held: region charge with one rejoin if this slot was reaped.
   shm::Status region_charge(shm::Kind kind, std::uint64_t bytes);
   void fall_back(shm::Status status);
+  // Makes the current membership the one count() uses.
+  void publish_membership();
 
   int device_ = 0;
   std::optional<std::uint64_t> env_limit_;
@@ -49,6 +57,9 @@ class Budget {
   bool rejoin_ = false;
   std::atomic<bool> region_failed_{false};
   std::atomic<std::uint64_t> own_{0};  // this process's charged bytes
+  // A copy of member_ for lock-free readers. Replaced copies are never freed: a reader may
+  // still hold one, and there is one per join (a few per process).
+  std::atomic<const shm::Membership*> counting_{nullptr};
 };
 
 }  // namespace tf::shim

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <string>
 
@@ -29,6 +30,43 @@ std::optional<std::uint64_t> vram_limit(const std::string& name,
   return fallback;
 }
 
+// A device's TFLOPS settings: from its suffixed variables, else the unsuffixed ones.
+struct Tflops {
+  std::optional<double> limit;
+  std::optional<double> peak;
+  bool malformed = false;  // a malformed value turns pacing off rather than guessing
+};
+
+// Overrides `value` with the positive, finite number in `name` if set; malformed: one line.
+void read_tflops(const std::string& name, std::optional<double>& value, bool& malformed) {
+  const char* text = env(name);
+  if (text == nullptr) {
+    return;
+  }
+  char* end = nullptr;
+  const double parsed = std::strtod(text, &end);
+  if (*end != '\0' || !std::isfinite(parsed) || parsed <= 0.0) {
+    warn(name + "=\"" + text + "\" is not a positive number of TFLOPS; launches are not paced");
+    malformed = true;
+    return;
+  }
+  value = parsed;
+}
+
+Tflops tflops(const std::string& suffix, Tflops inherited) {
+  read_tflops("TF_TFLOPS_LIMIT" + suffix, inherited.limit, inherited.malformed);
+  read_tflops("TF_GPU_PEAK_TFLOPS" + suffix, inherited.peak, inherited.malformed);
+  return inherited;
+}
+
+std::optional<double> paced_share(const Tflops& settings) {
+  if (settings.malformed || !settings.limit || !settings.peak ||
+      *settings.limit >= *settings.peak) {
+    return std::nullopt;
+  }
+  return *settings.limit / *settings.peak;
+}
+
 std::string text_or(const std::string& name, const std::string& fallback) {
   const char* text = env(name);
   return text != nullptr ? std::string(text) : fallback;
@@ -43,12 +81,14 @@ Config read_config() {
   config.real_libnvml = text_or("TF_REAL_LIBNVML", "libnvidia-ml.so.1");
   const std::optional<std::uint64_t> every_vram = vram_limit("TF_VRAM_LIMIT", std::nullopt);
   const std::string device0_shm = text_or("TF_SHM_PATH", "");
+  const Tflops every_tflops = tflops("", Tflops{});
   for (int device = 0; device < kMaxDevices; ++device) {
     const std::string suffix = "_" + std::to_string(device);
     DeviceConfig& out = config.devices[static_cast<std::size_t>(device)];
     out.vram_limit = vram_limit("TF_VRAM_LIMIT" + suffix, every_vram);
     // A region is one worker on one GPU, so the unsuffixed path names device 0's.
     out.shm_path = text_or("TF_SHM_PATH" + suffix, device == 0 ? device0_shm : "");
+    out.tflops_share = paced_share(tflops(suffix, every_tflops));
   }
   return config;
 }

@@ -15,6 +15,9 @@ inline constexpr int kMaxDevices = 32;
 struct DeviceConfig {
   std::optional<std::uint64_t> vram_limit;  // TF_VRAM_LIMIT[_<d>], bytes
   std::string shm_path;                     // TF_SHM_PATH_<d> (device 0: or TF_SHM_PATH)
+  // TF_TFLOPS_LIMIT[_<d>] / TF_GPU_PEAK_TFLOPS[_<d>] when below 1: the share of busy time
+  // launches are paced to. Unset, malformed or at least the peak: not paced.
+  std::optional<double> tflops_share;
 };
 
 struct Config {

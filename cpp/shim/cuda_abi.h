@@ -13,6 +13,7 @@ inline constexpr CUresult CUDA_SUCCESS = 0;
 inline constexpr CUresult CUDA_ERROR_INVALID_VALUE = 1;
 inline constexpr CUresult CUDA_ERROR_OUT_OF_MEMORY = 2;
 inline constexpr CUresult CUDA_ERROR_NOT_FOUND = 500;
+inline constexpr CUresult CUDA_ERROR_NOT_READY = 600;
 inline constexpr CUresult CUDA_ERROR_NOT_SUPPORTED = 801;
 
 using CUdevice = int;
@@ -24,6 +25,21 @@ using CUstream = struct CUstream_st*;
 using CUmemoryPool = struct CUmemPoolHandle_st*;
 using CUfunction = struct CUfunc_st*;
 using CUgraphExec = struct CUgraphExec_st*;
+using CUevent = struct CUevent_st*;
+using CUlaunchAttribute = struct CUlaunchAttribute_st;
+
+struct CUlaunchConfig {
+  unsigned int gridDimX;
+  unsigned int gridDimY;
+  unsigned int gridDimZ;
+  unsigned int blockDimX;
+  unsigned int blockDimY;
+  unsigned int blockDimZ;
+  unsigned int sharedMemBytes;
+  CUstream hStream;
+  CUlaunchAttribute* attrs;
+  unsigned int numAttrs;
+};
 
 // cuGetProcAddress flags: the caller asks for the per-thread default stream variants.
 inline constexpr cuuint64_t CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM = 1ULL << 1;
@@ -57,6 +73,11 @@ struct CUmemAllocationProp {
 
 // Driver functions the shim calls without hooking them.
 using cuCtxGetDevice_fn = CUresult (*)(CUdevice*);
+using cuEventCreate_fn = CUresult (*)(CUevent*, unsigned int);
+using cuEventDestroy_fn = CUresult (*)(CUevent);
+using cuEventRecord_fn = CUresult (*)(CUevent, CUstream);
+using cuEventQuery_fn = CUresult (*)(CUevent);
+using cuEventElapsedTime_fn = CUresult (*)(float*, CUevent, CUevent);
 
 // --- NVML ----------------------------------------------------------------------------------
 using nvmlReturn_t = int;

@@ -26,6 +26,14 @@
   X(cuMemRelease, driver)                   \
   X(cuMemGetInfo_v2, driver)                \
   X(cuDeviceTotalMem_v2, driver)            \
+  X(cuLaunchKernel, driver)                 \
+  X(cuLaunchKernel_ptsz, driver)            \
+  X(cuLaunchKernelEx, driver)               \
+  X(cuLaunchKernelEx_ptsz, driver)          \
+  X(cuLaunchCooperativeKernel, driver)      \
+  X(cuLaunchCooperativeKernel_ptsz, driver) \
+  X(cuGraphLaunch, driver)                  \
+  X(cuGraphLaunch_ptsz, driver)             \
   X(nvmlDeviceGetMemoryInfo, nvml)          \
   X(nvmlDeviceGetMemoryInfo_v2, nvml)
 
@@ -62,6 +70,32 @@ TF_SHIM_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, std::s
 TF_SHIM_EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle);
 TF_SHIM_EXPORT CUresult cuMemGetInfo_v2(std::size_t* free, std::size_t* total);
 TF_SHIM_EXPORT CUresult cuDeviceTotalMem_v2(std::size_t* bytes, CUdevice dev);
+TF_SHIM_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
+                                       unsigned int gridDimZ, unsigned int blockDimX,
+                                       unsigned int blockDimY, unsigned int blockDimZ,
+                                       unsigned int sharedMemBytes, CUstream hStream,
+                                       void** kernelParams, void** extra);
+TF_SHIM_EXPORT CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gridDimX,
+                                            unsigned int gridDimY, unsigned int gridDimZ,
+                                            unsigned int blockDimX, unsigned int blockDimY,
+                                            unsigned int blockDimZ, unsigned int sharedMemBytes,
+                                            CUstream hStream, void** kernelParams, void** extra);
+TF_SHIM_EXPORT CUresult cuLaunchKernelEx(const CUlaunchConfig* config, CUfunction f,
+                                         void** kernelParams, void** extra);
+TF_SHIM_EXPORT CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig* config, CUfunction f,
+                                              void** kernelParams, void** extra);
+TF_SHIM_EXPORT CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gridDimX,
+                                                  unsigned int gridDimY, unsigned int gridDimZ,
+                                                  unsigned int blockDimX, unsigned int blockDimY,
+                                                  unsigned int blockDimZ,
+                                                  unsigned int sharedMemBytes, CUstream hStream,
+                                                  void** kernelParams);
+TF_SHIM_EXPORT CUresult cuLaunchCooperativeKernel_ptsz(
+    CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ,
+    unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ,
+    unsigned int sharedMemBytes, CUstream hStream, void** kernelParams);
+TF_SHIM_EXPORT CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream);
+TF_SHIM_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec hGraphExec, CUstream hStream);
 TF_SHIM_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory);
 TF_SHIM_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device,
                                                        nvmlMemory_v2_t* memory);

@@ -30,6 +30,8 @@ constexpr Versioning kVersioning[] = {
     {"cuMemAllocManaged", 0, false},       {"cuMemCreate", 0, false},
     {"cuMemRelease", 0, false},            {"cuMemAllocAsync", 0, true},
     {"cuMemAllocFromPoolAsync", 0, true},  {"cuMemFreeAsync", 0, true},
+    {"cuLaunchKernel", 0, true},           {"cuLaunchKernelEx", 0, true},
+    {"cuLaunchCooperativeKernel", 0, true}, {"cuGraphLaunch", 0, true},
 };
 
 // The exported name the driver hands out for `symbol` at `version` with `flags`.

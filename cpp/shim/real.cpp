@@ -64,6 +64,12 @@ void resolve_real(const Config& config) {
     g_real[i] = symbol<void*>(library, kHooks[i].name);
   }
   g_plain.cuCtxGetDevice = symbol<cuCtxGetDevice_fn>(driver, "cuCtxGetDevice");
+  g_plain.cuEventCreate = symbol<cuEventCreate_fn>(driver, "cuEventCreate");
+  g_plain.cuEventDestroy_v2 = symbol<cuEventDestroy_fn>(driver, "cuEventDestroy_v2");
+  g_plain.cuEventRecord = symbol<cuEventRecord_fn>(driver, "cuEventRecord");
+  g_plain.cuEventRecord_ptsz = symbol<cuEventRecord_fn>(driver, "cuEventRecord_ptsz");
+  g_plain.cuEventQuery = symbol<cuEventQuery_fn>(driver, "cuEventQuery");
+  g_plain.cuEventElapsedTime = symbol<cuEventElapsedTime_fn>(driver, "cuEventElapsedTime");
   g_plain.nvmlDeviceGetCount_v2 = symbol<nvmlDeviceGetCount_v2_fn>(nvml, "nvmlDeviceGetCount_v2");
   g_plain.nvmlDeviceGetHandleByIndex_v2 =
       symbol<nvmlDeviceGetHandleByIndex_v2_fn>(nvml, "nvmlDeviceGetHandleByIndex_v2");

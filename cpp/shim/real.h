@@ -22,6 +22,12 @@ void* real_fn(Hook hook) noexcept;
 // Driver and NVML functions the shim calls but does not hook (null when absent).
 struct Plain {
   cuCtxGetDevice_fn cuCtxGetDevice = nullptr;
+  cuEventCreate_fn cuEventCreate = nullptr;
+  cuEventDestroy_fn cuEventDestroy_v2 = nullptr;
+  cuEventRecord_fn cuEventRecord = nullptr;
+  cuEventRecord_fn cuEventRecord_ptsz = nullptr;
+  cuEventQuery_fn cuEventQuery = nullptr;
+  cuEventElapsedTime_fn cuEventElapsedTime = nullptr;
   nvmlDeviceGetCount_v2_fn nvmlDeviceGetCount_v2 = nullptr;
   nvmlDeviceGetHandleByIndex_v2_fn nvmlDeviceGetHandleByIndex_v2 = nullptr;
 };

@@ -19,9 +19,15 @@ void before_fork() noexcept {
     budget.before_fork();
   }
   g_state->ledger.before_fork();
+  for (Pacer& pacer : g_state->pacers) {
+    pacer.before_fork();
+  }
 }
 
 void after_fork_parent() noexcept {
+  for (Pacer& pacer : g_state->pacers) {
+    pacer.after_fork_parent();
+  }
   g_state->ledger.after_fork_parent();
   for (Budget& budget : g_state->budgets) {
     budget.after_fork_parent();
@@ -29,6 +35,9 @@ void after_fork_parent() noexcept {
 }
 
 void after_fork_child() noexcept {
+  for (Pacer& pacer : g_state->pacers) {
+    pacer.after_fork_child();
+  }
   g_state->ledger.after_fork_child();
   for (Budget& budget : g_state->budgets) {
     budget.after_fork_child();
@@ -42,8 +51,11 @@ void initialise() {
   resolve_real(built->config);
   for (int device = 0; device < kMaxDevices; ++device) {
     const DeviceConfig& config = built->config.devices[static_cast<std::size_t>(device)];
-    built->budgets[static_cast<std::size_t>(device)].configure(
-        device, config.vram_limit, config.shm_path, built->config.worker);
+    Budget& budget = built->budgets[static_cast<std::size_t>(device)];
+    budget.configure(device, config.vram_limit, config.shm_path, built->config.worker);
+    Pacer& pacer = built->pacers[static_cast<std::size_t>(device)];
+    pacer.configure(config.tflops_share, budget);
+    built->launches_watched = built->launches_watched || pacer.watched();
   }
   g_state = built;
   pthread_atfork(before_fork, after_fork_parent, after_fork_child);
@@ -58,6 +70,14 @@ Budget* State::enforced(int device) noexcept {
   }
   Budget& budget = budgets[static_cast<std::size_t>(device)];
   return budget.enforcing() ? &budget : nullptr;
+}
+
+Pacer* State::watched(int device) noexcept {
+  if (device < 0 || device >= kMaxDevices) {
+    return nullptr;
+  }
+  Pacer& pacer = pacers[static_cast<std::size_t>(device)];
+  return pacer.watched() ? &pacer : nullptr;
 }
 
 State& state() {

@@ -6,6 +6,7 @@
 #include "budget.h"
 #include "config.h"
 #include "ledger.h"
+#include "pacer.h"
 #include "real.h"
 
 namespace tf::shim {
@@ -14,9 +15,13 @@ struct State {
   Config config;
   std::array<Budget, kMaxDevices> budgets;
   Ledger ledger;
+  std::array<Pacer, kMaxDevices> pacers;
+  bool launches_watched = false;  // any pacer watched: launches need their device looked up
 
   // The budget of `device` if its allocations are charged, else null.
   Budget* enforced(int device) noexcept;
+  // The pacer of `device` if its launches are counted or paced, else null.
+  Pacer* watched(int device) noexcept;
 };
 
 // Reads the config, resolves the real libraries and joins the regions on first use.

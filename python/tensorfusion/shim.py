@@ -44,6 +44,23 @@ SHIM_ENV: tuple[ShimVariable, ...] = (
         "TF_VRAM_LIMIT is enforced within the process",
     ),
     ShimVariable(
+        "TF_TFLOPS_LIMIT",
+        "TFLOPS: a positive number",
+        "none (launches not paced)",
+        True,
+        "kernel launches are paced so the process's share of GPU busy time tracks "
+        "TF_TFLOPS_LIMIT / TF_GPU_PEAK_TFLOPS; at or above the peak nothing is paced. A joined "
+        "region's TFLOPS limit and peak replace both, and changes to them apply while running",
+    ),
+    ShimVariable(
+        "TF_GPU_PEAK_TFLOPS",
+        "TFLOPS: a positive number",
+        "none (launches not paced)",
+        True,
+        "the GPU's peak, the denominator of the paced share; a malformed TF_TFLOPS_LIMIT or "
+        "TF_GPU_PEAK_TFLOPS turns pacing off for the devices it applies to",
+    ),
+    ShimVariable(
         "TF_WORKER_NAME",
         "name",
         "none (not checked)",

@@ -1,0 +1,133 @@
+// Every kernel launch path, gated by the device's pacer. With nothing watched the hook adds a
+// flag check to the real call: no lookup, lock or system call.
+#include <cstdint>
+
+#include "charging.h"
+
+namespace {
+
+using tf::shim::kMissingReal;
+
+std::uint64_t site_of(const void* code) { return reinterpret_cast<std::uintptr_t>(code); }
+
+// Set while this thread is inside a gated launch: a driver whose entry points call each other
+// through exported symbols (a _ptsz or cooperative variant calling cuLaunchKernel) comes back
+// into a hook, and one launch must be paced and counted once.
+thread_local bool t_launching = false;
+
+template <typename Launch>
+CUresult gated(const void* code, CUstream stream, bool per_thread, Launch launch) {
+  tf::shim::State& shim = tf::shim::state();
+  if (!shim.launches_watched || t_launching) {
+    return launch();
+  }
+  tf::shim::Pacer* pacer = shim.watched(tf::shim::current_device());
+  if (pacer == nullptr) {
+    return launch();
+  }
+  t_launching = true;
+  const CUresult result = pacer->run(site_of(code), stream, per_thread, launch);
+  t_launching = false;
+  return result;
+}
+
+CUresult kernel(decltype(&cuLaunchKernel) real, bool per_thread, CUfunction f, unsigned int gx,
+                unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by,
+                unsigned int bz, unsigned int shared, CUstream stream, void** params,
+                void** extra) {
+  if (real == nullptr) {
+    return kMissingReal;
+  }
+  return gated(f, stream, per_thread, [&] {
+    return real(f, gx, gy, gz, bx, by, bz, shared, stream, params, extra);
+  });
+}
+
+CUresult kernel_ex(decltype(&cuLaunchKernelEx) real, bool per_thread,
+                   const CUlaunchConfig* config, CUfunction f, void** params, void** extra) {
+  if (real == nullptr) {
+    return kMissingReal;
+  }
+  if (config == nullptr) {
+    return real(config, f, params, extra);  // the driver reports the error
+  }
+  return gated(f, config->hStream, per_thread, [&] { return real(config, f, params, extra); });
+}
+
+CUresult cooperative(decltype(&cuLaunchCooperativeKernel) real, bool per_thread, CUfunction f,
+                     unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                     unsigned int by, unsigned int bz, unsigned int shared, CUstream stream,
+                     void** params) {
+  if (real == nullptr) {
+    return kMissingReal;
+  }
+  return gated(f, stream, per_thread,
+               [&] { return real(f, gx, gy, gz, bx, by, bz, shared, stream, params); });
+}
+
+CUresult graph(decltype(&cuGraphLaunch) real, bool per_thread, CUgraphExec exec,
+               CUstream stream) {
+  if (real == nullptr) {
+    return kMissingReal;
+  }
+  return gated(exec, stream, per_thread, [&] { return real(exec, stream); });
+}
+
+}  // namespace
+
+extern "C" {
+
+CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
+                        unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY,
+                        unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream,
+                        void** kernelParams, void** extra) {
+  return kernel(TF_REAL(cuLaunchKernel), false, f, gridDimX, gridDimY, gridDimZ, blockDimX,
+                blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams, extra);
+}
+
+CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
+                             unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY,
+                             unsigned int blockDimZ, unsigned int sharedMemBytes,
+                             CUstream hStream, void** kernelParams, void** extra) {
+  return kernel(TF_REAL(cuLaunchKernel_ptsz), true, f, gridDimX, gridDimY, gridDimZ, blockDimX,
+                blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams, extra);
+}
+
+CUresult cuLaunchKernelEx(const CUlaunchConfig* config, CUfunction f, void** kernelParams,
+                          void** extra) {
+  return kernel_ex(TF_REAL(cuLaunchKernelEx), false, config, f, kernelParams, extra);
+}
+
+CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig* config, CUfunction f, void** kernelParams,
+                               void** extra) {
+  return kernel_ex(TF_REAL(cuLaunchKernelEx_ptsz), true, config, f, kernelParams, extra);
+}
+
+CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
+                                   unsigned int gridDimZ, unsigned int blockDimX,
+                                   unsigned int blockDimY, unsigned int blockDimZ,
+                                   unsigned int sharedMemBytes, CUstream hStream,
+                                   void** kernelParams) {
+  return cooperative(TF_REAL(cuLaunchCooperativeKernel), false, f, gridDimX, gridDimY, gridDimZ,
+                     blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams);
+}
+
+CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int gridDimX,
+                                        unsigned int gridDimY, unsigned int gridDimZ,
+                                        unsigned int blockDimX, unsigned int blockDimY,
+                                        unsigned int blockDimZ, unsigned int sharedMemBytes,
+                                        CUstream hStream, void** kernelParams) {
+  return cooperative(TF_REAL(cuLaunchCooperativeKernel_ptsz), true, f, gridDimX, gridDimY,
+                     gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream,
+                     kernelParams);
+}
+
+CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream) {
+  return graph(TF_REAL(cuGraphLaunch), false, hGraphExec, hStream);
+}
+
+CUresult cuGraphLaunch_ptsz(CUgraphExec hGraphExec, CUstream hStream) {
+  return graph(TF_REAL(cuGraphLaunch_ptsz), true, hGraphExec, hStream);
+}
+
+}  // extern "C"

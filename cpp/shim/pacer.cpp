@@ -1,0 +1,211 @@
+#include "pacer.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "real.h"
+
+namespace tf::shim {
+namespace {
+
+// A site's cost before its first measurement; the measurement corrects the charge.
+constexpr std::int64_t kUnmeasuredCostNs = 50'000;
+constexpr std::uint32_t kEstimatorSlots = 256;
+constexpr double kEstimatorWeight = 0.25;
+// Launches per thread between two reads of the region's limits.
+constexpr std::uint32_t kRefreshEvery = 64;
+// The longest one launch is held back in all: pacing slows a workload, never stops it.
+constexpr std::int64_t kMaxHoldNs = 200'000'000;
+
+std::int64_t now_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // the vDSO: no system call
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+void sleep_ns(std::int64_t ns) noexcept {
+  const timespec ts{static_cast<time_t>(ns / 1'000'000'000),
+                    static_cast<long>(ns % 1'000'000'000)};
+  nanosleep(&ts, nullptr);  // an interrupted sleep just asks the limiter again sooner
+}
+
+// The region's share of busy time when it names a TFLOPS limit and peak; nullopt otherwise.
+std::optional<double> region_share(const shm::Limits& limits) {
+  if (limits.tflops_limit <= 0.0 || limits.gpu_peak_tflops <= 0.0) {
+    return std::nullopt;
+  }
+  return limits.tflops_limit / limits.gpu_peak_tflops;
+}
+
+}  // namespace
+
+void Pacer::configure(std::optional<double> env_share, Budget& budget) {
+  env_share_ = env_share;
+  if (!env_share && budget.region() == nullptr) {
+    return;  // nothing to pace or count: launches pass straight through
+  }
+  budget_ = &budget;
+  limiter_.emplace(limiter::LimiterConfig{});
+  estimator_.emplace(kEstimatorSlots, kEstimatorWeight);
+  spare_.reserve(2 * kStreams * kPending);
+  apply(env_share);
+  refresh();
+}
+
+void Pacer::refresh() noexcept {
+  thread_local std::uint32_t t_calls = 0;
+  const shm::Region* region = budget_->region();
+  if (region == nullptr || t_calls++ % kRefreshEvery != 0) {
+    return;
+  }
+  const std::optional<double> share = region_share(region->limits());
+  apply(share ? share : env_share_);
+}
+
+void Pacer::apply(std::optional<double> share) {
+  // A limit at or above the peak paces nothing, like an absent one.
+  const bool pace = share && *share < 1.0;
+  const double value = pace ? *share : 1.0;
+  if (pace == paced_.load(std::memory_order_relaxed) &&
+      value == share_.load(std::memory_order_relaxed)) {
+    return;
+  }
+  const std::lock_guard<std::mutex> lock(mutex_);
+  if (limiter_->set_share(value)) {
+    return;  // the agent's validation keeps this from happening; keep the previous rate
+  }
+  share_.store(value, std::memory_order_relaxed);
+  paced_.store(pace, std::memory_order_relaxed);
+}
+
+bool Pacer::wait_for_admission(std::uint64_t site) {
+  bool throttled = false;
+  std::int64_t held = 0;
+  for (;;) {
+    std::int64_t wait = 0;
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      const std::int64_t now = now_ns();
+      harvest(now);
+      wait = limiter_->admit(now, estimator_->estimate(site, kUnmeasuredCostNs));
+    }
+    if (wait <= 0 || held >= kMaxHoldNs) {
+      return throttled;
+    }
+    throttled = true;
+    sleep_ns(wait);
+    held += wait;
+  }
+}
+
+bool Pacer::take_event(CUevent& event) {
+  if (!spare_.empty()) {
+    event = spare_.back();
+    spare_.pop_back();
+    return true;
+  }
+  const cuEventCreate_fn create = plain().cuEventCreate;
+  return create != nullptr && create(&event, 0) == CUDA_SUCCESS;
+}
+
+Pacer::Timing Pacer::start_timing(std::uint64_t site, CUstream stream, bool per_thread) {
+  const cuEventRecord_fn record = per_thread ? plain().cuEventRecord_ptsz : plain().cuEventRecord;
+  if (record == nullptr || plain().cuEventQuery == nullptr ||
+      plain().cuEventElapsedTime == nullptr) {
+    return Timing{};
+  }
+  Timing timing;
+  Pending* entry = nullptr;
+  {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    const auto key = reinterpret_cast<std::uintptr_t>(stream) >> 4;
+    Ring& ring = rings_[(key ^ (per_thread ? 1U : 0U)) % kStreams];
+    const bool ours = ring.size == 0 || (ring.stream == stream && ring.per_thread == per_thread);
+    if (!ours || ring.size == kPending) {
+      return Timing{};  // too much measured at once: this launch is charged its estimate
+    }
+    CUevent start = nullptr;
+    CUevent end = nullptr;
+    if (!take_event(start)) {
+      return Timing{};
+    }
+    if (!take_event(end)) {
+      spare_.push_back(start);
+      return Timing{};
+    }
+    ring.stream = stream;
+    ring.per_thread = per_thread;
+    timing = Timing{&ring, (ring.head + ring.size) % kPending};
+    ++ring.size;
+    entry = &ring.items[timing.index];
+    *entry = Pending{start, end, site, now_ns(), false, false};
+  }
+  // The entry is reserved (not ready), so no other thread touches it until finish_timing.
+  if (record(entry->start, stream) != CUDA_SUCCESS) {
+    entry->failed = true;
+  }
+  return timing;
+}
+
+void Pacer::finish_timing(const Timing& timing, std::uint64_t site, CUresult result) {
+  if (timing.ring == nullptr) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    const std::int64_t busy =
+        result == CUDA_SUCCESS ? estimator_->estimate(site, kUnmeasuredCostNs) : 0;
+    limiter_->complete(now_ns(), busy);
+    return;
+  }
+  Pending& entry = timing.ring->items[timing.index];
+  const cuEventRecord_fn record =
+      timing.ring->per_thread ? plain().cuEventRecord_ptsz : plain().cuEventRecord;
+  const bool measured = result == CUDA_SUCCESS && !entry.failed &&
+                        record(entry.end, timing.ring->stream) == CUDA_SUCCESS;
+  const std::lock_guard<std::mutex> lock(mutex_);
+  entry.failed = !measured;
+  entry.ready = true;
+}
+
+void Pacer::harvest(std::int64_t now) {
+  for (Ring& ring : rings_) {
+    while (ring.size > 0) {
+      Pending& entry = ring.items[ring.head];
+      if (!entry.ready) {
+        break;
+      }
+      std::int64_t busy = 0;
+      if (!entry.failed) {
+        if (plain().cuEventQuery(entry.end) == CUDA_ERROR_NOT_READY) {
+          break;
+        }
+        float ms = 0.0F;
+        busy = plain().cuEventElapsedTime(&ms, entry.start, entry.end) == CUDA_SUCCESS
+                   ? std::llround(static_cast<double>(ms) * 1e6)
+                   : estimator_->estimate(entry.site, kUnmeasuredCostNs);
+        // The start event also waits for work queued before it on the stream; the launch
+        // itself cannot have been busy for longer than it has existed.
+        busy = std::clamp<std::int64_t>(busy, 0, now - entry.issued_ns);
+        estimator_->observe(entry.site, busy);
+        budget_->count(shm::Counter::busy_ns, static_cast<std::uint64_t>(busy));
+      }
+      limiter_->complete(now, busy);
+      spare_.push_back(entry.start);
+      spare_.push_back(entry.end);
+      ring.head = (ring.head + 1) % kPending;
+      --ring.size;
+    }
+  }
+}
+
+void Pacer::after_fork_child() noexcept {
+  // The parent's events belong to its context; the child must not query or reuse them.
+  for (Ring& ring : rings_) {
+    ring.head = 0;
+    ring.size = 0;
+  }
+  spare_.clear();
+  mutex_.unlock();
+}
+
+}  // namespace tf::shim

@@ -1,0 +1,113 @@
+// One device's launch pacing: the TFLOPS limiter is asked before every launch (with the launch
+// site's estimated cost) and told afterwards how much GPU time the launch really took, measured
+// with a pair of CUDA events around it and collected once the events complete, never waited for.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "budget.h"
+#include "cuda_abi.h"
+#include "tf/limiter.h"
+
+namespace tf::shim {
+
+class Pacer {
+ public:
+  // `env_share`: the share of busy time from the environment (nullopt: not paced). A region
+  // joined by `budget` whose limits name a TFLOPS limit and peak overrides it, now and
+  // whenever the agent changes them.
+  void configure(std::optional<double> env_share, Budget& budget);
+
+  // Whether launches on this device need more than the real call (counting or pacing).
+  bool watched() const noexcept { return budget_ != nullptr; }
+
+  // Runs `launch()`, the real call on `stream`, once the limiter admits it. `site` names the
+  // launched code (CUfunction or graph) for its cost estimate; `per_thread` says whether
+  // `stream` is to be read as a per-thread default stream (the _ptsz entry points).
+  template <typename Launch>
+  CUresult run(std::uint64_t site, CUstream stream, bool per_thread, Launch launch);
+
+  // pthread_atfork: the child keeps the share but none of the parent's events.
+  void before_fork() noexcept { mutex_.lock(); }
+  void after_fork_parent() noexcept { mutex_.unlock(); }
+  void after_fork_child() noexcept;
+
+ private:
+  static constexpr std::size_t kStreams = 8;     // streams measured at once
+  static constexpr std::uint32_t kPending = 32;  // launches measured per stream at once
+
+  struct Pending {
+    CUevent start = nullptr;
+    CUevent end = nullptr;
+    std::uint64_t site = 0;
+    std::int64_t issued_ns = 0;  // when the start event was recorded
+    bool ready = false;   // the launch returned and its end event is recorded
+    bool failed = false;  // the launch failed: no GPU time to collect
+  };
+  struct Ring {
+    CUstream stream = nullptr;
+    bool per_thread = false;
+    std::uint32_t head = 0;
+    std::uint32_t size = 0;
+    std::array<Pending, kPending> items;
+  };
+  // Where a launch's measurement goes; ring null: the launch is charged its estimate.
+  struct Timing {
+    Ring* ring = nullptr;
+    std::uint32_t index = 0;
+  };
+
+  // Now and then rereads the region's limits (a few atomic loads) and applies a change.
+  void refresh() noexcept;
+  void apply(std::optional<double> share);
+  // Sleeps (holding no lock) until the limiter admits a launch of `site`; true if it waited.
+  bool wait_for_admission(std::uint64_t site);
+  // Reserves a ring entry and records its start event on `stream`, if events are available.
+  Timing start_timing(std::uint64_t site, CUstream stream, bool per_thread);
+  // Records the end event (or gives the admitted cost back when the launch failed).
+  void finish_timing(const Timing& timing, std::uint64_t site, CUresult result);
+  // With mutex_ held: feeds every completed launch to the limiter, in order per stream.
+  void harvest(std::int64_t now_ns);
+  bool take_event(CUevent& event);
+
+  Budget* budget_ = nullptr;
+  std::optional<double> env_share_;
+  std::atomic<bool> paced_{false};
+  std::atomic<double> share_{1.0};
+
+  std::mutex mutex_;  // everything below; never held across a sleep or a launch
+  std::optional<limiter::Limiter> limiter_;
+  std::optional<limiter::CostEstimator> estimator_;
+  std::array<Ring, kStreams> rings_;
+  std::vector<CUevent> spare_;  // created and not pending
+};
+
+template <typename Launch>
+CUresult Pacer::run(std::uint64_t site, CUstream stream, bool per_thread, Launch launch) {
+  refresh();
+  if (!paced_.load(std::memory_order_relaxed)) {
+    const CUresult result = launch();
+    if (result == CUDA_SUCCESS) {
+      budget_->count(shm::Counter::launches, 1);
+    }
+    return result;
+  }
+  const bool throttled = wait_for_admission(site);
+  const Timing timing = start_timing(site, stream, per_thread);
+  const CUresult result = launch();
+  finish_timing(timing, site, result);
+  if (result == CUDA_SUCCESS) {
+    budget_->count(shm::Counter::launches, 1);
+    if (throttled) {
+      budget_->count(shm::Counter::throttled_launches, 1);
+    }
+  }
+  return result;
+}
+
+}  // namespace tf::shim
