@@ -6,6 +6,33 @@
 
 using mockcuda::Process;
 
+// The implementations behind entry points exported under several names (older versions and
+// signatures). Each name calls these, never another exported name, which a preloaded library
+// could interpose.
+namespace {
+
+CUresult primary_release(CUdevice device) {
+    return mockcuda::with_device(true, device, [&](Process& p) {
+        if (p.primary_refs[device] == 0) {
+            return CUDA_ERROR_INVALID_CONTEXT;
+        }
+        // The context object outlives its last reference so that a thread still holding it
+        // as current gets errors from its work rather than a dangling pointer.
+        --p.primary_refs[device];
+        return CUDA_SUCCESS;
+    });
+}
+
+CUresult create_context(CUcontext* pctx, CUdevice device) {
+    return mockcuda::with_device(pctx != nullptr, device, [&](Process& p) {
+        auto* ctx = new CUctx_st{device, false};
+        mockcuda::current_context() = ctx;
+        return mockcuda::publish(p.contexts, ctx, pctx);
+    });
+}
+
+}  // namespace
+
 MOCK_API CUresult cuDevicePrimaryCtxRetain(CUcontext* pctx, CUdevice device) {
     return mockcuda::with_device(pctx != nullptr, device, [&](Process& p) {
         if (p.primary[device] == nullptr) {
@@ -19,28 +46,14 @@ MOCK_API CUresult cuDevicePrimaryCtxRetain(CUcontext* pctx, CUdevice device) {
 }
 
 MOCK_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice device) {
-    return mockcuda::with_device(true, device, [&](Process& p) {
-        if (p.primary_refs[device] == 0) {
-            return CUDA_ERROR_INVALID_CONTEXT;
-        }
-        // The context object outlives its last reference so that a thread still holding it
-        // as current gets errors from its work rather than a dangling pointer.
-        --p.primary_refs[device];
-        return CUDA_SUCCESS;
-    });
+    return primary_release(device);
 }
 
-MOCK_API CUresult cuDevicePrimaryCtxRelease(CUdevice device) {
-    return cuDevicePrimaryCtxRelease_v2(device);
-}
+MOCK_API CUresult cuDevicePrimaryCtxRelease(CUdevice device) { return primary_release(device); }
 
 MOCK_API CUresult cuCtxCreate_v2(CUcontext* pctx, unsigned int flags, CUdevice device) {
     (void)flags;  // scheduling flags change nothing in a simulation
-    return mockcuda::with_device(pctx != nullptr, device, [&](Process& p) {
-        auto* ctx = new CUctx_st{device, false};
-        mockcuda::current_context() = ctx;
-        return mockcuda::publish(p.contexts, ctx, pctx);
-    });
+    return create_context(pctx, device);
 }
 
 // Later signatures add execution-affinity / creation parameters, which the mock ignores.
@@ -48,13 +61,15 @@ MOCK_API CUresult cuCtxCreate_v3(CUcontext* pctx, void* params, int numParams,
                                  unsigned int flags, CUdevice device) {
     (void)params;
     (void)numParams;
-    return cuCtxCreate_v2(pctx, flags, device);
+    (void)flags;
+    return create_context(pctx, device);
 }
 
 MOCK_API CUresult cuCtxCreate_v4(CUcontext* pctx, void* params, unsigned int flags,
                                  CUdevice device) {
     (void)params;
-    return cuCtxCreate_v2(pctx, flags, device);
+    (void)flags;
+    return create_context(pctx, device);
 }
 
 MOCK_API CUresult cuCtxDestroy_v2(CUcontext ctx) {

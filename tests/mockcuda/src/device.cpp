@@ -36,6 +36,16 @@ int attribute_value(CUdevice_attribute attribute, CUdevice device, bool& known) 
     return 0;
 }
 
+// Behind both UUID entry points (neither calls the other: a call through an exported name
+// could be interposed by a preloaded library).
+CUresult get_uuid(CUuuid* uuid, CUdevice device) {
+    return mockcuda::with_device(uuid != nullptr, device, [&](Process&) {
+        const auto bytes = mockcuda::device_uuid(device);
+        std::memcpy(uuid->bytes, bytes.data(), bytes.size());
+        return CUDA_SUCCESS;
+    });
+}
+
 }  // namespace
 
 MOCK_API CUresult cuInit(unsigned int flags) {
@@ -97,16 +107,12 @@ MOCK_API CUresult cuDeviceGetName(char* name, int len, CUdevice device) {
 }
 
 MOCK_API CUresult cuDeviceGetUuid_v2(CUuuid* uuid, CUdevice device) {
-    return mockcuda::with_device(uuid != nullptr, device, [&](Process&) {
-        const auto bytes = mockcuda::device_uuid(device);
-        std::memcpy(uuid->bytes, bytes.data(), bytes.size());
-        return CUDA_SUCCESS;
-    });
+    return get_uuid(uuid, device);
 }
 
 // The pre-11.4 entry point; the mock has no MIG, so both report the same UUID.
 MOCK_API CUresult cuDeviceGetUuid(CUuuid* uuid, CUdevice device) {
-    return cuDeviceGetUuid_v2(uuid, device);
+    return get_uuid(uuid, device);
 }
 
 MOCK_API CUresult cuDeviceTotalMem_v2(size_t* bytes, CUdevice device) {

@@ -86,6 +86,63 @@ CUresult launch(CUfunction f, const unsigned int grid[3], const unsigned int blo
     });
 }
 
+// The exported launch entry points and their per-thread variants all land in these, never in
+// one another: a call through an exported name could be interposed by a preloaded library.
+// A cooperative launch is a plain one: the mock has no grid-wide synchronisation to honour.
+CUresult launch_kernel(CUfunction f, unsigned int gridX, unsigned int gridY, unsigned int gridZ,
+                       unsigned int blockX, unsigned int blockY, unsigned int blockZ,
+                       CUstream hStream) {
+    const unsigned int grid[3] = {gridX, gridY, gridZ};
+    const unsigned int block[3] = {blockX, blockY, blockZ};
+    return launch(f, grid, block, hStream);
+}
+
+CUresult launch_kernel_ex(const CUlaunchConfig* config, CUfunction f) {
+    if (config == nullptr) {
+        return process().initialized ? CUDA_ERROR_INVALID_VALUE : CUDA_ERROR_NOT_INITIALIZED;
+    }
+    const unsigned int grid[3] = {config->gridDimX, config->gridDimY, config->gridDimZ};
+    const unsigned int block[3] = {config->blockDimX, config->blockDimY, config->blockDimZ};
+    return launch(f, grid, block, config->hStream);
+}
+
+CUresult instantiate(CUgraphExec* exec, CUgraph handle) {
+    return mockcuda::with_initialized([&](Process& p) {
+        const Graph* graph = mockcuda::lookup(p.graphs, handle);
+        if (exec == nullptr || graph == nullptr) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        // A copy: later edits to the graph do not reach the instance.
+        return mockcuda::publish(p.graph_execs, new Graph(*graph), exec);
+    });
+}
+
+// The 11.0 signature, also exported under its original unversioned name.
+CUresult instantiate_with_log(CUgraphExec* exec, CUgraph graph, char* logBuffer,
+                              size_t bufferSize) {
+    if (logBuffer != nullptr && bufferSize > 0) {
+        logBuffer[0] = '\0';
+    }
+    return instantiate(exec, graph);
+}
+
+CUresult graph_launch(CUgraphExec handle, CUstream hStream) {
+    return mockcuda::with_context([&](Process& p, CUctx_st* ctx) {
+        const Graph* instance = mockcuda::lookup(p.graph_execs, handle);
+        if (instance == nullptr) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        Stream* stream = nullptr;
+        if (CUresult r = mockcuda::resolve_stream(p, hStream, ctx, stream)) {
+            return r;
+        }
+        for (const int64_t ns : instance->kernel_ns) {
+            queue_work(p, stream, ns);
+        }
+        return CUDA_SUCCESS;
+    });
+}
+
 }  // namespace
 
 MOCK_API CUresult cuModuleLoadData(CUmodule* module, const void* image) {
@@ -152,9 +209,7 @@ MOCK_API CUresult cuLaunchKernel(CUfunction f, unsigned int gridX, unsigned int 
     (void)sharedMemBytes;
     (void)params;
     (void)extra;
-    const unsigned int grid[3] = {gridX, gridY, gridZ};
-    const unsigned int block[3] = {blockX, blockY, blockZ};
-    return launch(f, grid, block, hStream);
+    return launch_kernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ, hStream);
 }
 
 MOCK_API CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gridX, unsigned int gridY,
@@ -162,25 +217,24 @@ MOCK_API CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gridX, unsigned
                                       unsigned int blockY, unsigned int blockZ,
                                       unsigned int sharedMemBytes, CUstream hStream,
                                       void** params, void** extra) {
-    return cuLaunchKernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedMemBytes,
-                          hStream, params, extra);
+    (void)sharedMemBytes;
+    (void)params;
+    (void)extra;
+    return launch_kernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ, hStream);
 }
 
 MOCK_API CUresult cuLaunchKernelEx(const CUlaunchConfig* config, CUfunction f, void** params,
                                    void** extra) {
     (void)params;
     (void)extra;
-    if (config == nullptr) {
-        return process().initialized ? CUDA_ERROR_INVALID_VALUE : CUDA_ERROR_NOT_INITIALIZED;
-    }
-    const unsigned int grid[3] = {config->gridDimX, config->gridDimY, config->gridDimZ};
-    const unsigned int block[3] = {config->blockDimX, config->blockDimY, config->blockDimZ};
-    return launch(f, grid, block, config->hStream);
+    return launch_kernel_ex(config, f);
 }
 
 MOCK_API CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig* config, CUfunction f,
                                         void** params, void** extra) {
-    return cuLaunchKernelEx(config, f, params, extra);
+    (void)params;
+    (void)extra;
+    return launch_kernel_ex(config, f);
 }
 
 MOCK_API CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gridX, unsigned int gridY,
@@ -188,8 +242,9 @@ MOCK_API CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gridX, un
                                             unsigned int blockY, unsigned int blockZ,
                                             unsigned int sharedMemBytes, CUstream hStream,
                                             void** params) {
-    return cuLaunchKernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedMemBytes,
-                          hStream, params, nullptr);
+    (void)sharedMemBytes;
+    (void)params;
+    return launch_kernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ, hStream);
 }
 
 MOCK_API CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int gridX,
@@ -197,8 +252,9 @@ MOCK_API CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int grid
                                                  unsigned int blockX, unsigned int blockY,
                                                  unsigned int blockZ, unsigned int sharedMemBytes,
                                                  CUstream hStream, void** params) {
-    return cuLaunchCooperativeKernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ,
-                                     sharedMemBytes, hStream, params);
+    (void)sharedMemBytes;
+    (void)params;
+    return launch_kernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ, hStream);
 }
 
 MOCK_API CUresult cuGraphCreate(CUgraph* graph, unsigned int flags) {
@@ -241,29 +297,19 @@ MOCK_API CUresult cuGraphAddKernelNode_v2(CUgraphNode* node, CUgraph handle,
 MOCK_API CUresult cuGraphInstantiateWithFlags(CUgraphExec* exec, CUgraph handle,
                                               unsigned long long flags) {
     (void)flags;
-    return mockcuda::with_initialized([&](Process& p) {
-        const Graph* graph = mockcuda::lookup(p.graphs, handle);
-        if (exec == nullptr || graph == nullptr) {
-            return CUDA_ERROR_INVALID_VALUE;
-        }
-        // A copy: later edits to the graph do not reach the instance.
-        return mockcuda::publish(p.graph_execs, new Graph(*graph), exec);
-    });
+    return instantiate(exec, handle);
 }
 
-// The 11.0 signature, also exported under its original unversioned name.
 MOCK_API CUresult cuGraphInstantiate_v2(CUgraphExec* exec, CUgraph graph, CUgraphNode* errorNode,
                                         char* logBuffer, size_t bufferSize) {
     (void)errorNode;
-    if (logBuffer != nullptr && bufferSize > 0) {
-        logBuffer[0] = '\0';
-    }
-    return cuGraphInstantiateWithFlags(exec, graph, 0);
+    return instantiate_with_log(exec, graph, logBuffer, bufferSize);
 }
 
 MOCK_API CUresult cuGraphInstantiate(CUgraphExec* exec, CUgraph graph, CUgraphNode* errorNode,
                                      char* logBuffer, size_t bufferSize) {
-    return cuGraphInstantiate_v2(exec, graph, errorNode, logBuffer, bufferSize);
+    (void)errorNode;
+    return instantiate_with_log(exec, graph, logBuffer, bufferSize);
 }
 
 MOCK_API CUresult cuGraphExecDestroy(CUgraphExec handle) {
@@ -273,22 +319,9 @@ MOCK_API CUresult cuGraphExecDestroy(CUgraphExec handle) {
 }
 
 MOCK_API CUresult cuGraphLaunch(CUgraphExec handle, CUstream hStream) {
-    return mockcuda::with_context([&](Process& p, CUctx_st* ctx) {
-        const Graph* instance = mockcuda::lookup(p.graph_execs, handle);
-        if (instance == nullptr) {
-            return CUDA_ERROR_INVALID_VALUE;
-        }
-        Stream* stream = nullptr;
-        if (CUresult r = mockcuda::resolve_stream(p, hStream, ctx, stream)) {
-            return r;
-        }
-        for (const int64_t ns : instance->kernel_ns) {
-            queue_work(p, stream, ns);
-        }
-        return CUDA_SUCCESS;
-    });
+    return graph_launch(handle, hStream);
 }
 
 MOCK_API CUresult cuGraphLaunch_ptsz(CUgraphExec handle, CUstream hStream) {
-    return cuGraphLaunch(handle, hStream);
+    return graph_launch(handle, hStream);
 }

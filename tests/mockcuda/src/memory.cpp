@@ -103,6 +103,80 @@ bool device_range(const Process& p, uintptr_t ptr, size_t bytes) {
     return ptr != 0 && mockcuda::find_allocation(p, ptr, bytes) != nullptr;
 }
 
+// The implementations behind the exported entry points that have a second exported name (an
+// older version or a per-thread variant): both names call these, never each other, so no call
+// inside the driver goes through a symbol a preloaded library could interpose.
+CUresult alloc_async(CUdeviceptr* dptr, size_t bytesize, CUstream hStream) {
+    return mockcuda::with_stream(hStream, [&](Process& p, mockcuda::Stream* stream) {
+        return allocate_linear(p, stream->ctx, bytesize, dptr);
+    });
+}
+
+CUresult free_linear(CUdeviceptr dptr) {
+    return mockcuda::with_initialized([&](Process& p) {
+        auto it = find_linear(p, dptr);
+        if (it == p.allocations.end()) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        release(p, it);
+        return CUDA_SUCCESS;
+    });
+}
+
+// Stream-ordered frees take effect at once: the memory is not reused before the stream's
+// work could complete, because nothing in the mock reads it.
+CUresult free_async(CUdeviceptr dptr, CUstream hStream) {
+    if (CUresult r = mockcuda::with_stream(
+            hStream, [](Process&, mockcuda::Stream*) { return CUDA_SUCCESS; })) {
+        return r;
+    }
+    return free_linear(dptr);
+}
+
+CUresult copy_host_to_device(CUdeviceptr dst, const void* src, size_t bytes) {
+    auto check = [](const Process& p, uintptr_t d, uintptr_t s, size_t n) {
+        return s != 0 && device_range(p, d, n);
+    };
+    const auto s = reinterpret_cast<uintptr_t>(src);
+    if (CUresult r = wait_for_context(check, dst, s, bytes)) {
+        return r;
+    }
+    std::memcpy(reinterpret_cast<void*>(dst), src, bytes);
+    return CUDA_SUCCESS;
+}
+
+CUresult copy_device_to_host(void* dst, CUdeviceptr src, size_t bytes) {
+    auto check = [](const Process& p, uintptr_t d, uintptr_t s, size_t n) {
+        return d != 0 && device_range(p, s, n);
+    };
+    if (CUresult r = wait_for_context(check, reinterpret_cast<uintptr_t>(dst), src, bytes)) {
+        return r;
+    }
+    std::memcpy(dst, reinterpret_cast<const void*>(src), bytes);
+    return CUDA_SUCCESS;
+}
+
+// Unified addressing: either side may be host or device memory.
+CUresult copy_any(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
+    auto check = [](const Process&, uintptr_t d, uintptr_t s, size_t) { return d != 0 && s != 0; };
+    if (CUresult r = wait_for_context(check, dst, src, bytes)) {
+        return r;
+    }
+    std::memmove(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), bytes);
+    return CUDA_SUCCESS;
+}
+
+CUresult set_bytes(CUdeviceptr dst, unsigned char value, size_t count) {
+    auto check = [](const Process& p, uintptr_t d, uintptr_t, size_t n) {
+        return device_range(p, d, n);
+    };
+    if (CUresult r = wait_for_context(check, dst, 0, count)) {
+        return r;
+    }
+    std::memset(reinterpret_cast<void*>(dst), value, count);
+    return CUDA_SUCCESS;
+}
+
 }  // namespace
 
 namespace mockcuda {
@@ -164,38 +238,21 @@ MOCK_API CUresult cuMemAllocManaged(CUdeviceptr* dptr, size_t bytesize, unsigned
 }
 
 MOCK_API CUresult cuMemAllocAsync(CUdeviceptr* dptr, size_t bytesize, CUstream hStream) {
-    return mockcuda::with_stream(hStream, [&](Process& p, mockcuda::Stream* stream) {
-        return allocate_linear(p, stream->ctx, bytesize, dptr);
-    });
+    return alloc_async(dptr, bytesize, hStream);
 }
 
 MOCK_API CUresult cuMemAllocAsync_ptsz(CUdeviceptr* dptr, size_t bytesize, CUstream hStream) {
-    return cuMemAllocAsync(dptr, bytesize, hStream);
+    return alloc_async(dptr, bytesize, hStream);
 }
 
-MOCK_API CUresult cuMemFree_v2(CUdeviceptr dptr) {
-    return mockcuda::with_initialized([&](Process& p) {
-        auto it = find_linear(p, dptr);
-        if (it == p.allocations.end()) {
-            return CUDA_ERROR_INVALID_VALUE;
-        }
-        release(p, it);
-        return CUDA_SUCCESS;
-    });
-}
+MOCK_API CUresult cuMemFree_v2(CUdeviceptr dptr) { return free_linear(dptr); }
 
-// Stream-ordered frees take effect at once: the memory is not reused before the stream's
-// work could complete, because nothing in the mock reads it.
 MOCK_API CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream) {
-    if (CUresult r = mockcuda::with_stream(
-            hStream, [](Process&, mockcuda::Stream*) { return CUDA_SUCCESS; })) {
-        return r;
-    }
-    return cuMemFree_v2(dptr);
+    return free_async(dptr, hStream);
 }
 
 MOCK_API CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream) {
-    return cuMemFreeAsync(dptr, hStream);
+    return free_async(dptr, hStream);
 }
 
 MOCK_API CUresult cuMemAllocHost_v2(void** pp, size_t bytesize) {
@@ -259,60 +316,29 @@ MOCK_API CUresult cuArrayDestroy(CUarray handle) {
 }
 
 MOCK_API CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void* src, size_t bytes) {
-    auto check = [](const Process& p, uintptr_t d, uintptr_t s, size_t n) {
-        return s != 0 && device_range(p, d, n);
-    };
-    const auto s = reinterpret_cast<uintptr_t>(src);
-    if (CUresult r = wait_for_context(check, dst, s, bytes)) {
-        return r;
-    }
-    std::memcpy(reinterpret_cast<void*>(dst), src, bytes);
-    return CUDA_SUCCESS;
+    return copy_host_to_device(dst, src, bytes);
 }
-
 MOCK_API CUresult cuMemcpyDtoH_v2(void* dst, CUdeviceptr src, size_t bytes) {
-    auto check = [](const Process& p, uintptr_t d, uintptr_t s, size_t n) {
-        return d != 0 && device_range(p, s, n);
-    };
-    if (CUresult r = wait_for_context(check, reinterpret_cast<uintptr_t>(dst), src, bytes)) {
-        return r;
-    }
-    std::memcpy(dst, reinterpret_cast<const void*>(src), bytes);
-    return CUDA_SUCCESS;
+    return copy_device_to_host(dst, src, bytes);
 }
-
-// Unified addressing: either side may be host or device memory.
 MOCK_API CUresult cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
-    auto check = [](const Process&, uintptr_t d, uintptr_t s, size_t) { return d != 0 && s != 0; };
-    if (CUresult r = wait_for_context(check, dst, src, bytes)) {
-        return r;
-    }
-    std::memmove(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), bytes);
-    return CUDA_SUCCESS;
+    return copy_any(dst, src, bytes);
 }
-
 MOCK_API CUresult cuMemsetD8_v2(CUdeviceptr dst, unsigned char value, size_t count) {
-    auto check = [](const Process& p, uintptr_t d, uintptr_t, size_t n) {
-        return device_range(p, d, n);
-    };
-    if (CUresult r = wait_for_context(check, dst, 0, count)) {
-        return r;
-    }
-    std::memset(reinterpret_cast<void*>(dst), value, count);
-    return CUDA_SUCCESS;
+    return set_bytes(dst, value, count);
 }
 
 MOCK_API CUresult cuMemcpyHtoD_v2_ptds(CUdeviceptr dst, const void* src, size_t bytes) {
-    return cuMemcpyHtoD_v2(dst, src, bytes);
+    return copy_host_to_device(dst, src, bytes);
 }
 MOCK_API CUresult cuMemcpyDtoH_v2_ptds(void* dst, CUdeviceptr src, size_t bytes) {
-    return cuMemcpyDtoH_v2(dst, src, bytes);
+    return copy_device_to_host(dst, src, bytes);
 }
 MOCK_API CUresult cuMemcpy_ptds(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
-    return cuMemcpy(dst, src, bytes);
+    return copy_any(dst, src, bytes);
 }
 MOCK_API CUresult cuMemsetD8_v2_ptds(CUdeviceptr dst, unsigned char value, size_t count) {
-    return cuMemsetD8_v2(dst, value, count);
+    return set_bytes(dst, value, count);
 }
 
 MOCK_API CUresult cuPointerGetAttribute(void* data, CUpointer_attribute attribute,

@@ -84,6 +84,17 @@ nvmlReturn_t copy_text(const std::string& text, char* out, unsigned int length) 
     return NVML_SUCCESS;
 }
 
+// Behind both memory-info entry points (neither calls the other: a call through an exported
+// name could be interposed by a preloaded library).
+nvmlReturn_t memory_info(nvmlDevice_t device, nvmlMemory_t* memory) {
+    return with_device(device, memory, [&](Library& lib, int index) {
+        const uint64_t total = lib.config.memory;
+        const uint64_t used = std::min(lib.shared->used(index), total);
+        *memory = nvmlMemory_t{total, total - used, used};
+        return NVML_SUCCESS;
+    });
+}
+
 }  // namespace
 
 MOCK_API nvmlReturn_t nvmlInit_v2(void) {
@@ -164,12 +175,7 @@ MOCK_API nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char* uuid, unsigne
 }
 
 MOCK_API nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory) {
-    return with_device(device, memory, [&](Library& lib, int index) {
-        const uint64_t total = lib.config.memory;
-        const uint64_t used = std::min(lib.shared->used(index), total);
-        *memory = nvmlMemory_t{total, total - used, used};
-        return NVML_SUCCESS;
-    });
+    return memory_info(device, memory);
 }
 
 MOCK_API nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t* memory) {
@@ -177,7 +183,7 @@ MOCK_API nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory
         return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
     }
     nvmlMemory_t v1{};
-    if (nvmlReturn_t r = nvmlDeviceGetMemoryInfo(device, memory == nullptr ? nullptr : &v1)) {
+    if (nvmlReturn_t r = memory_info(device, memory == nullptr ? nullptr : &v1)) {
         return r;
     }
     memory->total = v1.total;

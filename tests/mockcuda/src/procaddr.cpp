@@ -102,11 +102,10 @@ const Entry kEntries[] = {
 constexpr cuuint64_t kKnownFlags =
     CU_GET_PROC_ADDRESS_LEGACY_STREAM | CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM;
 
-}  // namespace
-
-MOCK_API CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int cudaVersion,
-                                      cuuint64_t flags,
-                                      CUdriverProcAddressQueryResult* symbolStatus) {
+// Behind both signatures of cuGetProcAddress (neither calls the other: a call through an
+// exported name could be interposed by a preloaded library).
+CUresult resolve(const char* symbol, void** pfn, int cudaVersion, cuuint64_t flags,
+                 CUdriverProcAddressQueryResult* symbolStatus) {
     if (symbol == nullptr || pfn == nullptr || (flags & ~kKnownFlags) != 0) {
         return CUDA_ERROR_INVALID_VALUE;
     }
@@ -137,9 +136,17 @@ MOCK_API CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int cudaVe
     return CUDA_SUCCESS;
 }
 
+}  // namespace
+
+MOCK_API CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int cudaVersion,
+                                      cuuint64_t flags,
+                                      CUdriverProcAddressQueryResult* symbolStatus) {
+    return resolve(symbol, pfn, cudaVersion, flags, symbolStatus);
+}
+
 MOCK_API CUresult cuGetProcAddress(const char* symbol, void** pfn, int cudaVersion,
                                    cuuint64_t flags) {
-    return cuGetProcAddress_v2(symbol, pfn, cudaVersion, flags, nullptr);
+    return resolve(symbol, pfn, cudaVersion, flags, nullptr);
 }
 
 // The runtime's private tables are not simulated; callers fall back as on a driver that

@@ -50,49 +50,9 @@ CUresult query(CUresult (*completion)(Handle, int64_t&), Handle handle) {
     return mockcuda::now_ns() >= done ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
 }
 
-}  // namespace
-
-MOCK_API CUresult cuStreamCreate(CUstream* phStream, unsigned int flags) {
-    return mockcuda::with_context([&](Process& p, CUctx_st* ctx) {
-        if (phStream == nullptr || (flags & ~static_cast<unsigned int>(CU_STREAM_NON_BLOCKING))) {
-            return CUDA_ERROR_INVALID_VALUE;
-        }
-        return mockcuda::publish(p.streams, new Stream{ctx}, phStream);
-    });
-}
-
-MOCK_API CUresult cuStreamDestroy_v2(CUstream handle) {
-    return mockcuda::with_initialized([&](Process& p) {
-        return mockcuda::destroy(p.streams, handle, CUDA_ERROR_INVALID_HANDLE);
-    });
-}
-
-MOCK_API CUresult cuStreamSynchronize(CUstream handle) { return synchronize(stream_done, handle); }
-
-MOCK_API CUresult cuStreamQuery(CUstream handle) { return query(stream_done, handle); }
-
-MOCK_API CUresult cuStreamSynchronize_ptsz(CUstream handle) {
-    return cuStreamSynchronize(handle);
-}
-MOCK_API CUresult cuStreamQuery_ptsz(CUstream handle) { return cuStreamQuery(handle); }
-
-MOCK_API CUresult cuEventCreate(CUevent* phEvent, unsigned int flags) {
-    return mockcuda::with_context([&](Process& p, CUctx_st*) {
-        constexpr unsigned int kKnown = CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING | 0x4;
-        if (phEvent == nullptr || (flags & ~kKnown) != 0) {
-            return CUDA_ERROR_INVALID_VALUE;
-        }
-        return mockcuda::publish(p.events, new Event{flags}, phEvent);
-    });
-}
-
-MOCK_API CUresult cuEventDestroy_v2(CUevent handle) {
-    return mockcuda::with_initialized([&](Process& p) {
-        return mockcuda::destroy(p.events, handle, CUDA_ERROR_INVALID_HANDLE);
-    });
-}
-
-MOCK_API CUresult cuEventRecord(CUevent handle, CUstream hStream) {
+// Behind cuEventRecord and its per-thread variant (neither calls the other: a call through an
+// exported name could be interposed by a preloaded library).
+CUresult record(CUevent handle, CUstream hStream) {
     return mockcuda::with_context([&](Process& p, CUctx_st* ctx) {
         Event* event = mockcuda::lookup(p.events, handle);
         if (event == nullptr) {
@@ -109,15 +69,8 @@ MOCK_API CUresult cuEventRecord(CUevent handle, CUstream hStream) {
     });
 }
 
-MOCK_API CUresult cuEventRecord_ptsz(CUevent handle, CUstream hStream) {
-    return cuEventRecord(handle, hStream);
-}
-
-MOCK_API CUresult cuEventQuery(CUevent handle) { return query(event_time, handle); }
-
-MOCK_API CUresult cuEventSynchronize(CUevent handle) { return synchronize(event_time, handle); }
-
-MOCK_API CUresult cuEventElapsedTime_v2(float* ms, CUevent start, CUevent end) {
+// Behind cuEventElapsedTime and its _v2.
+CUresult elapsed(float* ms, CUevent start, CUevent end) {
     return mockcuda::with_initialized([&](Process& p) {
         if (ms == nullptr) {
             return CUDA_ERROR_INVALID_VALUE;
@@ -140,7 +93,65 @@ MOCK_API CUresult cuEventElapsedTime_v2(float* ms, CUevent start, CUevent end) {
     });
 }
 
+}  // namespace
+
+MOCK_API CUresult cuStreamCreate(CUstream* phStream, unsigned int flags) {
+    return mockcuda::with_context([&](Process& p, CUctx_st* ctx) {
+        if (phStream == nullptr || (flags & ~static_cast<unsigned int>(CU_STREAM_NON_BLOCKING))) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        return mockcuda::publish(p.streams, new Stream{ctx}, phStream);
+    });
+}
+
+MOCK_API CUresult cuStreamDestroy_v2(CUstream handle) {
+    return mockcuda::with_initialized([&](Process& p) {
+        return mockcuda::destroy(p.streams, handle, CUDA_ERROR_INVALID_HANDLE);
+    });
+}
+
+MOCK_API CUresult cuStreamSynchronize(CUstream handle) { return synchronize(stream_done, handle); }
+
+MOCK_API CUresult cuStreamQuery(CUstream handle) { return query(stream_done, handle); }
+
+MOCK_API CUresult cuStreamSynchronize_ptsz(CUstream handle) {
+    return synchronize(stream_done, handle);
+}
+MOCK_API CUresult cuStreamQuery_ptsz(CUstream handle) { return query(stream_done, handle); }
+
+MOCK_API CUresult cuEventCreate(CUevent* phEvent, unsigned int flags) {
+    return mockcuda::with_context([&](Process& p, CUctx_st*) {
+        constexpr unsigned int kKnown = CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING | 0x4;
+        if (phEvent == nullptr || (flags & ~kKnown) != 0) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        return mockcuda::publish(p.events, new Event{flags}, phEvent);
+    });
+}
+
+MOCK_API CUresult cuEventDestroy_v2(CUevent handle) {
+    return mockcuda::with_initialized([&](Process& p) {
+        return mockcuda::destroy(p.events, handle, CUDA_ERROR_INVALID_HANDLE);
+    });
+}
+
+MOCK_API CUresult cuEventRecord(CUevent handle, CUstream hStream) {
+    return record(handle, hStream);
+}
+
+MOCK_API CUresult cuEventRecord_ptsz(CUevent handle, CUstream hStream) {
+    return record(handle, hStream);
+}
+
+MOCK_API CUresult cuEventQuery(CUevent handle) { return query(event_time, handle); }
+
+MOCK_API CUresult cuEventSynchronize(CUevent handle) { return synchronize(event_time, handle); }
+
+MOCK_API CUresult cuEventElapsedTime_v2(float* ms, CUevent start, CUevent end) {
+    return elapsed(ms, start, end);
+}
+
 // The pre-12.8 entry point has the same signature.
 MOCK_API CUresult cuEventElapsedTime(float* ms, CUevent start, CUevent end) {
-    return cuEventElapsedTime_v2(ms, start, end);
+    return elapsed(ms, start, end);
 }

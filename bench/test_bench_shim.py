@@ -1,0 +1,280 @@
+"""The LD_PRELOAD shim on the mock driver (tests/mockcuda): what it adds to a driver call with
+no binding limit, and how closely its TFLOPS pacing holds a process to its share of the
+device's busy time. Both are measured by a small C program, built here against the mock's
+header, run with and without the shim preloaded. Figures only: timing is not asserted. Run
+with `python -m pytest bench/test_bench_shim.py --benchmark-only`."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import statistics
+import subprocess
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
+from tests.mockcuda_build import SOURCE_DIR, MockCuda, build_mockcuda
+from tests.native.mockcuda_run import run_program
+
+from tensorfusion import shim_path
+
+Figure = Callable[[str], None]  # the record_figure fixture
+PROGRAM = "shim_bench"
+
+# `cost <launch|alloc|info> <calls>` times a tight loop of one call; `pace <seconds>` launches
+# 200 us kernels on one stream for that long and reports the busy time it got, measured with
+# events on the mock's timeline over the whole run and over its second half (past the burst
+# a limiter allows at the start).
+SOURCE = r"""
+#define _POSIX_C_SOURCE 199309L
+#include <string.h>
+#include <time.h>
+
+#include "common.h" /* the mock's test programs' CHECK and setup() */
+
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* A context on device 0, a stream in it, and the kernel `name`. */
+static CUfunction kernel(const char* name, CUstream* stream) {
+    CUmodule module;
+    CUfunction f;
+    setup();
+    CHECK(cuModuleLoadData(&module, "image"));
+    CHECK(cuModuleGetFunction(&f, module, name));
+    CHECK(cuStreamCreate(stream, CU_STREAM_NON_BLOCKING));
+    return f;
+}
+
+static void call(const char* op, CUfunction f, CUstream stream) {
+    if (strcmp(op, "launch") == 0) {
+        CHECK(cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, stream, NULL, NULL));
+    } else if (strcmp(op, "alloc") == 0) {
+        CUdeviceptr ptr;
+        CHECK(cuMemAlloc(&ptr, 1 << 20));
+        CHECK(cuMemFree(ptr));
+    } else {
+        size_t free_bytes, total;
+        CHECK(cuMemGetInfo(&free_bytes, &total));
+    }
+}
+
+static int cost(const char* op, long calls) {
+    CUstream stream;
+    CUfunction f = kernel("sleep_ns_0", &stream); /* no simulated time: the call alone */
+    for (long i = 0; i < calls / 10; ++i) { /* warm-up: lazy binding, first-call setup */
+        call(op, f, stream);
+    }
+    const long long start = now_ns();
+    for (long i = 0; i < calls; ++i) {
+        call(op, f, stream);
+    }
+    printf("ns_per_call=%.3f\n", (double)(now_ns() - start) / (double)calls);
+    return 0;
+}
+
+static double elapsed_ns(CUevent from, CUevent to) {
+    float ms;
+    CHECK(cuEventElapsedTime(&ms, from, to));
+    return ms * 1e6;
+}
+
+static int pace(double seconds) {
+    CUstream stream;
+    CUfunction f = kernel("sleep_us_200", &stream);
+    CUevent start, middle, end;
+    CHECK(cuEventCreate(&start, CU_EVENT_DEFAULT));
+    CHECK(cuEventCreate(&middle, CU_EVENT_DEFAULT));
+    CHECK(cuEventCreate(&end, CU_EVENT_DEFAULT));
+    const long long t0 = now_ns();
+    const long long half = t0 + (long long)(seconds * 0.5e9);
+    const long long stop = t0 + (long long)(seconds * 1e9);
+    long launches = 0, late = 0;
+    int halfway = 0;
+    CHECK(cuEventRecord(start, stream));
+    for (long long now = t0; now < stop; now = now_ns()) {
+        if (!halfway && now >= half) {
+            CHECK(cuEventRecord(middle, stream));
+            halfway = 1;
+        }
+        CHECK(cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, stream, NULL, NULL));
+        ++launches;
+        late += halfway;
+    }
+    CHECK(cuEventRecord(end, stream));
+    CHECK(cuStreamSynchronize(stream));
+    printf("launches=%ld\nlate_launches=%ld\n", launches, late);
+    printf("span_ns=%.0f\nlate_span_ns=%.0f\n", elapsed_ns(start, end), elapsed_ns(middle, end));
+    return 0;
+}
+
+int main(int argc, char** argv) {
+    if (argc == 4 && strcmp(argv[1], "cost") == 0) {
+        return cost(argv[2], atol(argv[3]));
+    }
+    if (argc == 3 && strcmp(argv[1], "pace") == 0) {
+        return pace(atof(argv[2]));
+    }
+    fprintf(stderr, "usage: shim_bench cost <launch|alloc|info> <calls> | pace <seconds>\n");
+    return 2;
+}
+"""
+
+KERNEL_NS = 200_000  # sleep_us_200, one block
+PEAK_TFLOPS = 100.0
+PACE_SECONDS = 2.0
+
+
+@pytest.fixture(scope="module")
+def mock(tmp_path_factory: pytest.TempPathFactory) -> MockCuda:
+    """The mock, with the bench program built against it among its programs."""
+    compiler = os.environ.get("CC") or shutil.which("cc")
+    if compiler is None:
+        pytest.skip("no C compiler (cc, or $CC) to build the bench program")
+    mockcuda = build_mockcuda()
+    work = tmp_path_factory.mktemp("shim_bench")
+    source, binary = work / f"{PROGRAM}.c", work / PROGRAM
+    source.write_text(SOURCE)
+    command = [compiler, "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"]
+    command += ["-I", str(SOURCE_DIR / "include"), "-I", str(SOURCE_DIR / "programs")]
+    command += ["-o", str(binary), str(source)]
+    command += ["-L", str(mockcuda.lib_dir), "-l:libcuda.so.1"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return dataclasses.replace(mockcuda, programs={**mockcuda.programs, PROGRAM: binary})
+
+
+def environment(mock: MockCuda, state: Path, shim: dict[str, str] | None) -> dict[str, str]:
+    """Runs on the mock with its own device (`state`); `shim`: None runs without the shim,
+    else the shim is preloaded with these settings."""
+    base = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("TF_", "MOCKCUDA_")) and name != "LD_PRELOAD"
+    }
+    env = mock.env(state, base=base)
+    if shim is not None:
+        env.update(LD_PRELOAD=str(shim_path()), **shim)
+    return env
+
+
+# --- per-call cost -----------------------------------------------------------------------
+
+ROUNDS = 7
+# op -> (what the loop calls, calls per run: each run takes 0.1-0.3 s)
+OPS: dict[str, tuple[str, int]] = {
+    "launch": ("cuLaunchKernel", 1_000_000),
+    "alloc": ("cuMemAlloc_v2 + cuMemFree_v2 (1 MiB)", 50_000),
+    "info": ("cuMemGetInfo_v2", 200_000),
+}
+ADDED_TARGET_NS = {"launch": 50.0}
+# The limits are set but never bind: the zero-time kernels use no busy time and 1 MiB is far
+# below the VRAM limit, so only the accounting and pacing bookkeeping shows.
+SETUPS: dict[str, dict[str, str] | None] = {
+    "no shim": None,
+    "shim, no limits": {},
+    "shim, limits not binding": {
+        "TF_TFLOPS_LIMIT": "90",
+        "TF_GPU_PEAK_TFLOPS": str(PEAK_TFLOPS),
+        "TF_VRAM_LIMIT": "8Gi",
+    },
+}
+
+
+@pytest.mark.benchmark(group="shim cost, per call (native loop on the mock)")
+@pytest.mark.parametrize("op", list(OPS))
+def test_call_cost(
+    benchmark: BenchmarkFixture, record_figure: Figure, mock: MockCuda, tmp_path: Path, op: str
+) -> None:
+    label, calls = OPS[op]
+    envs = {name: environment(mock, tmp_path / "state", shim) for name, shim in SETUPS.items()}
+    samples: dict[str, list[float]] = {name: [] for name in SETUPS}
+
+    def one_round() -> None:
+        # The setups alternate within a round, so a drift in the machine hits them alike.
+        for name, env in envs.items():
+            out = run_program(mock, PROGRAM, "cost", op, str(calls), env=env)
+            samples[name].append(float(out["ns_per_call"]))
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    bare = statistics.median(samples["no shim"])
+    cells = []
+    for name, values in samples.items():
+        ns = statistics.median(values)
+        added = "" if name == "no shim" else f" ({ns - bare:+.1f} ns)"
+        # The spread of the runs says which differences are noise (the mock's allocations
+        # are mmap/munmap pairs, whose cost varies with the machine's load).
+        cells.append(f"{name} {ns:.1f} ns/call{added} [runs {min(values):.0f}-{max(values):.0f}]")
+    target = ADDED_TARGET_NS.get(op)
+    record_figure(
+        f"shim cost, {label}, median of {ROUNDS} runs of {calls:,} calls: {'; '.join(cells)}"
+        + (f" [target <= {target:.0f} ns added]" if target is not None else "")
+    )
+    assert all(len(values) >= ROUNDS for values in samples.values())
+
+
+# --- pacing accuracy ----------------------------------------------------------------------
+
+
+def pace(mock: MockCuda, state: Path, tflops: float) -> dict[str, float]:
+    """One paced process on the device of `state`; its busy share over the whole run and over
+    the second half, in percent of the device's time."""
+    shim = {"TF_TFLOPS_LIMIT": str(tflops), "TF_GPU_PEAK_TFLOPS": str(PEAK_TFLOPS)}
+    env = environment(mock, state, shim)
+    out = run_program(mock, PROGRAM, "pace", str(PACE_SECONDS), env=env)
+    return {
+        "whole": 100.0 * int(out["launches"]) * KERNEL_NS / float(out["span_ns"]),
+        "late": 100.0 * int(out["late_launches"]) * KERNEL_NS / float(out["late_span_ns"]),
+    }
+
+
+def accuracy(target: float, got: dict[str, float]) -> str:
+    return (
+        f"target {target:.0f}%: whole run {got['whole']:.1f}% ({got['whole'] - target:+.1f} pt), "
+        f"second half {got['late']:.1f}% ({got['late'] - target:+.1f} pt)"
+    )
+
+
+@pytest.mark.benchmark(group="shim pacing accuracy (mock timeline, 2 s)")
+@pytest.mark.parametrize("tflops", [10.0, 30.0, 50.0, 70.0, 90.0])
+def test_pacing_one_process(
+    benchmark: BenchmarkFixture,
+    record_figure: Figure,
+    mock: MockCuda,
+    tmp_path: Path,
+    tflops: float,
+) -> None:
+    got = benchmark.pedantic(pace, (mock, tmp_path / "state", tflops), rounds=1, iterations=1)
+    record_figure(
+        f"shim pacing, one process, sleep_us_200 for {PACE_SECONDS:.0f} s: "
+        f"{accuracy(tflops, got)} [target +-2 pt]"
+    )
+    assert got["whole"] > 0
+
+
+@pytest.mark.benchmark(group="shim pacing accuracy (mock timeline, 2 s)")
+def test_pacing_two_processes(
+    benchmark: BenchmarkFixture, record_figure: Figure, mock: MockCuda, tmp_path: Path
+) -> None:
+    targets = (30.0, 70.0)
+    state = tmp_path / "state"  # one device, shared by both
+
+    def both() -> list[dict[str, float]]:
+        with ThreadPoolExecutor(len(targets)) as pool:
+            return list(pool.map(lambda tflops: pace(mock, state, tflops), targets))
+
+    results = benchmark.pedantic(both, rounds=1, iterations=1)
+    cells = [accuracy(t, got) for t, got in zip(targets, results, strict=True)]
+    device = sum(got["whole"] for got in results)
+    record_figure(
+        f"shim pacing, two processes on one device, sleep_us_200 for {PACE_SECONDS:.0f} s: "
+        f"{'; '.join(cells)}; device busy {device:.1f}% over the run [target +-3 pt]"
+    )
+    assert all(got["whole"] > 0 for got in results)
