@@ -8,6 +8,7 @@ namespace tf::bindings {
 
 void register_build_info(pybind11::module_& m);
 void register_limiter(pybind11::module_& m);
+void register_line_protocol(pybind11::module_& m);
 void register_log(pybind11::module_& m);
 void register_scoring(pybind11::module_& m);
 void register_shm(pybind11::module_& m);

@@ -9,6 +9,16 @@ from numpy.typing import NDArray
 def build_info() -> dict[str, str | bool]:
     """version, compiler_id, compiler_version, cxx_standard, build_type (str); werror (bool)."""
 
+def encode_columns(
+    measurement: str,
+    tag_columns: list[tuple[str, list[str]]],
+    field_columns: list[tuple[str, str, NDArray[Any] | list[str]]],
+    times_ns: NDArray[np.int64],
+    unit_ns: int,
+) -> str:
+    """Line protocol for rows given as columns; field kinds f/i/u/b/s. Raises ConfigError
+    naming the first bad cell. Use tensorfusion.metrics.line_protocol.encode_columns."""
+
 def set_log_level(name: str) -> None:
     """Raises ValueError naming the valid levels for an unknown name."""
 

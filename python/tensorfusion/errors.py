@@ -71,3 +71,12 @@ class AllocationError(TensorFusionError, ValueError):
 class ResourceExpiredError(StoreError):
     """A watch asked for changes older than the store keeps (Kubernetes' 410 Gone): list
     again and watch from the version the list returns."""
+
+
+class SinkUnavailable(TensorFusionError):
+    """The metrics backend cannot be reached (or refused the write for a transient reason);
+    the caller keeps the batch and retries later."""
+
+
+class QueryError(TensorFusionError):
+    """The metrics backend rejected a SQL query; the message is the backend's own."""
