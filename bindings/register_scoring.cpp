@@ -127,7 +127,8 @@ py::tuple fit_gpus(const py::object& node, const py::object& state, const py::ob
   std::optional<scoring::InputError> error;
   {
     py::gil_scoped_release release;
-    error = scoring::validate_fit(gpus, nodes, request);
+    error = changed.is_none() ? scoring::validate_fit(gpus, nodes, request)
+                              : scoring::validate_refit(gpus, nodes, request);
   }
   raise_if(error);
 

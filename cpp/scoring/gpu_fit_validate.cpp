@@ -89,6 +89,14 @@ std::optional<InputError> validate_amounts(const GpuColumns& g) {
 
 std::optional<InputError> validate_fit(const GpuColumns& gpus, const NodeColumns& nodes,
                                        const FitRequest& request) {
+  if (auto error = validate_refit(gpus, nodes, request)) {
+    return error;
+  }
+  return validate_gpu_identity(gpus, nodes.count);
+}
+
+std::optional<InputError> validate_refit(const GpuColumns& gpus, const NodeColumns& nodes,
+                                         const FitRequest& request) {
   if (auto error = validate_request(request)) {
     return error;
   }
@@ -98,9 +106,6 @@ std::optional<InputError> validate_fit(const GpuColumns& gpus, const NodeColumns
   }
   if (nodes.count > static_cast<std::size_t>(kInt32Max)) {
     return InputError{"node_mask", "more nodes than int32 indices can address"};
-  }
-  if (auto error = validate_gpu_identity(gpus, nodes.count)) {
-    return error;
   }
   for (std::size_t n = 0; n < nodes.count; ++n) {
     if (nodes.workers[n] < 0) {

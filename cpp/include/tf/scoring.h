@@ -117,6 +117,12 @@ struct FitOutput {
 std::optional<InputError> validate_fit(const GpuColumns& gpus, const NodeColumns& nodes,
                                        const FitRequest& request);
 
+// validate_fit without the pass over the GPUs' node and state columns, for refit_nodes: the
+// layout was checked by the fit_gpus call whose outputs are being refitted, and refit_nodes
+// stays within bounds whatever the layout (it only reads GPUs of the listed, checked nodes).
+std::optional<InputError> validate_refit(const GpuColumns& gpus, const NodeColumns& nodes,
+                                         const FitRequest& request);
+
 // Names the first negative amount (capacity, virtual capacity or usage), if any.
 std::optional<InputError> validate_amounts(const GpuColumns& gpus);
 

@@ -344,8 +344,10 @@ def refit_gpus(
     changed: NDArray[np.int32],
 ) -> GpuFitResult:
     """`fit_gpus` for the same request after only the `changed` nodes moved on (their GPUs,
-    worker count or mask): the same result, at the cost of those nodes. `previous` is left
-    as it was (its arrays are copied first, since an earlier cycle may still read them)."""
+    worker count or mask): the same result, at the cost of those nodes. The GPUs' layout
+    (which node each GPU is on, in order) must be the one `previous` was computed on, which
+    checked it; it is not checked again. `previous` is left as it was (its arrays are copied
+    first, since an earlier cycle may still read them)."""
     outputs = (
         previous.gpu_reason.copy(),
         previous.gpu_score.copy(),
