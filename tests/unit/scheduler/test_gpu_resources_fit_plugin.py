@@ -123,10 +123,12 @@ profiles:
     ]
 
 
-def _three_gpus() -> ClusterState:
-    # a: one GPU 50% used; b: one GPU 25% used; c: one empty GPU.
+def _three_gpus(mode: str | None = None) -> ClusterState:
+    """a: one GPU 50% used; b: one GPU 25% used; c: one empty GPU; placement `mode`."""
     return _cluster(
         [gpu("a-gpu-0", "a"), gpu("b-gpu-0", "b"), gpu("c-gpu-0", "c")],
+        pools=[pool(template="placement" if mode else None)],
+        templates=[template("placement", mode)] if mode else [],
         pods=[
             _holding("x", "a-gpu-0", "a", "40Gi", "494.5"),
             _holding("y", "b-gpu-0", "b", "20Gi", "247.25"),
@@ -135,18 +137,10 @@ def _three_gpus() -> ClusterState:
 
 
 def test_compact_first_packs_and_low_load_first_spreads() -> None:
-    compact = _three_gpus()
-    assert _simulate(compact, tf_pod("p", vram_request="8Gi"))["gpus"] == ["a-gpu-0"]
-    spread = _cluster(
-        [gpu("a-gpu-0", "a"), gpu("b-gpu-0", "b"), gpu("c-gpu-0", "c")],
-        pools=[pool(template="spread")],
-        templates=[template("spread", "LowLoadFirst")],
-        pods=[
-            _holding("x", "a-gpu-0", "a", "40Gi", "494.5"),
-            _holding("y", "b-gpu-0", "b", "20Gi", "247.25"),
-        ],
-    )
-    assert _simulate(spread, tf_pod("p", vram_request="8Gi"))["gpus"] == ["c-gpu-0"]
+    pod = tf_pod("p", vram_request="8Gi")
+    assert _simulate(_three_gpus(), pod)["gpus"] == ["a-gpu-0"]
+    assert _simulate(_three_gpus("CompactFirst"), pod)["gpus"] == ["a-gpu-0"]
+    assert _simulate(_three_gpus("LowLoadFirst"), pod)["gpus"] == ["c-gpu-0"]
 
 
 def test_node_compact_gpu_low_load_packs_nodes_and_spreads_within_them() -> None:
