@@ -6,7 +6,10 @@
 namespace tf::limiter {
 
 CostEstimator::CostEstimator(std::uint32_t slots, double weight)
-    : slots_(slots), weight_(weight) {}
+    : CostEstimator(slots, weight, weight) {}
+
+CostEstimator::CostEstimator(std::uint32_t slots, double rise_weight, double fall_weight)
+    : slots_(slots), rise_weight_(rise_weight), fall_weight_(fall_weight) {}
 
 std::int64_t CostEstimator::estimate(std::uint64_t site, std::int64_t fallback_ns) const {
   const Slot& slot = slots_[site % slots_.size()];
@@ -23,7 +26,8 @@ void CostEstimator::observe(std::uint64_t site, std::int64_t busy_ns) {
     slot = Slot{site, busy, true};
     return;
   }
-  slot.average_ns += weight_ * (busy - slot.average_ns);
+  const double weight = busy > slot.average_ns ? rise_weight_ : fall_weight_;
+  slot.average_ns += weight * (busy - slot.average_ns);
 }
 
 }  // namespace tf::limiter

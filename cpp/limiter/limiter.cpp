@@ -11,9 +11,7 @@ Limiter::Limiter(const LimiterConfig& config)
     : share_(config.share),
       window_ns_(static_cast<double>(config.window_ns)),
       max_in_flight_ns_(static_cast<double>(config.max_in_flight_ns)),
-      max_wait_ns_(config.max_wait_ns),
-      // Start full: a workload that was idle may burst up to its window's worth.
-      tokens_ns_(config.share * static_cast<double>(config.window_ns)) {}
+      max_wait_ns_(config.max_wait_ns) {}
 
 void Limiter::add(std::atomic<std::uint64_t>& counter, std::uint64_t value) {
   counter.store(counter.load(std::memory_order_relaxed) + value, std::memory_order_relaxed);

@@ -8,7 +8,18 @@ namespace {
 
 using tf::shim::kMissingReal;
 
-std::uint64_t site_of(const void* code) { return reinterpret_cast<std::uintptr_t>(code); }
+// Names what a launch runs for its cost estimate. A kernel's cost grows with its grid, so each
+// grid size of a function is a site of its own (`blocks`; 0 for a graph): one function
+// launched at several sizes would otherwise be estimated, and charged, at the size its lowest
+// measurements came from.
+std::uint64_t site_of(const void* code, std::uint64_t blocks) {
+  // The multiplier spreads the sizes of one function over the estimator's table.
+  return reinterpret_cast<std::uintptr_t>(code) ^ (blocks * 0x9E3779B97F4A7C15ULL);
+}
+
+std::uint64_t block_count(unsigned int gx, unsigned int gy, unsigned int gz) {
+  return std::uint64_t{gx} * gy * gz;
+}
 
 // Set while this thread is inside a gated launch: a driver whose entry points call each other
 // through exported symbols (a _ptsz or cooperative variant calling cuLaunchKernel) comes back
@@ -16,7 +27,8 @@ std::uint64_t site_of(const void* code) { return reinterpret_cast<std::uintptr_t
 thread_local bool t_launching = false;
 
 template <typename Launch>
-CUresult gated(const void* code, CUstream stream, bool per_thread, Launch launch) {
+CUresult gated(const void* code, std::uint64_t blocks, CUstream stream, bool per_thread,
+               Launch launch) {
   tf::shim::State& shim = tf::shim::state();
   if (!shim.launches_watched || t_launching) {
     return launch();
@@ -26,7 +38,7 @@ CUresult gated(const void* code, CUstream stream, bool per_thread, Launch launch
     return launch();
   }
   t_launching = true;
-  const CUresult result = pacer->run(site_of(code), stream, per_thread, launch);
+  const CUresult result = pacer->run(site_of(code, blocks), stream, per_thread, launch);
   t_launching = false;
   return result;
 }
@@ -38,7 +50,7 @@ CUresult kernel(decltype(&cuLaunchKernel) real, bool per_thread, CUfunction f, u
   if (real == nullptr) {
     return kMissingReal;
   }
-  return gated(f, stream, per_thread, [&] {
+  return gated(f, block_count(gx, gy, gz), stream, per_thread, [&] {
     return real(f, gx, gy, gz, bx, by, bz, shared, stream, params, extra);
   });
 }
@@ -51,7 +63,9 @@ CUresult kernel_ex(decltype(&cuLaunchKernelEx) real, bool per_thread,
   if (config == nullptr) {
     return real(config, f, params, extra);  // the driver reports the error
   }
-  return gated(f, config->hStream, per_thread, [&] { return real(config, f, params, extra); });
+  const std::uint64_t size = block_count(config->gridDimX, config->gridDimY, config->gridDimZ);
+  return gated(f, size, config->hStream, per_thread,
+               [&] { return real(config, f, params, extra); });
 }
 
 CUresult cooperative(decltype(&cuLaunchCooperativeKernel) real, bool per_thread, CUfunction f,
@@ -61,7 +75,7 @@ CUresult cooperative(decltype(&cuLaunchCooperativeKernel) real, bool per_thread,
   if (real == nullptr) {
     return kMissingReal;
   }
-  return gated(f, stream, per_thread,
+  return gated(f, block_count(gx, gy, gz), stream, per_thread,
                [&] { return real(f, gx, gy, gz, bx, by, bz, shared, stream, params); });
 }
 
@@ -70,7 +84,7 @@ CUresult graph(decltype(&cuGraphLaunch) real, bool per_thread, CUgraphExec exec,
   if (real == nullptr) {
     return kMissingReal;
   }
-  return gated(exec, stream, per_thread, [&] { return real(exec, stream); });
+  return gated(exec, 0, stream, per_thread, [&] { return real(exec, stream); });
 }
 
 }  // namespace

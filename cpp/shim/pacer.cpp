@@ -12,8 +12,14 @@ namespace {
 
 // A site's cost before its first measurement; the measurement corrects the charge.
 constexpr std::int64_t kUnmeasuredCostNs = 50'000;
-constexpr std::uint32_t kEstimatorSlots = 256;
-constexpr double kEstimatorWeight = 0.25;
+constexpr std::uint32_t kEstimatorSlots = 1024;
+// A measurement is the kernel's own device time plus any time it waited behind other streams'
+// or processes' kernels on a shared device, which those are charged for already. A site's
+// estimate drops to a lower measurement at once and climbs slowly, so it settles on the
+// kernel's own time whenever some launches find the device free, and still follows a kernel
+// that really got slower.
+constexpr double kEstimatorRise = 1.0 / 32;
+constexpr double kEstimatorFall = 1.0;
 // Launches per thread between two reads of the region's limits.
 constexpr std::uint32_t kRefreshEvery = 64;
 // The longest one launch is held back in all: pacing slows a workload, never stops it.
@@ -48,7 +54,7 @@ void Pacer::configure(std::optional<double> env_share, Budget& budget) {
   }
   budget_ = &budget;
   limiter_.emplace(limiter::LimiterConfig{});
-  estimator_.emplace(kEstimatorSlots, kEstimatorWeight);
+  estimator_.emplace(kEstimatorSlots, kEstimatorRise, kEstimatorFall);
   spare_.reserve(2 * kStreams * kPending);
   apply(env_share);
   refresh();
@@ -179,14 +185,7 @@ void Pacer::harvest(std::int64_t now) {
         if (plain().cuEventQuery(entry.end) == CUDA_ERROR_NOT_READY) {
           break;
         }
-        float ms = 0.0F;
-        busy = plain().cuEventElapsedTime(&ms, entry.start, entry.end) == CUDA_SUCCESS
-                   ? std::llround(static_cast<double>(ms) * 1e6)
-                   : estimator_->estimate(entry.site, kUnmeasuredCostNs);
-        // The start event also waits for work queued before it on the stream; the launch
-        // itself cannot have been busy for longer than it has existed.
-        busy = std::clamp<std::int64_t>(busy, 0, now - entry.issued_ns);
-        estimator_->observe(entry.site, busy);
+        busy = charge(entry, now);
         budget_->count(shm::Counter::busy_ns, static_cast<std::uint64_t>(busy));
       }
       limiter_->complete(now, busy);
@@ -196,6 +195,22 @@ void Pacer::harvest(std::int64_t now) {
       --ring.size;
     }
   }
+}
+
+std::int64_t Pacer::charge(const Pending& entry, std::int64_t now) {
+  float ms = 0.0F;
+  if (plain().cuEventElapsedTime(&ms, entry.start, entry.end) != CUDA_SUCCESS) {
+    return estimator_->estimate(entry.site, kUnmeasuredCostNs);
+  }
+  // The start event waits for this stream's earlier work, so the time between the events is
+  // the launch's own plus what it queued behind on the device; it cannot exceed the time the
+  // launch has existed.
+  const std::int64_t measured = std::llround(static_cast<double>(ms) * 1e6);
+  const std::int64_t elapsed = std::clamp<std::int64_t>(measured, 0, now - entry.issued_ns);
+  estimator_->observe(entry.site, elapsed);
+  // Charging the site's settled estimate leaves out the queueing, which the kernels queued
+  // ahead are charged for by their own limiters.
+  return std::min(elapsed, estimator_->estimate(entry.site, elapsed));
 }
 
 void Pacer::after_fork_child() noexcept {

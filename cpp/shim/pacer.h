@@ -1,6 +1,8 @@
 // One device's launch pacing: the TFLOPS limiter is asked before every launch (with the launch
 // site's estimated cost) and told afterwards how much GPU time the launch really took, measured
 // with a pair of CUDA events around it and collected once the events complete, never waited for.
+// The time between the events also holds any wait behind other work on the device; the charge
+// leaves it out (see charge()).
 #pragma once
 
 #include <array>
@@ -73,6 +75,8 @@ class Pacer {
   void finish_timing(const Timing& timing, std::uint64_t site, CUresult result);
   // With mutex_ held: feeds every completed launch to the limiter, in order per stream.
   void harvest(std::int64_t now_ns);
+  // With mutex_ held: the busy time charged for a completed, measured launch.
+  std::int64_t charge(const Pending& entry, std::int64_t now_ns);
   bool take_event(CUevent& event);
 
   Budget* budget_ = nullptr;

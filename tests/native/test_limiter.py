@@ -15,22 +15,30 @@ WINDOW = 100 * MS
 
 
 def drained(share: float, **settings: int) -> _native.Limiter:
-    """A limiter whose starting burst allowance is spent: its balance is exactly 0 at t=0."""
+    """A new limiter with its clock started at t=0, where its balance is exactly 0 (no burst
+    allowance yet); left idle, it holds a window's worth at t=WINDOW."""
     limiter = _native.Limiter(share, WINDOW, **settings)
-    assert limiter.admit(0, round(share * WINDOW)) == 0
-    limiter.complete(0, round(share * WINDOW))
+    limiter.complete(0, 0)
     assert limiter.tokens_ns == 0
     return limiter
 
 
-def test_starts_with_a_full_window_of_burst() -> None:
+def test_starts_with_no_burst() -> None:
     limiter = _native.Limiter(0.5, WINDOW, max_in_flight_ns=WINDOW)
-    assert limiter.tokens_ns == 50 * MS
-    # Borrowing: the last launch goes at any balance >= 0, even if it costs more.
-    for _ in range(5):
-        assert limiter.admit(0, 10 * MS) == 0
+    assert limiter.tokens_ns == 0
+    # Borrowing: a launch goes at any balance >= 0, even if it costs more.
     assert limiter.admit(0, 10 * MS) == 0
+    assert limiter.admit(0, 10 * MS) == 20 * MS
+
+
+def test_idle_time_buys_a_window_of_burst() -> None:
+    limiter = drained(0.5, max_in_flight_ns=WINDOW)
+    for _ in range(5):
+        assert limiter.admit(WINDOW, 10 * MS) == 0
+    # Borrowing: the last launch goes at any balance >= 0, even if it costs more.
+    assert limiter.admit(WINDOW, 10 * MS) == 0
     assert limiter.tokens_ns == -10 * MS
+    assert limiter.admit(WINDOW, 10 * MS) == 20 * MS
 
 
 def test_wait_is_the_time_to_refill_the_debt() -> None:
@@ -74,18 +82,17 @@ def test_an_overestimate_is_refunded() -> None:
 
 
 def test_completions_refund_the_mean_estimate_and_add_up() -> None:
-    limiter = _native.Limiter(1.0, WINDOW)
-    start = limiter.tokens_ns
+    limiter = drained(1.0)
     for cost in (1 * MS, 2 * MS, 6 * MS):
-        assert limiter.admit(0, cost) == 0
+        assert limiter.admit(WINDOW, cost) == 0
     assert limiter.in_flight_ns == 9 * MS
-    limiter.complete(0, 1 * MS)
+    limiter.complete(WINDOW, 1 * MS)
     assert limiter.in_flight_ns == 6 * MS  # 9 - mean 3
-    limiter.complete(0, 2 * MS)
-    limiter.complete(0, 6 * MS)
+    limiter.complete(WINDOW, 2 * MS)
+    limiter.complete(WINDOW, 6 * MS)
     assert limiter.in_flight_ns == 0
     # Charged 9 ms of estimates, then corrected to the 9 ms measured.
-    assert limiter.tokens_ns == start - 9 * MS
+    assert limiter.tokens_ns == WINDOW - 9 * MS
 
 
 def test_a_completion_with_nothing_in_flight_is_charged_in_full() -> None:
@@ -96,13 +103,13 @@ def test_a_completion_with_nothing_in_flight_is_charged_in_full() -> None:
 
 
 def test_work_in_flight_is_bounded() -> None:
-    limiter = _native.Limiter(1.0, WINDOW, max_in_flight_ns=10 * MS)
+    limiter = drained(1.0, max_in_flight_ns=10 * MS)
     for _ in range(5):
-        assert limiter.admit(0, 2 * MS) == 0
+        assert limiter.admit(WINDOW, 2 * MS) == 0
     # 10 ms queued: the next 2 ms must wait for 2 ms to drain.
-    assert limiter.admit(0, 2 * MS) == 2 * MS
-    limiter.complete(1 * MS, 2 * MS)
-    assert limiter.admit(1 * MS, 2 * MS) == 0
+    assert limiter.admit(WINDOW, 2 * MS) == 2 * MS
+    limiter.complete(WINDOW + 1 * MS, 2 * MS)
+    assert limiter.admit(WINDOW + 1 * MS, 2 * MS) == 0
 
 
 def test_a_launch_larger_than_the_bound_goes_when_nothing_is_in_flight() -> None:
@@ -122,8 +129,8 @@ def test_the_bound_decays_when_nothing_completes() -> None:
         if wait == 0:
             launches += 1
         now += max(wait, 1)
-    # 0.5 ns per ns of decay admits one 1 ms launch per 2 ms, plus the initial 10 ms.
-    assert 990 <= launches <= 1_020
+    # 0.5 ns per ns of decay (and of refill) admits one 1 ms launch per 2 ms.
+    assert 990 <= launches <= 1_010
 
 
 def test_a_single_wait_is_capped() -> None:
@@ -142,17 +149,17 @@ def test_a_single_wait_is_capped() -> None:
 
 def test_counters() -> None:
     limiter = drained(0.5)
-    assert limiter.counters() == {"launches": 1, "throttled": 0, "wait_ns": 0, "busy_ns": 50 * MS}
+    assert limiter.counters() == {"launches": 0, "throttled": 0, "wait_ns": 0, "busy_ns": 0}
     assert limiter.admit(0, 1 * MS) == 0
     assert limiter.admit(0, 1 * MS) == 2 * MS
     assert limiter.admit(1 * MS, 1 * MS) == 1 * MS
     assert limiter.admit(2 * MS, 1 * MS) == 0
     limiter.complete(3 * MS, 1 * MS)
     assert limiter.counters() == {
-        "launches": 3,
+        "launches": 2,
         "throttled": 1,  # one launch, told to wait twice
         "wait_ns": 3 * MS,
-        "busy_ns": 51 * MS,
+        "busy_ns": 1 * MS,
     }
 
 
@@ -225,16 +232,16 @@ def test_wrong_types_are_type_errors() -> None:
 def test_noop_does_nothing() -> None:
     limiter = _native.Limiter(0.5)
     assert limiter.noop(0, 10**12) == 0
-    assert limiter.tokens_ns == 50 * MS
+    assert limiter.tokens_ns == 0
     assert limiter.counters()["launches"] == 0
 
 
 def test_admit_loop_admits_at_the_rate() -> None:
     limiter = drained(0.5)
-    # One call per us, 1 us each: half of them go once the burst is spent.
+    # One call per us, 1 us each: half of them go.
     admitted = _native.limiter_admit_loop(limiter, 1_000_000, 0, 1_000, 1_000)
     assert admitted == pytest.approx(500_000, abs=2)
-    assert limiter.counters()["launches"] == admitted + 1
+    assert limiter.counters()["launches"] == admitted
 
 
 def test_admit_loop_refuses_negative_arguments() -> None:

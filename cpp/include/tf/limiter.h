@@ -2,11 +2,14 @@
 // time tracks `share` (tflops-limit / peak TFLOPS) over a short window.
 //
 // A token bucket over GPU busy time. Tokens (ns of GPU time) refill at `share` ns per ns of
-// wall time, up to `share * window_ns`. A launch is charged its estimated cost when admitted,
-// and the charge is corrected by the measured busy time when the launch completes, so a wrong
-// estimate shifts single waits but not the long-run share. The controller only ever compares
-// time with time: no SM count, no device size, no feedback from other workloads' usage, so
-// its gain is the same on every GPU and two limiters on one GPU cannot chase each other.
+// wall time, up to `share * window_ns`. The bucket starts empty: the burst allowance makes up
+// for time a workload left the GPU idle, and one that has just started has left none (a full
+// bucket let every new process run far above its share for its first window). A launch is
+// charged its estimated cost when admitted, and the charge is corrected by the measured busy
+// time when the launch completes, so a wrong estimate shifts single waits but not the
+// long-run share. The controller only ever compares time with time: no SM count, no device
+// size, no feedback from other workloads' usage, so its gain is the same on every GPU and two
+// limiters on one GPU cannot chase each other.
 //
 // Work in flight (estimated cost admitted but not yet completed) is bounded, so kernels queued
 // ahead on a stream cannot escape the rate. The bound decays at `share` ns per ns while no
@@ -85,7 +88,7 @@ class Limiter {
   const double max_in_flight_ns_;
   const std::int64_t max_wait_ns_;
 
-  double tokens_ns_;
+  double tokens_ns_ = 0.0;
   std::int64_t refilled_at_ns_ = 0;
   bool started_ = false;  // the first call sets the clock origin
   double in_flight_ns_ = 0.0;
@@ -105,6 +108,11 @@ class CostEstimator {
  public:
   // `slots` >= 1; 0 < `weight` <= 1 is the weight of each new measurement.
   CostEstimator(std::uint32_t slots, double weight);
+  // Measurements above the average weigh `rise_weight`, those below `fall_weight` (each in
+  // (0, 1]). With a fast fall and a slow rise the average follows a site's lowest recent
+  // measurements: its own device time when most measurements also hold time spent queued
+  // behind other work.
+  CostEstimator(std::uint32_t slots, double rise_weight, double fall_weight);
 
   // The average for `site`, or `fallback_ns` if the site has no measurement yet.
   std::int64_t estimate(std::uint64_t site, std::int64_t fallback_ns) const;
@@ -118,7 +126,8 @@ class CostEstimator {
   };
 
   std::vector<Slot> slots_;
-  double weight_;
+  double rise_weight_;
+  double fall_weight_;
 };
 
 // The first bad argument of CostEstimator's constructor (slots from 1 to 2^20).
