@@ -121,9 +121,7 @@ class ClusterState:
         self.pools[name] = PoolInfo(
             name,
             oversubscription,
-            self.templates.get(template, DEFAULT_PLACEMENT_MODE)
-            if template
-            else DEFAULT_PLACEMENT_MODE,
+            self._placement(template),
             annotations.get(DEFAULT_POOL_ANNOTATION) == "true",
             template,
         )
@@ -180,7 +178,7 @@ class ClusterState:
 
     def assume(self, info: PodInfo, node: int) -> None:
         """Record a pod this scheduler placed (its node resources are already counted)."""
-        self.bound[_uid(info)] = (node, info)
+        self.bound[info.uid] = (node, info)
 
     # --- internals -----------------------------------------------------------------------
 
@@ -189,7 +187,7 @@ class ClusterState:
         if node_name is None or text_at(pod, "status", "phase") in TERMINAL_PHASES:
             return
         info = PodInfo.from_dict(pod)
-        uid = _uid(info)
+        uid = info.uid
         index = self.nodes.index_of.get(node_name)
         if uid in self.bound or index is None:
             return
@@ -272,11 +270,19 @@ class ClusterState:
             ),
         )
 
+    def _placement(self, template: str | None) -> PlacementMode:
+        """The mode of the template a pool names; the default without one (or before it
+        arrives)."""
+        return self.templates.get(template or "", DEFAULT_PLACEMENT_MODE)
+
     def _refresh_pools(self) -> None:
         for name, pool in list(self.pools.items()):
-            mode = self.templates.get(pool.template or "", DEFAULT_PLACEMENT_MODE)
             self.pools[name] = PoolInfo(
-                pool.name, pool.oversubscription, mode, pool.is_default, pool.template
+                pool.name,
+                pool.oversubscription,
+                self._placement(pool.template),
+                pool.is_default,
+                pool.template,
             )
 
     def _mark_native_gpus(self, node: int) -> None:
@@ -306,10 +312,6 @@ class ClusterState:
                 self.gpus.set_state(name, DEVICE_PLUGIN)
             elif i not in held and arrays.state[i] == DEVICE_PLUGIN:
                 self.gpus.set_state(name, READY)
-
-
-def _uid(info: PodInfo) -> str:
-    return pod_key({"uid": info.uid, "namespace": info.namespace, "name": info.name})[0]
 
 
 @functools.lru_cache(maxsize=4096)

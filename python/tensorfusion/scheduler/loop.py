@@ -39,7 +39,8 @@ UNSCHEDULABLE_REASON = "Unschedulable"
 class _Waiting:
     pod: dict[str, Any]
     info: PodInfo
-    seq: int
+    seq: int = 0
+    """The queue entry that is current for this pod (older entries are skipped)."""
     attempts: int = 0
     ready_at: float = 0.0
     message: str = ""
@@ -159,11 +160,7 @@ class SchedulingLoop:
 
     def pending(self) -> dict[str, str]:
         """Pods waiting to be scheduled, with why the last attempt failed ("" if none yet)."""
-        return {
-            f"{text_at(w.pod, 'metadata', 'namespace') or 'default'}/"
-            f"{text_at(w.pod, 'metadata', 'name')}": w.message
-            for w in self._waiting.values()
-        }
+        return {f"{w.info.namespace}/{w.info.name}": w.message for w in self._waiting.values()}
 
     def _attempt(self, uid: str, waiting: _Waiting, stats: LoopStats) -> None:
         profile = self.profiles[text_at(waiting.pod, "spec", "schedulerName") or ""]
@@ -256,10 +253,9 @@ class SchedulingLoop:
             return
         if text_at(pod, "spec", "schedulerName") not in self.profiles:
             return
-        uid = pod_key(pod.get("metadata") or {})[0]
+        waiting = _Waiting(pod, PodInfo.from_dict(pod))
+        uid = waiting.info.uid
         previous = (self._waiting if earlier is None else earlier).get(uid)
-        self._seq += 1
-        waiting = _Waiting(pod, PodInfo.from_dict(pod), self._seq)
         if previous is not None:
             waiting.attempts, waiting.ready_at = previous.attempts, previous.ready_at
             waiting.message = previous.message

@@ -42,7 +42,6 @@ from tensorfusion.scheduler.gpu_fit import (
     refit_gpus,
 )
 from tensorfusion.scheduler.pod_info import PodInfo
-from tensorfusion.scheduler.pod_keys import pod_key
 
 PLACEMENT_CODES = {
     "CompactFirst": PlacementCode.COMPACT_FIRST,
@@ -228,20 +227,17 @@ class GPUResourcesFit:
         if chooser is not None and (choice := chooser(node)) is not None:
             return tuple(choice)
         result: GpuFitResult = state.read(self.RESULT)
-        return tuple(int(g) for g in result.node_gpus[node].tolist())
+        return tuple(result.node_gpus[node].tolist())
 
     def reserve(self, state: CycleState, pod: PodInfo, cluster: ClusterView, node: int) -> Status:
         prepared: PreparedRequest = state.read(self.PREPARED)
         gpus = cluster.gpus
         indices = self.chosen_gpus(state, node)
-        uid, namespace, name = pod_key(
-            {"uid": pod.uid, "namespace": pod.namespace, "name": pod.name}
-        )
         assert pod.workload is not None
         allocation = Allocation(
-            uid,
-            namespace,
-            name,
+            pod.uid,  # already the pod's key: its UID, else namespace/name
+            pod.namespace,
+            pod.name,
             tuple(gpus.records[i].name for i in indices),
             gpus.shares_for(prepared.demand, indices),
             pod.workload.effective_qos(),
