@@ -136,9 +136,6 @@ class GpuAllocator:
         return self._pool_ids.get(pool)
 
     def model_id(self, model: str) -> int | None:
-        return self._model_ids.get(model)
-
-    def model_ids_matching(self, model: str) -> int | None:
         """The id of a model known under this name, compared case-insensitively."""
         folded = model.casefold()
         for name, ident in self._model_ids.items():

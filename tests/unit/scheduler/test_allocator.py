@@ -122,8 +122,8 @@ def test_add_gpu_fills_every_column() -> None:
     assert allocator.pool_id("pool-a") == 0
     assert allocator.pool_id("pool-b") is None
     assert allocator.model_id("H100") == 1
-    assert allocator.model_ids_matching("a100") == 0
-    assert allocator.model_ids_matching("V100") is None
+    assert allocator.model_id("a100") == 0
+    assert allocator.model_id("V100") is None
 
 
 def test_refresh_updates_capacity_and_keeps_usage() -> None:

@@ -109,7 +109,7 @@ class GPUResourcesFit:
             return Status.unschedulable(self.name, f"{GPU_POOL}: pool {pool.name!r} has no GPUs")
         model_id = -1
         if workload.gpu_model is not None:
-            found = gpus.model_ids_matching(workload.gpu_model)
+            found = gpus.model_id(workload.gpu_model)
             if found is None:
                 return Status.unschedulable(
                     self.name, f"{GPU_MODEL}: no GPU of model {workload.gpu_model!r} exists"
