@@ -50,11 +50,22 @@ def test_utilization_is_busy_fraction_of_the_last_second(mockcuda: MockCuda, sta
 
 
 def test_two_processes_share_one_timeline(mockcuda: MockCuda, state: Path) -> None:
-    env = mockcuda.env(state)
+    env = {**mockcuda.env(state), "LAUNCH_LOOP_GATE": "1"}
     command = [str(mockcuda.programs["launch_loop"]), "sleep_us_1000", "100", "1", "plain"]
-    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
-    second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
-    outputs = [p.communicate(timeout=TIMEOUT)[0] for p in (first, second)]
+    procs = [
+        subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    # Both are set up before either starts, so their work is queued on the device together
+    # however slowly the machine starts processes.
+    for p in procs:
+        assert p.stdout is not None
+        assert p.stdout.readline() == "ready\n"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    outputs = [p.communicate(timeout=TIMEOUT)[0] for p in procs]
     elapsed = sorted(
         float(line.split("=")[1])
         for out in outputs

@@ -1,6 +1,7 @@
 /* Launches one kernel repeatedly between two events and reports the simulated time between
  * them. Usage: launch_loop <function name> <launches> <grid blocks> <plain|ex|coop|graph>
- * [ns per block] */
+ * [ns per block]. With LAUNCH_LOOP_GATE set it prints "ready" once set up and starts only
+ * when a line arrives on stdin, so that several processes can begin their work together. */
 #include <string.h>
 
 #include "common.h"
@@ -45,6 +46,14 @@ int main(int argc, char** argv) {
     CHECK(cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
     CHECK(cuEventCreate(&start, CU_EVENT_DEFAULT));
     CHECK(cuEventCreate(&end, CU_EVENT_DEFAULT));
+    if (getenv("LAUNCH_LOOP_GATE") != NULL) {
+        char line[16];
+        printf("ready\n");
+        fflush(stdout);
+        if (fgets(line, sizeof line, stdin) == NULL) {
+            return 2;
+        }
+    }
     CHECK(cuEventRecord(start, stream));
     if (strcmp(how, "graph") == 0) {
         CUgraph graph;
