@@ -85,6 +85,25 @@ void register_limiter(py::module_& m) {
           },
           py::arg("now_ns"), py::arg("cost_ns"),
           "admit's argument handling without the limiter: the binding's own per-call cost.")
+      .def(
+          "grant",
+          [](Limiter& self, std::int64_t now_ns, std::int64_t most_ns) {
+            check_not_negative("now_ns", now_ns);
+            check_not_negative("most_ns", most_ns);
+            return self.grant(now_ns, most_ns);
+          },
+          py::arg("now_ns"), py::arg("most_ns"),
+          "Busy time launches may spend without admit(), taken from the bucket now: the tokens "
+          "above a quarter of the burst allowance, at most most_ns.")
+      .def(
+          "refund",
+          [](Limiter& self, std::int64_t now_ns, std::int64_t unspent_ns) {
+            check_not_negative("now_ns", now_ns);
+            check_not_negative("unspent_ns", unspent_ns);
+            self.refund(now_ns, unspent_ns);
+          },
+          py::arg("now_ns"), py::arg("unspent_ns"),
+          "Gives the unspent part of a grant back (up to the bucket's capacity).")
       .def("set_share", [](Limiter& self, double share) { raise_if(self.set_share(share)); },
            py::arg("share"), "Move the rate; ValueError (and no change) unless 0 < share <= 1.")
       .def_property_readonly("share", &Limiter::share)
@@ -108,6 +127,14 @@ void register_limiter(py::module_& m) {
              return new CostEstimator(static_cast<std::uint32_t>(slots), weight);
            }),
            py::arg("slots") = 1024, py::arg("weight") = 0.25)
+      .def(py::init([](std::int64_t slots, double rise_weight, double fall_weight) {
+             raise_if(limiter::check_estimator(slots, rise_weight, fall_weight));
+             return new CostEstimator(static_cast<std::uint32_t>(slots), rise_weight,
+                                      fall_weight);
+           }),
+           py::arg("slots") = 1024, py::kw_only(), py::arg("rise_weight"),
+           py::arg("fall_weight"),
+           "Measurements above the average weigh rise_weight, those below fall_weight.")
       .def("estimate", &CostEstimator::estimate, py::arg("site"), py::arg("fallback_ns"))
       .def(
           "observe",

@@ -25,15 +25,32 @@ std::optional<InputError> check_duration(const char* argument, std::int64_t valu
                                   " ns, got " + std::to_string(value)};
 }
 
-}  // namespace
-
-std::optional<InputError> check_share(double share) {
+// A fraction in (0, 1]: a share or an averaging weight.
+std::optional<InputError> check_weight(const char* argument, double weight) {
   // Written so that NaN fails too.
-  if (share > 0.0 && share <= 1.0) {
+  if (weight > 0.0 && weight <= 1.0) {
     return std::nullopt;
   }
-  return InputError{"share", "must be a number in (0, 1], got " + number(share)};
+  return InputError{argument, "must be a number in (0, 1], got " + number(weight)};
 }
+
+std::optional<InputError> check_slots_and_weights(std::int64_t slots, double rise_weight,
+                                                  double fall_weight, const char* rise_name,
+                                                  const char* fall_name) {
+  constexpr std::int64_t kMaxSlots = std::int64_t{1} << 20;
+  if (slots < 1 || slots > kMaxSlots) {
+    return InputError{"slots", "must be from 1 to " + std::to_string(kMaxSlots) + ", got " +
+                                   std::to_string(slots)};
+  }
+  if (auto error = check_weight(rise_name, rise_weight)) {
+    return error;
+  }
+  return check_weight(fall_name, fall_weight);
+}
+
+}  // namespace
+
+std::optional<InputError> check_share(double share) { return check_weight("share", share); }
 
 std::optional<InputError> validate(const LimiterConfig& config) {
   if (auto error = check_share(config.share)) {
@@ -49,15 +66,12 @@ std::optional<InputError> validate(const LimiterConfig& config) {
 }
 
 std::optional<InputError> check_estimator(std::int64_t slots, double weight) {
-  constexpr std::int64_t kMaxSlots = std::int64_t{1} << 20;
-  if (slots < 1 || slots > kMaxSlots) {
-    return InputError{"slots", "must be from 1 to " + std::to_string(kMaxSlots) + ", got " +
-                                   std::to_string(slots)};
-  }
-  if (!(weight > 0.0 && weight <= 1.0)) {
-    return InputError{"weight", "must be a number in (0, 1], got " + number(weight)};
-  }
-  return std::nullopt;
+  return check_slots_and_weights(slots, weight, weight, "weight", "weight");
+}
+
+std::optional<InputError> check_estimator(std::int64_t slots, double rise_weight,
+                                          double fall_weight) {
+  return check_slots_and_weights(slots, rise_weight, fall_weight, "rise_weight", "fall_weight");
 }
 
 }  // namespace tf::limiter

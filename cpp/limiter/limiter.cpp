@@ -6,6 +6,13 @@
 #include <optional>
 
 namespace tf::limiter {
+namespace {
+
+// The part of the burst allowance grant() never hands out: whatever is spent on estimates
+// alone, the bucket keeps this much before launches are measured one by one again.
+constexpr double kGrantReserve = 0.25;
+
+}  // namespace
 
 Limiter::Limiter(const LimiterConfig& config)
     : share_(config.share),
@@ -84,6 +91,25 @@ void Limiter::complete(std::int64_t now_ns, std::int64_t busy_ns) {
   tokens_ns_ -= busy - estimate;
   progress_at_ns_ = now_ns;
   add(busy_ns_, static_cast<std::uint64_t>(busy));
+}
+
+std::int64_t Limiter::grant(std::int64_t now_ns, std::int64_t most_ns) {
+  const double share = share_.load(std::memory_order_relaxed);
+  refill(now_ns, share);
+  const double spare = tokens_ns_ - kGrantReserve * share * window_ns_;
+  if (spare < 1.0 || most_ns <= 0) {
+    return 0;
+  }
+  const auto granted = static_cast<std::int64_t>(std::min(spare, static_cast<double>(most_ns)));
+  tokens_ns_ -= static_cast<double>(granted);
+  return granted;
+}
+
+void Limiter::refund(std::int64_t now_ns, std::int64_t unspent_ns) {
+  const double share = share_.load(std::memory_order_relaxed);
+  refill(now_ns, share);
+  const double unspent = static_cast<double>(std::max<std::int64_t>(unspent_ns, 0));
+  tokens_ns_ = std::max(tokens_ns_, std::min(tokens_ns_ + unspent, share * window_ns_));
 }
 
 std::optional<InputError> Limiter::set_share(double share) {

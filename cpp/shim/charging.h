@@ -5,15 +5,13 @@
 #include <cstdint>
 #include <optional>
 
+#include "devices.h"
 #include "hooks.h"
 #include "ledger.h"
 #include "real.h"
 #include "state.h"
 
 namespace tf::shim {
-
-// The device of the calling thread's current context, or -1 (nothing is charged to -1).
-int current_device() noexcept;
 
 // Charges `record` to its device, then runs `allocate(key, record)`, which names the new
 // allocation in `key` and may grow `record` (charging the growth itself). Over the limit the
@@ -47,7 +45,9 @@ CUresult released(Space space, std::uint64_t key, Release release) {
   const std::optional<Record> record = shim.ledger.forget(space, key);
   const CUresult result = release();
   if (record && result == CUDA_SUCCESS) {
-    shim.budgets[static_cast<std::size_t>(record->device)].credit(record->kind, record->bytes);
+    if (record->bytes != 0) {  // a pool's record holds none, and may name no device
+      shim.budgets[static_cast<std::size_t>(record->device)].credit(record->kind, record->bytes);
+    }
   } else if (record) {
     shim.ledger.remember(space, key, *record);
   }

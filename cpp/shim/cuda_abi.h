@@ -53,10 +53,28 @@ struct CUDA_ARRAY_DESCRIPTOR {
   unsigned int NumChannels;
 };
 
+struct CUDA_ARRAY3D_DESCRIPTOR {
+  std::size_t Width;
+  std::size_t Height;
+  std::size_t Depth;
+  CUarray_format Format;
+  unsigned int NumChannels;
+  unsigned int Flags;
+};
+
 inline constexpr int CU_MEM_LOCATION_TYPE_DEVICE = 1;
 struct CUmemLocation {
   int type;
   int id;
+};
+struct CUmemPoolProps {
+  int allocType;
+  int handleTypes;
+  CUmemLocation location;
+  void* win32SecurityAttributes;
+  std::size_t maxSize;
+  unsigned short usage;
+  unsigned char reserved[54];
 };
 struct CUmemAllocationProp {
   int type;
@@ -73,6 +91,7 @@ struct CUmemAllocationProp {
 
 // Driver functions the shim calls without hooking them.
 using cuCtxGetDevice_fn = CUresult (*)(CUdevice*);
+using cuDeviceGetCount_fn = CUresult (*)(int*);
 using cuEventCreate_fn = CUresult (*)(CUevent*, unsigned int);
 using cuEventDestroy_fn = CUresult (*)(CUevent);
 using cuEventRecord_fn = CUresult (*)(CUevent, CUstream);
@@ -89,6 +108,10 @@ struct nvmlMemory_t {
   unsigned long long total;
   unsigned long long free;
   unsigned long long used;
+};
+struct nvmlUtilization_t {
+  unsigned int gpu;     // percent of the sample period a kernel was running
+  unsigned int memory;  // percent of it device memory was read or written
 };
 struct nvmlMemory_v2_t {
   unsigned int version;

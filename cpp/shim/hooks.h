@@ -21,7 +21,12 @@
   X(cuMemFreeAsync, driver)                 \
   X(cuMemFreeAsync_ptsz, driver)            \
   X(cuArrayCreate_v2, driver)               \
+  X(cuArray3DCreate_v2, driver)             \
   X(cuArrayDestroy, driver)                 \
+  X(cuMemPoolCreate, driver)                \
+  X(cuMemPoolDestroy, driver)               \
+  X(cuDeviceGetDefaultMemPool, driver)      \
+  X(cuDeviceGetMemPool, driver)             \
   X(cuMemCreate, driver)                    \
   X(cuMemRelease, driver)                   \
   X(cuMemGetInfo_v2, driver)                \
@@ -35,9 +40,14 @@
   X(cuGraphLaunch, driver)                  \
   X(cuGraphLaunch_ptsz, driver)             \
   X(nvmlDeviceGetMemoryInfo, nvml)          \
-  X(nvmlDeviceGetMemoryInfo_v2, nvml)
+  X(nvmlDeviceGetMemoryInfo_v2, nvml)       \
+  X(nvmlDeviceGetUtilizationRates, nvml)
 
 #define TF_SHIM_EXPORT __attribute__((visibility("default")))
+// For thread_locals read on a hot path: a direct offset from the thread pointer instead of a
+// __tls_get_addr call. Fits a library loaded at start-up (LD_PRELOAD), and a few bytes of it
+// also fit the static TLS glibc keeps spare for libraries opened later.
+#define TF_SHIM_TLS __attribute__((tls_model("initial-exec")))
 
 extern "C" {
 TF_SHIM_EXPORT CUresult cuGetProcAddress(const char* symbol, void** pfn, int cudaVersion,
@@ -64,7 +74,13 @@ TF_SHIM_EXPORT CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream);
 TF_SHIM_EXPORT CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream);
 TF_SHIM_EXPORT CUresult cuArrayCreate_v2(CUarray* pHandle,
                                          const CUDA_ARRAY_DESCRIPTOR* pAllocateArray);
+TF_SHIM_EXPORT CUresult cuArray3DCreate_v2(CUarray* pHandle,
+                                           const CUDA_ARRAY3D_DESCRIPTOR* pAllocateArray);
 TF_SHIM_EXPORT CUresult cuArrayDestroy(CUarray hArray);
+TF_SHIM_EXPORT CUresult cuMemPoolCreate(CUmemoryPool* pool, const CUmemPoolProps* poolProps);
+TF_SHIM_EXPORT CUresult cuMemPoolDestroy(CUmemoryPool pool);
+TF_SHIM_EXPORT CUresult cuDeviceGetDefaultMemPool(CUmemoryPool* pool_out, CUdevice dev);
+TF_SHIM_EXPORT CUresult cuDeviceGetMemPool(CUmemoryPool* pool, CUdevice dev);
 TF_SHIM_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, std::size_t size,
                                     const CUmemAllocationProp* prop, unsigned long long flags);
 TF_SHIM_EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle);
@@ -99,6 +115,8 @@ TF_SHIM_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec hGraphExec, CUstream hStr
 TF_SHIM_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory);
 TF_SHIM_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device,
                                                        nvmlMemory_v2_t* memory);
+TF_SHIM_EXPORT nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device,
+                                                          nvmlUtilization_t* utilization);
 }
 
 namespace tf::shim {

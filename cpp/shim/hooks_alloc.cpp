@@ -36,9 +36,32 @@ std::uint64_t channel_bytes(CUarray_format format) {
   }
 }
 
-std::uint64_t array_bytes(const CUDA_ARRAY_DESCRIPTOR& desc) {
-  const std::uint64_t rows = desc.Height == 0 ? 1 : desc.Height;  // 1D arrays have height 0
-  return product(product(desc.Width, rows), product(desc.NumChannels, channel_bytes(desc.Format)));
+std::uint64_t array_bytes(const CUDA_ARRAY3D_DESCRIPTOR& desc) {
+  // A 1D array has height 0, a 1D or 2D one depth 0 (layers and cubemap faces are in depth).
+  const std::uint64_t rows = desc.Height == 0 ? 1 : desc.Height;
+  const std::uint64_t planes = desc.Depth == 0 ? 1 : desc.Depth;
+  return product(product(product(desc.Width, rows), planes),
+                 product(desc.NumChannels, channel_bytes(desc.Format)));
+}
+
+// A 2D array's shape as a 3D one of depth 0.
+CUDA_ARRAY3D_DESCRIPTOR shape_of(const CUDA_ARRAY_DESCRIPTOR& desc) {
+  return CUDA_ARRAY3D_DESCRIPTOR{desc.Width, desc.Height, 0, desc.Format, desc.NumChannels, 0};
+}
+const CUDA_ARRAY3D_DESCRIPTOR& shape_of(const CUDA_ARRAY3D_DESCRIPTOR& desc) { return desc; }
+
+// Either array entry point (cuArrayCreate_v2, cuArray3DCreate_v2).
+template <typename Descriptor>
+CUresult create_array(CUresult (*real)(CUarray*, const Descriptor*), CUarray* handle,
+                      const Descriptor* desc) {
+  if (real == nullptr) {
+    return kMissingReal;
+  }
+  if (desc == nullptr) {
+    return real(handle, desc);  // the driver's own argument error
+  }
+  return charged(Space::array, Record{array_bytes(shape_of(*desc)), Kind::array, current_device()},
+                 storing(handle, [&] { return real(handle, desc); }));
 }
 
 CUresult alloc_async(decltype(&cuMemAllocAsync) real, CUdeviceptr* dptr, std::size_t bytesize,
@@ -48,15 +71,6 @@ CUresult alloc_async(decltype(&cuMemAllocAsync) real, CUdeviceptr* dptr, std::si
   }
   return charged(Space::pointer, Record{bytesize, Kind::device, current_device()},
                  storing(dptr, [&] { return real(dptr, bytesize, stream); }));
-}
-
-CUresult alloc_from_pool(decltype(&cuMemAllocFromPoolAsync) real, CUdeviceptr* dptr,
-                         std::size_t bytesize, CUmemoryPool pool, CUstream stream) {
-  if (real == nullptr) {
-    return kMissingReal;
-  }
-  return charged(Space::pointer, Record{bytesize, Kind::device, current_device()},
-                 storing(dptr, [&] { return real(dptr, bytesize, pool, stream); }));
 }
 
 CUresult free_pointer(decltype(&cuMemFreeAsync) real, CUdeviceptr dptr, CUstream stream) {
@@ -129,16 +143,6 @@ CUresult cuMemAllocAsync_ptsz(CUdeviceptr* dptr, std::size_t bytesize, CUstream 
   return alloc_async(TF_REAL(cuMemAllocAsync_ptsz), dptr, bytesize, hStream);
 }
 
-CUresult cuMemAllocFromPoolAsync(CUdeviceptr* dptr, std::size_t bytesize, CUmemoryPool pool,
-                                 CUstream hStream) {
-  return alloc_from_pool(TF_REAL(cuMemAllocFromPoolAsync), dptr, bytesize, pool, hStream);
-}
-
-CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr* dptr, std::size_t bytesize, CUmemoryPool pool,
-                                      CUstream hStream) {
-  return alloc_from_pool(TF_REAL(cuMemAllocFromPoolAsync_ptsz), dptr, bytesize, pool, hStream);
-}
-
 CUresult cuMemFree_v2(CUdeviceptr dptr) {
   const auto real = TF_REAL(cuMemFree_v2);
   if (real == nullptr) {
@@ -156,15 +160,11 @@ CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream) {
 }
 
 CUresult cuArrayCreate_v2(CUarray* pHandle, const CUDA_ARRAY_DESCRIPTOR* pAllocateArray) {
-  const auto real = TF_REAL(cuArrayCreate_v2);
-  if (real == nullptr) {
-    return kMissingReal;
-  }
-  if (pAllocateArray == nullptr) {
-    return real(pHandle, pAllocateArray);  // the driver's own argument error
-  }
-  return charged(Space::array, Record{array_bytes(*pAllocateArray), Kind::array, current_device()},
-                 storing(pHandle, [&] { return real(pHandle, pAllocateArray); }));
+  return create_array(TF_REAL(cuArrayCreate_v2), pHandle, pAllocateArray);
+}
+
+CUresult cuArray3DCreate_v2(CUarray* pHandle, const CUDA_ARRAY3D_DESCRIPTOR* pAllocateArray) {
+  return create_array(TF_REAL(cuArray3DCreate_v2), pHandle, pAllocateArray);
 }
 
 CUresult cuArrayDestroy(CUarray hArray) {

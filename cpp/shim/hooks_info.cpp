@@ -8,7 +8,7 @@
 namespace {
 
 using tf::shim::Budget;
-using tf::shim::plain;
+using tf::shim::nvml_ordinal;
 using tf::shim::state;
 
 struct Virtual {
@@ -21,23 +21,6 @@ Virtual virtual_view(Budget& budget, std::uint64_t real_free) {
   const std::uint64_t total = budget.limit();
   const std::uint64_t used = budget.used();
   return Virtual{total, used, std::min(total - std::min(used, total), real_free)};
-}
-
-// The CUDA ordinal of an NVML handle: its NVML index (both enumerate the visible GPUs), or -1.
-int nvml_ordinal(nvmlDevice_t device) {
-  const auto count_of = plain().nvmlDeviceGetCount_v2;
-  const auto handle_of = plain().nvmlDeviceGetHandleByIndex_v2;
-  unsigned int count = 0;
-  if (count_of == nullptr || handle_of == nullptr || count_of(&count) != NVML_SUCCESS) {
-    return -1;
-  }
-  for (unsigned int index = 0; index < count; ++index) {
-    nvmlDevice_t handle = nullptr;
-    if (handle_of(index, &handle) == NVML_SUCCESS && handle == device) {
-      return static_cast<int>(index);
-    }
-  }
-  return -1;
 }
 
 // Either NVML memory query, rewritten to the virtual device when the device is limited.

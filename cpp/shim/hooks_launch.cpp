@@ -24,7 +24,7 @@ std::uint64_t block_count(unsigned int gx, unsigned int gy, unsigned int gz) {
 // Set while this thread is inside a gated launch: a driver whose entry points call each other
 // through exported symbols (a _ptsz or cooperative variant calling cuLaunchKernel) comes back
 // into a hook, and one launch must be paced and counted once.
-thread_local bool t_launching = false;
+TF_SHIM_TLS thread_local bool t_launching = false;
 
 template <typename Launch>
 CUresult gated(const void* code, std::uint64_t blocks, CUstream stream, bool per_thread,
@@ -33,7 +33,7 @@ CUresult gated(const void* code, std::uint64_t blocks, CUstream stream, bool per
   if (!shim.launches_watched || t_launching) {
     return launch();
   }
-  tf::shim::Pacer* pacer = shim.watched(tf::shim::current_device());
+  tf::shim::Pacer* pacer = shim.watched(tf::shim::launch_device());
   if (pacer == nullptr) {
     return launch();
   }

@@ -24,6 +24,12 @@ std::optional<Record> Ledger::forget(Space space, std::uint64_t key) noexcept {
   return record;
 }
 
+std::optional<Record> Ledger::find(Space space, std::uint64_t key) noexcept {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  const auto found = records_.find(Key{space, key});
+  return found == records_.end() ? std::nullopt : std::optional<Record>(found->second);
+}
+
 void Ledger::after_fork_child() noexcept {
   records_.clear();
   mutex_.unlock();

@@ -1,5 +1,6 @@
 // Which live allocation holds how many bytes of which device's budget, so every free path
-// credits exactly what its allocation charged.
+// credits exactly what its allocation charged; and which device each known memory pool is on
+// (a record of 0 bytes), so allocations from a pool are charged there.
 #pragma once
 
 #include <cstdint>
@@ -11,8 +12,9 @@
 
 namespace tf::shim {
 
-// Allocations are named by a device pointer, a CUarray or a VMM handle: separate key spaces.
-enum class Space : std::uint8_t { pointer, array, handle };
+// Allocations are named by a device pointer, a CUarray or a VMM handle: separate key spaces;
+// pools by their CUmemoryPool.
+enum class Space : std::uint8_t { pointer, array, handle, pool };
 
 struct Record {
   std::uint64_t bytes = 0;
@@ -25,6 +27,8 @@ class Ledger {
   void remember(Space space, std::uint64_t key, const Record& record) noexcept;
   // Removes and returns the record of `key`; nullopt for an allocation the shim did not charge.
   std::optional<Record> forget(Space space, std::uint64_t key) noexcept;
+  // The record of `key`, left in place; nullopt when there is none.
+  std::optional<Record> find(Space space, std::uint64_t key) noexcept;
 
   // pthread_atfork; a child owns none of its parent's allocations.
   void before_fork() noexcept { mutex_.lock(); }

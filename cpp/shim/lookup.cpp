@@ -16,6 +16,7 @@ using tf::shim::HookInfo;
 
 // How the driver maps a requested (name, CUDA version, flags) to an exported function, for the
 // hooked names: "_v2" from `v2_since` on (0: never), "_ptsz" on request for stream-ordered calls.
+// None of them has a "_ptds" form (the driver gives those to synchronous copies and sets).
 struct Versioning {
   std::string_view name;
   int v2_since;
@@ -23,15 +24,18 @@ struct Versioning {
 };
 
 constexpr Versioning kVersioning[] = {
-    {"cuGetProcAddress", 12000, false},    {"cuMemAlloc", 3020, false},
-    {"cuMemAllocPitch", 3020, false},      {"cuMemFree", 3020, false},
-    {"cuMemGetInfo", 3020, false},         {"cuDeviceTotalMem", 3020, false},
-    {"cuArrayCreate", 3020, false},        {"cuArrayDestroy", 0, false},
-    {"cuMemAllocManaged", 0, false},       {"cuMemCreate", 0, false},
-    {"cuMemRelease", 0, false},            {"cuMemAllocAsync", 0, true},
-    {"cuMemAllocFromPoolAsync", 0, true},  {"cuMemFreeAsync", 0, true},
-    {"cuLaunchKernel", 0, true},           {"cuLaunchKernelEx", 0, true},
-    {"cuLaunchCooperativeKernel", 0, true}, {"cuGraphLaunch", 0, true},
+    {"cuGetProcAddress", 12000, false},     {"cuMemAlloc", 3020, false},
+    {"cuMemAllocPitch", 3020, false},       {"cuMemFree", 3020, false},
+    {"cuMemGetInfo", 3020, false},          {"cuDeviceTotalMem", 3020, false},
+    {"cuArrayCreate", 3020, false},         {"cuArray3DCreate", 3020, false},
+    {"cuArrayDestroy", 0, false},           {"cuMemAllocManaged", 0, false},
+    {"cuMemCreate", 0, false},              {"cuMemRelease", 0, false},
+    {"cuMemPoolCreate", 0, false},          {"cuMemPoolDestroy", 0, false},
+    {"cuDeviceGetDefaultMemPool", 0, false}, {"cuDeviceGetMemPool", 0, false},
+    {"cuMemAllocAsync", 0, true},           {"cuMemAllocFromPoolAsync", 0, true},
+    {"cuMemFreeAsync", 0, true},            {"cuLaunchKernel", 0, true},
+    {"cuLaunchKernelEx", 0, true},          {"cuLaunchCooperativeKernel", 0, true},
+    {"cuGraphLaunch", 0, true},
 };
 
 // The exported name the driver hands out for `symbol` at `version` with `flags`.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "hooks.h"
 #include "real.h"
 
 namespace tf::shim {
@@ -24,10 +25,38 @@ constexpr double kEstimatorFall = 1.0;
 constexpr std::uint32_t kRefreshEvery = 64;
 // The longest one launch is held back in all: pacing slows a workload, never stops it.
 constexpr std::int64_t kMaxHoldNs = 200'000'000;
+// Which launches take the measured path although the grant would cover them, so the estimates
+// the fast path charges keep following the kernels: every kClockEvery-th launch of a thread
+// reads the clock's tick and is measured if none was since the tick began, and every
+// kSampleEvery-th is measured anyway (both powers of two).
+constexpr std::uint32_t kClockEvery = 16;
+constexpr std::uint32_t kSampleEvery = 1024;
+// The most busy time one grant hands the fast path: what launches may add before the limiter
+// sees the bucket again (besides the samples), small next to the reserve it keeps.
+constexpr std::int64_t kGrantNs = 2'000'000;
+
+// What a thread takes from a grant at once (at least the launch's cost), so that its fast path
+// touches no shared cache line between takes. Taken counts as spent, for the limiter and for
+// the busy time counter: a thread that stops launching leaves at most this much unused.
+constexpr std::int64_t kChunkNs = 200'000;
+
+// Launches this thread sent to a pacer's fast path or measured path (the sampling clock).
+TF_SHIM_TLS thread_local std::uint32_t t_launches = 0;
+// The unspent part of the last chunk this thread took, and the pacer it was taken from.
+TF_SHIM_TLS thread_local const Pacer* t_chunk_pacer = nullptr;
+TF_SHIM_TLS thread_local std::int64_t t_chunk_ns = 0;
 
 std::int64_t now_ns() noexcept {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);  // the vDSO: no system call
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// The kernel's tick (1 to 10 ms apart) as a cheap clock: a few ns to read where the exact
+// clock costs tens on some machines.
+std::int64_t tick_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
@@ -60,14 +89,18 @@ void Pacer::configure(std::optional<double> env_share, Budget& budget) {
   refresh();
 }
 
-void Pacer::refresh() noexcept {
-  thread_local std::uint32_t t_calls = 0;
+std::optional<double> Pacer::wanted_share() const noexcept {
   const shm::Region* region = budget_->region();
-  if (region == nullptr || t_calls++ % kRefreshEvery != 0) {
+  const std::optional<double> share = region ? region_share(region->limits()) : std::nullopt;
+  return share ? share : env_share_;
+}
+
+void Pacer::refresh() noexcept {
+  TF_SHIM_TLS thread_local std::uint32_t t_calls = 0;
+  if (budget_->region() == nullptr || t_calls++ % kRefreshEvery != 0) {
     return;
   }
-  const std::optional<double> share = region_share(region->limits());
-  apply(share ? share : env_share_);
+  apply(wanted_share());
 }
 
 void Pacer::apply(std::optional<double> share) {
@@ -86,6 +119,58 @@ void Pacer::apply(std::optional<double> share) {
   paced_.store(pace, std::memory_order_relaxed);
 }
 
+std::optional<double> Pacer::paced_share() const noexcept {
+  if (!watched()) {
+    return std::nullopt;
+  }
+  const std::optional<double> share = wanted_share();
+  return share && *share < 1.0 ? share : std::nullopt;
+}
+
+std::int64_t Pacer::prepaid(std::uint64_t site) noexcept {
+  if ((++t_launches & (kClockEvery - 1)) == 0 &&
+      ((t_launches & (kSampleEvery - 1)) == 0 ||
+       tick_ns() != sampled_tick_.load(std::memory_order_relaxed))) {
+    return kMeasure;  // a sample
+  }
+  const std::int64_t cost = estimator_->estimate(site, kMeasure);
+  if (cost == kMeasure) {
+    return kMeasure;  // never measured: the first launches of a site are
+  }
+  const std::int64_t held = t_chunk_pacer == this ? t_chunk_ns : 0;
+  if (held >= cost) {
+    t_chunk_ns = held - cost;
+    return cost;
+  }
+  std::int64_t left = grant_ns_.load(std::memory_order_relaxed);
+  std::int64_t take = 0;
+  do {
+    if (left + held < cost) {
+      return kMeasure;
+    }
+    take = std::min(left, std::max(kChunkNs, cost - held));
+  } while (!grant_ns_.compare_exchange_weak(left, left - take, std::memory_order_relaxed));
+  t_chunk_pacer = this;
+  t_chunk_ns = held + take - cost;
+  budget_->count(shm::Counter::busy_ns, static_cast<std::uint64_t>(take));
+  return cost;
+}
+
+void Pacer::give_back(std::int64_t cost) noexcept {
+  if (t_chunk_pacer == this) {
+    t_chunk_ns += cost;
+  }
+}
+
+void Pacer::reclaim_grant(std::int64_t now) {
+  limiter_->refund(now, grant_ns_.exchange(0, std::memory_order_relaxed));
+}
+
+void Pacer::renew_grant(std::int64_t now) {
+  // grant_ns_ is 0 since reclaim_grant() and only ever taken from meanwhile.
+  grant_ns_.store(limiter_->grant(now, kGrantNs), std::memory_order_relaxed);
+}
+
 bool Pacer::wait_for_admission(std::uint64_t site) {
   bool throttled = false;
   std::int64_t held = 0;
@@ -95,7 +180,12 @@ bool Pacer::wait_for_admission(std::uint64_t site) {
       const std::lock_guard<std::mutex> lock(mutex_);
       const std::int64_t now = now_ns();
       harvest(now);
+      reclaim_grant(now);
       wait = limiter_->admit(now, estimator_->estimate(site, kUnmeasuredCostNs));
+      if (wait <= 0) {
+        renew_grant(now);
+        sampled_tick_.store(tick_ns(), std::memory_order_relaxed);
+      }
     }
     if (wait <= 0 || held >= kMaxHoldNs) {
       return throttled;

@@ -1,8 +1,16 @@
-// One device's launch pacing: the TFLOPS limiter is asked before every launch (with the launch
+// One device's launch pacing: the TFLOPS limiter is asked before a launch (with the launch
 // site's estimated cost) and told afterwards how much GPU time the launch really took, measured
 // with a pair of CUDA events around it and collected once the events complete, never waited for.
 // The time between the events also holds any wait behind other work on the device; the charge
 // leaves it out (see charge()).
+//
+// That costs a lock, clock reads and four driver calls per launch, which only matters where the
+// limit sets the pace: with the bucket near empty. While it holds more than its reserve, the
+// limiter grants a slice of it that launches spend lock-free at their site's estimate (the fast
+// path: a subtraction from the calling thread's chunk of the grant). About one launch per
+// clock tick (1 to 10 ms) and one in 1024 per thread, the first launches of a site and any
+// launch the grant cannot cover still take the measured path, which keeps the estimates
+// current and renews the grant.
 #pragma once
 
 #include <array>
@@ -27,6 +35,9 @@ class Pacer {
 
   // Whether launches on this device need more than the real call (counting or pacing).
   bool watched() const noexcept { return budget_ != nullptr; }
+  // The share of busy time launches are paced to, as the region (or environment) sets it at
+  // this moment; nullopt: not paced.
+  std::optional<double> paced_share() const noexcept;
 
   // Runs `launch()`, the real call on `stream`, once the limiter admits it. `site` names the
   // launched code (CUfunction or graph) for its cost estimate; `per_thread` says whether
@@ -64,11 +75,24 @@ class Pacer {
     std::uint32_t index = 0;
   };
 
+  // The region's share when it names one, else the environment's (>= 1 or none: not paced).
+  std::optional<double> wanted_share() const noexcept;
   // Now and then rereads the region's limits (a few atomic loads) and applies a change.
   void refresh() noexcept;
   void apply(std::optional<double> share);
+  // The fast path: takes the estimated cost of a launch of `site` from the grant and returns
+  // it, or kMeasure when the launch must take the measured path. (Not an optional: returning
+  // one through memory costs a store-forwarding stall on this path.)
+  static constexpr std::int64_t kMeasure = -1;
+  std::int64_t prepaid(std::uint64_t site) noexcept;
+  // Returns what prepaid() took for a launch that failed to the calling thread's chunk.
+  void give_back(std::int64_t cost) noexcept;
   // Sleeps (holding no lock) until the limiter admits a launch of `site`; true if it waited.
   bool wait_for_admission(std::uint64_t site);
+  // With mutex_ held: gives what the fast path left of the grant back to the limiter;
+  // renew_grant() then takes a new one.
+  void reclaim_grant(std::int64_t now_ns);
+  void renew_grant(std::int64_t now_ns);
   // Reserves a ring entry and records its start event on `stream`, if events are available.
   Timing start_timing(std::uint64_t site, CUstream stream, bool per_thread);
   // Records the end event (or gives the admitted cost back when the launch failed).
@@ -83,8 +107,12 @@ class Pacer {
   std::optional<double> env_share_;
   std::atomic<bool> paced_{false};
   std::atomic<double> share_{1.0};
+  std::atomic<std::int64_t> grant_ns_{0};  // busy time the fast path may still spend
+  std::atomic<std::int64_t> sampled_tick_{-1};  // the clock tick of the last measured launch
 
-  std::mutex mutex_;  // everything below; never held across a sleep or a launch
+  // Everything below (the fast path reads the estimator without it); never held across a
+  // sleep or a launch.
+  std::mutex mutex_;
   std::optional<limiter::Limiter> limiter_;
   std::optional<limiter::CostEstimator> estimator_;
   std::array<Ring, kStreams> rings_;
@@ -98,6 +126,15 @@ CUresult Pacer::run(std::uint64_t site, CUstream stream, bool per_thread, Launch
     const CUresult result = launch();
     if (result == CUDA_SUCCESS) {
       budget_->count(shm::Counter::launches, 1);
+    }
+    return result;
+  }
+  if (const std::int64_t cost = prepaid(site); cost != kMeasure) {
+    const CUresult result = launch();
+    if (result == CUDA_SUCCESS) {
+      budget_->count(shm::Counter::launches, 1);
+    } else {
+      give_back(cost);  // nothing ran
     }
     return result;
   }

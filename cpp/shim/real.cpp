@@ -64,6 +64,7 @@ void resolve_real(const Config& config) {
     g_real[i] = symbol<void*>(library, kHooks[i].name);
   }
   g_plain.cuCtxGetDevice = symbol<cuCtxGetDevice_fn>(driver, "cuCtxGetDevice");
+  g_plain.cuDeviceGetCount = symbol<cuDeviceGetCount_fn>(driver, "cuDeviceGetCount");
   g_plain.cuEventCreate = symbol<cuEventCreate_fn>(driver, "cuEventCreate");
   g_plain.cuEventDestroy_v2 = symbol<cuEventDestroy_fn>(driver, "cuEventDestroy_v2");
   g_plain.cuEventRecord = symbol<cuEventRecord_fn>(driver, "cuEventRecord");

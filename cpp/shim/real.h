@@ -22,6 +22,7 @@ void* real_fn(Hook hook) noexcept;
 // Driver and NVML functions the shim calls but does not hook (null when absent).
 struct Plain {
   cuCtxGetDevice_fn cuCtxGetDevice = nullptr;
+  cuDeviceGetCount_fn cuDeviceGetCount = nullptr;
   cuEventCreate_fn cuEventCreate = nullptr;
   cuEventDestroy_fn cuEventDestroy_v2 = nullptr;
   cuEventRecord_fn cuEventRecord = nullptr;

@@ -1,7 +1,7 @@
 """Type stub for the C++ extension module built from bindings/ (see CMakeLists.txt)."""
 
 import os
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -108,6 +108,13 @@ class Limiter:
     def noop(self, now_ns: int, cost_ns: int) -> int:
         """admit's argument handling alone, returning 0: the binding's own per-call cost."""
 
+    def grant(self, now_ns: int, most_ns: int) -> int:
+        """Busy time launches may spend without admit(), taken from the bucket now: the
+        tokens above a quarter of the burst allowance, at most most_ns (0 below that)."""
+
+    def refund(self, now_ns: int, unspent_ns: int) -> None:
+        """Gives the unspent part of a grant back (up to the bucket's capacity)."""
+
     def set_share(self, share: float) -> None:
         """ValueError (and the share unchanged) unless 0 < share <= 1."""
 
@@ -121,9 +128,14 @@ class Limiter:
         """launches, throttled, wait_ns, busy_ns."""
 
 class CostEstimator:
-    """Per launch-site exponential average of measured busy time."""
+    """Per launch-site exponential average of measured busy time. ValueError naming the
+    argument for slots outside 1..2**20 or a weight outside (0, 1]."""
 
+    @overload
     def __init__(self, slots: int = 1024, weight: float = 0.25) -> None: ...
+    @overload
+    def __init__(self, slots: int = 1024, *, rise_weight: float, fall_weight: float) -> None:
+        """Measurements above the average weigh rise_weight, those below fall_weight."""
     def estimate(self, site: int, fallback_ns: int) -> int: ...
     def observe(self, site: int, busy_ns: int) -> None: ...
 

@@ -4,6 +4,18 @@ The shim reads its environment once, on the first CUDA or NVML call it intercept
 value costs one line on stderr naming the variable and what is done instead; the workload
 always runs. Per-device settings take a `_<ordinal>` suffix (CUDA device ordinal):
 `TF_VRAM_LIMIT_1` overrides `TF_VRAM_LIMIT` for device 1.
+
+What the workload sees of a limited device:
+
+- Memory: `cuMemGetInfo`, `cuDeviceTotalMem` and NVML's memory info report a device whose total
+  is the VRAM limit and whose used memory is the worker's (all of its processes on that GPU).
+- Utilization: on a device whose launches are paced to a share `s` of its busy time
+  (TF_TFLOPS_LIMIT / TF_GPU_PEAK_TFLOPS, or the region's), `nvmlDeviceGetUtilizationRates`
+  reports both of its percentages divided by `s`, rounded and capped at 100: utilization in
+  units of the worker's slice, so a worker using all of its slice reads 100% as a process
+  owning the whole GPU would at full use. NVML cannot tell whose kernels kept the device busy,
+  so on a GPU shared with other workloads the figure is an upper bound of the worker's own
+  use. A device that is not paced reports NVML's figures unchanged.
 """
 
 from __future__ import annotations

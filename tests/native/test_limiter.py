@@ -208,6 +208,10 @@ def test_constructor_accepts_the_edges() -> None:
         (lambda lim: lim.complete(-1, 0), "now_ns"),
         (lambda lim: lim.complete(0, -5), "busy_ns"),
         (lambda lim: lim.noop(0, -1), "cost_ns"),
+        (lambda lim: lim.grant(-1, 0), "now_ns"),
+        (lambda lim: lim.grant(0, -1), "most_ns"),
+        (lambda lim: lim.refund(-1, 0), "now_ns"),
+        (lambda lim: lim.refund(0, -1), "unspent_ns"),
     ],
 )
 def test_negative_times_are_refused(
@@ -217,6 +221,7 @@ def test_negative_times_are_refused(
     with pytest.raises(ValueError, match=rf"^{argument}: must be >= 0"):
         call(limiter)
     assert limiter.counters()["launches"] == 0
+    assert limiter.tokens_ns == 0
 
 
 def test_wrong_types_are_type_errors() -> None:

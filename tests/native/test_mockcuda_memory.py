@@ -4,6 +4,7 @@ C programs in tests/mockcuda/programs (linked against the mock as against the dr
 from __future__ import annotations
 
 import ctypes
+import json
 import subprocess
 from pathlib import Path
 
@@ -53,7 +54,9 @@ def test_only_api_symbols_are_exported(mockcuda: MockCuda) -> None:
         ("managed", 64 * MIB, 16),
         ("async", 64 * MIB, 16),
         ("pitch", 1000, (1 << 30) // 1024),  # charged at the 512-byte-rounded pitch
+        ("pool", 64 * MIB, 16),
         ("array", MIB, 1024),
+        ("array3d", MIB, 1024),
         ("vmm", 2 * MIB, 512),
     ],
 )
@@ -251,3 +254,136 @@ def test_devices_and_attributes_through_ctypes(mockcuda: MockCuda, state: Path) 
     )
     assert done.stdout.split() == ["3", "8", "NVIDIA", "Mock", "GPU", "101"]
     assert ctypes.sizeof(ctypes.c_int) == 4  # the ABI the snippet assumes
+
+
+# Runs against the mock alone (no shim): pools, 3D arrays and the event record count.
+POOLS = r"""
+import ctypes, json, sys
+from ctypes import byref, c_int, c_size_t, c_uint64, c_ulonglong, c_void_p
+
+cuda = ctypes.CDLL(sys.argv[1])
+
+
+class PoolProps(ctypes.Structure):
+    _fields_ = [("allocType", c_int), ("handleTypes", c_int), ("loc_type", c_int),
+                ("loc_id", c_int), ("win32", c_void_p), ("maxSize", c_size_t),
+                ("usage", ctypes.c_ushort), ("reserved", ctypes.c_ubyte * 54)]
+
+
+def ordinal(ptr):
+    device = c_int(-1)
+    assert cuda.cuPointerGetAttribute(byref(device), 9, c_uint64(ptr)) == 0
+    return device.value
+
+
+dev, ctx, ptr = c_int(), c_void_p(), c_uint64()
+created, default, again = c_void_p(), c_void_p(), c_void_p()
+out = {}
+assert cuda.cuInit(0) == 0
+assert cuda.cuDeviceGet(byref(dev), 0) == 0
+assert cuda.cuCtxCreate_v2(byref(ctx), 0, dev) == 0
+out["create"] = cuda.cuMemPoolCreate(byref(created), byref(PoolProps(1, 0, 1, 1)))
+out["alloc"] = cuda.cuMemAllocFromPoolAsync(byref(ptr), c_size_t(1 << 20), created, None)
+out["ordinal"] = ordinal(ptr.value)
+out["free"] = cuda.cuMemFreeAsync(c_uint64(ptr.value), None)
+out["default"] = cuda.cuDeviceGetDefaultMemPool(byref(default), 1)
+out["current_is_default"] = (cuda.cuDeviceGetMemPool(byref(again), 1), again.value == default.value)
+out["ptsz"] = cuda.cuMemAllocFromPoolAsync_ptsz(byref(ptr), c_size_t(1 << 20), default, None)
+out["ptsz_ordinal"] = ordinal(ptr.value)
+out["destroy_default"] = cuda.cuMemPoolDestroy(default)
+out["destroy"] = cuda.cuMemPoolDestroy(created)
+out["destroy_again"] = cuda.cuMemPoolDestroy(created)
+out["alloc_destroyed"] = cuda.cuMemAllocFromPoolAsync(byref(ptr), c_size_t(1), created, None)
+out["host_pool"] = cuda.cuMemPoolCreate(byref(created), byref(PoolProps(1, 0, 2, 0)))
+out["bad_device_pool"] = cuda.cuMemPoolCreate(byref(created), byref(PoolProps(1, 0, 1, 7)))
+out["null_props"] = cuda.cuMemPoolCreate(byref(created), None)
+out["default_bad_device"] = cuda.cuDeviceGetDefaultMemPool(byref(default), 7)
+records = c_ulonglong()
+assert cuda.mockcudaGetEventRecords(byref(records)) == 0
+out["records_before"] = records.value
+event = c_void_p()
+assert cuda.cuEventCreate(byref(event), 0) == 0
+assert cuda.cuEventRecord(event, None) == 0
+assert cuda.cuEventRecord_ptsz(event, None) == 0
+assert cuda.mockcudaGetEventRecords(byref(records)) == 0
+out["records_after"] = records.value
+out["records_null"] = cuda.mockcudaGetEventRecords(None)
+print(json.dumps(out))
+"""
+
+
+def test_pools_land_on_their_device_and_refuse_bad_input(mockcuda: MockCuda, state: Path) -> None:
+    done = subprocess.run(
+        ["python3", "-c", POOLS, str(mockcuda.libcuda)],
+        env=mockcuda.env(state, devices=2),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=True,
+    )
+    out = json.loads(done.stdout)
+    assert out == {
+        "create": 0,
+        "alloc": 0,
+        "ordinal": 1,  # the pool's device, not the current context's
+        "free": 0,
+        "default": 0,
+        "current_is_default": [0, True],
+        "ptsz": 0,
+        "ptsz_ordinal": 1,
+        "destroy_default": 1,  # INVALID_VALUE: a default pool cannot be destroyed
+        "destroy": 0,
+        "destroy_again": 1,
+        "alloc_destroyed": 1,
+        "host_pool": 1,  # only device pools are simulated
+        "bad_device_pool": 101,  # INVALID_DEVICE
+        "null_props": 1,
+        "default_bad_device": 101,
+        "records_before": 0,
+        "records_after": 2,
+        "records_null": 1,
+    }
+
+
+ARRAYS_3D = r"""
+import ctypes, sys
+from ctypes import byref, c_size_t, c_uint, c_void_p
+
+
+class Desc(ctypes.Structure):
+    _fields_ = [("w", c_size_t), ("h", c_size_t), ("d", c_size_t), ("f", ctypes.c_int),
+                ("c", c_uint), ("flags", c_uint)]
+
+
+def used():
+    assert cuda.cuMemGetInfo_v2(byref(free), byref(total)) == 0
+    return total.value - free.value
+
+
+def create(*shape):
+    return cuda.cuArray3DCreate_v2(byref(arr), byref(Desc(*shape)) if shape else None)
+
+
+cuda = ctypes.CDLL(sys.argv[1])
+dev, ctx, arr, free, total = ctypes.c_int(), c_void_p(), c_void_p(), c_size_t(), c_size_t()
+assert cuda.cuInit(0) == 0 and cuda.cuDeviceGet(byref(dev), 0) == 0
+assert cuda.cuCtxCreate_v2(byref(ctx), 0, dev) == 0
+codes = [create(64, 32, 8, 0x20, 2, 0), used(), cuda.cuArrayDestroy(arr), used()]
+codes += [create(64, 32, 8, 0x20, 3, 0), create(), create(2**40, 2**20, 2**20, 0x20, 4, 0)]
+print(*codes)
+"""
+
+
+def test_3d_arrays_are_charged_and_destroyed(mockcuda: MockCuda, state: Path) -> None:
+    done = subprocess.run(
+        ["python3", "-c", ARRAYS_3D, str(mockcuda.libcuda)],
+        env=mockcuda.env(state),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=True,
+    )
+    # 64 x 32 x 8 two-channel floats, then nothing once destroyed; three channels and no
+    # descriptor refused (INVALID_VALUE); an overflowing size out of memory.
+    charged = 64 * 32 * 8 * 2 * 4
+    assert done.stdout.split() == ["0", str(charged), "0", "0", "1", "1", "2"]

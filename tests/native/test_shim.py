@@ -46,6 +46,17 @@ class Prop(ctypes.Structure):
                 ("meta", c_void_p), ("flags", ctypes.c_ubyte * 8)]
 
 
+class Desc3D(ctypes.Structure):
+    _fields_ = [("Width", c_size_t), ("Height", c_size_t), ("Depth", c_size_t), ("Format", c_int),
+                ("NumChannels", ctypes.c_uint), ("Flags", ctypes.c_uint)]
+
+
+class PoolProps(ctypes.Structure):
+    _fields_ = [("allocType", c_int), ("handleTypes", c_int), ("loc_type", c_int),
+                ("loc_id", c_int), ("win32", c_void_p), ("maxSize", c_size_t),
+                ("usage", ctypes.c_ushort), ("reserved", ctypes.c_ubyte * 54)]
+
+
 class Mem(ctypes.Structure):
     _fields_ = [("total", c_uint64), ("free", c_uint64), ("used", c_uint64)]
 
@@ -66,6 +77,10 @@ def proc_address(name, version, flags=0):
                                   byref(status))
     assert rc == 0 and fn.value, (name, rc)
     return fn.value
+
+
+def address(library, name):
+    return ctypes.cast(getattr(library, name), c_void_p).value
 
 
 def run(op, args, held):
@@ -98,6 +113,27 @@ def run(op, args, held):
         rc = cuda.cuArrayCreate_v2(byref(arr), byref(Desc(args[0], args[1], 0x20, args[2])))
         held.append(("array", arr.value))
         return rc
+    elif op == "array3d":  # width, height, depth, channels of float
+        arr = c_void_p()
+        desc = Desc3D(args[0], args[1], args[2], 0x20, args[3], 0)
+        rc = cuda.cuArray3DCreate_v2(byref(arr), byref(desc))
+        held.append(("array", arr.value))
+        return rc
+    elif op in ("pool", "default_pool"):  # on device args[0]; later pool ops use the last one
+        pool = c_void_p()
+        if op == "pool":  # device None: no properties at all
+            props = None if args[0] is None else byref(PoolProps(1, 0, 1, args[0]))
+            rc = cuda.cuMemPoolCreate(byref(pool), props)
+        else:
+            rc = cuda.cuDeviceGetDefaultMemPool(byref(pool), args[0])
+        pools.append(pool)
+        return rc
+    elif op == "pool_alloc":  # size, and 1 for the per-thread entry point
+        entry = cuda.cuMemAllocFromPoolAsync_ptsz if args[1] else cuda.cuMemAllocFromPoolAsync
+        ptr = c_uint64()
+        rc, ptr = entry(byref(ptr), c_size_t(args[0]), pools[-1], None), ptr.value
+    elif op == "pool_destroy":
+        return cuda.cuMemPoolDestroy(pools.pop())
     elif op == "vmm":
         handle = c_uint64()
         rc = cuda.cuMemCreate(byref(handle), c_size_t(args[0]), byref(Prop(0x1, 0, 1, 0)),
@@ -126,10 +162,22 @@ def run(op, args, held):
         return {"cu": [free.value, total.value], "cu_total": dev_total.value,
                 "nvml": [mem.total, mem.free, mem.used], "nvml2": [mem2.total, mem2.free,
                                                                    mem2.used]}
+    elif op == "dlsym_is_hook":  # does dlsym on the driver's handle give the shim's export?
+        return address(cuda, args[0]) == address(ctypes.CDLL(None), args[0])
+    elif op == "busy":  # one launch of kernel args[0] on the default stream, waited for
+        module, fn = c_void_p(), c_void_p()
+        assert cuda.cuModuleLoadData(byref(module), b"image") == 0
+        assert cuda.cuModuleGetFunction(byref(fn), module, args[0].encode()) == 0
+        assert cuda.cuLaunchKernel(fn, 1, 1, 1, 32, 1, 1, 0, None, None, None) == 0
+        return cuda.cuCtxSynchronize()
+    elif op == "utilization":
+        handle, rates = c_void_p(), (ctypes.c_uint * 2)()
+        assert nvml.nvmlInit_v2() == 0
+        assert nvml.nvmlDeviceGetHandleByIndex_v2(args[0], byref(handle)) == 0
+        assert nvml.nvmlDeviceGetUtilizationRates(handle, rates) == 0
+        return list(rates)
     elif op == "proc_is_hook":  # does cuGetProcAddress(name, version, flags) give the export?
-        shim = ctypes.CDLL(None)
-        return proc_address(args[0], args[1], args[2]) == ctypes.cast(
-            getattr(shim, args[3]), c_void_p).value
+        return proc_address(args[0], args[1], args[2]) == address(ctypes.CDLL(None), args[3])
     elif op == "wait":
         sys.stdin.readline()
         return 0
@@ -140,7 +188,7 @@ def run(op, args, held):
     return rc
 
 
-held = []
+held, pools = [], []
 for op, *args in json.loads(sys.argv[1]):
     print(json.dumps(run(op, args, held)), flush=True)
 """
@@ -186,11 +234,11 @@ def env(mockcuda: Any, tmp_path: Path) -> dict[str, str]:
     return child_env(mockcuda, tmp_path, TF_VRAM_LIMIT=str(LIMIT))
 
 
-def make_region(tmp_path: Path, limit: int = LIMIT) -> Path:
+def make_region(tmp_path: Path, limit: int = LIMIT, slots: int = 8) -> Path:
     path = tmp_path / "region"
     ShmRegion.create(
         path,
-        slots=8,
+        slots=slots,
         worker="w",
         vram_limit=limit,
         tflops_limit=10.0,

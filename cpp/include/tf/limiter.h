@@ -67,6 +67,16 @@ class Limiter {
   // they were admitted (one stream); a completion with nothing in flight is charged in full.
   void complete(std::int64_t now_ns, std::int64_t busy_ns);
 
+  // Busy time that launches may spend without calling admit() or complete(), taken from the
+  // bucket now: the tokens above a reserve of a quarter of the burst allowance, at most
+  // `most_ns`, and 0 while the bucket holds less. A launch paid this way is charged its
+  // estimate once and never corrected by a measurement, which is harmless while the bucket
+  // stays well above empty; near empty, where the pace is set, every launch goes through
+  // admit() and complete() again.
+  std::int64_t grant(std::int64_t now_ns, std::int64_t most_ns);
+  // Gives the unspent part of a grant back (the bucket still holds at most its capacity).
+  void refund(std::int64_t now_ns, std::int64_t unspent_ns);
+
   // Moves the rate (the agent bursts between request and limit). Refuses a value that fails
   // check_share and keeps the previous one.
   std::optional<InputError> set_share(double share);
@@ -104,6 +114,8 @@ class Limiter {
 
 // Per launch-site estimate of a kernel's busy time: an exponential average of measurements in
 // a fixed, direct-mapped table (allocated once; a colliding site takes the slot over).
+// One thread at a time observes; estimate() may run on any thread meanwhile, without a lock
+// (a read racing a slot's takeover by another site may return the previous site's average).
 class CostEstimator {
  public:
   // `slots` >= 1; 0 < `weight` <= 1 is the weight of each new measurement.
@@ -119,18 +131,27 @@ class CostEstimator {
   void observe(std::uint64_t site, std::int64_t busy_ns);
 
  private:
+  // Relaxed atomics: plain loads and stores on the hot path, and no data race with a reader.
   struct Slot {
-    std::uint64_t site = 0;
-    double average_ns = 0.0;
-    bool used = false;
+    std::atomic<std::uint64_t> site{0};
+    std::atomic<double> average_ns{-1.0};  // negative: no measurement yet
   };
 
+  // Where `site` lives; a power-of-two table masks instead of dividing (a hot-path saving).
+  std::size_t index_of(std::uint64_t site) const {
+    return mask_ != 0 ? site & mask_ : site % slots_.size();
+  }
+
   std::vector<Slot> slots_;
+  std::uint64_t mask_;  // slots - 1 for a power of two above 1, else 0
   double rise_weight_;
   double fall_weight_;
 };
 
-// The first bad argument of CostEstimator's constructor (slots from 1 to 2^20).
+// The first bad argument of CostEstimator's constructors (slots from 1 to 2^20, weights in
+// (0, 1]), named as the caller spells it.
 std::optional<InputError> check_estimator(std::int64_t slots, double weight);
+std::optional<InputError> check_estimator(std::int64_t slots, double rise_weight,
+                                          double fall_weight);
 
 }  // namespace tf::limiter

@@ -1,5 +1,6 @@
 /* Allocates fixed-size chunks through one allocation path until the driver refuses.
- * Usage: alloc_oom <plain|pitch|managed|async|array|vmm> <chunk bytes> */
+ * Usage: alloc_oom <plain|pitch|managed|async|pool|array|array3d|vmm> <chunk bytes>
+ * ("array3d": chunk / 64 x 4 x 16 bytes; "pool": a pool created on device 0). */
 #include <string.h>
 
 #include "common.h"
@@ -18,6 +19,22 @@ static CUresult allocate(const char* path, size_t chunk) {
     }
     if (strcmp(path, "async") == 0) {
         return cuMemAllocAsync(&ptr, chunk, NULL);
+    }
+    if (strcmp(path, "pool") == 0) {
+        static CUmemoryPool pool = NULL;
+        if (pool == NULL) {
+            CUmemPoolProps props;
+            memset(&props, 0, sizeof props);
+            props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+            props.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+            CHECK(cuMemPoolCreate(&pool, &props));
+        }
+        return cuMemAllocFromPoolAsync(&ptr, chunk, pool, NULL);
+    }
+    if (strcmp(path, "array3d") == 0) {
+        CUarray array;
+        CUDA_ARRAY3D_DESCRIPTOR desc = {chunk / 64, 4, 16, CU_AD_FORMAT_UNSIGNED_INT8, 1, 0};
+        return cuArray3DCreate(&array, &desc);
     }
     if (strcmp(path, "array") == 0) {
         CUarray array;

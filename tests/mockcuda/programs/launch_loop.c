@@ -46,14 +46,7 @@ int main(int argc, char** argv) {
     CHECK(cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
     CHECK(cuEventCreate(&start, CU_EVENT_DEFAULT));
     CHECK(cuEventCreate(&end, CU_EVENT_DEFAULT));
-    if (getenv("LAUNCH_LOOP_GATE") != NULL) {
-        char line[16];
-        printf("ready\n");
-        fflush(stdout);
-        if (fgets(line, sizeof line, stdin) == NULL) {
-            return 2;
-        }
-    }
+    gate("LAUNCH_LOOP_GATE");
     CHECK(cuEventRecord(start, stream));
     if (strcmp(how, "graph") == 0) {
         CUgraph graph;

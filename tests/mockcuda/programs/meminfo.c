@@ -1,6 +1,7 @@
 /* Reports device memory the three ways applications read it (cuMemGetInfo,
  * cuDeviceTotalMem, NVML), optionally after allocating some, and optionally holds the
- * allocation until stdin closes so that another process can look.
+ * allocation until stdin closes so that another process can look. With MEMINFO_GATE set it
+ * prints "ready" first and starts only when a line arrives on stdin.
  * Usage: meminfo [bytes to allocate] [hold] */
 #include <string.h>
 
@@ -10,6 +11,7 @@
 int main(int argc, char** argv) {
     const size_t bytes = argc > 1 ? strtoull(argv[1], NULL, 10) : 0;
     const int hold = argc > 2 && strcmp(argv[2], "hold") == 0;
+    gate("MEMINFO_GATE");
     setup();
     if (bytes > 0) {
         CUdeviceptr ptr;

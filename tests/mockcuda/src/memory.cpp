@@ -18,21 +18,22 @@ namespace {
 
 constexpr uint64_t kPitchAlignment = 512;
 
-CUresult allocate(Process& p, CUctx_st* ctx, uint64_t size, bool is_array, uintptr_t& base) {
+CUresult allocate(Process& p, CUctx_st* ctx, int device, uint64_t size, bool is_array,
+                  uintptr_t& base) {
     if (size == 0) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    if (!p.shared->charge(ctx->device, size, p.config.memory)) {
+    if (!p.shared->charge(device, size, p.config.memory)) {
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     void* memory = mmap(nullptr, size, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (memory == MAP_FAILED) {
-        p.shared->uncharge(ctx->device, size);
+        p.shared->uncharge(device, size);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     base = reinterpret_cast<uintptr_t>(memory);
-    p.allocations[base] = Allocation{size, size, ctx->device, ctx, is_array, false, 0};
+    p.allocations[base] = Allocation{size, size, device, ctx, is_array, false, 0};
     return CUDA_SUCCESS;
 }
 
@@ -51,23 +52,11 @@ std::map<uintptr_t, Allocation>::iterator find_linear(Process& p, CUdeviceptr pt
     return it;
 }
 
-// Linear allocation entry points share this tail: check `dptr`, then `allocate` in `ctx`.
-CUresult allocate_linear(Process& p, CUctx_st* ctx, uint64_t size, CUdeviceptr* dptr) {
-    if (dptr == nullptr) {
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    uintptr_t base = 0;
-    if (CUresult r = allocate(p, ctx, size, false, base)) {
-        return r;
-    }
-    *dptr = base;
-    return CUDA_SUCCESS;
-}
-
 // Plain, pitched and managed allocations land in the current context.
 CUresult allocate_current(CUdeviceptr* dptr, uint64_t size) {
-    return mockcuda::with_context(
-        [&](Process& p, CUctx_st* ctx) { return allocate_linear(p, ctx, size, dptr); });
+    return mockcuda::with_context([&](Process& p, CUctx_st* ctx) {
+        return mockcuda::allocate_linear(p, ctx, ctx->device, size, dptr);
+    });
 }
 
 unsigned int format_bytes(CUarray_format format) {
@@ -108,7 +97,7 @@ bool device_range(const Process& p, uintptr_t ptr, size_t bytes) {
 // inside the driver goes through a symbol a preloaded library could interpose.
 CUresult alloc_async(CUdeviceptr* dptr, size_t bytesize, CUstream hStream) {
     return mockcuda::with_stream(hStream, [&](Process& p, mockcuda::Stream* stream) {
-        return allocate_linear(p, stream->ctx, bytesize, dptr);
+        return mockcuda::allocate_linear(p, stream->ctx, stream->ctx->device, bytesize, dptr);
     });
 }
 
@@ -177,9 +166,50 @@ CUresult set_bytes(CUdeviceptr dst, unsigned char value, size_t count) {
     return CUDA_SUCCESS;
 }
 
+// Behind both array entry points: a 2D descriptor is a 3D one of depth 0.
+CUresult create_array(CUarray* handle, const CUDA_ARRAY3D_DESCRIPTOR* desc) {
+    return mockcuda::with_context([&](Process& p, CUctx_st* ctx) {
+        if (handle == nullptr || desc == nullptr || desc->Width == 0) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        const unsigned int element = format_bytes(desc->Format);
+        const unsigned int channels = desc->NumChannels;
+        if (element == 0 || (channels != 1 && channels != 2 && channels != 4)) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        // A 1D array has height 0, a 1D or 2D one depth 0: each counts as one.
+        const uint64_t rows = desc->Height == 0 ? 1 : desc->Height;
+        const uint64_t planes = desc->Depth == 0 ? 1 : desc->Depth;
+        const uint64_t row_bytes = desc->Width * element * channels;
+        if (row_bytes / (element * channels) != desc->Width || rows > UINT64_MAX / row_bytes ||
+            planes > UINT64_MAX / (row_bytes * rows)) {
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        uintptr_t base = 0;
+        if (CUresult r = allocate(p, ctx, ctx->device, row_bytes * rows * planes, true, base)) {
+            return r;
+        }
+        *handle = reinterpret_cast<CUarray>(base);
+        return CUDA_SUCCESS;
+    });
+}
+
 }  // namespace
 
 namespace mockcuda {
+
+CUresult allocate_linear(Process& p, CUctx_st* ctx, int device, uint64_t size,
+                         CUdeviceptr* dptr) {
+    if (dptr == nullptr) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    uintptr_t base = 0;
+    if (CUresult r = allocate(p, ctx, device, size, false, base)) {
+        return r;
+    }
+    *dptr = base;
+    return CUDA_SUCCESS;
+}
 
 void release_context_memory(Process& p, CUctx_st* ctx) {
     for (auto it = p.allocations.begin(); it != p.allocations.end();) {
@@ -281,27 +311,16 @@ MOCK_API CUresult cuMemFreeHost(void* ptr) {
 }
 
 MOCK_API CUresult cuArrayCreate_v2(CUarray* handle, const CUDA_ARRAY_DESCRIPTOR* desc) {
-    return mockcuda::with_context([&](Process& p, CUctx_st* ctx) {
-        if (handle == nullptr || desc == nullptr || desc->Width == 0) {
-            return CUDA_ERROR_INVALID_VALUE;
-        }
-        const unsigned int element = format_bytes(desc->Format);
-        const unsigned int channels = desc->NumChannels;
-        if (element == 0 || (channels != 1 && channels != 2 && channels != 4)) {
-            return CUDA_ERROR_INVALID_VALUE;
-        }
-        const uint64_t rows = desc->Height == 0 ? 1 : desc->Height;  // a 1D array: Height 0
-        const uint64_t row_bytes = desc->Width * element * channels;
-        if (row_bytes / (element * channels) != desc->Width || rows > UINT64_MAX / row_bytes) {
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        }
-        uintptr_t base = 0;
-        if (CUresult r = allocate(p, ctx, row_bytes * rows, true, base)) {
-            return r;
-        }
-        *handle = reinterpret_cast<CUarray>(base);
-        return CUDA_SUCCESS;
-    });
+    if (desc == nullptr) {
+        return create_array(handle, nullptr);
+    }
+    const CUDA_ARRAY3D_DESCRIPTOR as_3d{desc->Width, desc->Height, 0, desc->Format,
+                                        desc->NumChannels, 0};
+    return create_array(handle, &as_3d);
+}
+
+MOCK_API CUresult cuArray3DCreate_v2(CUarray* handle, const CUDA_ARRAY3D_DESCRIPTOR* desc) {
+    return create_array(handle, desc);
 }
 
 MOCK_API CUresult cuArrayDestroy(CUarray handle) {

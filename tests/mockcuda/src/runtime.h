@@ -66,6 +66,11 @@ struct Graph {
     std::vector<int64_t> kernel_ns;
 };
 
+// A stream-ordered memory pool: its allocations land on `device` whatever the stream's.
+struct Pool {
+    int device;
+};
+
 struct Process {
     std::mutex mutex;
     std::atomic<bool> initialized{false};  // also read without the mutex
@@ -80,11 +85,14 @@ struct Process {
     std::unordered_set<Function*> functions;
     std::unordered_set<Graph*> graphs;
     std::unordered_set<Graph*> graph_execs;
+    std::unordered_set<Pool*> pools;
+    Pool* default_pool[kMaxDevices] = {};  // created on first request, never destroyed
     std::unordered_set<void*> host_allocations;
     std::map<uintptr_t, Allocation> allocations;  // by base address
     std::unordered_map<uint64_t, Physical> physical;
     std::map<uintptr_t, uint64_t> reservations;  // cuMemAddressReserve: base -> size
     uint64_t next_physical = 1;
+    uint64_t event_records = 0;  // successful cuEventRecord calls (mockcudaGetEventRecords)
 };
 
 Process& process();
@@ -99,6 +107,9 @@ CUresult current_or_error(const Process& p, CUctx_st*& ctx);  // INVALID_CONTEXT
 CUresult resolve_stream(const Process& p, CUstream handle, CUctx_st* ctx, Stream*& stream);
 // Frees what a destroyed context owned.
 void release_context_memory(Process& p, CUctx_st* ctx);
+// A linear allocation of `size` bytes on `device`, owned by `ctx`, its address in `*dptr`.
+CUresult allocate_linear(Process& p, CUctx_st* ctx, int device, uint64_t size,
+                         CUdeviceptr* dptr);
 // The allocation containing [ptr, ptr + bytes), or nullptr.
 const Allocation* find_allocation(const Process& p, uintptr_t ptr, uint64_t bytes);
 

@@ -20,8 +20,8 @@ namespace mockcuda {
 namespace {
 
 constexpr uint64_t kMagic = 0x4d4f434b43554441ULL;  // "MOCKCUDA"
-constexpr uint32_t kVersion = 1;
-constexpr int kMaxProcesses = 128;
+constexpr uint32_t kVersion = 2;  // 2: 256 process slots
+constexpr int kMaxProcesses = 256;  // room for the 200-process tests
 constexpr int kIntervals = 2048;  // merged busy intervals kept per device
 
 struct Interval {

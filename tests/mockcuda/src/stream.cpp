@@ -4,6 +4,7 @@
 #include "export.h"
 #include "guards.h"
 #include "handles.h"
+#include "mockcuda/mockcuda.h"
 #include "runtime.h"
 
 using mockcuda::Event;
@@ -65,6 +66,7 @@ CUresult record(CUevent handle, CUstream hStream) {
         const int64_t now = mockcuda::now_ns();
         event->recorded = true;
         event->time_ns = stream->done_ns > now ? stream->done_ns : now;
+        ++p.event_records;
         return CUDA_SUCCESS;
     });
 }
@@ -154,4 +156,14 @@ MOCK_API CUresult cuEventElapsedTime_v2(float* ms, CUevent start, CUevent end) {
 // The pre-12.8 entry point has the same signature.
 MOCK_API CUresult cuEventElapsedTime(float* ms, CUevent start, CUevent end) {
     return elapsed(ms, start, end);
+}
+
+MOCK_API CUresult mockcudaGetEventRecords(unsigned long long* count) {
+    return mockcuda::with_initialized([&](Process& p) {
+        if (count == nullptr) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        *count = p.event_records;
+        return CUDA_SUCCESS;
+    });
 }

@@ -13,6 +13,10 @@ extern "C" {
  * block and any other function 1 us per block. */
 CUresult mockcudaSetKernelCost(CUfunction func, double nsPerBlock);
 
+/* How many events this process has recorded (cuEventRecord and its per-thread variant), so a
+ * test can see how many launches a library preloaded in front of the driver timed. */
+CUresult mockcudaGetEventRecords(unsigned long long* count);
+
 #ifdef __cplusplus
 }
 #endif
