@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tensorfusion import __version__, _native
 from tensorfusion.api.crd import stale_files, write_crds
-from tensorfusion.api.scheduler_config import SCHEDULER_NAME
 from tensorfusion.api.validate import DocumentResult, validate_text
+from tensorfusion.cli_control_plane import add_control_plane_commands
 from tensorfusion.errors import ConfigError, FleetError
 from tensorfusion.log import configure_logging
 from tensorfusion.scheduler.cluster_state import ClusterState
@@ -19,7 +19,7 @@ from tensorfusion.scheduler.fleet import load_fleet, read_fleet
 from tensorfusion.scheduler.fleet_generator import generate_fleet
 from tensorfusion.scheduler.gpu_models import MODELS
 from tensorfusion.scheduler.profile import build_profiles, default_config, load_scheduler_config
-from tensorfusion.scheduler.simulate import read_pod, simulate
+from tensorfusion.scheduler.simulate import profile_for, read_pod, simulate
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -129,15 +129,12 @@ def _simulate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for problem in report.problems():
         print(f"{_source_name(args.fleet)}: allocation not restored: {problem}", file=sys.stderr)
-    scheduler_name = pod.get("spec", {}).get("schedulerName") or SCHEDULER_NAME
-    if scheduler_name not in profile:
-        print(
-            f"tensor-fusion: {_source_name(args.pod)}: spec.schedulerName: no profile named "
-            f"{scheduler_name!r} (profiles: {', '.join(profile)})",
-            file=sys.stderr,
-        )
+    try:
+        chosen = profile_for(profile, pod)
+    except ConfigError as exc:
+        print(f"tensor-fusion: {_source_name(args.pod)}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    result = simulate(profile[scheduler_name], cluster, pod, top=args.top)
+    result = simulate(chosen, cluster, pod, top=args.top)
     print(json.dumps(result, indent=2))
     return EXIT_OK if result["schedulable"] else EXIT_INVALID
 
@@ -180,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="print version and native build info")
     version.set_defaults(run=_version)
     _add_fleet_commands(commands)
+    add_control_plane_commands(commands)
 
     simulate_cmd = commands.add_parser(
         "simulate",

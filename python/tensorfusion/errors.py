@@ -80,3 +80,16 @@ class SinkUnavailable(TensorFusionError):
 
 class QueryError(TensorFusionError):
     """The metrics backend rejected a SQL query; the message is the backend's own."""
+
+
+class UnschedulableError(TensorFusionError):
+    """No node can take the workload now; `report` is the simulate report with the diagnosis."""
+
+    def __init__(self, message: str, report: dict[str, object]) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class UnavailableError(TensorFusionError):
+    """The control plane cannot serve the request now (not ready, not the leader, shutting
+    down); retrying later may succeed."""

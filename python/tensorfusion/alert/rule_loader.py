@@ -11,12 +11,9 @@ import hashlib
 import logging
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from tensorfusion.alert.evaluator import RuleTemplates
 from tensorfusion.api.dynamic_config import DynamicConfig
-from tensorfusion.api.field_errors import issues_from
-from tensorfusion.api.yaml_loader import load_documents
+from tensorfusion.api.model_file import parse_model
 from tensorfusion.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -24,19 +21,7 @@ log = logging.getLogger(__name__)
 
 def parse_dynamic_config(text: str, source: str) -> DynamicConfig:
     """Validate a dynamic config document, templates included; errors name the field."""
-    documents, problem = load_documents(text)
-    if problem is not None:
-        raise ConfigError(source, str(problem))
-    if len(documents) > 1:
-        raise ConfigError(source, "must hold one YAML document")
-    data = documents[0].data if documents else {}
-    if not isinstance(data, dict):
-        raise ConfigError(source, "must be a mapping (metricsTTL, metricsFormat, alertRules)")
-    try:
-        config = DynamicConfig.model_validate(data)
-    except ValidationError as exc:
-        issue = issues_from(exc)[0]
-        raise ConfigError(f"{source}: {issue.path}", issue.message) from None
+    config = parse_model(DynamicConfig, text, source, "metricsTTL, metricsFormat, alertRules")
     for rule in config.alert_rules:
         RuleTemplates.of(rule)
     return config

@@ -34,6 +34,12 @@ INJECT_CONTAINER = PREFIX + "inject-container"
 DISABLE_FEATURES = PREFIX + "disable-features"
 GPU_IDS = PREFIX + "gpu-ids"
 """Written by the scheduler after binding: comma-separated GPU names."""
+WORKER_PIDS = PREFIX + "worker-pids"
+"""Embedded mode: the local processes of a worker, `pid@start` comma-separated (the start
+token tells a live process from a later one reusing its pid); the agent releases the worker
+once none of them, and none of its shared regions' members, is alive."""
+WORKER_COMMAND = PREFIX + "worker-command"
+"""Embedded mode: the worker's command line as a JSON list, for listings."""
 
 ANNOTATION_KEYS = (
     TFLOPS_REQUEST,
@@ -53,6 +59,11 @@ ANNOTATION_KEYS = (
     DISABLE_FEATURES,
     GPU_IDS,
 )
+EMBEDDED_ANNOTATION_KEYS = (WORKER_PIDS, WORKER_COMMAND)
+WORKER_LABEL = PREFIX + "embedded-worker"
+"""Embedded mode: "true" on the pods of local workers, so they are listed without reading
+every pod of the cluster."""
+"""Ours alone (not upstream's): what embedded mode records on the pods of local workers."""
 NATIVE_GPU_RESOURCE = "nvidia.com/gpu"
 
 
@@ -306,7 +317,7 @@ def unknown_annotation_keys(annotations: Mapping[str, str]) -> list[tuple[str, s
     for key in annotations:
         if key == ENABLED_LABEL:
             unknown.append((key, "it is a label, not an annotation: move it to labels"))
-        elif key.startswith(PREFIX) and key not in ANNOTATION_KEYS:
+        elif key.startswith(PREFIX) and key not in ANNOTATION_KEYS + EMBEDDED_ANNOTATION_KEYS:
             close = difflib.get_close_matches(key, ANNOTATION_KEYS, n=1)
             unknown.append((key, f"did you mean {close[0]!r}?" if close else "not a known key"))
     return unknown

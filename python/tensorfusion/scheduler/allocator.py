@@ -7,6 +7,7 @@ UID and idempotent, so a retried bind or a replayed watch event never double-cou
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -170,6 +171,11 @@ class GpuAllocator:
 
     def gpu_workers(self) -> NDArray[np.int32]:
         return self._workers[: self._count]
+
+    def present(self) -> NDArray[np.bool_]:
+        """Whether each GPU (in the order of `arrays()`) is still in the cluster."""
+        self.arrays()
+        return self._present[: self._count]
 
     # --- allocations ---------------------------------------------------------------------
 
@@ -474,25 +480,24 @@ def _cached_demand(
 
 
 def _amount(columns: dict[str, list[int]], tflops: str, vram: str, index: int) -> dict[str, str]:
-    return {
-        "tflops": str(Quantity.from_milli(columns[tflops][index])),
-        "vram": _bytes(columns[vram][index]),
-    }
+    return {"tflops": _milli(columns[tflops][index]), "vram": _bytes(columns[vram][index])}
 
 
 def _share_json(share: GpuShare) -> dict[str, dict[str, str]]:
     return {
-        "requests": {
-            "tflops": str(Quantity.from_milli(share.tflops_request)),
-            "vram": _bytes(share.vram_request),
-        },
-        "limits": {
-            "tflops": str(Quantity.from_milli(share.tflops_limit)),
-            "vram": _bytes(share.vram_limit),
-        },
+        "requests": {"tflops": _milli(share.tflops_request), "vram": _bytes(share.vram_request)},
+        "limits": {"tflops": _milli(share.tflops_limit), "vram": _bytes(share.vram_limit)},
     }
 
 
+# A snapshot writes the same few sizes tens of thousands of times: format each once.
+@functools.lru_cache(maxsize=4096)
+def _milli(count: int) -> str:
+    """Milli-units as a quantity ("11500m", "100")."""
+    return str(Quantity.from_milli(count))
+
+
+@functools.lru_cache(maxsize=4096)
 def _bytes(count: int) -> str:
     """A byte count as people write it ("80Gi" rather than "85899345920")."""
     return str(Quantity(count * 10**9, binary=True))

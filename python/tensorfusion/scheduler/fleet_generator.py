@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import random
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,11 +158,6 @@ class _Shape:
         """The node's memory less about 5% (whole GiB) for the system daemons."""
         return self.memory_bytes - (self.memory_bytes // 20 // GIB + 1) * GIB
 
-    @property
-    def max_pods(self) -> int:
-        """The kubelet's default 110, raised when eighths of every GPU would need more."""
-        return max(110, 8 * self.gpus)
-
 
 @dataclass(frozen=True)
 class _PodPlan:
@@ -261,8 +257,15 @@ class _Layout:
         """Sixteenths requested on each GPU, by fleet-wide index."""
         self.node_names = [f"node-{node:05d}" for node in range(nodes)]
         self.gpu_names = [
-            f"{name}-gpu-{index}" for name in self.node_names for index in range(shape.gpus)
+            gpu_name(name, index) for name in self.node_names for index in range(shape.gpus)
         ]
+        self.host = HostResources(
+            cpu_cores=shape.cpu_cores,
+            allocatable_cpu=shape.allocatable_cpu,
+            memory_bytes=shape.memory_bytes,
+            allocatable_memory=shape.allocatable_memory,
+            disk_bytes=shape.disk_bytes,
+        )
         self._pod_amounts: dict[tuple[int, int, int, int], tuple[str, ...]] = {}
 
     def uid(self, name: str) -> str:
@@ -271,117 +274,80 @@ class _Layout:
     def pool_object(self) -> Object:
         shape, nodes = self.shape, len(self.node_names)
         gpus = nodes * shape.gpus
-        used = sum(self.used)
-        return {
-            "apiVersion": API_VERSION,
-            "kind": "GPUPool",
-            "metadata": {"name": self.pool, "annotations": {DEFAULT_POOL_ANNOTATION: "true"}},
-            "spec": {
-                "capacityConfig": {
-                    "oversubscription": shape.oversubscription.model_dump(by_alias=True)
-                }
-            },
-            "status": {
-                "phase": "Running",
-                "totalNodes": nodes,
-                "readyNodes": nodes,
-                "totalGPUs": gpus,
-                **_capacity_status(shape, gpus, used),
-            },
-        }
+        return pool_object(
+            self.pool,
+            shape.oversubscription,
+            nodes=nodes,
+            gpus=gpus,
+            capacity=self._capacity(gpus, sum(self.used)),
+        )
 
     def node_object(self, node: int) -> Object:
         shape, name = self.shape, self.node_names[node]
         model = shape.model
-        common = {
-            NATIVE_GPU_RESOURCE: str(shape.gpus),
-            "pods": str(shape.max_pods),
-            "ephemeral-storage": _bytes_text(shape.disk_bytes),
-        }
-        return {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": name,
-                "labels": {
-                    HOSTNAME_LABEL: name,
-                    "kubernetes.io/os": "linux",
-                    "kubernetes.io/arch": "amd64",
-                    "topology.kubernetes.io/region": _REGION,
-                    "topology.kubernetes.io/zone": _ZONES[node % len(_ZONES)],
-                    "node.kubernetes.io/instance-type": model.host.instance_type,
-                    "nvidia.com/gpu.product": model.product.replace(" ", "-"),
-                    "nvidia.com/gpu.count": str(shape.gpus),
-                },
+        return node_object(
+            name,
+            labels={
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "topology.kubernetes.io/region": _REGION,
+                "topology.kubernetes.io/zone": _ZONES[node % len(_ZONES)],
+                "node.kubernetes.io/instance-type": model.host.instance_type,
+                "nvidia.com/gpu.product": model.product.replace(" ", "-"),
+                "nvidia.com/gpu.count": str(shape.gpus),
             },
-            "spec": {},
-            "status": {
-                "capacity": {
-                    "cpu": str(shape.cpu_cores),
-                    "memory": _bytes_text(shape.memory_bytes),
-                    **common,
-                },
-                "allocatable": {
-                    "cpu": str(shape.allocatable_cpu),
-                    "memory": _bytes_text(shape.allocatable_memory),
-                    **common,
-                },
-            },
-        }
+            host=self.host,
+            gpus=shape.gpus,
+        )
 
     def gpu_node_object(self, node: int) -> Object:
         shape, name = self.shape, self.node_names[node]
         first = node * shape.gpus
         used = sum(self.used[first : first + shape.gpus])
-        return {
-            "apiVersion": API_VERSION,
-            "kind": "GPUNode",
-            "metadata": {"name": name, "labels": {OWNER_LABEL: self.pool}},
-            "spec": {"manageMode": "AutoSelect"},
-            "status": {
-                "phase": "Running",
-                "totalGPUs": shape.gpus,
-                "managedGPUs": shape.gpus,
-                **_capacity_status(shape, shape.gpus, used),
-                "nodeInfo": {
-                    "hostname": name,
-                    "gpuModel": shape.model.name,
-                    "gpuCount": shape.gpus,
-                    "ramSize": _bytes_text(shape.memory_bytes),
-                    "dataDiskSize": _bytes_text(shape.disk_bytes),
-                },
-            },
-        }
+        return gpu_node_object(
+            name,
+            self.pool,
+            gpu_model=shape.model.name,
+            gpus=shape.gpus,
+            ram_bytes=shape.memory_bytes,
+            disk_bytes=shape.disk_bytes,
+            capacity=self._capacity(shape.gpus, used),
+        )
 
     def gpu_object(self, node: int, index: int) -> Object:
         shape, node_name = self.shape, self.node_names[node]
         first = node * shape.gpus
         name, used = self.gpu_names[first + index], self.used[first + index]
         peers = self.gpu_names[first : first + shape.gpus] if shape.model.nvlink else []
-        return {
-            "apiVersion": API_VERSION,
-            "kind": "GPU",
-            "metadata": {"name": name, "labels": {OWNER_LABEL: node_name, POOL_LABEL: self.pool}},
-            "status": {
-                "phase": "Running",
-                "vendor": "NVIDIA",
-                "gpuModel": shape.model.name,
-                "capacity": {
-                    "tflops": _milli_text(shape.tflops_milli),
-                    "vram": _bytes_text(shape.model.vram_bytes),
-                },
-                "available": {
-                    "tflops": _milli_text(shape.tflops_milli - used * shape.tflops_unit),
-                    "vram": _bytes_text(shape.model.vram_bytes - used * shape.vram_unit),
-                },
-                "uuid": f"GPU-{self.uid(name)}",
-                "index": index,
-                "numaNode": index * 2 // shape.gpus,
-                "nodeSelector": {HOSTNAME_LABEL: node_name},
-                "nvlinkPeers": [peer for peer in peers if peer != name],
-                "usedBy": USED_BY_TENSOR_FUSION,
-            },
-        }
+        facts = GpuFacts(
+            name=name,
+            model=shape.model.name,
+            tflops_milli=shape.tflops_milli,
+            vram_bytes=shape.model.vram_bytes,
+            uuid=f"GPU-{self.uid(name)}",
+            index=index,
+            numa_node=index * 2 // shape.gpus,
+            nvlink_peers=tuple(peer for peer in peers if peer != name),
+        )
+        available = (
+            shape.tflops_milli - used * shape.tflops_unit,
+            shape.model.vram_bytes - used * shape.vram_unit,
+        )
+        return gpu_object(facts, node_name, self.pool, available=available)
+
+    def _capacity(self, gpus: int, used: int) -> dict[str, str]:
+        """Totals over `gpus` GPUs on which `used` sixteenths are requested."""
+        shape = self.shape
+        over, tflops, vram = shape.oversubscription, shape.tflops_milli, shape.model.vram_bytes
+        host = host_share(shape.memory_bytes, shape.disk_bytes, shape.gpus)
+        return capacity_status(
+            total=(gpus * tflops, gpus * vram),
+            virtual=(gpus * virtual_tflops(tflops, over), gpus * virtual_vram(vram, over, host)),
+            available=(
+                gpus * tflops - used * shape.tflops_unit,
+                gpus * vram - used * shape.vram_unit,
+            ),
+        )
 
     def pod_object(self, number: int, plan: _PodPlan) -> Object:
         name = f"worker-{number}"
@@ -442,17 +408,171 @@ class _Layout:
         return found
 
 
-def _capacity_status(shape: _Shape, gpus: int, used: int) -> dict[str, Any]:
-    """Totals over `gpus` GPUs on which `used` sixteenths are requested."""
-    over, tflops, vram = shape.oversubscription, shape.tflops_milli, shape.model.vram_bytes
-    host = host_share(shape.memory_bytes, shape.disk_bytes, shape.gpus)
+# --- Object builders, shared with the node agent, which registers the GPUs it discovers ----
+
+Amounts = tuple[int, int]
+"""Milli-TFLOPS and bytes."""
+
+
+@dataclass(frozen=True)
+class HostResources:
+    """What a node offers to pods besides its GPUs."""
+
+    cpu_cores: int
+    allocatable_cpu: int
+    memory_bytes: int
+    allocatable_memory: int
+    disk_bytes: int
+    """Local disk, where VRAM may spill to."""
+
+
+@dataclass(frozen=True)
+class GpuFacts:
+    """One GPU as its node reports it."""
+
+    name: str
+    model: str
+    tflops_milli: int
+    vram_bytes: int
+    uuid: str
+    index: int
+    numa_node: int | None
+    nvlink_peers: tuple[str, ...]
+
+
+def gpu_name(node: str, index: int) -> str:
+    return f"{node}-gpu-{index}"
+
+
+def capacity_status(
+    total: Amounts, virtual: Amounts, available: Amounts | None = None
+) -> dict[str, str]:
+    """The capacity fields of a pool's or GPUNode's status; `available` is left out when no
+    allocation is known."""
+    status = {
+        "totalTFlops": _milli_text(total[0]),
+        "totalVRAM": _bytes_text(total[1]),
+        "virtualTFlops": _milli_text(virtual[0]),
+        "virtualVRAM": _bytes_text(virtual[1]),
+    }
+    if available is not None:
+        status["availableTFlops"] = _milli_text(available[0])
+        status["availableVRAM"] = _bytes_text(available[1])
+    return status
+
+
+def pool_object(
+    name: str,
+    oversubscription: Oversubscription,
+    *,
+    nodes: int,
+    gpus: int,
+    capacity: Mapping[str, str],
+) -> Object:
+    """The default GPUPool (pods that name no pool go there)."""
     return {
-        "totalTFlops": _milli_text(gpus * tflops),
-        "totalVRAM": _bytes_text(gpus * vram),
-        "virtualTFlops": _milli_text(gpus * virtual_tflops(tflops, over)),
-        "virtualVRAM": _bytes_text(gpus * virtual_vram(vram, over, host)),
-        "availableTFlops": _milli_text(gpus * tflops - used * shape.tflops_unit),
-        "availableVRAM": _bytes_text(gpus * vram - used * shape.vram_unit),
+        "apiVersion": API_VERSION,
+        "kind": "GPUPool",
+        "metadata": {"name": name, "annotations": {DEFAULT_POOL_ANNOTATION: "true"}},
+        "spec": {
+            "capacityConfig": {"oversubscription": oversubscription.model_dump(by_alias=True)}
+        },
+        "status": {
+            "phase": "Running",
+            "totalNodes": nodes,
+            "readyNodes": nodes,
+            "totalGPUs": gpus,
+            **capacity,
+        },
+    }
+
+
+def node_object(name: str, *, labels: Mapping[str, str], host: HostResources, gpus: int) -> Object:
+    """A Kubernetes Node with `gpus` GPUs; `labels` come after the hostname label."""
+    common = {
+        NATIVE_GPU_RESOURCE: str(gpus),
+        # The kubelet's default 110, raised when eighths of every GPU would need more.
+        "pods": str(max(110, 8 * gpus)),
+        "ephemeral-storage": _bytes_text(host.disk_bytes),
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {HOSTNAME_LABEL: name, **labels}},
+        "spec": {},
+        "status": {
+            "capacity": {
+                "cpu": str(host.cpu_cores),
+                "memory": _bytes_text(host.memory_bytes),
+                **common,
+            },
+            "allocatable": {
+                "cpu": str(host.allocatable_cpu),
+                "memory": _bytes_text(host.allocatable_memory),
+                **common,
+            },
+        },
+    }
+
+
+def gpu_node_object(
+    name: str,
+    pool: str,
+    *,
+    gpu_model: str,
+    gpus: int,
+    ram_bytes: int,
+    disk_bytes: int,
+    capacity: Mapping[str, str],
+) -> Object:
+    """The GPUNode of a node: its host RAM and disk bound VRAM expansion."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "GPUNode",
+        "metadata": {"name": name, "labels": {OWNER_LABEL: pool}},
+        "spec": {"manageMode": "AutoSelect"},
+        "status": {
+            "phase": "Running",
+            "totalGPUs": gpus,
+            "managedGPUs": gpus,
+            **capacity,
+            "nodeInfo": {
+                "hostname": name,
+                "gpuModel": gpu_model,
+                "gpuCount": gpus,
+                "ramSize": _bytes_text(ram_bytes),
+                "dataDiskSize": _bytes_text(disk_bytes),
+            },
+        },
+    }
+
+
+def gpu_object(gpu: GpuFacts, node: str, pool: str, *, available: Amounts | None = None) -> Object:
+    """A GPU of `node` in `pool`, running and shared through TensorFusion."""
+    status: dict[str, Any] = {
+        "phase": "Running",
+        "vendor": "NVIDIA",
+        "gpuModel": gpu.model,
+        "capacity": {"tflops": _milli_text(gpu.tflops_milli), "vram": _bytes_text(gpu.vram_bytes)},
+    }
+    if available is not None:
+        status["available"] = {
+            "tflops": _milli_text(available[0]),
+            "vram": _bytes_text(available[1]),
+        }
+    status.update(uuid=gpu.uuid, index=gpu.index)
+    if gpu.numa_node is not None:
+        status["numaNode"] = gpu.numa_node
+    status.update(
+        nodeSelector={HOSTNAME_LABEL: node},
+        nvlinkPeers=list(gpu.nvlink_peers),
+        usedBy=USED_BY_TENSOR_FUSION,
+    )
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "GPU",
+        "metadata": {"name": gpu.name, "labels": {OWNER_LABEL: node, POOL_LABEL: pool}},
+        "status": status,
     }
 
 

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,8 @@ class SchedulingLoop:
         self.profiles: dict[str, Profile] = build_profiles(config or default_config(), self._bind)
         self.cluster = ClusterState()
         self.report = RebuildReport()
+        self.totals = LoopStats()
+        """Attempts since the loop was made (allocation metrics read them); no outcomes."""
         self._waiting: dict[str, _Waiting] = {}
         self._heap: list[tuple[int, int, str]] = []
         self._seq = 0
@@ -142,12 +145,23 @@ class SchedulingLoop:
             self._attempt(entry[2], waiting, stats)
         for entry in deferred:
             heapq.heappush(self._heap, entry)
+        self.totals.scheduled += stats.scheduled
+        self.totals.unschedulable += stats.unschedulable
+        self.totals.bind_failures += stats.bind_failures
         return stats
 
-    def run(self, stop: threading.Event, idle_wait_s: float = 0.5) -> None:
-        """Schedule until `stop` is set, waking on store changes or when a backoff ends."""
+    def run(
+        self,
+        stop: threading.Event,
+        idle_wait_s: float = 0.5,
+        lock: AbstractContextManager[object] | None = None,
+    ) -> None:
+        """Schedule until `stop` is set, waking on store changes or when a backoff ends.
+        `lock` is held around each pass, so that readers of `cluster` in other threads
+        (simulate, listings) see it between passes, never in the middle of one."""
         while not stop.is_set():
-            self.run_once()
+            with lock or nullcontext():
+                self.run_once()
             wait = idle_wait_s
             if self._waiting:
                 soonest = min(w.ready_at for w in self._waiting.values())

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from tensorfusion.api.annotations import GPU_IDS
+from tensorfusion.api.scheduler_config import SCHEDULER_NAME
 from tensorfusion.api.yaml_loader import load_documents
 from tensorfusion.errors import ConfigError
 from tensorfusion.scheduler.cluster_state import ClusterState
@@ -26,6 +27,16 @@ def simulate(
     table are exactly as before the call."""
     outcome = schedule_one(profile, cluster.view, PodInfo.from_dict(pod), commit=False)
     return report(outcome, cluster, top)
+
+
+def profile_for(profiles: Mapping[str, Profile], pod: Mapping[str, Any]) -> Profile:
+    """The profile named by the pod's schedulerName (ours when it names none)."""
+    name = (pod.get("spec") or {}).get("schedulerName") or SCHEDULER_NAME
+    if name not in profiles:
+        raise ConfigError(
+            "spec.schedulerName", f"no profile named {name!r} (profiles: {', '.join(profiles)})"
+        )
+    return profiles[name]
 
 
 def read_pod(source: str, text: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -95,9 +96,8 @@ nvmlReturn_t memory_info(nvmlDevice_t device, nvmlMemory_t* memory) {
     });
 }
 
-}  // namespace
-
-MOCK_API nvmlReturn_t nvmlInit_v2(void) {
+// Behind nvmlInit_v2 and nvmlInitWithFlags (neither calls the other through its exported name).
+nvmlReturn_t init_library() {
     Library& lib = library();
     std::lock_guard<std::mutex> lock(lib.mutex);
     if (lib.users > 0) {
@@ -116,6 +116,12 @@ MOCK_API nvmlReturn_t nvmlInit_v2(void) {
     }
     lib.users = 1;
     return NVML_SUCCESS;
+}
+
+}  // namespace
+
+MOCK_API nvmlReturn_t nvmlInit_v2(void) {
+    return init_library();
 }
 
 MOCK_API nvmlReturn_t nvmlShutdown(void) {
@@ -201,6 +207,66 @@ MOCK_API nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device,
         const double busy = lib.shared->utilization(index, kUtilizationWindowNs);
         const auto percent = static_cast<unsigned int>(std::lround(std::min(busy, 1.0) * 100.0));
         *utilization = nvmlUtilization_t{percent, percent};
+        return NVML_SUCCESS;
+    });
+}
+
+// ---- Device queries for GPU discovery (what the node agent reads through pynvml) ----------
+// Declared here rather than in mockcuda/nvml.h: no test program calls them, only pynvml, which
+// looks them up by name. Enum arguments of the documented ABI are plain ints in C.
+
+namespace {
+
+constexpr int kP2PCapsIndexNvlink = 2;  // NVML_P2P_CAPS_INDEX_NVLINK
+constexpr unsigned int kP2PStatusOk = 0;
+constexpr unsigned int kP2PStatusNotSupported = 5;
+
+// MOCKCUDA_NVLINK: "1" puts every device in one NVLink domain (an HGX board behind NVSwitches),
+// "0" or unset leaves them on PCIe only. Read per query: only discovery asks, and rarely.
+bool nvlink_enabled(bool& enabled) {
+    const char* text = std::getenv("MOCKCUDA_NVLINK");
+    if (text == nullptr || std::strcmp(text, "0") == 0) {
+        enabled = false;
+        return true;
+    }
+    if (std::strcmp(text, "1") == 0) {
+        enabled = true;
+        return true;
+    }
+    std::fprintf(stderr, "mockcuda: MOCKCUDA_NVLINK: must be 0 or 1, got '%s'\n", text);
+    return false;
+}
+
+}  // namespace
+
+// nvmlInit with flags: NO_GPUS / NO_ATTACH change what a real driver attaches to, which a
+// simulated device does not need, so every flag initialises the same way.
+MOCK_API nvmlReturn_t nvmlInitWithFlags(unsigned int) {
+    return init_library();
+}
+
+// Two NUMA nodes, the first half of the devices on node 0 and the rest on node 1, as on a
+// two-socket server.
+MOCK_API nvmlReturn_t nvmlDeviceGetNumaNodeId(nvmlDevice_t device, unsigned int* node) {
+    return with_device(device, node, [&](Library& lib, int ordinal) {
+        *node = static_cast<unsigned int>(ordinal * 2 / lib.config.devices);
+        return NVML_SUCCESS;
+    });
+}
+
+MOCK_API nvmlReturn_t nvmlDeviceGetP2PStatus(nvmlDevice_t first, nvmlDevice_t second,
+                                             int capability, unsigned int* status) {
+    return with_device(first, status, [&](Library& lib, int ordinal) {
+        const int other = device_index(lib, second);
+        if (other < 0 || other == ordinal) {
+            return NVML_ERROR_INVALID_ARGUMENT;
+        }
+        bool nvlink = false;
+        if (!nvlink_enabled(nvlink)) {
+            return NVML_ERROR_UNKNOWN;
+        }
+        *status = capability == kP2PCapsIndexNvlink && nvlink ? kP2PStatusOk
+                                                             : kP2PStatusNotSupported;
         return NVML_SUCCESS;
     });
 }

@@ -1,0 +1,111 @@
+"""The management API over HTTP on loopback: uvicorn (start_in_thread) over the real embedded
+control plane, one keep-alive httpx client sending one request at a time.
+
+- `POST /api/simulate-schedule` with the guide's R9 Pod on 5,000 nodes x 8 H100 with 60% of
+  their VRAM allocated (target: p99 <= 10 ms);
+- `GET /api/allocation` with about 10,000 allocations (800 such nodes at 60%).
+
+Starting a control plane registers the whole fleet in its store, which takes a minute at
+5,000 nodes; that is setup, not measured."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
+
+from tensorfusion.embedded.control_plane import ControlPlane, ControlPlaneConfig
+from tensorfusion.scheduler.fleet_generator import generate_fleet
+from tensorfusion.server.app import create_app
+from tensorfusion.server.runner import start_in_thread
+from tensorfusion.server.settings import ServerSettings
+
+R9 = Path(__file__).parents[1] / "tests" / "fixtures" / "guide" / "r09-simulate-pod.yaml"
+YAML = {"Content-Type": "application/yaml"}
+
+
+@contextmanager
+def serving(root: Path, nodes: int, fill: float) -> Iterator[tuple[httpx.Client, int]]:
+    """A client of a server over a fresh control plane on a generated fleet, and the
+    number of allocations the fleet starts with."""
+    fleet = generate_fleet(nodes=nodes, gpus_per_node=8, model="H100", fill=fill)
+    path = root / "fleet.yaml"
+    path.write_text(fleet.to_yaml())
+    plane = ControlPlane(ControlPlaneConfig(state_dir=root / "state", fleet=path))
+    plane.start()
+    try:
+        app = create_app(plane, ServerSettings(token=plane.token))
+        # A generous timeout: the control plane's own threads can stall requests for seconds
+        # at this scale, and that is a figure to report, not a failure.
+        with (
+            start_in_thread(app) as server,
+            httpx.Client(base_url=server.url, timeout=120) as client,
+        ):
+            yield client, len(fleet.pods)
+    finally:
+        plane.stop()
+
+
+def latency_figure(benchmark: BenchmarkFixture, what: str, target: str = "") -> str:
+    """p50, p99 and requests/s from every measured round."""
+    if benchmark.stats is None:  # benchmarks disabled: nothing was measured
+        return f"{what}: not measured"
+    rounds: list[float] = benchmark.stats.stats.data
+    p50 = statistics.median(rounds)
+    p99 = statistics.quantiles(rounds, n=100, method="inclusive")[98]
+    rate = len(rounds) / sum(rounds)
+    return (
+        f"{what}: p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms{target}, "
+        f"{rate:.3g} requests/s ({len(rounds)} requests, one keep-alive client)"
+    )
+
+
+@pytest.fixture(scope="module")
+def simulate_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    with serving(tmp_path_factory.mktemp("api-5000"), 5_000, 0.6) as (client, _):
+        yield client
+
+
+@pytest.mark.benchmark(group="management-api")
+def test_simulate_schedule_over_http(
+    benchmark: BenchmarkFixture,
+    simulate_client: httpx.Client,
+    record_figure: Callable[[str], None],
+) -> None:
+    body = R9.read_bytes()
+
+    def simulate() -> None:
+        answer = simulate_client.post("/api/simulate-schedule", content=body, headers=YAML)
+        assert answer.json()["schedulable"] is True, answer.text
+
+    benchmark.pedantic(simulate, rounds=2000, iterations=1, warmup_rounds=50)
+    record_figure(
+        latency_figure(
+            benchmark,
+            "POST /api/simulate-schedule (R9 Pod), 5,000 nodes x 8 GPUs, 60% full",
+            " (target <= 10 ms)",
+        )
+    )
+
+
+@pytest.mark.benchmark(group="management-api")
+def test_allocation_snapshot_over_http(
+    benchmark: BenchmarkFixture,
+    tmp_path_factory: pytest.TempPathFactory,
+    record_figure: Callable[[str], None],
+) -> None:
+    with serving(tmp_path_factory.mktemp("api-alloc"), 800, 0.6) as (client, allocations):
+
+        def snapshot() -> None:
+            answer = client.get("/api/allocation")
+            assert len(answer.json()["allocations"]) == allocations
+
+        benchmark.pedantic(snapshot, rounds=25, iterations=1, warmup_rounds=2)
+    record_figure(
+        latency_figure(benchmark, f"GET /api/allocation, {allocations:,} allocations on 800 nodes")
+    )

@@ -1,0 +1,271 @@
+"""The shared regions of the workers placed on this host: one file per worker and GPU, under
+`<root>/<namespace>.<pod name>/<gpu name>.shm` (a namespace has no dots, so the directory
+name reads back unambiguously).
+
+The agent creates each region with the worker's per-GPU limits before the worker's processes
+start; the shim in those processes joins it (TF_SHM_PATH_<i>) and charges VRAM and counts
+launches there; the agent reads the counters back and frees the slots of dead processes.
+A region names its worker by the pod's uid (TF_WORKER_NAME): unique even when a pod of the
+same name comes back, and always within the region's 127 bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from tensorfusion._native import ShmRegion
+from tensorfusion.api.annotations import GPU_IDS, parse_workload_request
+from tensorfusion.api.gpu_links import text_at
+from tensorfusion.api.quantity import Quantity
+from tensorfusion.errors import AnnotationError, ConfigError, FleetError, QuantityError
+from tensorfusion.scheduler.pod_keys import pod_key
+from tensorfusion.shm_region import RegionSnapshot, read_region, snapshot
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SLOTS = 64
+"""Processes per worker and GPU; a region refuses more (the shim then enforces its limit
+within the process)."""
+MAX_SLOTS = 4096
+SUFFIX = ".shm"
+_NAME_MAX = 255
+"""Bytes in one file name (Linux NAME_MAX)."""
+
+
+@dataclass(frozen=True)
+class _Limits:
+    vram_limit: int
+    tflops_limit: float
+    tflops_request: float
+    gpu_peak_tflops: float
+
+
+class WorkerRegions:
+    """Creates, reads and removes workers' regions under `root`. Safe to share between the
+    agent's thread and the server's: changes to the files happen under one lock."""
+
+    def __init__(self, root: Path, slots: int = DEFAULT_SLOTS) -> None:
+        if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= MAX_SLOTS:
+            raise ConfigError(
+                "slots", f"must be a whole number from 1 to {MAX_SLOTS}, got {slots!r}"
+            )
+        self.root = root
+        self.slots = slots
+        self._lock = threading.Lock()
+
+    def directory(self, pod: Mapping[str, Any]) -> Path:
+        """Where the regions of `pod` live."""
+        dirname = _dirname(pod)
+        if len(dirname.encode()) > _NAME_MAX:
+            raise ConfigError(
+                "metadata.name",
+                f"namespace and name together must fit {_NAME_MAX - 1} bytes for the worker's "
+                f"shared regions, got {len(dirname.encode()) - 1}",
+            )
+        return self.root / dirname
+
+    def prepare(self, pod: Mapping[str, Any], gpus: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+        """Creates (or keeps, with its limits set again) a region on each GPU the pod is bound
+        to, and returns the environment its processes need. `gpus` may hold other GPUs too;
+        the pod's gpu-ids annotation decides which and in what order. Every GPU is checked
+        before any region is made."""
+        metadata = pod.get("metadata") or {}
+        request = parse_workload_request(
+            metadata.get("labels") or {}, metadata.get("annotations") or {}
+        )
+        if not request.gpu_ids:
+            raise AnnotationError(GPU_IDS, "missing: the worker is not bound to GPUs yet")
+        by_name = {text_at(gpu, "metadata", "name"): gpu for gpu in gpus}
+        planned = []
+        for gpu_id in request.gpu_ids:
+            gpu = by_name.get(gpu_id)
+            if gpu is None:
+                raise AnnotationError(GPU_IDS, f"names GPU {gpu_id!r}, which is not registered")
+            peak, vram, index = _gpu_facts(gpu_id, gpu)
+            limits = _Limits(
+                vram_limit=request.vram_limit or vram,
+                tflops_limit=_tflops(
+                    request.tflops_limit, request.compute_percent_limit, peak, peak
+                ),
+                tflops_request=_tflops(
+                    request.tflops_request, request.compute_percent_request, peak, 0.0
+                ),
+                gpu_peak_tflops=peak,
+            )
+            planned.append((gpu_id, index, limits))
+        worker, _, _ = pod_key(metadata)
+        directory = self.directory(pod)
+        env = {
+            # CUDA numbers devices fastest first unless told otherwise; NVML and the GPU
+            # objects number them in PCI bus order.
+            "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+            "CUDA_VISIBLE_DEVICES": ",".join(str(index) for _, index, _ in planned),
+            "TF_WORKER_NAME": worker,
+        }
+        with self._lock:
+            directory.mkdir(parents=True, exist_ok=True)
+            for ordinal, (gpu_id, _, limits) in enumerate(planned):
+                path = directory / f"{gpu_id}{SUFFIX}"
+                self._ensure(path, worker, limits)
+                env[f"TF_SHM_PATH_{ordinal}"] = str(path)
+                env[f"TF_VRAM_LIMIT_{ordinal}"] = str(limits.vram_limit)
+                env[f"TF_TFLOPS_LIMIT_{ordinal}"] = repr(limits.tflops_limit)
+                env[f"TF_GPU_PEAK_TFLOPS_{ordinal}"] = repr(limits.gpu_peak_tflops)
+        return env
+
+    def usage(self, pod: Mapping[str, Any]) -> dict[str, int] | None:
+        """What the worker's processes use and did, summed over its GPUs; None before any of
+        its regions exists. `processes` counts distinct live processes."""
+        snapshots = self._snapshots(pod)
+        if snapshots is None:
+            return None
+        slots = [slot for snap in snapshots for slot in snap.slots]
+        return {
+            "vram": sum(snap.total_bytes for snap in snapshots),
+            "processes": len({slot.pid for slot in slots}),
+            "launches": sum(slot.launches for slot in slots),
+            "throttledLaunches": sum(slot.throttled_launches for slot in slots),
+            "busyNs": sum(slot.busy_ns for slot in slots),
+            "pagesEvicted": sum(slot.pages_evicted for slot in slots),
+            "pagesResumed": sum(slot.pages_resumed for slot in slots),
+        }
+
+    def live_members(self, pod: Mapping[str, Any]) -> set[int]:
+        """Pids of the processes holding a slot in any of the worker's regions, after the
+        slots of dead ones are freed."""
+        return {slot.pid for snap in self._snapshots(pod) or () for slot in snap.slots}
+
+    def remove(self, pod: Mapping[str, Any]) -> None:
+        """Deletes the worker's regions and their directory; processes still mapping them keep
+        their mapping, nothing new can join. Missing files are fine."""
+        with self._lock:
+            _remove_directory(self.directory(pod))
+
+    def remove_orphans(self, list_pods: Callable[[], Iterable[Mapping[str, Any]]]) -> list[str]:
+        """Removes region directories that belong to no pod (a worker deleted while the agent
+        was down); returns their names. The pods are listed under the lock that `prepare`
+        holds, so the regions of a worker created meanwhile are never taken for orphans. Only
+        directories holding nothing but region files are touched: a misconfigured root loses
+        nothing else."""
+        removed = []
+        with self._lock:
+            try:
+                entries = sorted(self.root.iterdir())
+            except FileNotFoundError:
+                return []
+            keep = {_dirname(pod) for pod in list_pods()}
+            for entry in entries:
+                if entry.name in keep or not _is_region_directory(entry):
+                    continue
+                _remove_directory(entry)
+                removed.append(entry.name)
+        return removed
+
+    def _ensure(self, path: Path, worker: str, limits: _Limits) -> None:
+        """A valid region of `worker` at `path` with `limits`, replacing a corrupt one or one
+        left by an earlier worker of the same name."""
+        try:
+            current = snapshot(ShmRegion.open(path))
+        except FileNotFoundError:
+            current = None
+        except ValueError as exc:
+            log.warning("%s; replacing it", exc)
+            current = None
+            path.unlink()
+        if current is not None and current.worker != worker:
+            log.warning("%s belongs to an earlier worker %s; replacing it", path, current.worker)
+            current = None
+            path.unlink()
+        if current is None:
+            ShmRegion.create(path, slots=self.slots, worker=worker, **vars(limits))
+        elif _limits_of(current) != limits:
+            # Only on a change: each new generation makes the members reload their limits.
+            ShmRegion.open(path).set_limits(**vars(limits))
+
+    def _snapshots(self, pod: Mapping[str, Any]) -> list[RegionSnapshot] | None:
+        paths = sorted(self.directory(pod).glob(f"*{SUFFIX}"))
+        if not paths:
+            return None
+        snapshots = []
+        for path in paths:
+            try:
+                snapshots.append(read_region(path, reap=True))
+            except (OSError, ValueError) as exc:
+                # Unreadable counts as empty: a broken file must not keep a worker alive.
+                log.warning("cannot read %s: %s", path, exc)
+        return snapshots
+
+
+def _dirname(pod: Mapping[str, Any]) -> str:
+    _, namespace, name = pod_key(pod.get("metadata") or {})
+    return f"{namespace}.{name}"
+
+
+def _gpu_facts(name: str, gpu: Mapping[str, Any]) -> tuple[float, int, int]:
+    """The GPU's peak TFLOPS, VRAM bytes and index."""
+    status = gpu.get("status") or {}
+    capacity = status.get("capacity") or {}
+    tflops = _amount(name, "status.capacity.tflops", capacity.get("tflops"))
+    if tflops.exact <= 0:
+        raise FleetError(
+            f"GPU/{name}", "status.capacity.tflops", "must be > 0: it is the peak limits pace to"
+        )
+    vram = _amount(name, "status.capacity.vram", capacity.get("vram"))
+    index = status.get("index")
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise FleetError(
+            f"GPU/{name}", "status.index", f"must be a device index >= 0, got {index!r}"
+        )
+    return float(tflops.exact), vram.value(), index
+
+
+def _amount(name: str, field: str, value: object) -> Quantity:
+    if value is None:
+        raise FleetError(f"GPU/{name}", field, "required")
+    try:
+        quantity = Quantity.coerce(value)
+    except QuantityError as exc:
+        raise FleetError(f"GPU/{name}", field, str(exc)) from None
+    if quantity.is_negative:
+        raise FleetError(f"GPU/{name}", field, "must not be negative")
+    return quantity
+
+
+def _tflops(
+    tflops: Quantity | None, percent: Fraction | None, peak: float, default: float
+) -> float:
+    """An amount per GPU given as TFLOPS or as a percentage of the GPU; `default` when
+    neither is (no TFLOPS limit: the whole GPU; no request: nothing guaranteed)."""
+    if tflops is not None:
+        return float(tflops.exact)
+    if percent is not None:
+        return float(percent) * peak / 100
+    return default
+
+
+def _limits_of(region: RegionSnapshot) -> _Limits:
+    return _Limits(
+        region.vram_limit, region.tflops_limit, region.tflops_request, region.gpu_peak_tflops
+    )
+
+
+def _is_region_directory(path: Path) -> bool:
+    if not path.is_dir() or path.is_symlink() or "." not in path.name:
+        return False
+    return all(entry.suffix == SUFFIX and entry.is_file() for entry in path.iterdir())
+
+
+def _remove_directory(directory: Path) -> None:
+    try:
+        entries = list(directory.iterdir())
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        entry.unlink(missing_ok=True)
+    directory.rmdir()

@@ -1,0 +1,1 @@
+"""Clients of the management API: the `run`, `status` and `allocation` commands."""

@@ -1,0 +1,1 @@
+"""The embedded control plane: `tensor-fusion up` on one machine, with no Kubernetes."""

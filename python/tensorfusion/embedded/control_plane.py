@@ -1,0 +1,421 @@
+"""The embedded control plane: in one process, the local store, the node agent, the
+scheduler loop (leader-only, through the same lease code as a replicated controller) and the
+backend the management server serves from.
+
+Threads: the lease, the scheduler (while leading) and the agent each have one; HTTP requests
+come from the server's. The scheduler's cluster state is shared: every reader takes `_lock`,
+which the scheduler holds around each pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tensorfusion.agent.discovery import discover_nvml, fleet_objects, register
+from tensorfusion.agent.node_agent import NodeAgent
+from tensorfusion.agent.processes import format_pids, parse_pids, start_token
+from tensorfusion.agent.regions import WorkerRegions
+from tensorfusion.agent.worker_pods import is_worker, list_workers
+from tensorfusion.api.annotations import GPU_IDS, WORKER_PIDS
+from tensorfusion.api.gpu_links import OWNER_LABEL
+from tensorfusion.embedded.observability import Observability, ObservabilityConfig
+from tensorfusion.embedded.state_dir import StateDir
+from tensorfusion.embedded.workers import (
+    WORKER_NAMESPACE,
+    worker_name,
+    worker_pod,
+    worker_view,
+)
+from tensorfusion.errors import (
+    ConfigError,
+    NotFoundError,
+    UnavailableError,
+    UnschedulableError,
+)
+from tensorfusion.metrics.allocation_recorder import AllocationRecorder
+from tensorfusion.metrics.gpu_readings import NvmlReader
+from tensorfusion.metrics.point import Point
+from tensorfusion.metrics.usage_recorder import UsageRecorder
+from tensorfusion.operator.leader_election import LeaderElection
+from tensorfusion.scheduler.inventory import gpu_inventory, node_inventory, pool_inventory
+from tensorfusion.scheduler.loop import UNSCHEDULABLE_REASON, SchedulingLoop
+from tensorfusion.scheduler.profile import load_scheduler_config
+from tensorfusion.scheduler.simulate import profile_for, simulate
+from tensorfusion.server.backend import WorkerRequest
+from tensorfusion.store.local import LocalStore
+
+log = logging.getLogger(__name__)
+
+BIND_TIMEOUT_S = 15.0
+"""How long a worker request waits for the scheduler to bind it before giving up."""
+
+
+@dataclass(frozen=True)
+class ControlPlaneConfig:
+    state_dir: Path
+    fleet: Path | None = None
+    """A declared fleet; when given it is registered instead of this host's GPUs."""
+    scheduler_config: Path | None = None
+    node_name: str = field(default_factory=socket.gethostname)
+    agent_interval_s: float = 1.0
+    lease_duration_s: float = 15.0
+    lease_renew_s: float = 5.0
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
+
+
+class ControlPlane:
+    """Implements `server.backend.ManagementBackend`. `start` raises ConfigError naming the
+    flag at fault (state dir, fleet, scheduler config) and leaves nothing running."""
+
+    def __init__(self, config: ControlPlaneConfig, *, progress: Callable[[str], None] = log.info):
+        self.config = config
+        self.progress = progress
+        self.token = ""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._scheduler_ready = threading.Event()
+        self._state: StateDir | None = None
+        self._store: LocalStore | None = None
+        self._loop: SchedulingLoop | None = None
+        self._agent: NodeAgent | None = None
+        self._regions: WorkerRegions | None = None
+        self._election: LeaderElection | None = None
+        self._observability: Observability | None = None
+        self._nvml: NvmlReader | None = None
+        self._usage: UsageRecorder | None = None
+        self._allocations: AllocationRecorder | None = None
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    def start(self, *, wait_ready: bool = True) -> None:
+        """Start every loop; with `wait_ready`, return once the scheduler has built its state
+        (at once when this replica leads; after the old lease expires when a killed process
+        of another name held it)."""
+        scheduler_config = (
+            load_scheduler_config(self.config.scheduler_config)
+            if self.config.scheduler_config
+            else None
+        )
+        self._state = StateDir.acquire(self.config.state_dir)
+        try:
+            self.token = self._state.token()
+            self._store = LocalStore(self._state.paths.store)
+            self._register_gpus()
+            self._regions = WorkerRegions(self._state.paths.regions)
+            self._agent = NodeAgent(self._store, self._regions)
+            self.progress("checking workers left from an earlier run")
+            self._agent.tick()
+            self._loop = SchedulingLoop(self._store, scheduler_config)
+            self._observability = Observability(self.config.observability, self._state.paths.root)
+            self._nvml = NvmlReader()
+            self._usage = UsageRecorder(
+                lambda: list_workers(self._engine()[0]),
+                self._recorded_gpus,
+                self._regions,
+                self._nvml,
+            )
+            self._allocations = AllocationRecorder(self._loop)
+            # The state dir's lock makes this process the only one on it, so the lease holder
+            # can be the same name across restarts and a restart leads at once.
+            self._election = LeaderElection(
+                self._store,
+                f"embedded@{self.config.node_name}",
+                duration_s=self.config.lease_duration_s,
+                renew_every_s=self.config.lease_renew_s,
+            )
+        except BaseException:
+            self._close()
+            raise
+        self._spawn("lease", self._election.run, self._stop)
+        self._spawn("scheduler", self._lead)
+        self._spawn("agent", self._run_agent)
+        self._spawn("usage-metrics", self._observability.run_agent, self._stop, self._usage_points)
+        self._spawn(
+            "leader-metrics",
+            self._observability.run_leader,
+            self._stop,
+            self._election.is_leader,
+            self._allocation_points,
+        )
+        if wait_ready:
+            self.progress("building the scheduler's state")
+            while not self._scheduler_ready.wait(0.1) and not self._stop.is_set():
+                pass
+
+    def _register_gpus(self) -> None:
+        assert self._store is not None
+        assert self._state is not None
+        if self.config.fleet is not None:
+            self.progress(f"registering the fleet in {self.config.fleet}")
+            objects = fleet_objects(self.config.fleet)
+        else:
+            self.progress("looking for GPUs through NVML")
+            objects = discover_nvml(self.config.node_name, self._state.paths.root) or []
+        if not objects and not self._store.list("GPU"):
+            raise ConfigError(
+                "--fleet",
+                "no GPUs: no NVIDIA driver was found (NVML) and no fleet file was given; "
+                "run `tensor-fusion up --fleet examples/fleets/h100.yaml` to pool a declared fleet",
+            )
+        report = register(self._store, objects)
+        self.progress(f"GPUs registered: {report}")
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=f"tf-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _lead(self) -> None:
+        """While leading: build the scheduler state from the store and schedule; when the
+        lease is lost, stop and wait to lead again (then rebuild: others may have bound)."""
+        assert self._election is not None
+        assert self._loop is not None
+        while not self._stop.is_set():
+            if not self._election.is_leader.wait(0.2):
+                continue
+            with self._lock:
+                self._loop.start()
+            self._scheduler_ready.set()
+            self._loop.run(self._election.lost, lock=self._lock)
+            self._scheduler_ready.clear()
+
+    def _run_agent(self) -> None:
+        assert self._agent is not None
+        while not self._stop.wait(self.config.agent_interval_s):
+            self._agent.tick()
+
+    def _usage_points(self, now_ns: int) -> list[Point]:
+        assert self._usage is not None
+        return self._usage.points(now_ns)
+
+    def _allocation_points(self, now_ns: int) -> list[Point]:
+        """The leader's tables, from the scheduler's state (so only while it is built)."""
+        if self._allocations is None or not self._scheduler_ready.is_set():
+            return []
+        with self._lock:
+            return self._allocations.points(now_ns)
+
+    def stop(self) -> None:
+        """Stop the loops, give up the lease, close the store and unlock the state dir."""
+        self._stop.set()
+        lease, others = self._threads[:1], self._threads[1:]
+        for thread in lease:
+            thread.join(timeout=10)
+        if self._election is not None:
+            self._election.release()  # sets `lost`, which ends the scheduler's pass
+        for thread in others:
+            thread.join(timeout=10)
+        self._threads.clear()
+        self._close()
+
+    def _close(self) -> None:
+        if self._nvml is not None:
+            self._nvml.close()
+            self._nvml = None
+        if self._observability is not None:
+            self._observability.close()
+            self._observability = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._state is not None:
+            self._state.release()
+
+    @property
+    def state(self) -> StateDir:
+        if self._state is None:
+            raise UnavailableError("the control plane is not started")
+        return self._state
+
+    # --- ManagementBackend ---------------------------------------------------------------
+
+    def readiness(self) -> tuple[bool, str]:
+        if self._stop.is_set():
+            return False, "shutting down"
+        if self._store is None:
+            return False, "not started"
+        if not self._scheduler_ready.is_set():
+            return False, "the scheduler is not running (not the leader yet, or starting)"
+        return True, "ready"
+
+    def _scheduler(self) -> SchedulingLoop:
+        ready, why = self.readiness()
+        if not ready or self._loop is None:
+            raise UnavailableError(why)
+        return self._loop
+
+    def simulate(self, pod: dict[str, Any]) -> dict[str, Any]:
+        loop = self._scheduler()
+        profile = profile_for(loop.profiles, pod)
+        with self._lock:
+            return simulate(profile, loop.cluster, pod)
+
+    def allocation(self) -> dict[str, Any]:
+        loop = self._scheduler()
+        with self._lock:
+            return loop.cluster.gpus.snapshot()
+
+    def pools(self) -> list[dict[str, Any]]:
+        loop = self._scheduler()
+        with self._lock:
+            return pool_inventory(loop.cluster)
+
+    def nodes(self) -> list[dict[str, Any]]:
+        loop = self._scheduler()
+        with self._lock:
+            return node_inventory(loop.cluster)
+
+    def gpus(self) -> list[dict[str, Any]]:
+        loop = self._scheduler()
+        with self._lock:
+            return gpu_inventory(loop.cluster)
+
+    def workers(self) -> list[dict[str, Any]]:
+        store, agent = self._engine()
+        pods = list_workers(store)
+        indices = self._gpu_indices(*pods)
+        return [worker_view(pod, indices, agent.usage(pod["metadata"]["uid"])) for pod in pods]
+
+    def create_worker(self, request: WorkerRequest) -> dict[str, Any]:
+        store, _ = self._engine()
+        loop = self._scheduler()
+        name = worker_name(request)
+        pod = worker_pod(request, name, self._pids_text([request.pid] if request.pid else []))
+        with self._lock:
+            report = simulate(profile_for(loop.profiles, pod), loop.cluster, pod)
+        if not report["schedulable"]:
+            raise UnschedulableError(report["diagnosis"]["message"], report)
+        created = store.create(pod)
+        bound = self._wait_bound(created, report)
+        return self._worker_with_env(bound)
+
+    def _wait_bound(self, pod: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+        """Wait for the scheduler to bind the worker's pod; on refusal or timeout the pod is
+        deleted so that nothing is left half-made."""
+        store, _ = self._engine()
+        name = pod["metadata"]["name"]
+        deadline = time.monotonic() + BIND_TIMEOUT_S
+        version = int(pod["metadata"]["resourceVersion"])
+        while True:
+            current = store.get("Pod", name, WORKER_NAMESPACE)
+            if (current.get("spec") or {}).get("nodeName"):
+                return current
+            refusal = _unschedulable_message(current)
+            remaining = deadline - time.monotonic()
+            if refusal is not None or remaining <= 0 or self._stop.is_set():
+                store.delete("Pod", name, WORKER_NAMESPACE)
+                if refusal is not None:
+                    raise UnschedulableError(refusal, report)
+                raise UnavailableError(f"the scheduler did not place {name} in time; retry")
+            for event in store.watch(["Pod"], version, min(remaining, 0.5)):
+                version = max(version, event.resource_version)
+                break  # look at the pod again after any change
+
+    def _worker_with_env(self, pod: dict[str, Any]) -> dict[str, Any]:
+        store, agent = self._engine()
+        assert self._regions is not None
+        names = [g for g in pod["metadata"]["annotations"].get(GPU_IDS, "").split(",") if g]
+        gpus = [store.get("GPU", gpu) for gpu in names]
+        env = self._regions.prepare(pod, gpus)
+        view = worker_view(pod, self._gpu_indices(pod), agent.usage(pod["metadata"]["uid"]))
+        return view | {"env": env}
+
+    def add_worker_pids(self, name: str, pids: list[int]) -> dict[str, Any]:
+        store, agent = self._engine()
+        pod = self._worker_pod(name)
+        known = pod["metadata"]["annotations"].get(WORKER_PIDS, "")
+        recorded = {process.pid for process in parse_pids(known)}
+        added = self._pids_text([pid for pid in dict.fromkeys(pids) if pid not in recorded])
+        text = ",".join(part for part in (known, added) if part)
+        patched = store.patch(
+            "Pod", name, {"metadata": {"annotations": {WORKER_PIDS: text}}}, WORKER_NAMESPACE
+        )
+        indices = self._gpu_indices(patched)
+        return worker_view(patched, indices, agent.usage(patched["metadata"]["uid"]))
+
+    def delete_worker(self, name: str) -> dict[str, Any]:
+        store, _ = self._engine()
+        assert self._regions is not None
+        pod = self._worker_pod(name)
+        store.delete("Pod", name, WORKER_NAMESPACE)
+        self._regions.remove(pod)
+        return {"released": name}
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _recorded_gpus(self) -> list[dict[str, Any]]:
+        """The GPUs whose usage the agent records: this host's, and those workers hold (a
+        declared fleet's GPUs are not on this host; listing all of them each time would cost
+        the API its latency on a large fleet)."""
+        store, _ = self._engine()
+        gpus = {
+            gpu["metadata"]["name"]: gpu
+            for gpu in store.list("GPU", label_selector={OWNER_LABEL: self.config.node_name})
+        }
+        for name in self._gpu_indices(*list_workers(store)):
+            if name not in gpus:
+                with contextlib.suppress(NotFoundError):
+                    gpus[name] = store.get("GPU", name)
+        return list(gpus.values())
+
+    def _engine(self) -> tuple[LocalStore, NodeAgent]:
+        if self._store is None or self._agent is None:
+            raise UnavailableError("the control plane is not started")
+        return self._store, self._agent
+
+    def _worker_pod(self, name: str) -> dict[str, Any]:
+        store, _ = self._engine()
+        try:
+            pod = store.get("Pod", name, WORKER_NAMESPACE)
+        except NotFoundError:
+            pod = {}
+        if not is_worker(pod):
+            raise NotFoundError(f"no worker named {name!r}")
+        return pod
+
+    def _gpu_indices(self, *pods: dict[str, Any]) -> dict[str, int | None]:
+        """The device index of each GPU the pods hold."""
+        store, _ = self._engine()
+        indices: dict[str, int | None] = {}
+        for pod in pods:
+            for name in filter(None, pod["metadata"]["annotations"].get(GPU_IDS, "").split(",")):
+                if name not in indices:
+                    try:
+                        indices[name] = _gpu_index(store.get("GPU", name))
+                    except NotFoundError:
+                        indices[name] = None
+        return indices
+
+    @staticmethod
+    def _pids_text(pids: list[int]) -> str:
+        """`pid@start` for each pid; a pid that is not a live process is refused."""
+        entries = []
+        for pid in pids:
+            token = start_token(pid) if isinstance(pid, int) and pid > 0 else None
+            if token is None:
+                raise ConfigError("pids", f"{pid!r} is not a running process on this host")
+            entries.append((pid, token))
+        return format_pids(entries)
+
+
+def _gpu_index(gpu: dict[str, Any]) -> int | None:
+    index = (gpu.get("status") or {}).get("index")
+    return index if isinstance(index, int) else None
+
+
+def _unschedulable_message(pod: dict[str, Any]) -> str | None:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("reason") == (
+            UNSCHEDULABLE_REASON
+        ):
+            return str(condition.get("message") or "unschedulable")
+    return None

@@ -1,0 +1,186 @@
+"""The leader's allocation tables, from the scheduler's picture of the cluster:
+
+- `tf_node_metrics`, `tf_pool_metrics`, `tf_gpu_metrics`: what is allocated (the sum of
+  requests) against physical and virtual capacity, per node, pool and GPU; pools also carry
+  the sum of limits against virtual capacity, which is what oversubscription spends.
+- `tf_worker_resources`: each worker's per-GPU request and limit, and its GPU count.
+- `tf_gpu_allocation`: which GPUs (model:index) each worker holds.
+- `tf_system_metrics`: one cluster-wide row of counts; the allocation counts are cumulative
+  since the scheduler started (every failed attempt counts, retries included), so a rule
+  reads their increase within a window.
+
+Amounts are floats (TFLOPS, bytes) and counts integers, as the columns are typed in existing
+TensorFusion databases, so rows land in tables created by either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from statistics import fmean
+from typing import Any, Protocol
+
+from tensorfusion.api.gpu_links import text_at
+from tensorfusion.metrics.point import FieldValue, Point
+from tensorfusion.metrics.row_values import known_tags, percent, workload_of
+from tensorfusion.scheduler.allocation import Allocation, GpuRecord
+from tensorfusion.scheduler.cluster_state import ClusterState
+from tensorfusion.scheduler.inventory import gpu_inventory, node_inventory, pool_inventory
+from tensorfusion.scheduler.loop import LoopStats
+
+NODE_METRICS = "tf_node_metrics"
+POOL_METRICS = "tf_pool_metrics"
+GPU_METRICS = "tf_gpu_metrics"
+WORKER_RESOURCES = "tf_worker_resources"
+SYSTEM_METRICS = "tf_system_metrics"
+GPU_ALLOCATION = "tf_gpu_allocation"
+POOL_RUNNING, POOL_PENDING = "Running", "Pending"
+
+
+class AllocationSource(Protocol):
+    """What the recorder reads: `SchedulingLoop` is one."""
+
+    cluster: ClusterState
+    totals: LoopStats
+
+
+class AllocationRecorder:
+    """Call `points` where the cluster state holds still: with the lock the scheduling loop
+    holds around each pass."""
+
+    def __init__(self, source: AllocationSource) -> None:
+        self.source = source
+
+    def points(self, now_ns: int) -> list[Point]:
+        state = self.source.cluster
+        nodes = node_inventory(state)
+        allocations = [state.gpus.allocations[uid] for uid in sorted(state.gpus.allocations)]
+        rows = [
+            *(_node_row(state, node) for node in nodes),
+            *(_pool_row(pool) for pool in pool_inventory(state)),
+            *(_gpu_row(state, gpu) for gpu in gpu_inventory(state)),
+            *(_worker_row(state, allocation) for allocation in allocations),
+            *(_allocation_row(state, allocation) for allocation in allocations),
+            _system_row(self.source.totals, workers=len(allocations), nodes=len(nodes)),
+        ]
+        return [Point(table, tags, fields, now_ns) for table, tags, fields in rows]
+
+
+_Row = tuple[str, dict[str, str], dict[str, FieldValue]]
+
+
+def _allocated(row: Mapping[str, Any]) -> dict[str, FieldValue]:
+    """Requests against physical and virtual capacity (an inventory row's figures)."""
+    allocated, capacity, virtual = row["allocated"], row["capacity"], row["virtualCapacity"]
+    return {
+        "allocated_tflops": float(allocated["tflops"]),
+        "allocated_tflops_percent": percent(allocated["tflops"], capacity["tflops"]),
+        "allocated_tflops_percent_virtual": percent(allocated["tflops"], virtual["tflops"]),
+        "allocated_vram_bytes": float(allocated["vram"]),
+        "allocated_vram_percent": percent(allocated["vram"], capacity["vram"]),
+        "allocated_vram_percent_virtual": percent(allocated["vram"], virtual["vram"]),
+    }
+
+
+def _node_row(state: ClusterState, node: Mapping[str, Any]) -> _Row:
+    phase = text_at(state.gpu_nodes.get(node["name"]), "status", "phase")
+    tags = known_tags({"node": node["name"], "pool": node["pool"], "phase": phase})
+    return NODE_METRICS, tags, {**_allocated(node), "gpu_count": node["gpus"]}
+
+
+def _pool_row(pool: Mapping[str, Any]) -> _Row:
+    # The scheduler keeps no pool status; a pool is running once it has a GPU to place on.
+    phase = POOL_RUNNING if pool["gpus"] else POOL_PENDING
+    limits, virtual = pool["allocatedLimits"], pool["virtualCapacity"]
+    fields: dict[str, FieldValue] = {
+        **_allocated(pool),
+        "limited_tflops": float(limits["tflops"]),
+        "limited_tflops_percent_virtual": percent(limits["tflops"], virtual["tflops"]),
+        "limited_vram_bytes": float(limits["vram"]),
+        "limited_vram_percent_virtual": percent(limits["vram"], virtual["vram"]),
+        "gpu_count": pool["gpus"],
+    }
+    return POOL_METRICS, {"pool": pool["name"], "phase": phase}, fields
+
+
+def _gpu_row(state: ClusterState, gpu: Mapping[str, Any]) -> _Row:
+    name = gpu["name"]
+    tags = {
+        "gpu": name,
+        "uuid": gpu["uuid"],
+        "node": gpu["node"],
+        "pool": gpu["pool"],
+        "gpu_model": gpu["model"],
+        "phase": text_at(state.gpu_objects.get(name), "status", "phase"),
+    }
+    capacity, allocated = gpu["capacity"], gpu["allocated"]
+    fields: dict[str, FieldValue] = {
+        "capacity_tflops": float(capacity["tflops"]),
+        "available_tflops": float(capacity["tflops"] - allocated["tflops"]),
+        "allocated_tflops": float(allocated["tflops"]),
+        "allocated_tflops_percent": percent(allocated["tflops"], capacity["tflops"]),
+        "capacity_vram_bytes": float(capacity["vram"]),
+        "available_vram_bytes": float(capacity["vram"] - allocated["vram"]),
+        "allocated_vram_bytes": float(allocated["vram"]),
+        "allocated_vram_percent": percent(allocated["vram"], capacity["vram"]),
+    }
+    return GPU_METRICS, known_tags(tags), fields
+
+
+def _record(state: ClusterState, gpu: str) -> GpuRecord:
+    """A GPU's facts; the allocator keeps those of every GPU an allocation names, even after
+    the GPU has left the cluster."""
+    return state.gpus.records[state.gpus.index_of[gpu]]
+
+
+def _worker_row(state: ClusterState, allocation: Allocation) -> _Row:
+    held = state.bound.get(allocation.uid)
+    labels = held[1].labels if held is not None else {}
+    tags = {
+        "namespace": allocation.namespace,
+        "pool": _record(state, allocation.gpus[0]).pool,
+        "qos": allocation.qos,
+        "worker": allocation.name,
+        "workload": workload_of(allocation.name, labels),
+    }
+    shares = allocation.shares
+    # Per GPU, as the annotations ask; a compute-percent request on GPUs of different
+    # models comes to different TFLOPS on each, hence the mean.
+    fields: dict[str, FieldValue] = {
+        "gpu_count": len(allocation.gpus),
+        "tflops_request": fmean(share.tflops_request for share in shares) / 1000,
+        "tflops_limit": fmean(share.tflops_limit for share in shares) / 1000,
+        "vram_bytes_request": fmean(share.vram_request for share in shares),
+        "vram_bytes_limit": fmean(share.vram_limit for share in shares),
+    }
+    return WORKER_RESOURCES, known_tags(tags), fields
+
+
+def _model_index(record: GpuRecord) -> str:
+    """`model:index` ("H100:3"), either part left out where unknown."""
+    index = f":{record.index}" if record.index is not None else ""
+    return f"{record.model or ''}{index}"
+
+
+def _allocation_row(state: ClusterState, allocation: Allocation) -> _Row:
+    records = [_record(state, gpu) for gpu in allocation.gpus]
+    tags = {
+        "pod": allocation.name,
+        "namespace": allocation.namespace,
+        "pod_uuid": allocation.uid,
+        "node": records[0].node,
+        "gpu_model_index": ",".join(filter(None, map(_model_index, records))),
+        "gpu_name": ",".join(allocation.gpus),
+    }
+    return GPU_ALLOCATION, known_tags(tags), {"gpu_count": len(allocation.gpus)}
+
+
+def _system_row(totals: LoopStats, *, workers: int, nodes: int) -> _Row:
+    # One row for the cluster: the allocation-failure rule reads the increase of a single
+    # series, which rows per pool would break.
+    fields: dict[str, FieldValue] = {
+        "total_workers_cnt": workers,
+        "total_nodes_cnt": nodes,
+        "total_allocation_success_cnt": totals.scheduled,
+        "total_allocation_fail_cnt": totals.unschedulable,
+    }
+    return SYSTEM_METRICS, {}, fields

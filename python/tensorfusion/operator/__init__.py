@@ -1,0 +1,1 @@
+"""Reconcilers and the leader-only machinery of the control plane."""

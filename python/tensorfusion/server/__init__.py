@@ -1,0 +1,1 @@
+"""The management server: HTTP API, dashboard, /metrics and health, over a backend."""

@@ -1,0 +1,68 @@
+"""What the management server serves from: one interface, implemented by the embedded control
+plane (and later by the Kubernetes mode), so that nothing under `server/` knows where state
+lives. Every method returns JSON-ready values; the shapes are documented in docs/api.md.
+
+Errors a caller can cause are raised from the `tensorfusion.errors` family and mapped to HTTP
+by the server: ConfigError / AnnotationError (422, naming the field), NotFoundError (404),
+AlreadyExistsError and UnschedulableError (409), UnavailableError (503).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class WorkerRequest:
+    """A request for a GPU slice for local processes (what `tensor-fusion run` sends).
+    Quantities are the annotation grammar's strings ("50", "4Gi"); limits default to the
+    requests."""
+
+    tflops_request: str
+    vram_request: str
+    tflops_limit: str | None = None
+    vram_limit: str | None = None
+    gpu_count: int = 1
+    pool: str | None = None
+    gpu_model: str | None = None
+    name: str | None = None
+    pid: int | None = None
+    command: tuple[str, ...] = ()
+
+
+class ManagementBackend(Protocol):
+    def simulate(self, pod: dict[str, Any]) -> dict[str, Any]:
+        """Where `pod` would go and why, changing nothing (the simulate report)."""
+        ...
+
+    def allocation(self) -> dict[str, Any]:
+        """The allocator snapshot (the `/api/allocation` body)."""
+        ...
+
+    def pools(self) -> list[dict[str, Any]]: ...
+
+    def nodes(self) -> list[dict[str, Any]]: ...
+
+    def gpus(self) -> list[dict[str, Any]]: ...
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Every live worker with its placement and (when its processes joined) usage."""
+        ...
+
+    def create_worker(self, request: WorkerRequest) -> dict[str, Any]:
+        """Schedule and bind a worker; the answer includes the environment its processes
+        need (`env`). UnschedulableError when it does not fit anywhere now."""
+        ...
+
+    def add_worker_pids(self, name: str, pids: list[int]) -> dict[str, Any]:
+        """Record more processes of a worker (its allocation lives while any does)."""
+        ...
+
+    def delete_worker(self, name: str) -> dict[str, Any]:
+        """Release a worker's allocation and shared regions."""
+        ...
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether the backend serves scheduling requests now, and why not."""
+        ...

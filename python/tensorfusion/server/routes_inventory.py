@@ -1,0 +1,28 @@
+"""What the pool is made of: pools, nodes and GPUs with their capacity and allocation."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import JSONResponse
+
+from tensorfusion.server.backend import ManagementBackend
+from tensorfusion.server.responses import READ
+from tensorfusion.server.schemas import GPUList, NodeList, PoolList
+
+
+def inventory_routes(backend: ManagementBackend) -> APIRouter:
+    router = APIRouter(tags=["inventory"], responses=READ)
+
+    @router.get("/api/pools", response_model=PoolList, summary="Pools with capacity and usage")
+    def pools() -> JSONResponse:
+        return JSONResponse({"pools": backend.pools()})
+
+    @router.get("/api/nodes", response_model=NodeList, summary="Nodes with capacity and usage")
+    def nodes() -> JSONResponse:
+        return JSONResponse({"nodes": backend.nodes()})
+
+    @router.get("/api/gpus", response_model=GPUList, summary="GPUs with their workers")
+    def gpus() -> JSONResponse:
+        return JSONResponse({"gpus": backend.gpus()})
+
+    return router
