@@ -1090,11 +1090,6 @@ def test_empty_file_is_reported(text: str, tmp_path: Path) -> None:
     assert "no documents found" in run.output
 
 
-@pytest.mark.xfail(
-    reason="only the first error inside a plugin's args is reported (PluginConfig._args_typed "
-    "keeps issues[0]), though validate promises every error",
-    strict=True,
-)
 def test_every_error_in_plugin_args_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "scheduler.yaml"
     path.write_text(

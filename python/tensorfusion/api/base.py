@@ -4,7 +4,7 @@ fields kept for forward compatibility but listed so `validate` can report them."
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -50,6 +50,13 @@ class ApiModel(BaseModel):
 def field_problem(path: str, message: str) -> PydanticCustomError:
     """An error found by a cross-field check, reported at `path` below the model's own."""
     return PydanticCustomError("field", "{message}", {"message": message, "path": path})
+
+
+def field_problems(problems: Sequence[tuple[str, str]]) -> PydanticCustomError:
+    """Every error one check found (a nested model's), each reported at its own path below
+    the model's; pydantic lets a validator raise only one error, so they travel together."""
+    message = "; ".join(f"{path}: {text}" for path, text in problems)
+    return PydanticCustomError("fields", "{message}", {"message": message, "problems": problems})
 
 
 def _unknown_in(value: object, path: str, depth: int = 0) -> Iterator[str]:

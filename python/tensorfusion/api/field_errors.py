@@ -97,13 +97,14 @@ def issues_from(exc: ValidationError, prefix: str = "") -> list[FieldIssue]:
     issues = []
     for error in exc.errors(include_url=False):
         parts: list[str | int] = [p for p in error["loc"] if not _is_schema_tag(p)]
-        extra = error.get("ctx", {}).get("path")
-        path = _join(parts)
-        if extra:
-            path = f"{path}.{extra}" if path else str(extra)
-        if prefix:
-            path = f"{prefix}.{path}" if path and not path.startswith("[") else prefix + path
-        issues.append(FieldIssue(path, describe(error)))
+        ctx = error.get("ctx", {})
+        for extra, message in ctx.get("problems") or [(ctx.get("path"), describe(error))]:
+            path = _join(parts)
+            if extra:
+                path = f"{path}.{extra}" if path else str(extra)
+            if prefix:
+                path = f"{prefix}.{path}" if path and not path.startswith("[") else prefix + path
+            issues.append(FieldIssue(path, message))
     return issues
 
 

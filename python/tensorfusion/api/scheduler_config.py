@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from tensorfusion.api.base import ApiModel, field_problem, first_duplicate
+from tensorfusion.api.base import ApiModel, field_problem, field_problems, first_duplicate
 from tensorfusion.api.field_errors import issues_from
 
 SCHEDULER_NAME = "tensor-fusion-scheduler"
@@ -100,10 +100,8 @@ class PluginConfig(ApiModel):
             try:
                 model.model_validate(self.args)
             except ValidationError as exc:
-                # Report the first problem at its path inside args (pydantic cannot nest
-                # another model's errors here).
-                first = issues_from(exc, prefix="args")[0]
-                raise field_problem(first.path, first.message) from None
+                issues = issues_from(exc, prefix="args")
+                raise field_problems([(issue.path, issue.message) for issue in issues]) from None
         return self
 
     def typed_args(self) -> ApiModel | None:
