@@ -7,9 +7,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tensorfusion import __version__, _native
 from tensorfusion.api.crd import stale_files, write_crds
+from tensorfusion.api.field_errors import FieldIssue
+from tensorfusion.api.scheduler_config import KubeSchedulerConfiguration
 from tensorfusion.api.validate import DocumentResult, validate_text
 from tensorfusion.cli_control_plane import add_control_plane_commands
 from tensorfusion.errors import ConfigError, FleetError
@@ -41,13 +44,25 @@ def _source_name(name: str) -> str:
     return "<stdin>" if name == "-" else name
 
 
+def _profile_problems(data: dict[str, Any]) -> list[FieldIssue]:
+    """What building the scheduler's profiles finds (plugin names, stages, weights)."""
+    try:
+        build_profiles(KubeSchedulerConfiguration.model_validate(data))
+    except ConfigError as exc:
+        return [FieldIssue(exc.field, exc.message)]
+    return []
+
+
+DEEPER_CHECKS = {"KubeSchedulerConfiguration": _profile_problems}
+
+
 def _validate(args: argparse.Namespace) -> int:
     results: list[DocumentResult] = []
     for name in args.files:
         text = _read_input(name)
         if text is None:
             return EXIT_USAGE
-        results.extend(validate_text(text, source=_source_name(name)))
+        results.extend(validate_text(text, source=_source_name(name), deeper=DEEPER_CHECKS))
     for result in results:
         where = f"{result.source}:{result.line}"
         if result.ok:

@@ -1090,6 +1090,29 @@ def test_empty_file_is_reported(text: str, tmp_path: Path) -> None:
     assert "no documents found" in run.output
 
 
+@pytest.mark.parametrize(
+    ("plugin_config", "error"),
+    [
+        (
+            "- name: NoSuchPlugin\n  args: {}",
+            "profiles[0].pluginConfig[0].name: unknown plugin 'NoSuchPlugin'",
+        ),
+        (
+            "- name: DefaultBinder\n  args: {x: 1}",
+            "profiles[0].pluginConfig[0].args",
+        ),
+    ],
+)
+def test_plugin_names_are_checked_as_the_scheduler_builds_them(
+    tmp_path: Path, plugin_config: str, error: str
+) -> None:
+    path = tmp_path / "scheduler.yaml"
+    path.write_text(scheduler(plugin_config))
+    run = run_validate(path)
+    assert run.code == 1, run.output
+    assert f"  error: {error}" in run.stdout
+
+
 def test_every_error_in_plugin_args_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "scheduler.yaml"
     path.write_text(

@@ -4,7 +4,7 @@ and bare dynamic-config files."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,9 +63,22 @@ class DocumentResult:
         return [issue for issue in self.issues if issue.warning]
 
 
-def validate_text(text: str, source: str = "<input>") -> list[DocumentResult]:
+DeeperChecks = Mapping[str, Callable[[dict[str, Any]], list[FieldIssue]]]
+"""Checks by document label that need more than the models (the scheduler's plugin
+registry, which `api` cannot import), run on documents the models accept."""
+
+
+def validate_text(
+    text: str, source: str = "<input>", deeper: DeeperChecks | None = None
+) -> list[DocumentResult]:
     documents, problem = load_documents(text)
-    results = [DocumentResult(source, doc.line, *check_document(doc.data)) for doc in documents]
+    results = []
+    for doc in documents:
+        label, issues = check_document(doc.data)
+        check = (deeper or {}).get(label)
+        if check is not None and isinstance(doc.data, dict) and all(i.warning for i in issues):
+            issues = issues + check(doc.data)
+        results.append(DocumentResult(source, doc.line, label, issues))
     if problem is not None:
         results.append(
             DocumentResult(source, problem.line, "YAML", [FieldIssue("", problem.message)])
