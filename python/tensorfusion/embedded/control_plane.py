@@ -13,7 +13,6 @@ import contextlib
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,24 +20,16 @@ from typing import Any
 
 from tensorfusion.agent.discovery import discover_nvml, fleet_objects, register
 from tensorfusion.agent.node_agent import NodeAgent
-from tensorfusion.agent.processes import format_pids, parse_pids, start_token
 from tensorfusion.agent.regions import WorkerRegions
-from tensorfusion.agent.worker_pods import is_worker, list_workers
-from tensorfusion.api.annotations import GPU_IDS, WORKER_PIDS
+from tensorfusion.agent.worker_pods import list_workers
 from tensorfusion.api.gpu_links import OWNER_LABEL
 from tensorfusion.embedded.observability import Observability, ObservabilityConfig
 from tensorfusion.embedded.state_dir import StateDir
-from tensorfusion.embedded.workers import (
-    WORKER_NAMESPACE,
-    worker_name,
-    worker_pod,
-    worker_view,
-)
+from tensorfusion.embedded.worker_service import WorkerService
 from tensorfusion.errors import (
     ConfigError,
     NotFoundError,
     UnavailableError,
-    UnschedulableError,
 )
 from tensorfusion.metrics.allocation_recorder import AllocationRecorder
 from tensorfusion.metrics.gpu_readings import NvmlReader
@@ -46,16 +37,13 @@ from tensorfusion.metrics.point import Point
 from tensorfusion.metrics.usage_recorder import UsageRecorder
 from tensorfusion.operator.leader_election import LeaderElection
 from tensorfusion.scheduler.inventory import gpu_inventory, node_inventory, pool_inventory
-from tensorfusion.scheduler.loop import UNSCHEDULABLE_REASON, SchedulingLoop
+from tensorfusion.scheduler.loop import SchedulingLoop
 from tensorfusion.scheduler.profile import load_scheduler_config
 from tensorfusion.scheduler.simulate import profile_for, simulate
 from tensorfusion.server.backend import WorkerRequest
 from tensorfusion.store.local import LocalStore
 
 log = logging.getLogger(__name__)
-
-BIND_TIMEOUT_S = 15.0
-"""How long a worker request waits for the scheduler to bind it before giving up."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +78,7 @@ class ControlPlane:
         self._regions: WorkerRegions | None = None
         self._election: LeaderElection | None = None
         self._observability: Observability | None = None
+        self._workers: WorkerService | None = None
         self._nvml: NvmlReader | None = None
         self._usage: UsageRecorder | None = None
         self._allocations: AllocationRecorder | None = None
@@ -112,6 +101,9 @@ class ControlPlane:
             self._register_gpus()
             self._regions = WorkerRegions(self._state.paths.regions)
             self._agent = NodeAgent(self._store, self._regions)
+            self._workers = WorkerService(
+                self._store, self._regions, self._agent, self.simulate, self._stop
+            )
             self.progress("checking workers left from an earlier run")
             self._agent.tick()
             self._loop = SchedulingLoop(self._store, scheduler_config)
@@ -280,75 +272,17 @@ class ControlPlane:
             return gpu_inventory(loop.cluster)
 
     def workers(self) -> list[dict[str, Any]]:
-        store, agent = self._engine()
-        pods = list_workers(store)
-        indices = self._gpu_indices(*pods)
-        return [worker_view(pod, indices, agent.usage(pod["metadata"]["uid"])) for pod in pods]
+        return self._worker_service().views()
 
     def create_worker(self, request: WorkerRequest) -> dict[str, Any]:
-        store, _ = self._engine()
-        loop = self._scheduler()
-        name = worker_name(request)
-        pod = worker_pod(request, name, self._pids_text([request.pid] if request.pid else []))
-        with self._lock:
-            report = simulate(profile_for(loop.profiles, pod), loop.cluster, pod)
-        if not report["schedulable"]:
-            raise UnschedulableError(report["diagnosis"]["message"], report)
-        created = store.create(pod)
-        bound = self._wait_bound(created, report)
-        return self._worker_with_env(bound)
-
-    def _wait_bound(self, pod: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
-        """Wait for the scheduler to bind the worker's pod; on refusal or timeout the pod is
-        deleted so that nothing is left half-made."""
-        store, _ = self._engine()
-        name = pod["metadata"]["name"]
-        deadline = time.monotonic() + BIND_TIMEOUT_S
-        version = int(pod["metadata"]["resourceVersion"])
-        while True:
-            current = store.get("Pod", name, WORKER_NAMESPACE)
-            if (current.get("spec") or {}).get("nodeName"):
-                return current
-            refusal = _unschedulable_message(current)
-            remaining = deadline - time.monotonic()
-            if refusal is not None or remaining <= 0 or self._stop.is_set():
-                store.delete("Pod", name, WORKER_NAMESPACE)
-                if refusal is not None:
-                    raise UnschedulableError(refusal, report)
-                raise UnavailableError(f"the scheduler did not place {name} in time; retry")
-            for event in store.watch(["Pod"], version, min(remaining, 0.5)):
-                version = max(version, event.resource_version)
-                break  # look at the pod again after any change
-
-    def _worker_with_env(self, pod: dict[str, Any]) -> dict[str, Any]:
-        store, agent = self._engine()
-        assert self._regions is not None
-        names = [g for g in pod["metadata"]["annotations"].get(GPU_IDS, "").split(",") if g]
-        gpus = [store.get("GPU", gpu) for gpu in names]
-        env = self._regions.prepare(pod, gpus)
-        view = worker_view(pod, self._gpu_indices(pod), agent.usage(pod["metadata"]["uid"]))
-        return view | {"env": env}
+        self._scheduler()  # refused at once (503) when the scheduler is not running
+        return self._worker_service().create(request)
 
     def add_worker_pids(self, name: str, pids: list[int]) -> dict[str, Any]:
-        store, agent = self._engine()
-        pod = self._worker_pod(name)
-        known = pod["metadata"]["annotations"].get(WORKER_PIDS, "")
-        recorded = {process.pid for process in parse_pids(known)}
-        added = self._pids_text([pid for pid in dict.fromkeys(pids) if pid not in recorded])
-        text = ",".join(part for part in (known, added) if part)
-        patched = store.patch(
-            "Pod", name, {"metadata": {"annotations": {WORKER_PIDS: text}}}, WORKER_NAMESPACE
-        )
-        indices = self._gpu_indices(patched)
-        return worker_view(patched, indices, agent.usage(patched["metadata"]["uid"]))
+        return self._worker_service().add_pids(name, pids)
 
     def delete_worker(self, name: str) -> dict[str, Any]:
-        store, _ = self._engine()
-        assert self._regions is not None
-        pod = self._worker_pod(name)
-        store.delete("Pod", name, WORKER_NAMESPACE)
-        self._regions.remove(pod)
-        return {"released": name}
+        return self._worker_service().delete(name)
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -361,7 +295,7 @@ class ControlPlane:
             gpu["metadata"]["name"]: gpu
             for gpu in store.list("GPU", label_selector={OWNER_LABEL: self.config.node_name})
         }
-        for name in self._gpu_indices(*list_workers(store)):
+        for name in self._worker_service().gpu_indices(list_workers(store)):
             if name not in gpus:
                 with contextlib.suppress(NotFoundError):
                     gpus[name] = store.get("GPU", name)
@@ -372,50 +306,7 @@ class ControlPlane:
             raise UnavailableError("the control plane is not started")
         return self._store, self._agent
 
-    def _worker_pod(self, name: str) -> dict[str, Any]:
-        store, _ = self._engine()
-        try:
-            pod = store.get("Pod", name, WORKER_NAMESPACE)
-        except NotFoundError:
-            pod = {}
-        if not is_worker(pod):
-            raise NotFoundError(f"no worker named {name!r}")
-        return pod
-
-    def _gpu_indices(self, *pods: dict[str, Any]) -> dict[str, int | None]:
-        """The device index of each GPU the pods hold."""
-        store, _ = self._engine()
-        indices: dict[str, int | None] = {}
-        for pod in pods:
-            for name in filter(None, pod["metadata"]["annotations"].get(GPU_IDS, "").split(",")):
-                if name not in indices:
-                    try:
-                        indices[name] = _gpu_index(store.get("GPU", name))
-                    except NotFoundError:
-                        indices[name] = None
-        return indices
-
-    @staticmethod
-    def _pids_text(pids: list[int]) -> str:
-        """`pid@start` for each pid; a pid that is not a live process is refused."""
-        entries = []
-        for pid in pids:
-            token = start_token(pid) if isinstance(pid, int) and pid > 0 else None
-            if token is None:
-                raise ConfigError("pids", f"{pid!r} is not a running process on this host")
-            entries.append((pid, token))
-        return format_pids(entries)
-
-
-def _gpu_index(gpu: dict[str, Any]) -> int | None:
-    index = (gpu.get("status") or {}).get("index")
-    return index if isinstance(index, int) else None
-
-
-def _unschedulable_message(pod: dict[str, Any]) -> str | None:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("reason") == (
-            UNSCHEDULABLE_REASON
-        ):
-            return str(condition.get("message") or "unschedulable")
-    return None
+    def _worker_service(self) -> WorkerService:
+        if self._workers is None:
+            raise UnavailableError("the control plane is not started")
+        return self._workers
