@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from tensorfusion.alert.alertmanager import alerts_url
 from tensorfusion.api.helm_values import HelmValues
 from tensorfusion.api.model_file import load_model
 from tensorfusion.client.api_client import ApiClient
@@ -38,6 +39,9 @@ def _progress(message: str) -> None:
 def _up(args: argparse.Namespace) -> int:
     try:
         observability = _observability(args)
+        metrics_address = (
+            parse_bind_address(args.metrics_bind_address) if args.metrics_bind_address else None
+        )
     except TensorFusionError as exc:
         print(f"tensor-fusion up: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -53,25 +57,19 @@ def _up(args: argparse.Namespace) -> int:
             "unless --public-reads is given"
         )
     plane = ControlPlane(config, progress=_progress)
-    try:
-        plane.start()
-    except TensorFusionError as exc:
-        print(f"tensor-fusion up: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    state = plane.state
 
     def started(url: str) -> None:
-        state.publish_endpoint(url)
+        plane.state.publish_endpoint(url)
         _progress(f"serving on {url} (dashboard at {url}/)")
-        _progress(f"API token in {state.paths.token}")
+        _progress(f"API token in {plane.state.paths.token}")
 
     try:
+        plane.start()  # inside the try: a Ctrl-C while it builds still stops what started
         app = create_app(plane, ServerSettings(token=plane.token, public_reads=args.public_reads))
         with contextlib.ExitStack() as listeners:
-            if args.metrics_bind_address:
-                host, port = parse_bind_address(args.metrics_bind_address)
+            if metrics_address is not None:
                 metrics = listeners.enter_context(
-                    start_in_thread(metrics_app(app.state.metrics_registry), host, port)
+                    start_in_thread(metrics_app(app.state.metrics_registry), *metrics_address)
                 )
                 _progress(f"Prometheus metrics on {metrics.url}/metrics")
             serve(app, args.host, args.port, on_started=started)
@@ -89,6 +87,8 @@ def _observability(args: argparse.Namespace) -> ObservabilityConfig:
     `--alert-manager-addr` (upstream's `--enable-alert` alone has no address to send to)."""
     if args.enable_alert and not args.alert_manager_addr:
         raise ConfigError("--alert-manager-addr", "required with --enable-alert")
+    if args.alert_manager_addr:
+        alerts_url(args.alert_manager_addr)  # refused before anything starts
     greptime = None
     if args.values:
         values = load_model(HelmValues, Path(args.values), "Helm values")

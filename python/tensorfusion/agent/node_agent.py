@@ -20,7 +20,7 @@ from typing import Any
 from tensorfusion.agent.processes import is_alive, parse_pids
 from tensorfusion.agent.regions import WorkerRegions
 from tensorfusion.agent.worker_pods import list_workers
-from tensorfusion.api.annotations import GPU_IDS, WORKER_PIDS
+from tensorfusion.api.annotations import WORKER_PIDS, gpu_ids_of
 from tensorfusion.api.gpu_links import text_at
 from tensorfusion.errors import NotFoundError
 from tensorfusion.scheduler.pod_keys import pod_key
@@ -68,7 +68,7 @@ class NodeAgent:
                     result.finished.append(f"{namespace}/{name}")
                     continue
                 if text_at(pod, "spec", "nodeName") is not None:
-                    self.regions.prepare(pod, self._gpus_of(pod))
+                    self.regions.prepare(pod, self.gpus_of(pod))
                 usage[uid] = self.regions.usage(pod)
             except Exception as exc:
                 # Deliberately broad: one broken worker must not stop the node's bookkeeping.
@@ -86,11 +86,12 @@ class NodeAgent:
     def _workers(self) -> list[dict[str, Any]]:
         return list_workers(self.store)
 
-    def _gpus_of(self, pod: dict[str, Any]) -> list[dict[str, Any]]:
-        names = (pod["metadata"].get("annotations") or {}).get(GPU_IDS, "")
+    def gpus_of(self, pod: dict[str, Any]) -> list[dict[str, Any]]:
+        """The GPU objects a bound worker holds (a missing one is left out: `prepare` names
+        it)."""
         gpus = []
-        for name in filter(None, names.split(",")):
-            with contextlib.suppress(NotFoundError):  # prepare names the missing one
+        for name in gpu_ids_of(pod["metadata"].get("annotations") or {}):
+            with contextlib.suppress(NotFoundError):
                 gpus.append(self.store.get("GPU", name))
         return gpus
 

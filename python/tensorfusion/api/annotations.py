@@ -60,11 +60,17 @@ ANNOTATION_KEYS = (
     GPU_IDS,
 )
 EMBEDDED_ANNOTATION_KEYS = (WORKER_PIDS, WORKER_COMMAND)
+"""Ours alone (not upstream's): what embedded mode records on the pods of local workers."""
 WORKER_LABEL = PREFIX + "embedded-worker"
 """Embedded mode: "true" on the pods of local workers, so they are listed without reading
 every pod of the cluster."""
-"""Ours alone (not upstream's): what embedded mode records on the pods of local workers."""
 NATIVE_GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def gpu_ids_of(annotations: Mapping[str, str]) -> tuple[str, ...]:
+    """The GPU names a bound pod holds (its gpu-ids annotation; empty items skipped)."""
+    value = annotations.get(GPU_IDS) or ""
+    return tuple(item for item in (part.strip() for part in value.split(",")) if item)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ which the scheduler holds around each pass.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import threading
@@ -28,7 +27,6 @@ from tensorfusion.embedded.state_dir import StateDir
 from tensorfusion.embedded.worker_service import WorkerService
 from tensorfusion.errors import (
     ConfigError,
-    NotFoundError,
     UnavailableError,
 )
 from tensorfusion.metrics.allocation_recorder import AllocationRecorder
@@ -44,6 +42,9 @@ from tensorfusion.server.backend import WorkerRequest
 from tensorfusion.store.local import LocalStore
 
 log = logging.getLogger(__name__)
+
+RETRY_S = 1.0
+"""Pause before a loop that failed starts again."""
 
 
 @dataclass(frozen=True)
@@ -174,16 +175,26 @@ class ControlPlane:
         while not self._stop.is_set():
             if not self._election.is_leader.wait(0.2):
                 continue
-            with self._lock:
-                self._loop.start()
-            self._scheduler_ready.set()
-            self._loop.run(self._election.lost, lock=self._lock)
-            self._scheduler_ready.clear()
+            try:
+                with self._lock:
+                    self._loop.start()
+                self._scheduler_ready.set()
+                self._loop.run(self._election.lost, lock=self._lock)
+            except Exception:
+                # A store fault (a locked or full disk) must not end scheduling for good:
+                # not ready meanwhile, then a fresh start from the store.
+                log.exception("the scheduler stopped on an error; restarting it")
+                self._stop.wait(RETRY_S)
+            finally:
+                self._scheduler_ready.clear()
 
     def _run_agent(self) -> None:
         assert self._agent is not None
         while not self._stop.wait(self.config.agent_interval_s):
-            self._agent.tick()
+            try:
+                self._agent.tick()
+            except Exception:  # as above: the next tick tries again
+                log.exception("the node agent's pass failed")
 
     def _usage_points(self, now_ns: int) -> list[Point]:
         assert self._usage is not None
@@ -193,8 +204,9 @@ class ControlPlane:
         """The leader's tables, from the scheduler's state (so only while it is built)."""
         if self._allocations is None or not self._scheduler_ready.is_set():
             return []
-        with self._lock:
-            return self._allocations.points(now_ns)
+        with self._lock:  # only the figures are taken under it; the rows are built after
+            figures = self._allocations.figures()
+        return self._allocations.points(now_ns, figures)
 
     def stop(self) -> None:
         """Stop the loops, give up the lease, close the store and unlock the state dir."""
@@ -290,15 +302,13 @@ class ControlPlane:
         """The GPUs whose usage the agent records: this host's, and those workers hold (a
         declared fleet's GPUs are not on this host; listing all of them each time would cost
         the API its latency on a large fleet)."""
-        store, _ = self._engine()
+        store, agent = self._engine()
         gpus = {
             gpu["metadata"]["name"]: gpu
             for gpu in store.list("GPU", label_selector={OWNER_LABEL: self.config.node_name})
         }
-        for name in self._worker_service().gpu_indices(list_workers(store)):
-            if name not in gpus:
-                with contextlib.suppress(NotFoundError):
-                    gpus[name] = store.get("GPU", name)
+        for pod in list_workers(store):
+            gpus |= {gpu["metadata"]["name"]: gpu for gpu in agent.gpus_of(pod)}
         return list(gpus.values())
 
     def _engine(self) -> tuple[LocalStore, NodeAgent]:

@@ -68,18 +68,26 @@ class Observability:
         dynamic = checked_format(
             self.rules.config if self.rules else default_dynamic_config(), source
         )
+        # Everything that can refuse the configuration comes before the sink is opened.
+        sender = (
+            AlertmanagerClient(config.alert_manager_addr) if config.alert_manager_addr else None
+        )
         self.sink: MetricsSink = (
             GreptimeSink(config.greptime)
             if config.greptime is not None
             else EmbeddedSink(state_root / "metrics.db")
         )
-        self.sink.set_ttl(dynamic.metrics_ttl)
-        self.writer = BufferedWriter(
-            self.sink, state_root / "metrics-buffer", flush_interval_s=config.interval_s
-        )
+        try:
+            self.sink.set_ttl(dynamic.metrics_ttl)
+            self.writer = BufferedWriter(
+                self.sink, state_root / "metrics-buffer", flush_interval_s=config.interval_s
+            )
+        except BaseException:
+            self.sink.close()
+            raise
         self.evaluator: Evaluator | None = None
-        if config.alert_manager_addr is not None:
-            self.evaluator = Evaluator(self.sink, AlertmanagerClient(config.alert_manager_addr))
+        if sender is not None:
+            self.evaluator = Evaluator(self.sink, sender)
             self.evaluator.set_rules(dynamic.alert_rules)
 
     def record(self, source: PointSource) -> None:

@@ -13,7 +13,7 @@ from tensorfusion.agent.node_agent import NodeAgent
 from tensorfusion.agent.processes import format_pids, parse_pids, start_token
 from tensorfusion.agent.regions import WorkerRegions
 from tensorfusion.agent.worker_pods import is_worker, list_workers
-from tensorfusion.api.annotations import GPU_IDS, WORKER_PIDS
+from tensorfusion.api.annotations import WORKER_PIDS, gpu_ids_of
 from tensorfusion.embedded.workers import WORKER_NAMESPACE, worker_name, worker_pod, worker_view
 from tensorfusion.errors import ConfigError, NotFoundError, UnavailableError, UnschedulableError
 from tensorfusion.scheduler.loop import UNSCHEDULABLE_REASON
@@ -42,7 +42,8 @@ class WorkerService:
     def views(self) -> list[dict[str, Any]]:
         """Every live worker with its usage."""
         pods = list_workers(self.store)
-        return [self._view(pod, self.gpu_indices(pods)) for pod in pods]
+        indices = self.gpu_indices(pods)
+        return [self._view(pod, indices) for pod in pods]
 
     def create(self, request: WorkerRequest) -> dict[str, Any]:
         pod = worker_pod(
@@ -52,8 +53,7 @@ class WorkerService:
         if not report["schedulable"]:
             raise UnschedulableError(report["diagnosis"]["message"], report)
         bound = self._wait_bound(self.store.create(pod), report)
-        gpus = [self.store.get("GPU", gpu) for gpu in _gpu_names(bound)]
-        env = self.regions.prepare(bound, gpus)
+        env = self.regions.prepare(bound, self.agent.gpus_of(bound))
         return self._view(bound, self.gpu_indices([bound])) | {"env": env}
 
     def _wait_bound(self, pod: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +98,7 @@ class WorkerService:
         """The device index of each GPU the pods hold (None for one that is gone)."""
         indices: dict[str, int | None] = {}
         for pod in pods:
-            for name in _gpu_names(pod):
+            for name in gpu_ids_of(pod["metadata"]["annotations"]):
                 if name not in indices:
                     indices[name] = None
                     with contextlib.suppress(NotFoundError):
@@ -116,10 +116,6 @@ class WorkerService:
         if not is_worker(pod):
             raise NotFoundError(f"no worker named {name!r}")
         return pod
-
-
-def _gpu_names(pod: dict[str, Any]) -> list[str]:
-    return [name for name in pod["metadata"]["annotations"].get(GPU_IDS, "").split(",") if name]
 
 
 def _pids_text(pids: list[int]) -> str:

@@ -91,7 +91,7 @@ def worker_view(
     metadata = pod.get("metadata") or {}
     annotations = metadata.get("annotations") or {}
     request, _ = keys.read_workload_request(metadata.get("labels") or {}, annotations)
-    gpus = [g for g in (annotations.get(keys.GPU_IDS) or "").split(",") if g]
+    gpus = list(keys.gpu_ids_of(annotations))
     node = (pod.get("spec") or {}).get("nodeName")
     return {
         "name": metadata.get("name"),

@@ -16,6 +16,7 @@ TensorFusion databases, so rows land in tables created by either.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from statistics import fmean
 from typing import Any, Protocol
 
@@ -43,24 +44,62 @@ class AllocationSource(Protocol):
     totals: LoopStats
 
 
-class AllocationRecorder:
-    """Call `points` where the cluster state holds still: with the lock the scheduling loop
-    holds around each pass."""
+@dataclass(frozen=True)
+class AllocationFigures:
+    """What the tables are made of, taken from the cluster state in one go (under the
+    scheduler's lock); the rows are then built without holding it."""
 
+    nodes: list[dict[str, Any]]
+    pools: list[dict[str, Any]]
+    gpus: list[dict[str, Any]]
+    node_phases: dict[str, str | None]
+    gpu_phases: dict[str, str | None]
+    workers: list[tuple[Allocation, tuple[GpuRecord, ...], Mapping[str, str]]]
+    """Each allocation with the records of its GPUs and its pod's labels."""
+    totals: LoopStats
+
+
+class AllocationRecorder:
     def __init__(self, source: AllocationSource) -> None:
         self.source = source
 
-    def points(self, now_ns: int) -> list[Point]:
+    def figures(self) -> AllocationFigures:
+        """Call where the cluster state holds still: with the lock the scheduling loop holds
+        around each pass."""
         state = self.source.cluster
         nodes = node_inventory(state)
-        allocations = [state.gpus.allocations[uid] for uid in sorted(state.gpus.allocations)]
+        gpus = gpu_inventory(state)
+        workers = []
+        for uid in sorted(state.gpus.allocations):
+            allocation = state.gpus.allocations[uid]
+            held = state.bound.get(uid)
+            records = tuple(state.gpus.records[state.gpus.index_of[g]] for g in allocation.gpus)
+            workers.append((allocation, records, held[1].labels if held is not None else {}))
+        return AllocationFigures(
+            nodes=nodes,
+            pools=pool_inventory(state),
+            gpus=gpus,
+            node_phases={
+                n["name"]: text_at(state.gpu_nodes.get(n["name"]), "status", "phase") for n in nodes
+            },
+            gpu_phases={
+                g["name"]: text_at(state.gpu_objects.get(g["name"]), "status", "phase")
+                for g in gpus
+            },
+            workers=workers,
+            totals=replace(self.source.totals, outcomes=[]),
+        )
+
+    def points(self, now_ns: int, figures: AllocationFigures | None = None) -> list[Point]:
+        """The rows at `now_ns`, from `figures` (taken now when not given)."""
+        f = figures if figures is not None else self.figures()
         rows = [
-            *(_node_row(state, node) for node in nodes),
-            *(_pool_row(pool) for pool in pool_inventory(state)),
-            *(_gpu_row(state, gpu) for gpu in gpu_inventory(state)),
-            *(_worker_row(state, allocation) for allocation in allocations),
-            *(_allocation_row(state, allocation) for allocation in allocations),
-            _system_row(self.source.totals, workers=len(allocations), nodes=len(nodes)),
+            *(_node_row(node, f.node_phases[node["name"]]) for node in f.nodes),
+            *(_pool_row(pool) for pool in f.pools),
+            *(_gpu_row(gpu, f.gpu_phases[gpu["name"]]) for gpu in f.gpus),
+            *(_worker_row(*worker) for worker in f.workers),
+            *(_allocation_row(allocation, records) for allocation, records, _ in f.workers),
+            _system_row(f.totals, workers=len(f.workers), nodes=len(f.nodes)),
         ]
         return [Point(table, tags, fields, now_ns) for table, tags, fields in rows]
 
@@ -81,8 +120,7 @@ def _allocated(row: Mapping[str, Any]) -> dict[str, FieldValue]:
     }
 
 
-def _node_row(state: ClusterState, node: Mapping[str, Any]) -> _Row:
-    phase = text_at(state.gpu_nodes.get(node["name"]), "status", "phase")
+def _node_row(node: Mapping[str, Any], phase: str | None) -> _Row:
     tags = known_tags({"node": node["name"], "pool": node["pool"], "phase": phase})
     return NODE_METRICS, tags, {**_allocated(node), "gpu_count": node["gpus"]}
 
@@ -102,15 +140,14 @@ def _pool_row(pool: Mapping[str, Any]) -> _Row:
     return POOL_METRICS, {"pool": pool["name"], "phase": phase}, fields
 
 
-def _gpu_row(state: ClusterState, gpu: Mapping[str, Any]) -> _Row:
-    name = gpu["name"]
+def _gpu_row(gpu: Mapping[str, Any], phase: str | None) -> _Row:
     tags = {
-        "gpu": name,
+        "gpu": gpu["name"],
         "uuid": gpu["uuid"],
         "node": gpu["node"],
         "pool": gpu["pool"],
         "gpu_model": gpu["model"],
-        "phase": text_at(state.gpu_objects.get(name), "status", "phase"),
+        "phase": phase,
     }
     capacity, allocated = gpu["capacity"], gpu["allocated"]
     fields: dict[str, FieldValue] = {
@@ -126,18 +163,12 @@ def _gpu_row(state: ClusterState, gpu: Mapping[str, Any]) -> _Row:
     return GPU_METRICS, known_tags(tags), fields
 
 
-def _record(state: ClusterState, gpu: str) -> GpuRecord:
-    """A GPU's facts; the allocator keeps those of every GPU an allocation names, even after
-    the GPU has left the cluster."""
-    return state.gpus.records[state.gpus.index_of[gpu]]
-
-
-def _worker_row(state: ClusterState, allocation: Allocation) -> _Row:
-    held = state.bound.get(allocation.uid)
-    labels = held[1].labels if held is not None else {}
+def _worker_row(
+    allocation: Allocation, records: tuple[GpuRecord, ...], labels: Mapping[str, str]
+) -> _Row:
     tags = {
         "namespace": allocation.namespace,
-        "pool": _record(state, allocation.gpus[0]).pool,
+        "pool": records[0].pool,
         "qos": allocation.qos,
         "worker": allocation.name,
         "workload": workload_of(allocation.name, labels),
@@ -161,8 +192,7 @@ def _model_index(record: GpuRecord) -> str:
     return f"{record.model or ''}{index}"
 
 
-def _allocation_row(state: ClusterState, allocation: Allocation) -> _Row:
-    records = [_record(state, gpu) for gpu in allocation.gpus]
+def _allocation_row(allocation: Allocation, records: tuple[GpuRecord, ...]) -> _Row:
     tags = {
         "pod": allocation.name,
         "namespace": allocation.namespace,

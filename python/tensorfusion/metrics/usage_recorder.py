@@ -68,9 +68,9 @@ class _WorkerOnGpu:
 
 class UsageRecorder:
     """`list_workers` gives the worker pods to report on and `list_gpus` the GPU objects (in
-    Kubernetes, those of this node; embedded, all of them); `regions` is the agent's.
-    `gpu_reader` is NVML's (`NvmlReader`), None where there is no driver to ask.
-    Not thread-safe: one thread calls `points`."""
+    Kubernetes, those of this node; embedded, this host's and those its workers hold);
+    `regions` is the agent's. `gpu_reader` is NVML's (`NvmlReader`), None where there is no
+    driver to ask. Not thread-safe: one thread calls `points`."""
 
     def __init__(
         self,

@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from tensorfusion.api.annotations import GPU_COUNT, GPU_IDS, QOS, read_workload_request
+from tensorfusion.api.annotations import (
+    GPU_COUNT,
+    GPU_IDS,
+    QOS,
+    gpu_ids_of,
+    read_workload_request,
+)
 from tensorfusion.api.quantity import Quantity
 from tensorfusion.errors import AllocationError
 from tensorfusion.gc_pause import collector_paused
@@ -258,7 +264,7 @@ class GpuAllocator:
                 report.invalid.append((f"{namespace}/{name}", parsed))
                 continue
             demand, qos = parsed
-            gpus = tuple(item.strip() for item in ids.split(",") if item.strip())
+            gpus = gpu_ids_of(annotations)
             problem = gpu_list_problem(gpus) or _count_problem(gpus, demand)
             if problem:
                 report.invalid.append((f"{namespace}/{name}", f"{GPU_IDS}: {problem}"))

@@ -32,6 +32,17 @@ def _amounts(columns: dict[str, NDArray[np.int64]], rows: NDArray[np.intp]) -> d
     }
 
 
+def _per_gpu_amounts(columns: dict[str, NDArray[np.int64]]) -> list[dict[str, Any]]:
+    """Every GPU's figures, in the order of the columns (plain Python numbers, read once per
+    column rather than once per GPU and field)."""
+    lists = {key: (columns[t].tolist(), columns[v].tolist()) for key, (t, v) in _AMOUNTS.items()}
+    count = len(columns["tflops_capacity"])
+    return [
+        {key: {"tflops": t[i] / 1000, "vram": v[i]} for key, (t, v) in lists.items()}
+        for i in range(count)
+    ]
+
+
 def _columns(state: ClusterState) -> dict[str, NDArray[np.int64]]:
     arrays = state.gpus.arrays()
     return {name: getattr(arrays, name) for pair in _AMOUNTS.values() for name in pair}
@@ -48,9 +59,9 @@ def _workers_by_gpu(state: ClusterState) -> dict[str, list[str]]:
 def gpu_inventory(state: ClusterState) -> list[dict[str, Any]]:
     """Every GPU in the cluster, by name."""
     allocator = state.gpus
-    columns = _columns(state)
+    amounts = _per_gpu_amounts(_columns(state))
     present = allocator.present()
-    gpu_state = allocator.arrays().state
+    plugin_held = (allocator.arrays().state == int(DEVICE_PLUGIN)).tolist()
     workers = _workers_by_gpu(state)
     rows = []
     for index in np.flatnonzero(present).tolist():
@@ -64,10 +75,8 @@ def gpu_inventory(state: ClusterState) -> list[dict[str, Any]]:
                 "model": record.model,
                 "pool": record.pool,
                 "numaNode": record.numa_node,
-                "usedBy": "nvidia-device-plugin"
-                if gpu_state[index] == DEVICE_PLUGIN
-                else "tensor-fusion",
-                **_amounts(columns, np.array([index])),
+                "usedBy": "nvidia-device-plugin" if plugin_held[index] else "tensor-fusion",
+                **amounts[index],
                 "workers": sorted(workers.get(record.name, ())),
             }
         )

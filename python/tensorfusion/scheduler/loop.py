@@ -51,7 +51,6 @@ class _Waiting:
 class LoopStats:
     scheduled: int = 0
     unschedulable: int = 0
-    bind_failures: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
 
 
@@ -147,7 +146,6 @@ class SchedulingLoop:
             heapq.heappush(self._heap, entry)
         self.totals.scheduled += stats.scheduled
         self.totals.unschedulable += stats.unschedulable
-        self.totals.bind_failures += stats.bind_failures
         return stats
 
     def run(

@@ -110,7 +110,7 @@ class Worker(Wire):
     phase: str
     node: str | None
     gpus: list[str]
-    gpu_indices: list[int]
+    gpu_indices: list[int | None]
     request: Amount
     limit: Amount
     pids: list[int]
