@@ -19,9 +19,9 @@ from tensorfusion.client.run_command import run
 from tensorfusion.embedded.control_plane import ControlPlane, ControlPlaneConfig
 from tensorfusion.scheduler.fleet_generator import generate_fleet
 from tensorfusion.server.app import create_app
-from tensorfusion.server.backend import WorkerRequest
 from tensorfusion.server.runner import start_in_thread
 from tensorfusion.server.settings import ServerSettings
+from tensorfusion.server.worker_requests import WorkerCreate
 
 COMMAND = ["true"]
 
@@ -54,7 +54,7 @@ def _median_s(command: Callable[[], object], rounds: int = 30) -> float:
 def test_run_round_trip(
     benchmark: BenchmarkFixture, client: ApiClient, record_figure: Callable[[str], None]
 ) -> None:
-    slice_request = WorkerRequest(tflops_request="10", vram_request="1Gi")
+    slice_request = WorkerCreate(tflops_request="10", vram_request="1Gi")
     bare = _median_s(lambda: subprocess.run(COMMAND, check=True))
     status = benchmark.pedantic(
         lambda: run(client, slice_request, COMMAND), rounds=30, warmup_rounds=2

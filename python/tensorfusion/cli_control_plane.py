@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import json
 import logging
 import sys
@@ -22,10 +21,11 @@ from tensorfusion.embedded.observability import ObservabilityConfig
 from tensorfusion.embedded.state_dir import STATE_DIR_ENV, default_state_dir
 from tensorfusion.errors import ConfigError, TensorFusionError
 from tensorfusion.server.app import create_app
-from tensorfusion.server.backend import WorkerRequest
+from tensorfusion.server.auth import is_loopback
 from tensorfusion.server.metrics_listener import metrics_app, parse_bind_address
 from tensorfusion.server.runner import serve, start_in_thread
 from tensorfusion.server.settings import ServerSettings
+from tensorfusion.server.worker_requests import WorkerCreate
 
 log = logging.getLogger("tensorfusion.up")
 
@@ -51,7 +51,7 @@ def _up(args: argparse.Namespace) -> int:
         scheduler_config=Path(args.scheduler_config) if args.scheduler_config else None,
         observability=observability,
     )
-    if not _is_loopback(args.host):
+    if not (is_loopback(args.host) or args.host == "localhost"):
         _progress(
             f"listening on {args.host}: reads from other hosts need the token "
             "unless --public-reads is given"
@@ -102,20 +102,13 @@ def _observability(args: argparse.Namespace) -> ObservabilityConfig:
     )
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def _client(args: argparse.Namespace) -> ApiClient:
     return ApiClient.locate(args.server, Path(args.state_dir) if args.state_dir else None)
 
 
 def _run(args: argparse.Namespace) -> int:
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-    request = WorkerRequest(
+    request = WorkerCreate(
         tflops_request=args.tflops_request,
         vram_request=args.vram_request or args.vram_limit,
         tflops_limit=args.tflops_limit,

@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any
 
 from tensorfusion.client.api_client import ApiClient, ApiError, NoControlPlane
-from tensorfusion.server.backend import WorkerRequest
+from tensorfusion.server.worker_requests import WorkerCreate
 from tensorfusion.shim import shim_path
 
 log = logging.getLogger(__name__)
@@ -36,21 +36,10 @@ FORWARDED_SIGNALS = (
 )
 
 
-def request_body(request: WorkerRequest, command: Sequence[str]) -> dict[str, Any]:
-    """The `POST /api/workers` body (docs/api.md) for this process and `command`."""
-    fields = {
-        "tflopsRequest": request.tflops_request,
-        "vramRequest": request.vram_request,
-        "tflopsLimit": request.tflops_limit,
-        "vramLimit": request.vram_limit,
-        "gpuCount": request.gpu_count,
-        "pool": request.pool,
-        "gpuModel": request.gpu_model,
-        "name": request.name,
-        "pid": os.getpid(),
-        "command": list(command),
-    }
-    return {key: value for key, value in fields.items() if value is not None}
+def request_body(request: WorkerCreate, command: Sequence[str]) -> dict[str, Any]:
+    """The `POST /api/workers` body for this process running `command`."""
+    asked = request.model_copy(update={"pid": os.getpid(), "command": list(command)})
+    return asked.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def worker_environment(base: Mapping[str, str], slice_env: Mapping[str, str]) -> dict[str, str]:
@@ -62,7 +51,7 @@ def worker_environment(base: Mapping[str, str], slice_env: Mapping[str, str]) ->
     return env
 
 
-def run(client: ApiClient, request: WorkerRequest, command: Sequence[str]) -> int:
+def run(client: ApiClient, request: WorkerCreate, command: Sequence[str]) -> int:
     if not command:
         print("tensor-fusion run: give the command after `--`", file=sys.stderr)
         return EXIT_NO_SLICE
