@@ -188,18 +188,29 @@ class WorkerRegions:
             # Only on a change: each new generation makes the members reload their limits.
             ShmRegion.open(path).set_limits(**vars(limits))
 
-    def _snapshots(self, pod: Mapping[str, Any]) -> list[RegionSnapshot] | None:
+    def snapshots(
+        self, pod: Mapping[str, Any], *, reap: bool = True
+    ) -> list[tuple[str, RegionSnapshot]] | None:
+        """(GPU name, snapshot) for each of the worker's regions; None before any exists.
+        `reap` first frees the slots of dead processes (the agent's pass does; a reader that
+        only reports leaves it to the agent)."""
         paths = sorted(self.directory(pod).glob(f"*{SUFFIX}"))
         if not paths:
             return None
         snapshots = []
         for path in paths:
             try:
-                snapshots.append(read_region(path, reap=True))
+                snapshots.append((path.name.removesuffix(SUFFIX), read_region(path, reap=reap)))
+            except FileNotFoundError:
+                continue  # removed meanwhile: the worker was released
             except (OSError, ValueError) as exc:
                 # Unreadable counts as empty: a broken file must not keep a worker alive.
                 log.warning("cannot read %s: %s", path, exc)
         return snapshots
+
+    def _snapshots(self, pod: Mapping[str, Any]) -> list[RegionSnapshot] | None:
+        found = self.snapshots(pod)
+        return None if found is None else [snapshot for _, snapshot in found]
 
 
 def _dirname(pod: Mapping[str, Any]) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tensorfusion.agent.regions import SUFFIX, WorkerRegions
+from tensorfusion.agent.regions import WorkerRegions
 from tensorfusion.api.gpu_links import gpu_node_name, gpu_pool_name, text_at
 from tensorfusion.api.quantity import Quantity
 from tensorfusion.errors import ConfigError, QuantityError
@@ -28,7 +28,7 @@ from tensorfusion.metrics.gpu_readings import GpuReader, GpuReading
 from tensorfusion.metrics.point import FieldValue, Point, Unsigned
 from tensorfusion.metrics.row_values import known_tags, percent, workload_of
 from tensorfusion.scheduler.pod_keys import pod_key
-from tensorfusion.shm_region import RegionSnapshot, read_region
+from tensorfusion.shm_region import RegionSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -145,17 +145,9 @@ class UsageRecorder:
     def _regions_of(self, pod: Mapping[str, Any]) -> list[tuple[str, RegionSnapshot]]:
         """(GPU name, region) for each region of the worker that can be read."""
         try:
-            paths = sorted(self.regions.directory(pod).glob(f"*{SUFFIX}"))
+            return self.regions.snapshots(pod, reap=False) or []
         except ConfigError:
             return []  # a name too long for a region directory: the worker has none
-        regions = []
-        for path in paths:
-            try:
-                regions.append((path.name.removesuffix(SUFFIX), read_region(path)))
-            except (OSError, ValueError) as exc:
-                # The agent's own pass warns about broken regions; removed ones are normal.
-                log.debug("usage of %s not recorded: %s", path, exc)
-        return regions
 
 
 def _added(before: Mapping[Occupant, Counts], now: Mapping[Occupant, Counts]) -> Counts:
