@@ -21,9 +21,10 @@ from typing import Any
 
 from tensorfusion._native import ShmRegion
 from tensorfusion.api.annotations import GPU_IDS, parse_workload_request
+from tensorfusion.api.gpu_capacity import gpu_capacity
 from tensorfusion.api.gpu_links import text_at
 from tensorfusion.api.quantity import Quantity
-from tensorfusion.errors import AnnotationError, ConfigError, FleetError, QuantityError
+from tensorfusion.errors import AnnotationError, ConfigError, FleetError
 from tensorfusion.scheduler.pod_keys import pod_key
 from tensorfusion.shm_region import RegionSnapshot, read_region, snapshot
 
@@ -220,32 +221,17 @@ def _dirname(pod: Mapping[str, Any]) -> str:
 
 def _gpu_facts(name: str, gpu: Mapping[str, Any]) -> tuple[float, int, int]:
     """The GPU's peak TFLOPS, VRAM bytes and index."""
-    status = gpu.get("status") or {}
-    capacity = status.get("capacity") or {}
-    tflops = _amount(name, "status.capacity.tflops", capacity.get("tflops"))
+    tflops, vram = gpu_capacity(name, gpu)
     if tflops.exact <= 0:
         raise FleetError(
             f"GPU/{name}", "status.capacity.tflops", "must be > 0: it is the peak limits pace to"
         )
-    vram = _amount(name, "status.capacity.vram", capacity.get("vram"))
-    index = status.get("index")
+    index = (gpu.get("status") or {}).get("index")
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
         raise FleetError(
             f"GPU/{name}", "status.index", f"must be a device index >= 0, got {index!r}"
         )
     return float(tflops.exact), vram.value(), index
-
-
-def _amount(name: str, field: str, value: object) -> Quantity:
-    if value is None:
-        raise FleetError(f"GPU/{name}", field, "required")
-    try:
-        quantity = Quantity.coerce(value)
-    except QuantityError as exc:
-        raise FleetError(f"GPU/{name}", field, str(exc)) from None
-    if quantity.is_negative:
-        raise FleetError(f"GPU/{name}", field, "must not be negative")
-    return quantity
 
 
 def _tflops(

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from tensorfusion.agent.regions import WorkerRegions
+from tensorfusion.api.gpu_capacity import gpu_capacity
 from tensorfusion.api.gpu_links import gpu_node_name, gpu_pool_name, text_at
-from tensorfusion.api.quantity import Quantity
-from tensorfusion.errors import ConfigError, QuantityError
+from tensorfusion.errors import ConfigError, FleetError
 from tensorfusion.metrics.gpu_readings import GpuReader, GpuReading
 from tensorfusion.metrics.point import FieldValue, Point, Unsigned
 from tensorfusion.metrics.row_values import known_tags, percent, workload_of
@@ -225,12 +225,10 @@ def _gpus(objects: Iterable[Mapping[str, Any]]) -> dict[str, _Gpu]:
         if name is None:
             continue
         status = obj.get("status") or {}
-        capacity = status.get("capacity") or {}
         try:
-            tflops = Quantity.coerce(capacity.get("tflops"))
-            vram = Quantity.coerce(capacity.get("vram"))
-        except QuantityError as exc:
-            log.debug("usage of GPU %s not recorded: status.capacity: %s", name, exc)
+            tflops, vram = gpu_capacity(name, obj)
+        except FleetError as exc:
+            log.debug("usage not recorded: %s", exc)
             continue
         gpus[name] = _Gpu(
             name=name,

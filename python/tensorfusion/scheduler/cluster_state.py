@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from tensorfusion.api.field_errors import issues_from
+from tensorfusion.api.gpu_capacity import checked_quantity, gpu_capacity
 from tensorfusion.api.gpu_links import (
     DEFAULT_POOL_ANNOTATION,
     gpu_node_name,
@@ -24,9 +25,8 @@ from tensorfusion.api.gpu_links import (
 )
 from tensorfusion.api.node import USED_BY_DEVICE_PLUGIN
 from tensorfusion.api.pool import Oversubscription
-from tensorfusion.api.quantity import Quantity
 from tensorfusion.api.scheduling_template import DEFAULT_PLACEMENT_MODE, PlacementMode
-from tensorfusion.errors import FleetError, QuantityError
+from tensorfusion.errors import FleetError
 from tensorfusion.scheduler.allocation import GpuRecord, RebuildReport
 from tensorfusion.scheduler.allocator import (
     DEVICE_PLUGIN,
@@ -232,9 +232,8 @@ class ClusterState:
         pool_name = gpu_pool_name(gpu, gpu_node)
         pool = self.pools.get(pool_name or "")
         status = gpu.get("status") or {}
-        capacity = status.get("capacity") or {}
-        tflops = _milli(name, "status.capacity.tflops", capacity.get("tflops"))
-        vram = _whole(name, "status.capacity.vram", capacity.get("vram"))
+        tflops_capacity, vram_capacity = gpu_capacity(name, gpu)
+        tflops, vram = tflops_capacity.milli_value(), vram_capacity.value()
         info = (gpu_node or {}).get("status", {}).get("nodeInfo") or {}
         share = host_share(
             _optional_whole(node, "status.nodeInfo.ramSize", info.get("ramSize")),
@@ -314,35 +313,5 @@ class ClusterState:
                 self.gpus.set_state(name, READY)
 
 
-@functools.lru_cache(maxsize=4096)
-def _parse(text: str) -> Quantity:
-    return Quantity.parse(text)
-
-
-def _quantity(obj: str, field: str, value: object) -> Quantity:
-    if value is None:
-        raise FleetError(f"GPU/{obj}", field, "required")
-    try:
-        quantity = _parse(value) if isinstance(value, str) else Quantity.coerce(value)
-    except QuantityError as exc:
-        raise FleetError(f"GPU/{obj}", field, str(exc)) from None
-    if quantity.is_negative:
-        raise FleetError(f"GPU/{obj}", field, "must not be negative")
-    return quantity
-
-
-def _milli(obj: str, field: str, value: object) -> int:
-    return _quantity(obj, field, value).milli_value()
-
-
-def _whole(obj: str, field: str, value: object) -> int:
-    return _quantity(obj, field, value).value()
-
-
 def _optional_whole(node: str, field: str, value: object) -> int | None:
-    if value is None:
-        return None
-    try:
-        return _whole(node, field, value)
-    except FleetError as exc:
-        raise FleetError(f"GPUNode/{node}", field, exc.message) from None
+    return None if value is None else checked_quantity(f"GPUNode/{node}", field, value).value()
