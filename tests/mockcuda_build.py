@@ -37,6 +37,8 @@ class MockCuda:
         """An environment running against the mock: `state` is the shared state file (one
         per simulated machine: processes given the same file share devices)."""
         result = dict(os.environ if base is None else base)
+        # The mock honours CUDA_VISIBLE_DEVICES as a driver does; tests choose it themselves.
+        result.pop("CUDA_VISIBLE_DEVICES", None)
         inherited = result.get("LD_LIBRARY_PATH")
         result["LD_LIBRARY_PATH"] = (
             f"{self.lib_dir}:{inherited}" if inherited else str(self.lib_dir)

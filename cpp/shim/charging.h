@@ -37,21 +37,28 @@ CUresult charged(Space space, Record record, Allocate allocate) {
   return result;
 }
 
+// Runs `release()` with the record of `key` out of the ledger, then `settle(record)` if it
+// succeeded, or puts the record back if it failed. Taken out before the real call: once that
+// returns, another thread may get the same key.
+template <typename Release, typename Settle>
+CUresult unrecorded(Space space, std::uint64_t key, Release release, Settle settle) {
+  Ledger& ledger = state().ledger;
+  const std::optional<Record> record = ledger.forget(space, key);
+  const CUresult result = release();
+  if (record && result == CUDA_SUCCESS) {
+    settle(*record);
+  } else if (record) {
+    ledger.remember(space, key, *record);
+  }
+  return result;
+}
+
 // Runs `release()` for the allocation `key` and credits what it was charged.
 template <typename Release>
 CUresult released(Space space, std::uint64_t key, Release release) {
-  State& shim = state();
-  // Forgotten before the real free: once it returns, another thread may get the same key.
-  const std::optional<Record> record = shim.ledger.forget(space, key);
-  const CUresult result = release();
-  if (record && result == CUDA_SUCCESS) {
-    if (record->bytes != 0) {  // a pool's record holds none, and may name no device
-      shim.budgets[static_cast<std::size_t>(record->device)].credit(record->kind, record->bytes);
-    }
-  } else if (record) {
-    shim.ledger.remember(space, key, *record);
-  }
-  return result;
+  return unrecorded(space, key, release, [](const Record& record) {
+    state().budgets[static_cast<std::size_t>(record.device)].credit(record.kind, record.bytes);
+  });
 }
 
 // An allocate step for charged(): `call()` and, on success, the key read from `*out`.

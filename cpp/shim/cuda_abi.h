@@ -89,9 +89,14 @@ struct CUmemAllocationProp {
   } allocFlags;
 };
 
+struct CUuuid {
+  char bytes[16];
+};
+
 // Driver functions the shim calls without hooking them.
 using cuCtxGetDevice_fn = CUresult (*)(CUdevice*);
 using cuDeviceGetCount_fn = CUresult (*)(int*);
+using cuDeviceGetUuid_fn = CUresult (*)(CUuuid*, CUdevice);  // also cuDeviceGetUuid_v2
 using cuEventCreate_fn = CUresult (*)(CUevent*, unsigned int);
 using cuEventDestroy_fn = CUresult (*)(CUevent);
 using cuEventRecord_fn = CUresult (*)(CUevent, CUstream);
@@ -121,7 +126,11 @@ struct nvmlMemory_v2_t {
   unsigned long long used;
 };
 
+// Room for any UUID nvmlDeviceGetUUID writes (NVML_DEVICE_UUID_V2_BUFFER_SIZE).
+inline constexpr unsigned int NVML_DEVICE_UUID_V2_BUFFER_SIZE = 96;
+
 using nvmlDeviceGetCount_v2_fn = nvmlReturn_t (*)(unsigned int*);
 using nvmlDeviceGetHandleByIndex_v2_fn = nvmlReturn_t (*)(unsigned int, nvmlDevice_t*);
+using nvmlDeviceGetUUID_fn = nvmlReturn_t (*)(nvmlDevice_t, char*, unsigned int);
 
 }  // extern "C"

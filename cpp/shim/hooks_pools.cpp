@@ -68,9 +68,10 @@ CUresult cuMemPoolDestroy(CUmemoryPool pool) {
   if (real == nullptr) {
     return kMissingReal;
   }
-  // The pool's allocations stay valid, each in the ledger under its pointer, until freed.
-  return tf::shim::released(tf::shim::Space::pool, tf::shim::key_of(pool),
-                            [&] { return real(pool); });
+  // The pool's allocations stay valid, each in the ledger under its pointer, until freed; the
+  // pool's own record charged nothing, so nothing is credited.
+  return tf::shim::unrecorded(tf::shim::Space::pool, tf::shim::key_of(pool),
+                              [&] { return real(pool); }, [](const tf::shim::Record&) {});
 }
 
 CUresult cuDeviceGetDefaultMemPool(CUmemoryPool* pool_out, CUdevice dev) {

@@ -65,6 +65,8 @@ void resolve_real(const Config& config) {
   }
   g_plain.cuCtxGetDevice = symbol<cuCtxGetDevice_fn>(driver, "cuCtxGetDevice");
   g_plain.cuDeviceGetCount = symbol<cuDeviceGetCount_fn>(driver, "cuDeviceGetCount");
+  g_plain.cuDeviceGetUuid = symbol<cuDeviceGetUuid_fn>(driver, "cuDeviceGetUuid");
+  g_plain.cuDeviceGetUuid_v2 = symbol<cuDeviceGetUuid_fn>(driver, "cuDeviceGetUuid_v2");
   g_plain.cuEventCreate = symbol<cuEventCreate_fn>(driver, "cuEventCreate");
   g_plain.cuEventDestroy_v2 = symbol<cuEventDestroy_fn>(driver, "cuEventDestroy_v2");
   g_plain.cuEventRecord = symbol<cuEventRecord_fn>(driver, "cuEventRecord");
@@ -74,6 +76,7 @@ void resolve_real(const Config& config) {
   g_plain.nvmlDeviceGetCount_v2 = symbol<nvmlDeviceGetCount_v2_fn>(nvml, "nvmlDeviceGetCount_v2");
   g_plain.nvmlDeviceGetHandleByIndex_v2 =
       symbol<nvmlDeviceGetHandleByIndex_v2_fn>(nvml, "nvmlDeviceGetHandleByIndex_v2");
+  g_plain.nvmlDeviceGetUUID = symbol<nvmlDeviceGetUUID_fn>(nvml, "nvmlDeviceGetUUID");
 }
 
 void* real_fn(Hook hook) noexcept { return g_real[static_cast<std::size_t>(hook)]; }

@@ -23,6 +23,8 @@ void* real_fn(Hook hook) noexcept;
 struct Plain {
   cuCtxGetDevice_fn cuCtxGetDevice = nullptr;
   cuDeviceGetCount_fn cuDeviceGetCount = nullptr;
+  cuDeviceGetUuid_fn cuDeviceGetUuid = nullptr;
+  cuDeviceGetUuid_fn cuDeviceGetUuid_v2 = nullptr;
   cuEventCreate_fn cuEventCreate = nullptr;
   cuEventDestroy_fn cuEventDestroy_v2 = nullptr;
   cuEventRecord_fn cuEventRecord = nullptr;
@@ -31,6 +33,7 @@ struct Plain {
   cuEventElapsedTime_fn cuEventElapsedTime = nullptr;
   nvmlDeviceGetCount_v2_fn nvmlDeviceGetCount_v2 = nullptr;
   nvmlDeviceGetHandleByIndex_v2_fn nvmlDeviceGetHandleByIndex_v2 = nullptr;
+  nvmlDeviceGetUUID_fn nvmlDeviceGetUUID = nullptr;
 };
 const Plain& plain() noexcept;
 

@@ -195,7 +195,13 @@ for op, *args in json.loads(sys.argv[1]):
 
 
 def child_env(mockcuda: Any, tmp_path: Path, **env: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "MOCKCUDA_"))}
+    # The mock honours CUDA_VISIBLE_DEVICES as a driver does: one set around the tests (a GPU
+    # runner) must not hide the mock's devices from them.
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TF_", "MOCKCUDA_")) and k != "CUDA_VISIBLE_DEVICES"
+    }
     base.update(
         LD_PRELOAD=str(shim_path()),
         LD_LIBRARY_PATH=str(mockcuda.lib_dir),

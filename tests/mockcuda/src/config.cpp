@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -26,6 +27,31 @@ std::string default_state_path() {
     const char* tmp = std::getenv("TMPDIR");
     std::string dir = (tmp != nullptr && *tmp != '\0') ? tmp : "/tmp";
     return dir + "/mockcuda-" + std::to_string(getuid()) + ".state";
+}
+
+// CUDA_VISIBLE_DEVICES as the driver reads it: physical indices separated by commas, the list
+// cut at the first entry that names no further device (malformed, out of range or repeated).
+// Unset: every device, in physical order.
+std::vector<int> visible_devices(const char* text, int devices) {
+    std::vector<int> visible;
+    if (text == nullptr) {
+        for (int index = 0; index < devices; ++index) {
+            visible.push_back(index);
+        }
+        return visible;
+    }
+    const char* entry = text;
+    while (*entry != '\0') {
+        char* end = nullptr;
+        const long index = std::strtol(entry, &end, 10);
+        if (end == entry || (*end != ',' && *end != '\0') || index < 0 || index >= devices ||
+            std::find(visible.begin(), visible.end(), index) != visible.end()) {
+            break;
+        }
+        visible.push_back(static_cast<int>(index));
+        entry = *end == ',' ? end + 1 : end;
+    }
+    return visible;
 }
 
 }  // namespace
@@ -74,6 +100,7 @@ bool load_config(Config& config, std::string& error) {
     if (const char* name = std::getenv("MOCKCUDA_NAME"); name != nullptr && *name != '\0') {
         config.name = name;
     }
+    config.visible = visible_devices(std::getenv("CUDA_VISIBLE_DEVICES"), config.devices);
     const char* state = std::getenv("MOCKCUDA_STATE");
     config.state_path = (state != nullptr && *state != '\0') ? state : default_state_path();
     return true;

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mockcuda {
 
@@ -13,6 +14,9 @@ struct Config {
     uint64_t memory = 16ULL << 30;  // bytes per device
     std::string name = "NVIDIA Mock GPU";
     std::string state_path;
+    // The driver's devices: the physical index behind each ordinal (CUDA_VISIBLE_DEVICES).
+    // NVML ignores that variable and numbers every device by its physical index.
+    std::vector<int> visible;
 };
 
 // Reads the environment; on a bad value returns false and names the variable in `error`.

@@ -14,15 +14,16 @@ namespace {
 
 constexpr int kDriverVersion = 12080;
 
-// A100-like figures; only their presence and consistency matter to the callers.
-int attribute_value(CUdevice_attribute attribute, CUdevice device, bool& known) {
+// A100-like figures; only their presence and consistency matter to the callers. `physical` is
+// the device's index among all of them, as NVML numbers it.
+int attribute_value(CUdevice_attribute attribute, int physical, bool& known) {
     known = true;
     switch (attribute) {
     case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK: return 1024;
     case CU_DEVICE_ATTRIBUTE_WARP_SIZE: return 32;
     case CU_DEVICE_ATTRIBUTE_CLOCK_RATE: return 1410000;
     case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT: return 108;
-    case CU_DEVICE_ATTRIBUTE_PCI_BUS_ID: return device + 1;
+    case CU_DEVICE_ATTRIBUTE_PCI_BUS_ID: return physical + 1;
     case CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE: return 1215000;
     case CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH: return 5120;
     case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: return 8;
@@ -39,8 +40,8 @@ int attribute_value(CUdevice_attribute attribute, CUdevice device, bool& known) 
 // Behind both UUID entry points (neither calls the other: a call through an exported name
 // could be interposed by a preloaded library).
 CUresult get_uuid(CUuuid* uuid, CUdevice device) {
-    return mockcuda::with_device(uuid != nullptr, device, [&](Process&) {
-        const auto bytes = mockcuda::device_uuid(device);
+    return mockcuda::with_device(uuid != nullptr, device, [&](Process& p) {
+        const auto bytes = mockcuda::device_uuid(mockcuda::physical_device(p, device));
         std::memcpy(uuid->bytes, bytes.data(), bytes.size());
         return CUDA_SUCCESS;
     });
@@ -62,10 +63,10 @@ MOCK_API CUresult cuInit(unsigned int flags) {
         std::fprintf(stderr, "mockcuda: %s\n", error.c_str());
         return CUDA_ERROR_INVALID_VALUE;
     }
-    if (p.config.devices == 0) {
+    if (p.config.visible.empty()) {
         return CUDA_ERROR_NO_DEVICE;
     }
-    p.shared = mockcuda::SharedState::open(p.config.state_path, true, error);
+    p.shared = mockcuda::SharedState::open(p.config.state_path, true, p.config.visible, error);
     if (!p.shared) {
         std::fprintf(stderr, "mockcuda: %s\n", error.c_str());
         return CUDA_ERROR_OPERATING_SYSTEM;
@@ -87,7 +88,7 @@ MOCK_API CUresult cuDeviceGetCount(int* count) {
         if (count == nullptr) {
             return CUDA_ERROR_INVALID_VALUE;
         }
-        *count = p.config.devices;
+        *count = static_cast<int>(p.config.visible.size());
         return CUDA_SUCCESS;
     });
 }
@@ -123,9 +124,9 @@ MOCK_API CUresult cuDeviceTotalMem_v2(size_t* bytes, CUdevice device) {
 }
 
 MOCK_API CUresult cuDeviceGetAttribute(int* value, CUdevice_attribute attribute, CUdevice device) {
-    return mockcuda::with_device(value != nullptr, device, [&](Process&) {
+    return mockcuda::with_device(value != nullptr, device, [&](Process& p) {
         bool known = false;
-        const int result = attribute_value(attribute, device, known);
+        const int result = attribute_value(attribute, mockcuda::physical_device(p, device), known);
         if (!known) {
             return CUDA_ERROR_INVALID_VALUE;
         }

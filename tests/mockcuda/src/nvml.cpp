@@ -7,7 +7,9 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <string>
+#include <vector>
 
 #include "config.h"
 #include "device_info.h"
@@ -109,7 +111,10 @@ nvmlReturn_t init_library() {
         std::fprintf(stderr, "mockcuda: %s\n", error.c_str());
         return NVML_ERROR_UNKNOWN;
     }
-    lib.shared = mockcuda::SharedState::open(lib.config.state_path, false, error);
+    // NVML sees every device under its physical index, whatever CUDA_VISIBLE_DEVICES says.
+    std::vector<int> every(static_cast<size_t>(lib.config.devices));
+    std::iota(every.begin(), every.end(), 0);
+    lib.shared = mockcuda::SharedState::open(lib.config.state_path, false, every, error);
     if (!lib.shared) {
         std::fprintf(stderr, "mockcuda: %s\n", error.c_str());
         return NVML_ERROR_UNKNOWN;

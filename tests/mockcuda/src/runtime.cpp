@@ -52,7 +52,12 @@ CUresult check_device(const Process& p, CUdevice device) {
     if (!p.initialized) {
         return CUDA_ERROR_NOT_INITIALIZED;
     }
-    return device >= 0 && device < p.config.devices ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+    const auto visible = static_cast<CUdevice>(p.config.visible.size());
+    return device >= 0 && device < visible ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+}
+
+int physical_device(const Process& p, CUdevice device) {
+    return p.config.visible[static_cast<size_t>(device)];
 }
 
 CUresult current_or_error(const Process& p, CUctx_st*& ctx) {

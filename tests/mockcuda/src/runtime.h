@@ -101,6 +101,8 @@ CUctx_st*& current_context();  // per thread, as in the driver
 // Checks made by nearly every entry point, to be called with the process mutex held.
 CUresult check_initialized(const Process& p);
 CUresult check_device(const Process& p, CUdevice device);
+// The physical device (NVML's index) behind a valid ordinal: CUDA_VISIBLE_DEVICES renumbers.
+int physical_device(const Process& p, CUdevice device);
 CUresult current_or_error(const Process& p, CUctx_st*& ctx);  // INVALID_CONTEXT when none
 // The stream a handle names in `ctx`: 0, CU_STREAM_LEGACY and CU_STREAM_PER_THREAD are the
 // context's default stream. INVALID_HANDLE for an unknown handle.

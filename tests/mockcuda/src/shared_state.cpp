@@ -122,7 +122,7 @@ void sleep_until_ns(int64_t when) {
 }
 
 std::unique_ptr<SharedState> SharedState::open(const std::string& path, bool charges,
-                                               std::string& error) {
+                                               std::vector<int> devices, std::string& error) {
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         error = "MOCKCUDA_STATE: cannot open '" + path + "': " + std::strerror(errno);
@@ -158,7 +158,7 @@ std::unique_ptr<SharedState> SharedState::open(const std::string& path, bool cha
         munmap(layout, sizeof(SharedLayout));
         return nullptr;
     }
-    return std::unique_ptr<SharedState>(new SharedState(layout, slot));
+    return std::unique_ptr<SharedState>(new SharedState(layout, slot, std::move(devices)));
 }
 
 SharedState::~SharedState() { munmap(layout_, sizeof(SharedLayout)); }
@@ -168,7 +168,7 @@ uint64_t SharedState::used(int device) {
     uint64_t total = 0;
     for (const Slot& slot : layout_->slots) {
         if (slot.pid != 0 && alive(slot.pid)) {
-            total += slot.used[device];
+            total += slot.used[physical(device)];
         }
     }
     return total;
@@ -179,26 +179,26 @@ bool SharedState::charge(int device, uint64_t bytes, uint64_t total) {
     uint64_t in_use = 0;
     for (const Slot& slot : layout_->slots) {
         if (slot.pid != 0 && alive(slot.pid)) {
-            in_use += slot.used[device];
+            in_use += slot.used[physical(device)];
         }
     }
     if (in_use > total || bytes > total - in_use) {
         return false;
     }
-    layout_->slots[slot_].used[device] += bytes;
+    layout_->slots[slot_].used[physical(device)] += bytes;
     return true;
 }
 
 void SharedState::uncharge(int device, uint64_t bytes) {
     Lock lock(layout_);
-    uint64_t& used = layout_->slots[slot_].used[device];
+    uint64_t& used = layout_->slots[slot_].used[physical(device)];
     used -= std::min(used, bytes);
 }
 
 int64_t SharedState::enqueue(int device, int64_t duration_ns) {
     const int64_t now = now_ns();
     Lock lock(layout_);
-    Timeline& timeline = layout_->timelines[device];
+    Timeline& timeline = layout_->timelines[physical(device)];
     const int64_t start = std::max(now, timeline.busy_until);
     const int64_t end = start + std::max<int64_t>(duration_ns, 0);
     if (end > start) {
@@ -219,7 +219,7 @@ double SharedState::utilization(int device, int64_t window_ns) {
     const int64_t from = now - window_ns;
     Lock lock(layout_);
     int64_t busy = 0;
-    for (const Interval& interval : layout_->timelines[device].intervals) {
+    for (const Interval& interval : layout_->timelines[physical(device)].intervals) {
         const int64_t start = std::max(interval.start, from);
         const int64_t end = std::min(interval.end, now);
         busy += std::max<int64_t>(end - start, 0);

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace mockcuda {
 
@@ -17,10 +19,11 @@ struct SharedLayout;
 class SharedState {
 public:
     // Maps (creating or repairing when needed) the file at `path`; with `charges`, claims a
-    // slot for this process's memory (a reader such as NVML needs none). nullptr with a
-    // message in `error` when the file cannot be used.
+    // slot for this process's memory (a reader such as NVML needs none). Device n of every
+    // call below is the physical device devices[n]. nullptr with a message in `error` when the
+    // file cannot be used.
     static std::unique_ptr<SharedState> open(const std::string& path, bool charges,
-                                             std::string& error);
+                                             std::vector<int> devices, std::string& error);
     ~SharedState();  // unmaps; the slot stays claimed until release()
 
     SharedState(const SharedState&) = delete;
@@ -41,9 +44,12 @@ public:
     void release();  // frees this process's slot (at exit)
 
 private:
-    SharedState(SharedLayout* layout, int slot) : layout_(layout), slot_(slot) {}
+    SharedState(SharedLayout* layout, int slot, std::vector<int> devices)
+        : layout_(layout), slot_(slot), devices_(std::move(devices)) {}
+    int physical(int device) const { return devices_[static_cast<size_t>(device)]; }
     SharedLayout* layout_;
     int slot_;
+    std::vector<int> devices_;
 };
 
 }  // namespace mockcuda
