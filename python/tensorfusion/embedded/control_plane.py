@@ -34,7 +34,12 @@ from tensorfusion.metrics.gpu_readings import NvmlReader
 from tensorfusion.metrics.point import Point
 from tensorfusion.metrics.usage_recorder import UsageRecorder
 from tensorfusion.operator.leader_election import LeaderElection
-from tensorfusion.scheduler.inventory import gpu_inventory, node_inventory, pool_inventory
+from tensorfusion.scheduler.inventory import (
+    InventoryView,
+    gpu_inventory,
+    node_inventory,
+    pool_inventory,
+)
 from tensorfusion.scheduler.loop import SchedulingLoop
 from tensorfusion.scheduler.profile import load_scheduler_config
 from tensorfusion.scheduler.simulate import profile_for, simulate
@@ -257,6 +262,12 @@ class ControlPlane:
             raise UnavailableError(why)
         return self._loop
 
+    def _inventory(self) -> InventoryView:
+        """The listings' figures, copied under the lock and summed after it."""
+        loop = self._scheduler()
+        with self._lock:
+            return InventoryView.of(loop.cluster)
+
     def simulate(self, pod: dict[str, Any]) -> dict[str, Any]:
         loop = self._scheduler()
         profile = profile_for(loop.profiles, pod)
@@ -269,19 +280,13 @@ class ControlPlane:
             return loop.cluster.gpus.snapshot()
 
     def pools(self) -> list[dict[str, Any]]:
-        loop = self._scheduler()
-        with self._lock:
-            return pool_inventory(loop.cluster)
+        return pool_inventory(self._inventory())
 
     def nodes(self) -> list[dict[str, Any]]:
-        loop = self._scheduler()
-        with self._lock:
-            return node_inventory(loop.cluster)
+        return node_inventory(self._inventory())
 
     def gpus(self) -> list[dict[str, Any]]:
-        loop = self._scheduler()
-        with self._lock:
-            return gpu_inventory(loop.cluster)
+        return gpu_inventory(self._inventory())
 
     def workers(self) -> list[dict[str, Any]]:
         return self._worker_service().views()

@@ -25,8 +25,14 @@ from tensorfusion.metrics.point import FieldValue, Point
 from tensorfusion.metrics.row_values import known_tags, percent, workload_of
 from tensorfusion.scheduler.allocation import Allocation, GpuRecord
 from tensorfusion.scheduler.cluster_state import ClusterState
-from tensorfusion.scheduler.inventory import gpu_inventory, node_inventory, pool_inventory
+from tensorfusion.scheduler.inventory import (
+    InventoryView,
+    gpu_inventory,
+    node_inventory,
+    pool_inventory,
+)
 from tensorfusion.scheduler.loop import LoopStats
+from tensorfusion.scheduler.pod_info import PodInfo
 
 NODE_METRICS = "tf_node_metrics"
 POOL_METRICS = "tf_pool_metrics"
@@ -46,16 +52,13 @@ class AllocationSource(Protocol):
 
 @dataclass(frozen=True)
 class AllocationFigures:
-    """What the tables are made of, taken from the cluster state in one go (under the
-    scheduler's lock); the rows are then built without holding it."""
+    """What the tables are made of, copied out of the cluster state (under the scheduler's
+    lock: a few copies of arrays and dicts); the rows are built from it without the lock."""
 
-    nodes: list[dict[str, Any]]
-    pools: list[dict[str, Any]]
-    gpus: list[dict[str, Any]]
-    node_phases: dict[str, str | None]
-    gpu_phases: dict[str, str | None]
-    workers: list[tuple[Allocation, tuple[GpuRecord, ...], Mapping[str, str]]]
-    """Each allocation with the records of its GPUs and its pod's labels."""
+    view: InventoryView
+    gpu_nodes: dict[str, dict[str, Any]]
+    gpu_objects: dict[str, dict[str, Any]]
+    bound: dict[str, tuple[int, PodInfo]]
     totals: LoopStats
 
 
@@ -67,41 +70,41 @@ class AllocationRecorder:
         """Call where the cluster state holds still: with the lock the scheduling loop holds
         around each pass."""
         state = self.source.cluster
-        nodes = node_inventory(state)
-        gpus = gpu_inventory(state)
-        workers = []
-        for uid in sorted(state.gpus.allocations):
-            allocation = state.gpus.allocations[uid]
-            held = state.bound.get(uid)
-            records = tuple(state.gpus.records[state.gpus.index_of[g]] for g in allocation.gpus)
-            workers.append((allocation, records, held[1].labels if held is not None else {}))
         return AllocationFigures(
-            nodes=nodes,
-            pools=pool_inventory(state),
-            gpus=gpus,
-            node_phases={
-                n["name"]: text_at(state.gpu_nodes.get(n["name"]), "status", "phase") for n in nodes
-            },
-            gpu_phases={
-                g["name"]: text_at(state.gpu_objects.get(g["name"]), "status", "phase")
-                for g in gpus
-            },
-            workers=workers,
+            view=InventoryView.of(state),
+            gpu_nodes=dict(state.gpu_nodes),
+            gpu_objects=dict(state.gpu_objects),
+            bound=dict(state.bound),
             totals=replace(self.source.totals, outcomes=[]),
         )
 
     def points(self, now_ns: int, figures: AllocationFigures | None = None) -> list[Point]:
         """The rows at `now_ns`, from `figures` (taken now when not given)."""
         f = figures if figures is not None else self.figures()
+        view = f.view
+        nodes = node_inventory(view)
+        workers = [
+            (allocation, tuple(map(view.record, allocation.gpus)), _labels(f, allocation))
+            for allocation in view.allocations
+        ]
         rows = [
-            *(_node_row(node, f.node_phases[node["name"]]) for node in f.nodes),
-            *(_pool_row(pool) for pool in f.pools),
-            *(_gpu_row(gpu, f.gpu_phases[gpu["name"]]) for gpu in f.gpus),
-            *(_worker_row(*worker) for worker in f.workers),
-            *(_allocation_row(allocation, records) for allocation, records, _ in f.workers),
-            _system_row(f.totals, workers=len(f.workers), nodes=len(f.nodes)),
+            *(_node_row(node, _phase(f.gpu_nodes, node["name"])) for node in nodes),
+            *(_pool_row(pool) for pool in pool_inventory(view)),
+            *(_gpu_row(gpu, _phase(f.gpu_objects, gpu["name"])) for gpu in gpu_inventory(view)),
+            *(_worker_row(*worker) for worker in workers),
+            *(_allocation_row(allocation, records) for allocation, records, _ in workers),
+            _system_row(f.totals, workers=len(workers), nodes=len(nodes)),
         ]
         return [Point(table, tags, fields, now_ns) for table, tags, fields in rows]
+
+
+def _phase(objects: Mapping[str, Mapping[str, Any]], name: str) -> str | None:
+    return text_at(objects.get(name), "status", "phase")
+
+
+def _labels(figures: AllocationFigures, allocation: Allocation) -> Mapping[str, str]:
+    held = figures.bound.get(allocation.uid)
+    return held[1].labels if held is not None else {}
 
 
 _Row = tuple[str, dict[str, str], dict[str, FieldValue]]

@@ -1,17 +1,24 @@
 """The cluster's GPUs, nodes and pools as the management API lists them: capacity, virtual
 capacity and what is allocated, summed from the allocator's columns. TFLOPS are numbers,
-VRAM integers of bytes (docs/api.md)."""
+VRAM integers of bytes (docs/api.md).
+
+`InventoryView.of` copies what the listings read out of a ClusterState; it is the only part
+that must run while the scheduler holds still (under its lock), and costs a few copies of
+arrays and dicts. The sums and rows are then computed without holding anything."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from tensorfusion.scheduler.allocation import Allocation, GpuRecord
 from tensorfusion.scheduler.allocator import DEVICE_PLUGIN
 from tensorfusion.scheduler.cluster_state import ClusterState
+from tensorfusion.scheduler.pools import PoolInfo
 
 _AMOUNTS = {
     "capacity": ("tflops_capacity", "vram_capacity"),
@@ -19,6 +26,44 @@ _AMOUNTS = {
     "allocated": ("tflops_requested", "vram_requested"),
     "allocatedLimits": ("tflops_limited", "vram_limited"),
 }
+
+
+@dataclass(frozen=True)
+class InventoryView:
+    columns: dict[str, NDArray[np.int64]]
+    """The amount columns, one entry per GPU, in the order of `records`."""
+    plugin_held: NDArray[np.bool_]
+    present: NDArray[np.bool_]
+    records: list[GpuRecord]
+    index_of: dict[str, int]
+    allocations: list[Allocation]
+    """Sorted by pod UID."""
+    pools: dict[str, PoolInfo]
+    unschedulable: dict[str, bool]
+    """By node name."""
+
+    @classmethod
+    def of(cls, state: ClusterState) -> InventoryView:
+        allocator = state.gpus
+        arrays = allocator.arrays()
+        names = state.nodes.names
+        flags = state.nodes.unschedulable.tolist()
+        return cls(
+            columns={
+                name: getattr(arrays, name).copy() for pair in _AMOUNTS.values() for name in pair
+            },
+            plugin_held=arrays.state == int(DEVICE_PLUGIN),
+            present=allocator.present().copy(),
+            records=list(allocator.records),
+            index_of=dict(allocator.index_of),
+            allocations=[allocator.allocations[uid] for uid in sorted(allocator.allocations)],
+            pools=dict(state.pools),
+            unschedulable={name: bool(flags[i]) for i, name in enumerate(names)},
+        )
+
+    def record(self, gpu: str) -> GpuRecord:
+        """A GPU's facts; kept for every GPU an allocation names, even one that has left."""
+        return self.records[self.index_of[gpu]]
 
 
 def _amounts(columns: dict[str, NDArray[np.int64]], rows: NDArray[np.intp]) -> dict[str, Any]:
@@ -43,29 +88,22 @@ def _per_gpu_amounts(columns: dict[str, NDArray[np.int64]]) -> list[dict[str, An
     ]
 
 
-def _columns(state: ClusterState) -> dict[str, NDArray[np.int64]]:
-    arrays = state.gpus.arrays()
-    return {name: getattr(arrays, name) for pair in _AMOUNTS.values() for name in pair}
-
-
-def _workers_by_gpu(state: ClusterState) -> dict[str, list[str]]:
+def _workers_by_gpu(view: InventoryView) -> dict[str, list[str]]:
     workers: dict[str, list[str]] = defaultdict(list)
-    for allocation in state.gpus.allocations.values():
+    for allocation in view.allocations:
         for gpu in allocation.gpus:
             workers[gpu].append(f"{allocation.namespace}/{allocation.name}")
     return workers
 
 
-def gpu_inventory(state: ClusterState) -> list[dict[str, Any]]:
+def gpu_inventory(view: InventoryView) -> list[dict[str, Any]]:
     """Every GPU in the cluster, by name."""
-    allocator = state.gpus
-    amounts = _per_gpu_amounts(_columns(state))
-    present = allocator.present()
-    plugin_held = (allocator.arrays().state == int(DEVICE_PLUGIN)).tolist()
-    workers = _workers_by_gpu(state)
+    amounts = _per_gpu_amounts(view.columns)
+    plugin_held = view.plugin_held.tolist()
+    workers = _workers_by_gpu(view)
     rows = []
-    for index in np.flatnonzero(present).tolist():
-        record = allocator.records[index]
+    for index in np.flatnonzero(view.present).tolist():
+        record = view.records[index]
         rows.append(
             {
                 "name": record.name,
@@ -84,74 +122,56 @@ def gpu_inventory(state: ClusterState) -> list[dict[str, Any]]:
     return rows
 
 
-def _group_rows(state: ClusterState, key: str) -> dict[str, NDArray[np.intp]]:
+def _group_rows(view: InventoryView, key: str) -> dict[str, NDArray[np.intp]]:
     """Present GPU indices grouped by their record's `key` attribute (node or pool)."""
     groups: dict[str, list[int]] = defaultdict(list)
-    records = state.gpus.records
-    for index in np.flatnonzero(state.gpus.present()).tolist():
-        value = getattr(records[index], key)
+    for index in np.flatnonzero(view.present).tolist():
+        value = getattr(view.records[index], key)
         if value is not None:
             groups[value].append(index)
     return {name: np.array(rows, dtype=np.intp) for name, rows in groups.items()}
 
 
-def _worker_counts(state: ClusterState, key: str) -> dict[str, int]:
+def _worker_counts(view: InventoryView, key: str) -> dict[str, int]:
     """Pods with GPUs per node or pool (a pod counts once, on its first GPU's group)."""
     counts: dict[str, int] = defaultdict(int)
-    allocator = state.gpus
-    for allocation in state.gpus.allocations.values():
-        index = allocator.index_of.get(allocation.gpus[0])
+    for allocation in view.allocations:
+        index = view.index_of.get(allocation.gpus[0])
         if index is not None:
-            value = getattr(allocator.records[index], key)
+            value = getattr(view.records[index], key)
             if value is not None:
                 counts[value] += 1
     return counts
 
 
-def node_inventory(state: ClusterState) -> list[dict[str, Any]]:
+def node_inventory(view: InventoryView) -> list[dict[str, Any]]:
     """Every node with GPUs: their count, workers and summed amounts."""
-    columns = _columns(state)
-    groups = _group_rows(state, "node")
-    workers = _worker_counts(state, "node")
-    pools = _group_pools(state, groups)
-    node_index = {name: index for index, name in enumerate(state.nodes.names)}
-    unschedulable = state.nodes.unschedulable
+    groups = _group_rows(view, "node")
+    workers = _worker_counts(view, "node")
     rows = []
     for name in sorted(groups):
-        index = node_index.get(name, -1)
+        members = groups[name]
         rows.append(
             {
                 "name": name,
-                "pool": pools.get(name),
-                "gpus": len(groups[name]),
+                "pool": view.records[int(members[0])].pool,
+                "gpus": len(members),
                 "workers": workers.get(name, 0),
-                "schedulable": index >= 0 and not bool(unschedulable[index]),
-                **_amounts(columns, groups[name]),
+                "schedulable": not view.unschedulable.get(name, True),
+                **_amounts(view.columns, members),
             }
         )
     return rows
 
 
-def _group_pools(state: ClusterState, groups: dict[str, NDArray[np.intp]]) -> dict[str, str]:
-    """The pool of each node's first GPU."""
-    records = state.gpus.records
-    return {
-        node: pool
-        for node, rows in groups.items()
-        if (pool := records[int(rows[0])].pool) is not None
-    }
-
-
-def pool_inventory(state: ClusterState) -> list[dict[str, Any]]:
+def pool_inventory(view: InventoryView) -> list[dict[str, Any]]:
     """Every pool, with its oversubscription, placement and summed amounts."""
-    columns = _columns(state)
-    groups = _group_rows(state, "pool")
-    workers = _worker_counts(state, "pool")
+    groups = _group_rows(view, "pool")
+    workers = _worker_counts(view, "pool")
     empty = np.array([], dtype=np.intp)
-    records = state.gpus.records
     rows = []
-    for name in sorted(set(state.pools) | set(groups)):
-        info = state.pools.get(name)
+    for name in sorted(set(view.pools) | set(groups)):
+        info = view.pools.get(name)
         members = groups.get(name, empty)
         rows.append(
             {
@@ -161,10 +181,10 @@ def pool_inventory(state: ClusterState) -> list[dict[str, Any]]:
                 "oversubscription": info.oversubscription.model_dump(by_alias=True)
                 if info
                 else None,
-                "nodes": len({records[i].node for i in members.tolist()}),
+                "nodes": len({view.records[i].node for i in members.tolist()}),
                 "gpus": len(members),
                 "workers": workers.get(name, 0),
-                **_amounts(columns, members),
+                **_amounts(view.columns, members),
             }
         )
     return rows

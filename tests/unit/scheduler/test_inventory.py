@@ -6,7 +6,12 @@ from typing import Any
 
 from tensorfusion.scheduler.cluster_state import ClusterState
 from tensorfusion.scheduler.fleet import Fleet
-from tensorfusion.scheduler.inventory import gpu_inventory, node_inventory, pool_inventory
+from tensorfusion.scheduler.inventory import (
+    InventoryView,
+    gpu_inventory,
+    node_inventory,
+    pool_inventory,
+)
 from tests.unit.scheduler.cluster_builders import GI, gpu, gpu_node, node, pool, tf_pod
 
 OVERSUB = {"tflopsOversellRatio": 200, "vramExpandToHostMem": 50, "vramExpandToHostDisk": 0}
@@ -57,7 +62,7 @@ def _by_name(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def test_gpus_show_capacity_virtual_capacity_and_allocations() -> None:
-    gpus = _by_name(gpu_inventory(_cluster()))
+    gpus = _by_name(gpu_inventory(InventoryView.of(_cluster())))
     assert list(gpus) == ["n1-g0", "n1-g1", "n2-g0"]
     g0 = gpus["n1-g0"]
     assert g0["node"] == "n1"
@@ -75,7 +80,7 @@ def test_gpus_show_capacity_virtual_capacity_and_allocations() -> None:
 
 
 def test_nodes_sum_their_gpus() -> None:
-    nodes = _by_name(node_inventory(_cluster()))
+    nodes = _by_name(node_inventory(InventoryView.of(_cluster())))
     n1, n2 = nodes["n1"], nodes["n2"]
     assert n1["gpus"] == 2
     assert n1["workers"] == 2
@@ -88,7 +93,7 @@ def test_nodes_sum_their_gpus() -> None:
 
 
 def test_pools_sum_their_gpus_and_show_their_settings() -> None:
-    pools = _by_name(pool_inventory(_cluster()))
+    pools = _by_name(pool_inventory(InventoryView.of(_cluster())))
     a, b = pools["pool-a"], pools["pool-b"]
     assert (a["nodes"], a["gpus"], a["workers"]) == (1, 2, 2)
     assert a["oversubscription"]["tflopsOversellRatio"] == 200
@@ -101,6 +106,6 @@ def test_pools_sum_their_gpus_and_show_their_settings() -> None:
 def test_a_removed_gpu_is_not_listed_and_an_empty_pool_is() -> None:
     state = _cluster()
     state.remove_gpu("n2-g0")
-    assert "n2-g0" not in _by_name(gpu_inventory(state))
-    assert "n2" not in _by_name(node_inventory(state))
-    assert _by_name(pool_inventory(state))["pool-b"]["gpus"] == 0
+    assert "n2-g0" not in _by_name(gpu_inventory(InventoryView.of(state)))
+    assert "n2" not in _by_name(node_inventory(InventoryView.of(state)))
+    assert _by_name(pool_inventory(InventoryView.of(state)))["pool-b"]["gpus"] == 0
