@@ -78,6 +78,7 @@ class GpuAllocator:
         self._sorted = True
         self._topology: tuple[NDArray[np.int32], NDArray[np.int32]] | None = None
         self.allocations: dict[str, Allocation] = {}
+        self._snapshot: tuple[tuple[int, int], dict[str, Any]] | None = None
 
     # --- GPUs ----------------------------------------------------------------------------
 
@@ -286,7 +287,15 @@ class GpuAllocator:
             report.restored += 1
 
     def snapshot(self) -> dict[str, Any]:
-        """The allocation state as `/api/allocation` shows it (JSON-ready)."""
+        """The allocation state as `/api/allocation` shows it (JSON-ready). Built again only
+        after a change (every change bumps a node's version or the structure version), so a
+        client polling it costs nothing in between; the answer is shared: do not modify it."""
+        key = (self.structure_version, int(self._node_versions.sum()))
+        if self._snapshot is None or self._snapshot[0] != key:
+            self._snapshot = (key, self._build_snapshot())
+        return self._snapshot[1]
+
+    def _build_snapshot(self) -> dict[str, Any]:
         columns = {name: column[: self._count].tolist() for name, column in self._columns.items()}
         workers_by_gpu: dict[str, list[dict[str, Any]]] = {}
         allocations: dict[str, Any] = {}

@@ -654,6 +654,31 @@ def test_snapshot_shows_removed_and_device_plugin_gpus() -> None:
     assert allocator.snapshot()["allocations"] == {}
 
 
+def test_snapshot_is_kept_until_a_change_and_every_change_shows() -> None:
+    allocator = fleet(0, 0)
+    first = allocator.snapshot()
+    assert allocator.snapshot() is first  # nothing changed: nothing built again
+    changes = [
+        lambda: allocator.reserve(held("u1", "g0")),
+        lambda: allocator.adjust("u1", (share(2_000, 4_000, GI, 2 * GI),)),
+        lambda: allocator.set_state("g1", DEVICE_PLUGIN),
+        lambda: allocator.remove_gpu("g1"),
+        lambda: allocator.release("u1"),
+    ]
+    seen = [first]
+    for change in changes:
+        change()
+        now = allocator.snapshot()
+        assert now is not seen[-1]
+        assert now != seen[-1]
+        seen.append(now)
+    rebuilt = GpuAllocator()
+    for record in allocator.records:
+        add(rebuilt, record.name, 0)
+    rebuilt.remove_gpu("g1")
+    assert allocator.snapshot() == rebuilt.snapshot()  # what it shows is the state now
+
+
 def test_snapshot_is_reproduced_by_a_rebuild_from_the_pods() -> None:
     by_hand = _reserved_by_hand()
     rebuilt = GpuAllocator()
