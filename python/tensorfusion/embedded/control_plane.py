@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from tensorfusion.store.local import LocalStore
 
 log = logging.getLogger(__name__)
 
+SWITCH_INTERVAL_S = 0.001
 RETRY_S = 1.0
 """Pause before a loop that failed starts again."""
 
@@ -133,6 +135,10 @@ class ControlPlane:
         except BaseException:
             self._close()
             raise
+        # The API answers while the agent and the recorders compute in other threads of this
+        # interpreter: a shorter switch interval (5 ms by default) bounds how long a request
+        # waits for its turn each time it needs the interpreter back.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._spawn("lease", self._election.run, self._stop)
         self._spawn("scheduler", self._lead)
         self._spawn("agent", self._run_agent)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from statistics import fmean
 from typing import Any, Protocol
 
 from tensorfusion.api.gpu_links import text_at
@@ -181,12 +180,16 @@ def _worker_row(
     # models comes to different TFLOPS on each, hence the mean.
     fields: dict[str, FieldValue] = {
         "gpu_count": len(allocation.gpus),
-        "tflops_request": fmean(share.tflops_request for share in shares) / 1000,
-        "tflops_limit": fmean(share.tflops_limit for share in shares) / 1000,
-        "vram_bytes_request": fmean(share.vram_request for share in shares),
-        "vram_bytes_limit": fmean(share.vram_limit for share in shares),
+        "tflops_request": _mean([share.tflops_request for share in shares]) / 1000,
+        "tflops_limit": _mean([share.tflops_limit for share in shares]) / 1000,
+        "vram_bytes_request": _mean([share.vram_request for share in shares]),
+        "vram_bytes_limit": _mean([share.vram_limit for share in shares]),
     }
     return WORKER_RESOURCES, known_tags(tags), fields
+
+
+def _mean(values: list[int]) -> float:
+    return sum(values) / len(values)
 
 
 def _model_index(record: GpuRecord) -> str:

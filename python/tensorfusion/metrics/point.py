@@ -45,17 +45,60 @@ class Point:
     time_ns: int  # Unix epoch nanoseconds
 
     def __post_init__(self) -> None:
+        # Recorders make hundreds of thousands of points a pass, over a few hundred distinct
+        # names and tag values: a text found good once is remembered, and the labels naming a
+        # field are built only for the one that fails.
         check_measurement(self.measurement)
         where = self.measurement
         for key, value in self.tags.items():
-            check_text(f"{where}.tags", key)
-            check_text(f"{where}.tags[{key!r}]", value)
+            if not (_known_good(key) and _known_good(value)):
+                check_text(f"{where}.tags", key)
+                check_text(f"{where}.tags[{key!r}]", value)
+                _remember(key, value)
         if not self.fields:
             raise ConfigError(f"{where}.fields", "a point needs at least one field")
         for key, field in self.fields.items():
-            check_text(f"{where}.fields", key)
-            check_field_value(f"{where}.fields[{key!r}]", field)
+            if not (_known_good(key) and _good_value(field)):
+                check_text(f"{where}.fields", key)
+                check_field_value(f"{where}.fields[{key!r}]", field)
+                _remember(key)
         check_time_ns(f"{where}.time_ns", self.time_ns)
+
+
+_GOOD_TEXTS: set[str] = set()
+_GOOD_TEXTS_MAX = 100_000
+
+
+def _known_good(text: object) -> bool:
+    return type(text) is str and text in _GOOD_TEXTS
+
+
+def _remember(*texts: str) -> None:
+    if len(_GOOD_TEXTS) > _GOOD_TEXTS_MAX:  # bounded: ever-new values (ids) cannot grow it
+        _GOOD_TEXTS.clear()
+    _GOOD_TEXTS.update(texts)
+
+
+def _good_value(value: object) -> bool:
+    """What `check_field_value` accepts, as a predicate (exact types: a subclass is refused
+    there too)."""
+    if isinstance(value, bool) or type(value) is Unsigned:
+        return True
+    if isinstance(value, float):
+        return type(value) is float and math.isfinite(value)
+    if isinstance(value, int):
+        return type(value) is int and INT64_MIN <= value <= INT64_MAX
+    if isinstance(value, str):
+        return type(value) is str and "\n" not in value and (value.isascii() or _encodable(value))
+    return False
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_measurement(measurement: object) -> None:
