@@ -4,6 +4,7 @@ be >= 100 (got 50)`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -80,7 +81,8 @@ def describe(error: ErrorDetails) -> str:
     return str(error["msg"])
 
 
-def _join(parts: list[str | int]) -> str:
+def join_path(parts: Sequence[str | int]) -> str:
+    """A field path as messages write it: `spec.items[0]`, `labels['a.b/c']`."""
     path = ""
     for part in parts:
         if isinstance(part, int):
@@ -99,7 +101,7 @@ def issues_from(exc: ValidationError, prefix: str = "") -> list[FieldIssue]:
         parts: list[str | int] = [p for p in error["loc"] if not _is_schema_tag(p)]
         ctx = error.get("ctx", {})
         for extra, message in ctx.get("problems") or [(ctx.get("path"), describe(error))]:
-            path = _join(parts)
+            path = join_path(parts)
             if extra:
                 path = f"{path}.{extra}" if path else str(extra)
             if prefix:

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
+from tensorfusion.api.field_errors import join_path
 from tensorfusion.errors import (
     AllocationError,
     AlreadyExistsError,
@@ -75,11 +76,7 @@ def error_response(
 
 def validation_field(loc: Sequence[int | str]) -> str:
     """`("body", "command", 1)` -> `command[1]`; parameters keep their origin (`path.name`)."""
-    parts = list(loc[1:]) if loc and loc[0] == "body" else list(loc)
-    path = ""
-    for part in parts:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
+    return join_path(list(loc[1:]) if loc and loc[0] == "body" else list(loc))
 
 
 def _validation_response(errors: Sequence[Any]) -> JSONResponse:
