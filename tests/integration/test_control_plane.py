@@ -233,6 +233,8 @@ def test_metrics_are_recorded_into_the_state_dir(tmp_path: Path, fleet_file: Pat
         _eventually(lambda: recorded("tf_worker_usage", "worker = 'metered'") > 0)
         _eventually(lambda: recorded("tf_node_metrics") > 0)
         _eventually(lambda: recorded("tf_system_metrics") > 0)
+        # No NVML here: the GPU rows come from the worker's region, with NVML's columns empty.
+        _eventually(lambda: recorded("tf_gpu_usage", "temperature IS NULL") > 0)
         assert worker["name"] == "metered"
     finally:
         plane.stop()

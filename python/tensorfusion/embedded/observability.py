@@ -24,6 +24,7 @@ from tensorfusion.metrics.embedded_sink import EmbeddedSink
 from tensorfusion.metrics.greptime_sink import GreptimeSink
 from tensorfusion.metrics.point import Point
 from tensorfusion.metrics.sink import MetricsSink
+from tensorfusion.metrics.usage_recorder import GPU_USAGE, NVML_ONLY_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,10 @@ class Observability:
             else EmbeddedSink(state_root / "metrics.db")
         )
         try:
+            if isinstance(self.sink, EmbeddedSink):
+                # The built-in rules read NVML's columns too; on a host without NVML they
+                # exist empty, so those rules find nothing rather than fail.
+                self.sink.declare(GPU_USAGE, NVML_ONLY_FIELDS)
             self.sink.set_ttl(dynamic.metrics_ttl)
             self.writer = BufferedWriter(
                 self.sink, state_root / "metrics-buffer", flush_interval_s=config.interval_s

@@ -223,6 +223,27 @@ class EmbeddedSink:
                 db.execute(f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(name)} {kind}")
         columns.update((_fold(name), kind) for name, kind in new)
 
+    def declare(self, measurement: str, fields: Mapping[str, type]) -> None:
+        """Make sure the table has these field columns (their values' Python types), so that
+        a query naming a field some writers never fill finds NULLs instead of failing."""
+        kinds = [(name, COLUMN_TYPES[kind]) for name, kind in fields.items()]
+        with self._lock:
+            db = self._connection()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    existing = self._columns.get(measurement, {})
+                    new = [(name, kind) for name, kind in kinds if _fold(name) not in existing]
+                    if new:
+                        self._add_columns(db, measurement, new)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    self._columns = self._read_schema(db)
+                    raise
+            except sqlite3.Error as error:
+                raise SinkUnavailable(f"metrics database write failed: {error}") from None
+
     # --- retention -----------------------------------------------------------------------
 
     def set_ttl(self, ttl: str) -> None:

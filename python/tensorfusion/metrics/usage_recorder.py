@@ -33,6 +33,13 @@ from tensorfusion.shm_region import RegionSnapshot
 log = logging.getLogger(__name__)
 
 GPU_USAGE = "tf_gpu_usage"
+NVML_ONLY_FIELDS: dict[str, type] = {
+    "temperature": float,
+    "power_usage": float,
+    "rx": float,
+    "tx": float,
+}
+"""Fields of `tf_gpu_usage` only NVML measures: absent from every row on a host without it."""
 WORKER_USAGE = "tf_worker_usage"
 
 _COUNTERS = ("busy_ns", "throttled_launches", "pages_evicted", "pages_resumed")
@@ -205,12 +212,13 @@ def _gpu_point(
         busy = sum(worker.busy_added_ns for worker in workers)
         fields |= _compute(percent(busy, elapsed_ns), gpu.peak_tflops)
     if reading is not None:
-        extra = {
-            "temperature": reading.temperature,
-            "power_usage": reading.power_watts,
-            "rx": reading.pcie_rx_kbps,
-            "tx": reading.pcie_tx_kbps,
-        }
+        measured = (
+            reading.temperature,
+            reading.power_watts,
+            reading.pcie_rx_kbps,
+            reading.pcie_tx_kbps,
+        )
+        extra = dict(zip(NVML_ONLY_FIELDS, measured, strict=True))
         fields |= {name: value for name, value in extra.items() if value is not None}
     tags = known_tags({"node": gpu.node, "pool": gpu.pool, "uuid": gpu.uuid})
     return Point(GPU_USAGE, tags, fields, now_ns)

@@ -99,6 +99,19 @@ def test_new_fields_and_tags_add_columns(sink: EmbeddedSink) -> None:
     ]
 
 
+def test_declared_fields_exist_before_any_point_fills_them(sink: EmbeddedSink) -> None:
+    sink.declare("tf_worker_usage", {"temp": float})  # a table that does not exist yet
+    assert sink.query("SELECT temp FROM tf_worker_usage") == []
+    sink.write([usage("w1", a=1)])
+    sink.declare("tf_worker_usage", {"temp": float, "a": int, "label": str})  # some exist
+    assert sink.query("SELECT worker, a, temp, label FROM tf_worker_usage") == [
+        {"worker": "w1", "a": 1, "temp": None, "label": None}
+    ]
+    # A declared column has its type: a point of another type is refused as for any column.
+    with pytest.raises(ConfigError, match="temp"):
+        sink.write([usage("w2", temp="hot")])
+
+
 @pytest.mark.parametrize(
     ("first", "second"),
     [(1, 1.0), (1.0, 1), (1, True), (1, Unsigned(1)), ("x", 1), (True, "t")],

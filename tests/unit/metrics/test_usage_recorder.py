@@ -29,7 +29,12 @@ from tensorfusion.metrics.embedded_sink import EmbeddedSink
 from tensorfusion.metrics.gpu_readings import GpuReading, NvmlReader
 from tensorfusion.metrics.point import Point, Unsigned
 from tensorfusion.metrics.row_values import WORKLOAD_LABEL
-from tensorfusion.metrics.usage_recorder import GPU_USAGE, WORKER_USAGE, UsageRecorder
+from tensorfusion.metrics.usage_recorder import (
+    GPU_USAGE,
+    NVML_ONLY_FIELDS,
+    WORKER_USAGE,
+    UsageRecorder,
+)
 from tensorfusion.scheduler.loop import LoopStats
 from tests.unit.agent.conftest import worker
 from tests.unit.metrics.test_allocation_recorder import Source, cluster, placed
@@ -602,3 +607,19 @@ def test_without_nvml_only_the_temperature_rule_lacks_its_column(
     assert "temperature" in failed["GPUTemperatureHigh"]
     assert ("WorkerTFlopsThrottled", "train-GPU-big") in fired
     assert ("GPUVRAMFull", "node-0-GPU-big") not in fired  # 1 GiB of 80 is in use
+
+
+def test_with_nvml_columns_declared_every_builtin_rule_runs_without_nvml(
+    host: Host, sink: EmbeddedSink
+) -> None:
+    """What the control plane does for its embedded store: NVML's columns exist, empty, so
+    the temperature rule finds nothing instead of failing."""
+    sink.declare(GPU_USAGE, NVML_ONLY_FIELDS)
+    record_both(sink, host)
+    fired, failed = evaluate_builtins(sink)
+    assert failed == {}
+    assert not any(name == "GPUTemperatureHigh" for name, _ in fired)
+    assert ("WorkerTFlopsThrottled", "train-GPU-big") in fired
+    assert NVML_ONLY_FIELDS.keys() <= columns(sink, GPU_USAGE)
+    (row,) = sink.query(f"SELECT temperature FROM {GPU_USAGE} LIMIT 1")
+    assert row == {"temperature": None}
