@@ -28,7 +28,7 @@ logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 reader = NvmlReader()
 readings = reader.read()
 gpus = json.loads(sys.argv[1])
-recorder = UsageRecorder(list, lambda: gpus, WorkerRegions(Path(sys.argv[2])), reader)
+recorder = UsageRecorder(list, lambda _pods: gpus, WorkerRegions(Path(sys.argv[2])), reader)
 rows = [
     {
         "tags": dict(p.tags),

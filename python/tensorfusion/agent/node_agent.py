@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +87,7 @@ class NodeAgent:
     def _workers(self) -> list[dict[str, Any]]:
         return list_workers(self.store)
 
-    def gpus_of(self, pod: dict[str, Any]) -> list[dict[str, Any]]:
+    def gpus_of(self, pod: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The GPU objects a bound worker holds (a missing one is left out: `prepare` names
         it)."""
         gpus = []

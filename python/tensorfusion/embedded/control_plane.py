@@ -13,7 +13,7 @@ import logging
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -309,7 +309,7 @@ class ControlPlane:
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _recorded_gpus(self) -> list[dict[str, Any]]:
+    def _recorded_gpus(self, workers: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """The GPUs whose usage the agent records: this host's, and those workers hold (a
         declared fleet's GPUs are not on this host; listing all of them each time would cost
         the API its latency on a large fleet)."""
@@ -318,7 +318,7 @@ class ControlPlane:
             gpu["metadata"]["name"]: gpu
             for gpu in store.list("GPU", label_selector={OWNER_LABEL: self.config.node_name})
         }
-        for pod in list_workers(store):
+        for pod in workers:
             gpus |= {gpu["metadata"]["name"]: gpu for gpu in agent.gpus_of(pod)}
         return list(gpus.values())
 

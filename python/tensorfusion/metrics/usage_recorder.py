@@ -74,15 +74,16 @@ class _WorkerOnGpu:
 
 
 class UsageRecorder:
-    """`list_workers` gives the worker pods to report on and `list_gpus` the GPU objects (in
-    Kubernetes, those of this node; embedded, this host's and those its workers hold);
+    """`list_workers` gives the worker pods to report on and `list_gpus`, given those pods,
+    the GPU objects (in Kubernetes, those of this node; embedded, this host's and those its
+    workers hold);
     `regions` is the agent's. `gpu_reader` is NVML's (`NvmlReader`), None where there is no
     driver to ask. Not thread-safe: one thread calls `points`."""
 
     def __init__(
         self,
         list_workers: Callable[[], Iterable[Mapping[str, Any]]],
-        list_gpus: Callable[[], Iterable[Mapping[str, Any]]],
+        list_gpus: Callable[[list[Mapping[str, Any]]], Iterable[Mapping[str, Any]]],
         regions: WorkerRegions,
         gpu_reader: GpuReader | None = None,
     ) -> None:
@@ -98,24 +99,27 @@ class UsageRecorder:
         """One row per worker and GPU and one per GPU, at `now_ns`. Compute figures need a
         previous sample, so the first call (and one whose clock went back) leaves them out;
         the counts carry on across such a call."""
-        gpus = _gpus(self.list_gpus())
+        pods = list(self.list_workers())
+        gpus = _gpus(self.list_gpus(pods))
         readings = self.gpu_reader.read() if self.gpu_reader is not None else {}
         elapsed = now_ns - self._last_ns if self._last_ns is not None else 0
         self._last_ns = now_ns
-        workers = self._sample_workers(gpus)
+        workers = self._sample_workers(pods, gpus)
         points = [_worker_point(worker, elapsed, now_ns) for worker in workers]
         for gpu in gpus.values():
             on_gpu = [worker for worker in workers if worker.gpu is gpu]
             points.append(_gpu_point(gpu, readings.get(gpu.uuid), on_gpu, elapsed, now_ns))
         return points
 
-    def _sample_workers(self, gpus: Mapping[str, _Gpu]) -> list[_WorkerOnGpu]:
+    def _sample_workers(
+        self, pods: list[Mapping[str, Any]], gpus: Mapping[str, _Gpu]
+    ) -> list[_WorkerOnGpu]:
         """Every worker's region on a known GPU, with its counts carried forward; workers
         gone since the previous sample are forgotten."""
         samples = []
         occupants: dict[tuple[str, str], dict[Occupant, Counts]] = {}
         totals: dict[tuple[str, str], Counts] = {}
-        for pod in self.list_workers():
+        for pod in pods:
             metadata = pod.get("metadata") or {}
             uid, namespace, name = pod_key(metadata)
             labels = metadata.get("labels") or {}

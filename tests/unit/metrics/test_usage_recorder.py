@@ -90,7 +90,7 @@ class Host:
         self.pods: list[dict[str, Any]] = []
         self.regions = WorkerRegions(root, slots=8)
         self.reader = FakeReader()
-        self.recorder = UsageRecorder(lambda: self.pods, lambda: self.gpus, self.regions)
+        self.recorder = UsageRecorder(lambda: self.pods, lambda _pods: self.gpus, self.regions)
         self._open: list[tuple[ShmRegion, ShmSlot]] = []
 
     def add_worker(self, name: str, gpus: str = BIG, **labels: str) -> dict[str, ShmRegion]:
@@ -437,7 +437,9 @@ def test_workers_without_regions_give_no_rows(host: Host) -> None:
 
 
 def test_no_gpus_no_workers_no_rows(tmp_path: Path) -> None:
-    recorder = UsageRecorder(list, list, WorkerRegions(tmp_path / "missing"), FakeReader())
+    recorder = UsageRecorder(
+        list, lambda _pods: [], WorkerRegions(tmp_path / "missing"), FakeReader()
+    )
     assert recorder.points(T0) == []
 
 
