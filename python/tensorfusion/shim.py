@@ -20,6 +20,7 @@ What the workload sees of a limited device:
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,8 +90,11 @@ SHIM_ENV: tuple[ShimVariable, ...] = (
 
 
 def shim_path() -> Path:
-    """The installed libtfshim.so, for `LD_PRELOAD`."""
-    path = Path(__file__).resolve().parent / SHIM_FILENAME
+    """The installed libtfshim.so, for `LD_PRELOAD`: the build installs it beside the extension
+    module, which an editable install keeps apart from these sources."""
+    native = importlib.util.find_spec("tensorfusion._native")
+    where = Path(native.origin).parent if native and native.origin else Path(__file__).parent
+    path = where.resolve() / SHIM_FILENAME
     if not path.is_file():
         raise TensorFusionError(
             f"{SHIM_FILENAME}: not found at {path}; the package was installed without its native "

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import tensorfusion
+import tensorfusion._native
 from tensorfusion import shim as shim_module
 from tensorfusion.errors import TensorFusionError
 
@@ -16,7 +17,7 @@ from tensorfusion.errors import TensorFusionError
 def test_shim_path_is_the_installed_library() -> None:
     path = tensorfusion.shim_path()
     assert path.name == "libtfshim.so"
-    assert path.parent == Path(tensorfusion.__file__).resolve().parent
+    assert path.parent == Path(tensorfusion._native.__file__).resolve().parent
     ctypes.CDLL(str(path), mode=os.RTLD_LOCAL)  # loads without a driver present
 
 
