@@ -39,6 +39,10 @@
   X(cuLaunchCooperativeKernel_ptsz, driver) \
   X(cuGraphLaunch, driver)                  \
   X(cuGraphLaunch_ptsz, driver)             \
+  X(cuCtxSynchronize, driver)               \
+  X(cuStreamSynchronize, driver)            \
+  X(cuStreamSynchronize_ptsz, driver)       \
+  X(cuEventSynchronize, driver)             \
   X(nvmlDeviceGetMemoryInfo, nvml)          \
   X(nvmlDeviceGetMemoryInfo_v2, nvml)       \
   X(nvmlDeviceGetUtilizationRates, nvml)
@@ -112,6 +116,10 @@ TF_SHIM_EXPORT CUresult cuLaunchCooperativeKernel_ptsz(
     unsigned int sharedMemBytes, CUstream hStream, void** kernelParams);
 TF_SHIM_EXPORT CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream);
 TF_SHIM_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec hGraphExec, CUstream hStream);
+TF_SHIM_EXPORT CUresult cuCtxSynchronize(void);
+TF_SHIM_EXPORT CUresult cuStreamSynchronize(CUstream hStream);
+TF_SHIM_EXPORT CUresult cuStreamSynchronize_ptsz(CUstream hStream);
+TF_SHIM_EXPORT CUresult cuEventSynchronize(CUevent hEvent);
 TF_SHIM_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory);
 TF_SHIM_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device,
                                                        nvmlMemory_v2_t* memory);

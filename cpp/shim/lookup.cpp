@@ -35,7 +35,8 @@ constexpr Versioning kVersioning[] = {
     {"cuMemAllocAsync", 0, true},           {"cuMemAllocFromPoolAsync", 0, true},
     {"cuMemFreeAsync", 0, true},            {"cuLaunchKernel", 0, true},
     {"cuLaunchKernelEx", 0, true},          {"cuLaunchCooperativeKernel", 0, true},
-    {"cuGraphLaunch", 0, true},
+    {"cuGraphLaunch", 0, true},             {"cuCtxSynchronize", 0, false},
+    {"cuStreamSynchronize", 0, true},       {"cuEventSynchronize", 0, false},
 };
 
 // The exported name the driver hands out for `symbol` at `version` with `flags`.

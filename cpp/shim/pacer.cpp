@@ -36,8 +36,9 @@ constexpr std::uint32_t kSampleEvery = 1024;
 constexpr std::int64_t kGrantNs = 2'000'000;
 
 // What a thread takes from a grant at once (at least the launch's cost), so that its fast path
-// touches no shared cache line between takes. Taken counts as spent, for the limiter and for
-// the busy time counter: a thread that stops launching leaves at most this much unused.
+// touches no shared cache line between takes. Taken counts as spent for the limiter (a thread
+// that stops launching leaves at most this much unused), but the busy time counter counts
+// only what launches cost: it reports work, never grants.
 constexpr std::int64_t kChunkNs = 200'000;
 
 // Launches this thread sent to a pacer's fast path or measured path (the sampling clock).
@@ -152,7 +153,6 @@ std::int64_t Pacer::prepaid(std::uint64_t site) noexcept {
   } while (!grant_ns_.compare_exchange_weak(left, left - take, std::memory_order_relaxed));
   t_chunk_pacer = this;
   t_chunk_ns = held + take - cost;
-  budget_->count(shm::Counter::busy_ns, static_cast<std::uint64_t>(take));
   return cost;
 }
 
@@ -194,6 +194,11 @@ bool Pacer::wait_for_admission(std::uint64_t site) {
     sleep_ns(wait);
     held += wait;
   }
+}
+
+void Pacer::collect() {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  harvest(now_ns());
 }
 
 bool Pacer::take_event(CUevent& event) {
@@ -248,9 +253,13 @@ Pacer::Timing Pacer::start_timing(std::uint64_t site, CUstream stream, bool per_
 void Pacer::finish_timing(const Timing& timing, std::uint64_t site, CUresult result) {
   if (timing.ring == nullptr) {
     const std::lock_guard<std::mutex> lock(mutex_);
-    const std::int64_t busy =
-        result == CUDA_SUCCESS ? estimator_->estimate(site, kUnmeasuredCostNs) : 0;
-    limiter_->complete(now_ns(), busy);
+    if (result != CUDA_SUCCESS) {
+      limiter_->complete(now_ns(), 0);
+      return;
+    }
+    // The limiter is charged a guess for a site never measured; the counter only what is known.
+    limiter_->complete(now_ns(), estimator_->estimate(site, kUnmeasuredCostNs));
+    budget_->count(shm::Counter::busy_ns, static_cast<std::uint64_t>(estimator_->estimate(site, 0)));
     return;
   }
   Pending& entry = timing.ring->items[timing.index];

@@ -45,6 +45,10 @@ class Pacer {
   template <typename Launch>
   CUresult run(std::uint64_t site, CUstream stream, bool per_thread, Launch launch);
 
+  // Collects the measurements of launches that have completed, after the workload waited for
+  // its work: the busy time counter is then current without waiting for the next launch.
+  void collect();
+
   // pthread_atfork: the child keeps the share but none of the parent's events.
   void before_fork() noexcept { mutex_.lock(); }
   void after_fork_parent() noexcept { mutex_.unlock(); }
@@ -133,6 +137,8 @@ CUresult Pacer::run(std::uint64_t site, CUstream stream, bool per_thread, Launch
     const CUresult result = launch();
     if (result == CUDA_SUCCESS) {
       budget_->count(shm::Counter::launches, 1);
+      // The counter counts the launch's work; the limiter was charged for the whole chunk.
+      budget_->count(shm::Counter::busy_ns, static_cast<std::uint64_t>(cost));
     } else {
       give_back(cost);  // nothing ran
     }

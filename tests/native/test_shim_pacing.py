@@ -2,6 +2,11 @@
 a binding limit throttles (the region's counters say so) and no limit does not, the region's
 limits replace the environment's, and bad TFLOPS settings cost one stderr line, never the run.
 
+The busy time the shim counts is the device time its paced launches took, to the nanosecond:
+the mock's timeline gives each kernel its exact simulated duration, the counter counts what
+launches cost (never the grants the limiter hands out), and a synchronisation collects every
+launch it waited for.
+
 Each case runs a child Python under LD_PRELOAD=libtfshim.so that launches kernels on the mock
 through ctypes, then holds still (reading stdin) so the region's slot can be read.
 """
@@ -23,8 +28,9 @@ LAUNCHES = 300
 KERNEL = b"sleep_us_200"  # the mock runs it for 200 us of simulated GPU time per block
 KERNEL_NS = 200_000
 
-# argv: <how> <launches>. Prints the launch results and the stream's state after a sync, then
-# waits for a line on stdin.
+# argv: <how> <launches> [stream|ctx|event]. Prints the launch results and the stream's state
+# after waiting for the work (by default on the stream, then the context; or only the context,
+# or only an event recorded after it), then waits for a line on stdin.
 LAUNCHER = r"""
 import ctypes, json, sys
 from ctypes import byref, c_int, c_uint, c_void_p, POINTER
@@ -49,6 +55,7 @@ def check(rc, what):
 
 
 how, launches = sys.argv[1], int(sys.argv[2])
+wait = sys.argv[3] if len(sys.argv) > 3 else "stream"
 dev, ctx, module, fn, stream = c_int(), c_void_p(), c_void_p(), c_void_p(), c_void_p()
 check(cuda.cuInit(0), "cuInit")
 check(cuda.cuDeviceGet(byref(dev), 0), "cuDeviceGet")
@@ -76,8 +83,15 @@ for _ in range(launches if how != "graph" else 0):
         codes.append(cuda.cuLaunchKernelEx(byref(config), fn, None, None))
     elif how == "coop":
         codes.append(cuda.cuLaunchCooperativeKernel(fn, 1, 1, 1, 32, 1, 1, 0, stream, None))
-check(cuda.cuStreamSynchronize(stream), "cuStreamSynchronize")
-check(cuda.cuCtxSynchronize(), "cuCtxSynchronize")
+if wait == "event":
+    done = c_void_p()
+    check(cuda.cuEventCreate(byref(done), 0), "cuEventCreate")
+    check(cuda.cuEventRecord(done, stream), "cuEventRecord")
+    check(cuda.cuEventSynchronize(done), "cuEventSynchronize")
+else:
+    if wait == "stream":
+        check(cuda.cuStreamSynchronize(stream), "cuStreamSynchronize")
+    check(cuda.cuCtxSynchronize(), "cuCtxSynchronize")
 print(json.dumps({"codes": codes, "query": cuda.cuStreamQuery(stream)}), flush=True)
 sys.stdin.readline()
 """.replace("KERNEL", repr(KERNEL))
@@ -97,10 +111,12 @@ def make_region(tmp_path: Path, tflops_limit: float, peak: float = 100.0) -> Pat
     return path
 
 
-def launch(env: dict[str, str], how: str, region: Path | None = None) -> dict[str, Any]:
+def launch(
+    env: dict[str, str], how: str, region: Path | None = None, wait: str = "stream"
+) -> dict[str, Any]:
     """Runs the launcher; with a region, adds the child's slot counters as "counters"."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER, how, str(LAUNCHES)],
+        [sys.executable, "-c", LAUNCHER, how, str(LAUNCHES), wait],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -127,7 +143,11 @@ def work_ns(how: str) -> int:
     return (2 if how == "graph" else 1) * LAUNCHES * KERNEL_NS
 
 
-@pytest.mark.parametrize("how", ["plain", "ptsz", "ex", "coop", "graph"])
+LAUNCH_PATHS = ["plain", "ptsz", "ex", "coop", "graph"]
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize("how", LAUNCH_PATHS)
 def test_every_launch_path_completes_under_a_limit(mockcuda: Any, tmp_path: Path, how: str) -> None:
     region = make_region(tmp_path, tflops_limit=30.0)
     result = launch(child_env(mockcuda, tmp_path, TF_SHM_PATH=str(region)), how, region)
@@ -135,21 +155,32 @@ def test_every_launch_path_completes_under_a_limit(mockcuda: Any, tmp_path: Path
     assert result["query"] == 0  # everything launched has run
     counters = result["counters"]
     assert counters["launches"] == len(expected_codes(how))
-    assert counters["busy_ns"] <= work_ns(how)
-    if how != "graph":  # the two graph launches are collected by launches that never come
-        assert counters["busy_ns"] > 0
+    assert counters["busy_ns"] == work_ns(how)
     assert result["stderr"] == ""
 
 
-@pytest.mark.parametrize("how", ["plain", "ex", "coop"])
+@pytest.mark.timing
+@pytest.mark.parametrize("how", LAUNCH_PATHS)
 def test_binding_limit_throttles(mockcuda: Any, tmp_path: Path, how: str) -> None:
     region = make_region(tmp_path, tflops_limit=5.0)
     result = launch(child_env(mockcuda, tmp_path, TF_SHM_PATH=str(region)), how, region)
     assert result["codes"] == expected_codes(how)
     assert result["counters"]["throttled_launches"] > 0
-    # Measured on the mock's timeline: 200 us per launch collected so far (the last launches'
-    # events are collected by later launches, which never come).
-    assert 0 < result["counters"]["busy_ns"] <= work_ns(how)
+    # Busy time is the device time the launches took, exactly: never more, and nothing the
+    # synchronisation waited for is left uncounted.
+    assert result["counters"]["busy_ns"] == work_ns(how)
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize("wait", ["ctx", "event"])
+def test_every_synchronisation_collects_what_it_waited_for(
+    mockcuda: Any, tmp_path: Path, wait: str
+) -> None:
+    region = make_region(tmp_path, tflops_limit=5.0)
+    env = child_env(mockcuda, tmp_path, TF_SHM_PATH=str(region))
+    result = launch(env, "plain", region, wait=wait)
+    assert result["query"] == 0
+    assert result["counters"]["busy_ns"] == work_ns("plain")
 
 
 @pytest.mark.parametrize("limit", [100.0, 250.0])
@@ -175,6 +206,7 @@ def test_region_limits_replace_the_environment(mockcuda: Any, tmp_path: Path) ->
     assert launch(env, "plain", region)["counters"]["throttled_launches"] == 0
 
 
+@pytest.mark.timing
 def test_region_tightened_while_running_takes_effect(mockcuda: Any, tmp_path: Path) -> None:
     region_path = make_region(tmp_path, tflops_limit=100.0)
     env = child_env(mockcuda, tmp_path, TF_SHM_PATH=str(region_path))
@@ -247,9 +279,13 @@ def test_malformed_tflops_is_one_line_and_no_pacing(
         ("cuLaunchCooperativeKernel", 12080, 2, "cuLaunchCooperativeKernel_ptsz"),
         ("cuGraphLaunch", 12080, 0, "cuGraphLaunch"),
         ("cuGraphLaunch", 12080, 2, "cuGraphLaunch_ptsz"),
+        ("cuStreamSynchronize", 12080, 0, "cuStreamSynchronize"),
+        ("cuStreamSynchronize", 12080, 2, "cuStreamSynchronize_ptsz"),
+        ("cuCtxSynchronize", 12080, 0, "cuCtxSynchronize"),
+        ("cuEventSynchronize", 12080, 2, "cuEventSynchronize"),
     ],
 )
-def test_cugetprocaddress_hands_out_the_launch_hooks(
+def test_cugetprocaddress_hands_out_the_launch_and_sync_hooks(
     mockcuda: Any, tmp_path: Path, lookup: tuple[str, int, int, str]
 ) -> None:
     # (name asked for, CUDA version, flags, the shim export it must resolve to)

@@ -1,5 +1,6 @@
 // Modules, kernels and graphs. A launch occupies the device's shared timeline for its
 // simulated duration: the function's cost per block times the number of blocks.
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -63,7 +64,10 @@ CUresult launch_cost(const Process& p, CUfunction f, const unsigned int grid[3],
 }
 
 void queue_work(Process& p, Stream* stream, int64_t ns) {
-    const int64_t end = p.shared->enqueue(stream->ctx->device, ns);
+    const int64_t now = mockcuda::now_ns();
+    const int64_t end = p.shared->enqueue(stream->ctx->device, now, ns);
+    // Active from now on if the stream was idle, else from where its earlier work ends.
+    stream->active_ns += end - std::max(now, stream->done_ns);
     stream->done_ns = end;
     if (end > stream->ctx->done_ns) {
         stream->ctx->done_ns = end;

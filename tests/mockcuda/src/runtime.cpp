@@ -30,6 +30,11 @@ __attribute__((destructor)) void release_slot_at_exit() {
 
 }  // namespace
 
+uint64_t next_stream_id() {
+    static std::atomic<uint64_t> last{0};
+    return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
 Process& process() {
     static std::once_flag once;
     std::call_once(once, [] {

@@ -22,15 +22,24 @@ struct CUctx_st;
 
 namespace mockcuda {
 
+// A number no other stream of the process has had (a freed stream's address may come back).
+uint64_t next_stream_id();
+
 struct Stream {
     CUctx_st* ctx;
     int64_t done_ns = 0;  // when the last work queued on it completes
+    // Simulated time the stream has been active up to done_ns: its work's durations and its
+    // waits behind other work on the device, never the host's time between queueing calls.
+    int64_t active_ns = 0;
+    uint64_t id = next_stream_id();
 };
 
 struct Event {
     unsigned int flags;
     bool recorded = false;
-    int64_t time_ns = 0;
+    int64_t time_ns = 0;    // when it completes: the work queued before it has completed
+    int64_t active_ns = 0;  // the stream's active time at that point
+    uint64_t stream = 0;    // the id of the stream it was recorded on
 };
 
 struct Function {

@@ -195,8 +195,7 @@ void SharedState::uncharge(int device, uint64_t bytes) {
     used -= std::min(used, bytes);
 }
 
-int64_t SharedState::enqueue(int device, int64_t duration_ns) {
-    const int64_t now = now_ns();
+int64_t SharedState::enqueue(int device, int64_t now, int64_t duration_ns) {
     Lock lock(layout_);
     Timeline& timeline = layout_->timelines[physical(device)];
     const int64_t start = std::max(now, timeline.busy_until);

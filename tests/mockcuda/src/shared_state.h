@@ -35,9 +35,9 @@ public:
     void uncharge(int device, uint64_t bytes);
     uint64_t used(int device);  // by all live processes
 
-    // Queues `duration_ns` of work on the device's timeline: it starts when the device is
-    // free (or now) and the returned time is when it completes.
-    int64_t enqueue(int device, int64_t duration_ns);
+    // Queues `duration_ns` of work on the device's timeline at `now`: it starts when the
+    // device is free (or now) and the returned time is when it completes.
+    int64_t enqueue(int device, int64_t now, int64_t duration_ns);
     // Fraction of [now - window, now] during which the device was busy.
     double utilization(int device, int64_t window_ns);
 

@@ -1,6 +1,10 @@
 // Streams and events over the simulated timeline. Work queued on a stream completes at a
-// simulated time (see launch.cpp); synchronising sleeps until then, and an event holds the
-// completion time of the work before it, so elapsed times are simulated busy time.
+// simulated time (see launch.cpp); synchronising sleeps until then. An event holds the
+// completion time of the work before it and the stream's active time at that point, so the
+// elapsed time between two events of one stream is the simulated time the stream was active
+// in between: the work's durations and its waits behind other work, never the host's time
+// between queueing calls (which would make the measured time of one launch depend on how
+// quickly the host got from recording an event to launching).
 #include "export.h"
 #include "guards.h"
 #include "handles.h"
@@ -66,6 +70,8 @@ CUresult record(CUevent handle, CUstream hStream) {
         const int64_t now = mockcuda::now_ns();
         event->recorded = true;
         event->time_ns = stream->done_ns > now ? stream->done_ns : now;
+        event->active_ns = stream->active_ns;
+        event->stream = stream->id;
         ++p.event_records;
         return CUDA_SUCCESS;
     });
@@ -90,7 +96,9 @@ CUresult elapsed(float* ms, CUevent start, CUevent end) {
         if (now < first->time_ns || now < second->time_ns) {
             return CUDA_ERROR_NOT_READY;
         }
-        *ms = static_cast<float>(static_cast<double>(second->time_ns - first->time_ns) / 1e6);
+        const int64_t ns = first->stream == second->stream ? second->active_ns - first->active_ns
+                                                           : second->time_ns - first->time_ns;
+        *ms = static_cast<float>(static_cast<double>(ns) / 1e6);
         return CUDA_SUCCESS;
     });
 }
