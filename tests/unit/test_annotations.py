@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from fractions import Fraction
 
 import pytest
@@ -18,6 +19,9 @@ from tensorfusion.api.annotations import (
     DISABLE_FEATURES,
     ENABLED_LABEL,
     ENABLED_REPLICAS,
+    GANG_ANNOTATION_KEYS,
+    GANG_MIN_MEMBERS,
+    GANG_TIMEOUT,
     GPU_COUNT,
     GPU_IDS,
     GPU_MODEL,
@@ -30,8 +34,10 @@ from tensorfusion.api.annotations import (
     VRAM_LIMIT,
     VRAM_REQUEST,
     WORKLOAD_PROFILE,
+    GangRequest,
     WorkloadRequest,
     parse_workload_request,
+    read_gang_request,
     read_workload_request,
     unknown_annotation_keys,
 )
@@ -617,6 +623,7 @@ def test_unknown_keys_ignore_other_prefixes_and_known_keys() -> None:
         "tflops-limit": "1",
         "tensor-fusion.io/tflops-limit": "1",
         **dict.fromkeys(ANNOTATION_KEYS, "x"),
+        **dict.fromkeys(GANG_ANNOTATION_KEYS, "x"),
     }
     assert unknown_annotation_keys(annotations) == []
 
@@ -703,3 +710,66 @@ def test_property_request_above_limit_is_one_error_on_the_limit_key(
     parsed, problems = read(annotations)
     assert parsed is None
     assert [p.key for p in problems] == [limit_key]
+
+
+# --- gang scheduling ------------------------------------------------------------------------
+
+
+def test_gang_keys_are_upstreams_and_not_among_the_compat_keys() -> None:
+    assert GANG_MIN_MEMBERS == "tensor-fusion.ai/gang-min-members"
+    assert GANG_TIMEOUT == "tensor-fusion.ai/gang-timeout"
+    assert GANG_ANNOTATION_KEYS == (GANG_MIN_MEMBERS, GANG_TIMEOUT)
+    assert not set(GANG_ANNOTATION_KEYS) & set(ANNOTATION_KEYS)
+
+
+def test_a_misspelt_gang_key_is_pointed_to_the_right_one() -> None:
+    found = unknown_annotation_keys({"tensor-fusion.ai/gang-min-member": "2"})
+    assert found == [("tensor-fusion.ai/gang-min-member", f"did you mean {GANG_MIN_MEMBERS!r}?")]
+
+
+@pytest.mark.parametrize(
+    ("annotations", "expected"),
+    [
+        ({}, None),
+        ({TFLOPS_REQUEST: "10"}, None),
+        ({GANG_MIN_MEMBERS: "4"}, GangRequest(min_members=4)),
+        ({GANG_MIN_MEMBERS: "0"}, GangRequest(min_members=0)),
+        (
+            {GANG_MIN_MEMBERS: "2", GANG_TIMEOUT: "5m"},
+            GangRequest(min_members=2, timeout=timedelta(minutes=5)),
+        ),
+        ({GANG_MIN_MEMBERS: "2", GANG_TIMEOUT: "0"}, GangRequest(min_members=2)),
+        ({GANG_MIN_MEMBERS: "2", GANG_TIMEOUT: "0s"}, GangRequest(min_members=2)),
+        ({GANG_TIMEOUT: "1h30m"}, GangRequest(timeout=timedelta(hours=1, minutes=30))),
+    ],
+)
+def test_gang_annotations_are_read(
+    annotations: dict[str, str], expected: GangRequest | None
+) -> None:
+    assert read_gang_request(annotations) == (expected, [])
+
+
+@pytest.mark.parametrize(
+    ("annotations", "key", "message"),
+    [
+        ({GANG_MIN_MEMBERS: "two"}, GANG_MIN_MEMBERS, "must be a whole number, got 'two'"),
+        ({GANG_MIN_MEMBERS: "-1"}, GANG_MIN_MEMBERS, "must be a whole number"),
+        ({GANG_MIN_MEMBERS: "2147483648"}, GANG_MIN_MEMBERS, "must be 0..2147483647"),
+        ({GANG_MIN_MEMBERS: " "}, GANG_MIN_MEMBERS, "must not be empty"),
+        ({GANG_MIN_MEMBERS: "2", GANG_TIMEOUT: "soon"}, GANG_TIMEOUT, "is not a duration"),
+        ({GANG_MIN_MEMBERS: "2", GANG_TIMEOUT: "-5m"}, GANG_TIMEOUT, "is not a duration"),
+    ],
+)
+def test_malformed_gang_annotations_name_the_key(
+    annotations: dict[str, str], key: str, message: str
+) -> None:
+    gang, problems = read_gang_request(annotations)
+    assert gang is None
+    assert [problem.key for problem in problems] == [key]
+    assert message in str(problems[0])
+    assert str(problems[0]).startswith(f"{key}: ")
+
+
+def test_every_malformed_gang_annotation_is_reported() -> None:
+    _, problems = read_gang_request({GANG_MIN_MEMBERS: "x", GANG_TIMEOUT: "y"})
+    assert [problem.key for problem in problems] == [GANG_MIN_MEMBERS, GANG_TIMEOUT]

@@ -6,10 +6,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from fractions import Fraction
 from typing import TypeVar
 
 from tensorfusion.api.common import QOS_LEVELS, QoSLevel
+from tensorfusion.api.duration import parse_duration
 from tensorfusion.api.names import dns_label_problem, is_decimal
 from tensorfusion.api.quantity import Quantity
 from tensorfusion.api.workload import MAX_GPU_COUNT
@@ -40,6 +42,12 @@ token tells a live process from a later one reusing its pid); the agent releases
 once none of them, and none of its shared regions' members, is alive."""
 WORKER_COMMAND = PREFIX + "worker-command"
 """Embedded mode: the worker's command line as a JSON list, for listings."""
+GANG_MIN_MEMBERS = PREFIX + "gang-min-members"
+"""Upstream's gang scheduling: how many pods of the workload must be placeable together
+before any of them is bound (0: all replicas)."""
+GANG_TIMEOUT = PREFIX + "gang-timeout"
+"""Upstream's gang scheduling: how long members wait for their peers ("5m"; 0: forever)."""
+MAX_GANG_MEMBERS = 2**31 - 1
 
 ANNOTATION_KEYS = (
     TFLOPS_REQUEST,
@@ -59,6 +67,8 @@ ANNOTATION_KEYS = (
     DISABLE_FEATURES,
     GPU_IDS,
 )
+GANG_ANNOTATION_KEYS = (GANG_MIN_MEMBERS, GANG_TIMEOUT)
+"""Upstream's, beyond COMPAT.md: a pod carrying one asks to be scheduled with its peers."""
 EMBEDDED_ANNOTATION_KEYS = (WORKER_PIDS, WORKER_COMMAND)
 """Ours alone (not upstream's): what embedded mode records on the pods of local workers."""
 WORKER_LABEL = PREFIX + "embedded-worker"
@@ -183,6 +193,16 @@ class _Reader:
             self.fail(key, f"must be a number of percent in (0, 100], got {value!r}")
             return None
         return number
+
+    def duration(self, key: str) -> timedelta | None:
+        value = self.text(key)
+        if value is None:
+            return None
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(key, str(exc))
+            return None
 
     def boolean(self, key: str) -> bool | None:
         value = self.text(key)
@@ -317,13 +337,38 @@ def parse_workload_request(
     return request
 
 
+@dataclass(frozen=True)
+class GangRequest:
+    """What a pod's gang annotations ask: to be bound only together with its peers."""
+
+    min_members: int | None = None
+    timeout: timedelta | None = None
+    """None: wait for the peers as long as it takes (also when written as 0)."""
+
+
+def read_gang_request(
+    annotations: Mapping[str, str],
+) -> tuple[GangRequest | None, list[AnnotationError]]:
+    """The gang a pod asks to be scheduled with: None (and no problem) when it carries no
+    gang annotation; None with the problems, each naming its key, when one is malformed."""
+    if not any(key in annotations for key in GANG_ANNOTATION_KEYS):
+        return None, []
+    reader = _Reader(annotations)
+    min_members = reader.integer(GANG_MIN_MEMBERS, 0, MAX_GANG_MEMBERS)
+    timeout = reader.duration(GANG_TIMEOUT)
+    if reader.problems:
+        return None, reader.problems
+    return GangRequest(min_members, timeout or None), []
+
+
 def unknown_annotation_keys(annotations: Mapping[str, str]) -> list[tuple[str, str]]:
     """Our-prefixed keys that are not part of the contract, each with a hint for the fix."""
     unknown = []
+    known = ANNOTATION_KEYS + GANG_ANNOTATION_KEYS + EMBEDDED_ANNOTATION_KEYS
     for key in annotations:
         if key == ENABLED_LABEL:
             unknown.append((key, "it is a label, not an annotation: move it to labels"))
-        elif key.startswith(PREFIX) and key not in ANNOTATION_KEYS + EMBEDDED_ANNOTATION_KEYS:
-            close = difflib.get_close_matches(key, ANNOTATION_KEYS, n=1)
+        elif key.startswith(PREFIX) and key not in known:
+            close = difflib.get_close_matches(key, ANNOTATION_KEYS + GANG_ANNOTATION_KEYS, n=1)
             unknown.append((key, f"did you mean {close[0]!r}?" if close else "not a known key"))
     return unknown

@@ -1,5 +1,6 @@
 """The scheduling framework's vocabulary, shaped like kube-scheduler's: extension points
-(PreFilter, Filter, Score, Reserve, Bind), a CycleState per attempt, and Status.
+(PreEnqueue, PreFilter, Filter, Score, Reserve, Permit, Bind), a CycleState per attempt, and
+Status.
 
 Unlike kube-scheduler, Filter and Score are vectorised: a plugin sees every node at once as
 arrays (the node table and the GPU allocator) and answers with a mask or a score array. That
@@ -39,7 +40,13 @@ class Code(enum.Enum):
     """No change in the cluster can make the pod fit as it is (bad annotations, unknown pool)."""
     SKIP = "Skip"
     """PreFilter: the plugin has nothing to say about this pod; its Filter/Score are skipped."""
+    WAIT = "Wait"
+    """Permit: the pod keeps its reservation and waits until the plugin allows or rejects it."""
     ERROR = "Error"
+
+
+_OK_CODES = (Code.SUCCESS, Code.SKIP)
+"""Read on every stage of every attempt: a module constant spares the enum lookups."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ class Status:
 
     @property
     def ok(self) -> bool:
-        return self.code in (Code.SUCCESS, Code.SKIP)
+        return self.code in _OK_CODES
 
     @classmethod
     def success(cls) -> Status:
@@ -67,6 +74,10 @@ class Status:
     @classmethod
     def unresolvable(cls, plugin: str, *reasons: str) -> Status:
         return cls(Code.UNRESOLVABLE, reasons, plugin)
+
+    @classmethod
+    def wait(cls, plugin: str, *reasons: str) -> Status:
+        return cls(Code.WAIT, reasons, plugin)
 
 
 _SUCCESS = Status()
@@ -127,6 +138,14 @@ class Plugin(Protocol):
     name: ClassVar[str]
 
 
+class PreEnqueuePlugin(Plugin, Protocol):
+    def pre_enqueue(self, pod: PodInfo) -> Status:
+        """Whether the pod may enter the scheduling queue at all. Anything but Success keeps
+        it out, with the reasons reported, until the pod changes: it is not retried with
+        backoff meanwhile. Called for every pod offered, so it must be cheap."""
+        ...
+
+
 class PreFilterPlugin(Plugin, Protocol):
     def pre_filter(self, state: CycleState, pod: PodInfo, cluster: ClusterView) -> Status: ...
 
@@ -161,6 +180,17 @@ class ReservePlugin(Plugin, Protocol):
 
     def unreserve(self, state: CycleState, pod: PodInfo, cluster: ClusterView, node: int) -> None:
         """Undo reserve; must be safe to call after a failed or partial reserve."""
+        ...
+
+
+class PermitPlugin(Plugin, Protocol):
+    def permit(
+        self, state: CycleState, pod: PodInfo, cluster: ClusterView, node: int
+    ) -> tuple[Status, float]:
+        """After Reserve, before Bind: Success lets the pod be bound; Wait (with a timeout in
+        seconds) keeps its reservation until the plugin allows or rejects it through the
+        profile's waiting pods, or the timeout rejects it; anything else denies it (its
+        reservation is undone). Simulate runs it too, so it must change nothing but `state`."""
         ...
 
 

@@ -1,6 +1,11 @@
 """The scheduling loop: pending pods of our profiles, highest priority first, scheduled one at
 a time and bound through the cluster store. A pod that does not fit waits with exponential
-backoff (kube-scheduler's 1 s doubling to 10 s) and is retried when the cluster changes."""
+backoff (kube-scheduler's 1 s doubling to 10 s) and is retried when the cluster changes.
+
+A pod that a PreEnqueue plugin refuses is not queued at all: it is looked at again when it
+changes. A pod that a Permit plugin asks to wait keeps its reservation while the loop goes
+on with the others; each pass binds the waiting pods that were allowed and sends back to
+the queue those rejected or whose wait ran out (timed by the loop's clock)."""
 
 from __future__ import annotations
 
@@ -20,8 +25,16 @@ from tensorfusion.errors import ResourceExpiredError
 from tensorfusion.scheduler.allocation import RebuildReport
 from tensorfusion.scheduler.allocator import TERMINAL_PHASES
 from tensorfusion.scheduler.cluster_state import ClusterState
-from tensorfusion.scheduler.cycle import Outcome, schedule_one
+from tensorfusion.scheduler.cycle import (
+    Outcome,
+    kept_out,
+    pre_enqueue,
+    release_waiting,
+    schedule_one,
+    settle_waiting,
+)
 from tensorfusion.scheduler.fleet import Fleet
+from tensorfusion.scheduler.framework import Code
 from tensorfusion.scheduler.pod_info import PodInfo
 from tensorfusion.scheduler.pod_keys import pod_key
 from tensorfusion.scheduler.profile import Profile, build_profiles, default_config
@@ -51,6 +64,8 @@ class _Waiting:
 class LoopStats:
     scheduled: int = 0
     unschedulable: int = 0
+    waiting: int = 0
+    """Attempts that reserved a node and wait at Permit."""
     outcomes: list[Outcome] = field(default_factory=list)
 
 
@@ -64,12 +79,19 @@ class SchedulingLoop:
     ) -> None:
         self.store = store
         self.clock = clock
-        self.profiles: dict[str, Profile] = build_profiles(config or default_config(), self._bind)
+        self.profiles: dict[str, Profile] = build_profiles(
+            config or default_config(), self._bind, clock
+        )
         self.cluster = ClusterState()
         self.report = RebuildReport()
         self.totals = LoopStats()
         """Attempts since the loop was made (allocation metrics read them); no outcomes."""
         self._waiting: dict[str, _Waiting] = {}
+        """Queued pods (those in backoff included), by UID."""
+        self._gated: dict[str, _Waiting] = {}
+        """Pods a PreEnqueue plugin keeps out of the queue."""
+        self._held: dict[str, _Waiting] = {}
+        """Pods waiting at Permit with a reservation (in their profile's `waiting`)."""
         self._heap: list[tuple[int, int, str]] = []
         self._seq = 0
         self._version = 0
@@ -103,7 +125,10 @@ class SchedulingLoop:
         # collector from walking its hundreds of thousands of objects on every collection.
         gc.collect()
         gc.freeze()
-        earlier, self._waiting, self._heap = self._waiting, {}, []
+        earlier = {**self._gated, **self._held, **self._waiting}
+        self._waiting, self._gated, self._held, self._heap = {}, {}, {}, []
+        for profile in self.profiles.values():
+            profile.waiting.clear()  # their reservations went with the previous state
         for pod in lists["Pod"]:
             self._offer(pod, earlier)
         self._version = version
@@ -128,9 +153,11 @@ class SchedulingLoop:
     # --- scheduling ----------------------------------------------------------------------
 
     def run_once(self) -> LoopStats:
-        """Sync, then schedule every pod whose backoff has expired, in priority order."""
+        """Sync, then schedule every pod whose backoff has expired, in priority order; pods
+        waiting at Permit are bound or sent back before and after."""
         self.sync()
         stats = LoopStats()
+        self._settle(stats)
         now = self.clock()
         deferred: list[tuple[int, int, str]] = []
         while self._heap:
@@ -144,6 +171,7 @@ class SchedulingLoop:
             self._attempt(entry[2], waiting, stats)
         for entry in deferred:
             heapq.heappush(self._heap, entry)
+        self._settle(stats)
         self.totals.scheduled += stats.scheduled
         self.totals.unschedulable += stats.unschedulable
         return stats
@@ -161,9 +189,11 @@ class SchedulingLoop:
             with lock or nullcontext():
                 self.run_once()
             wait = idle_wait_s
-            if self._waiting:
-                soonest = min(w.ready_at for w in self._waiting.values())
-                wait = min(wait, max(soonest - self.clock(), 0.0))
+            deadlines = (profile.waiting.next_deadline() for profile in self.profiles.values())
+            wakes = [w.ready_at for w in self._waiting.values()]
+            wakes.extend(deadline for deadline in deadlines if deadline is not None)
+            if wakes:
+                wait = min(wait, max(min(wakes) - self.clock(), 0.0))
             try:
                 for _ in self.store.watch(WATCHED_KINDS, self._version, wait):
                     break
@@ -171,28 +201,65 @@ class SchedulingLoop:
                 continue  # the next run_once relists
 
     def pending(self) -> dict[str, str]:
-        """Pods waiting to be scheduled, with why the last attempt failed ("" if none yet)."""
-        return {f"{w.info.namespace}/{w.info.name}": w.message for w in self._waiting.values()}
+        """Pods waiting to be scheduled, with why the last attempt failed ("" if none yet),
+        why they are kept out of the queue, or which Permit plugins they wait for."""
+        pending = {
+            f"{w.info.namespace}/{w.info.name}": w.message
+            for w in (*self._waiting.values(), *self._gated.values())
+        }
+        for profile in self.profiles.values():
+            for held in profile.waiting:
+                plugins = ", ".join(held.pending_plugins())
+                pending[f"{held.pod.namespace}/{held.pod.name}"] = f"waiting at permit: {plugins}"
+        return pending
+
+    def _profile_of(self, waiting: _Waiting) -> Profile:
+        return self.profiles[text_at(waiting.pod, "spec", "schedulerName") or ""]
 
     def _attempt(self, uid: str, waiting: _Waiting, stats: LoopStats) -> None:
-        profile = self.profiles[text_at(waiting.pod, "spec", "schedulerName") or ""]
-        info = waiting.info
-        outcome = schedule_one(profile, self.cluster.view, info)
+        outcome = schedule_one(self._profile_of(waiting), self.cluster.view, waiting.info)
         stats.outcomes.append(outcome)
-        if outcome.scheduled:
-            self.cluster.assume(info, outcome.node_index)
+        if outcome.status.code is Code.WAIT:
             del self._waiting[uid]
+            self._held[uid] = waiting
+            stats.waiting += 1
+            return
+        self._conclude(uid, waiting, outcome, stats)
+
+    def _settle(self, stats: LoopStats) -> None:
+        """Bind the pods waiting at Permit that every plugin allowed; requeue those rejected
+        or timed out, whose released reservations may let queued pods fit."""
+        released = False
+        for profile in self.profiles.values():
+            if not profile.waiting:
+                continue
+            for outcome in settle_waiting(profile, self.cluster.view):
+                uid = outcome.pod.uid
+                stats.outcomes.append(outcome)
+                self._conclude(uid, self._held.pop(uid), outcome, stats)
+                released = released or not outcome.scheduled
+        if released:
+            self._cluster_changed()
+
+    def _conclude(self, uid: str, waiting: _Waiting, outcome: Outcome, stats: LoopStats) -> None:
+        if outcome.scheduled:
+            self.cluster.assume(waiting.info, outcome.node_index)
+            self._waiting.pop(uid, None)
             stats.scheduled += 1
             return
         stats.unschedulable += 1
         waiting.attempts += 1
         backoff = min(INITIAL_BACKOFF_S * 2 ** (waiting.attempts - 1), MAX_BACKOFF_S)
         waiting.ready_at = self.clock() + backoff
-        message = outcome.summary()
+        self._record(waiting, outcome.summary())
+        self._waiting[uid] = waiting
+        self._push(uid, waiting)
+
+    def _record(self, waiting: _Waiting, message: str) -> None:
+        """Say why the pod is not scheduled, once per change of reason."""
         if message != waiting.message:
             waiting.message = message
             self._report_unschedulable(waiting.pod, message)
-        self._push(uid, waiting)
 
     def _bind(self, pod: PodInfo, node: str, annotations: Mapping[str, str]) -> None:
         self.store.bind(pod.namespace, pod.name, node, annotations)
@@ -245,6 +312,9 @@ class SchedulingLoop:
     def _apply_pod(self, pod: dict[str, Any], deleted: bool) -> None:
         uid = pod_key(pod.get("metadata") or {})[0]
         terminal = text_at(pod, "status", "phase") in TERMINAL_PHASES
+        if deleted or terminal or text_at(pod, "spec", "nodeName"):
+            self._gated.pop(uid, None)
+            self._drop_held(uid)
         if deleted or terminal:
             self._waiting.pop(uid, None)
             if uid in self.cluster.bound or uid in self.cluster.gpus.allocations:
@@ -258,19 +328,46 @@ class SchedulingLoop:
             return
         self._offer(pod)
 
+    def _drop_held(self, uid: str) -> None:
+        """A pod waiting at Permit was deleted, finished or bound elsewhere: give its
+        reservation back."""
+        held = self._held.pop(uid, None)
+        if held is None:
+            return
+        waiting = self._profile_of(held).waiting.remove(uid)
+        if waiting is not None:
+            release_waiting(self.cluster.view, waiting)
+            self._cluster_changed()
+
     def _offer(self, pod: dict[str, Any], earlier: Mapping[str, _Waiting] | None = None) -> None:
         """Queue a pending pod of one of our profiles (or refresh a queued one, keeping its
-        backoff; `earlier` is where its previous entry is, if not in the queue)."""
+        backoff; `earlier` is where its previous entry is, if not in the queue), unless a
+        PreEnqueue plugin keeps it out. A pod waiting at Permit keeps its attempt."""
         if text_at(pod, "spec", "nodeName") or text_at(pod, "status", "phase") in TERMINAL_PHASES:
             return
         if text_at(pod, "spec", "schedulerName") not in self.profiles:
             return
         waiting = _Waiting(pod, PodInfo.from_dict(pod))
         uid = waiting.info.uid
-        previous = (self._waiting if earlier is None else earlier).get(uid)
+        if uid in self._held:
+            return
+        if earlier is None:
+            previous = self._waiting.get(uid) or self._gated.get(uid)
+        else:
+            previous = earlier.get(uid)
         if previous is not None:
             waiting.attempts, waiting.ready_at = previous.attempts, previous.ready_at
             waiting.message = previous.message
+        profile = self._profile_of(waiting)
+        if profile.pre_enqueue:
+            verdicts = pre_enqueue(profile, waiting.info)
+            gated = kept_out(self.cluster.view, waiting.info, verdicts)
+            if gated is not None:
+                self._waiting.pop(uid, None)
+                self._gated[uid] = waiting
+                self._record(waiting, gated.summary())
+                return
+        self._gated.pop(uid, None)
         self._waiting[uid] = waiting
         self._push(uid, waiting)
 

@@ -9,7 +9,8 @@ the plugin and the field."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ from tensorfusion.errors import ConfigError
 from tensorfusion.scheduler.framework import (
     BindPlugin,
     FilterPlugin,
+    PermitPlugin,
     Plugin,
+    PreEnqueuePlugin,
     PreFilterPlugin,
     ReservePlugin,
     ScorePlugin,
@@ -44,30 +47,31 @@ from tensorfusion.scheduler.plugins.node_resources_fit import NodeResourcesFit
 from tensorfusion.scheduler.plugins.node_unschedulable import NodeUnschedulable
 from tensorfusion.scheduler.plugins.taint_toleration import TaintToleration
 from tensorfusion.scheduler.plugins.unsupported_features import UnsupportedFeatures
+from tensorfusion.scheduler.waiting_pods import WaitingPods
 
 log = logging.getLogger(__name__)
 
-EXTENSION_POINTS = ("preFilter", "filter", "score", "reserve", "bind")
+EXTENSION_POINTS = ("preEnqueue", "preFilter", "filter", "score", "reserve", "permit", "bind")
 _STAGE_METHOD = {
+    "preEnqueue": "pre_enqueue",
     "preFilter": "pre_filter",
     "filter": "filter",
     "score": "score",
     "reserve": "reserve",
+    "permit": "permit",
     "bind": "bind",
 }
-OTHER_POINTS = (
-    "preEnqueue",
-    "queueSort",
-    "postFilter",
-    "preScore",
-    "permit",
-    "preBind",
-    "postBind",
-)
+OTHER_POINTS = ("queueSort", "postFilter", "preScore", "preBind", "postBind")
 """Extension points kube-scheduler has and this scheduler does not run plugins at; only
-the plugins named in ACCEPTED_ELSEWHERE may be enabled there."""
+the (point, plugin) pairs of ACCEPTED_ELSEWHERE may be enabled there."""
 
-ACCEPTED_ELSEWHERE = {"PrioritySort": "the queue orders pending pods by priority itself"}
+ACCEPTED_ELSEWHERE = {
+    ("queueSort", "PrioritySort"): "the queue orders pending pods by priority itself",
+    ("postBind", "GPUResourcesFit"): "the chosen GPUs (gpu-ids) are written with the binding",
+}
+"""Upstream configurations name these; what they do is done elsewhere, so they are accepted
+and nothing runs at that point."""
+_ACCEPTED_NAMES = frozenset(name for _, name in ACCEPTED_ELSEWHERE)
 
 KUBE_PLUGINS_NOT_SUPPORTED = frozenset(
     {
@@ -138,6 +142,10 @@ class Profile:
     score: list[tuple[ScorePlugin, int]] = field(default_factory=list)
     reserve: list[ReservePlugin] = field(default_factory=list)
     bind: list[BindPlugin] = field(default_factory=list)
+    pre_enqueue: list[PreEnqueuePlugin] = field(default_factory=list)
+    permit: list[PermitPlugin] = field(default_factory=list)
+    waiting: WaitingPods = field(default_factory=WaitingPods)
+    """Pods that passed Reserve and wait at Permit (kube's waitingPods)."""
 
 
 def load_scheduler_config(path: str | Path) -> KubeSchedulerConfiguration:
@@ -174,9 +182,12 @@ def default_config() -> KubeSchedulerConfiguration:
 
 
 def build_profiles(
-    config: KubeSchedulerConfiguration, binder: Binder | None = None
+    config: KubeSchedulerConfiguration,
+    binder: Binder | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Profile]:
-    """One Profile per configured profile, keyed by scheduler name."""
+    """One Profile per configured profile, keyed by scheduler name; `clock` times the waits
+    at Permit."""
     for index, profile in enumerate(config.profiles):
         percentage = profile.percentage_of_nodes_to_score or config.percentage_of_nodes_to_score
         if percentage not in (None, 0, 100):
@@ -187,15 +198,20 @@ def build_profiles(
                 percentage,
             )
     return {
-        profile.scheduler_name: _build_profile(profile, f"profiles[{index}]", binder)
+        profile.scheduler_name: _build_profile(profile, f"profiles[{index}]", binder, clock)
         for index, profile in enumerate(config.profiles)
     }
 
 
-def _build_profile(spec: KubeSchedulerProfile, path: str, binder: Binder | None) -> Profile:
+def _build_profile(
+    spec: KubeSchedulerProfile,
+    path: str,
+    binder: Binder | None,
+    clock: Callable[[], float],
+) -> Profile:
     args = _plugin_args(spec.plugin_config, path)
     enabled, weights = _enabled_plugins(spec.plugins, f"{path}.plugins")
-    profile = Profile(spec.scheduler_name)
+    profile = Profile(spec.scheduler_name, waiting=WaitingPods(clock))
     for name, spec_entry in REGISTRY.items():
         points = enabled.get(name, set())
         if not points:
@@ -208,6 +224,8 @@ def _build_profile(spec: KubeSchedulerProfile, path: str, binder: Binder | None)
         if isinstance(plugin, DefaultBinder):
             plugin.binder = binder
         profile.plugins[name] = plugin
+        if "preEnqueue" in points:
+            profile.pre_enqueue.append(plugin)  # type: ignore[arg-type]
         if "preFilter" in points:
             profile.pre_filter.append(plugin)  # type: ignore[arg-type]
         if "filter" in points:
@@ -216,6 +234,8 @@ def _build_profile(spec: KubeSchedulerProfile, path: str, binder: Binder | None)
             profile.score.append((plugin, weights.get(name) or spec_entry.weight or 1))  # type: ignore[arg-type]
         if "reserve" in points:
             profile.reserve.append(plugin)  # type: ignore[arg-type]
+        if "permit" in points:
+            profile.permit.append(plugin)  # type: ignore[arg-type]
         if "bind" in points:
             profile.bind.append(plugin)  # type: ignore[arg-type]
     return profile
@@ -263,13 +283,13 @@ def _enabled_plugins(
                     points.difference_update(targets)
             elif name in REGISTRY:
                 enabled[name] -= targets
-            elif name not in KUBE_PLUGINS_NOT_SUPPORTED and name not in ACCEPTED_ELSEWHERE:
+            elif name not in KUBE_PLUGINS_NOT_SUPPORTED and name not in _ACCEPTED_NAMES:
                 raise ConfigError(f"{where}.disabled[{index}].name", _unknown(name))
         for index, entry in enumerate(_entries(section, "enabled", where)):
             name = entry["name"]
             at = f"{where}.enabled[{index}]"
             if point in OTHER_POINTS:
-                if name not in ACCEPTED_ELSEWHERE:
+                if (point, name) not in ACCEPTED_ELSEWHERE:
                     raise ConfigError(f"{at}.name", f"{point} plugins are not supported ({name})")
                 continue
             if name in KUBE_PLUGINS_NOT_SUPPORTED:

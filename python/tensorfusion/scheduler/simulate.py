@@ -13,7 +13,7 @@ from tensorfusion.api.scheduler_config import SCHEDULER_NAME
 from tensorfusion.api.yaml_loader import load_documents
 from tensorfusion.errors import ConfigError
 from tensorfusion.scheduler.cluster_state import ClusterState
-from tensorfusion.scheduler.cycle import Outcome, schedule_one
+from tensorfusion.scheduler.cycle import Outcome, Verdict, kept_out, pre_enqueue, schedule_one
 from tensorfusion.scheduler.pod_info import PodInfo
 from tensorfusion.scheduler.profile import Profile
 
@@ -24,8 +24,14 @@ def simulate(
     profile: Profile, cluster: ClusterState, pod: Mapping[str, Any], top: int = TOP_NODES
 ) -> dict[str, Any]:
     """Where the pod would go and why, as a JSON-ready report. The allocator and node
-    table are exactly as before the call."""
-    outcome = schedule_one(profile, cluster.view, PodInfo.from_dict(pod), commit=False)
+    table are exactly as before the call. A pod that PreEnqueue keeps out of the queue is
+    reported as such, without a scheduling attempt, as the scheduler would treat it."""
+    info = PodInfo.from_dict(pod)
+    verdicts = pre_enqueue(profile, info)
+    outcome = kept_out(cluster.view, info, verdicts)
+    if outcome is None:
+        outcome = schedule_one(profile, cluster.view, info, commit=False)
+        outcome.pre_enqueue = verdicts
     return report(outcome, cluster, top)
 
 
@@ -64,6 +70,7 @@ def report(outcome: Outcome, cluster: ClusterState, top: int = TOP_NODES) -> dic
         "schedulable": outcome.scheduled,
         "node": outcome.node,
         "gpus": gpu_ids.split(",") if gpu_ids else [],
+        "preEnqueueStages": [_verdict(verdict) for verdict in outcome.pre_enqueue],
         "filterStages": [
             {
                 "plugin": stage.plugin,
@@ -73,6 +80,7 @@ def report(outcome: Outcome, cluster: ClusterState, top: int = TOP_NODES) -> dic
             }
             for stage in outcome.stages
         ],
+        "permitStages": [_verdict(verdict) for verdict in outcome.permit],
         "topNodes": _top_nodes(outcome, cluster, top),
         "notes": list(outcome.state.notes),
     }
@@ -84,6 +92,17 @@ def report(outcome: Outcome, cluster: ClusterState, top: int = TOP_NODES) -> dic
             "message": outcome.summary(),
         }
     return body
+
+
+def _verdict(verdict: Verdict) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "plugin": verdict.plugin,
+        "status": verdict.status.code.value,
+        "reasons": list(verdict.status.reasons),
+    }
+    if verdict.timeout_s is not None:
+        entry["timeoutSeconds"] = verdict.timeout_s
+    return entry
 
 
 def _top_nodes(outcome: Outcome, cluster: ClusterState, top: int) -> list[dict[str, Any]]:

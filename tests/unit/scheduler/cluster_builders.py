@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from tensorfusion.api.scheduler_config import SCHEDULER_NAME
+from tensorfusion.scheduler.cluster_state import ClusterState
+from tensorfusion.scheduler.fleet import Fleet
 
 GI = 1024**3
 
@@ -117,3 +119,20 @@ def tf_pod(
         },
         "spec": spec,
     }
+
+
+def two_gpu_nodes(gpus_per_node: int) -> ClusterState:
+    """Nodes n1 and n2 of pool-a, with H100s n1-gpu-0... and nothing allocated."""
+    state, _ = ClusterState.build(
+        Fleet(
+            nodes=[node("n1"), node("n2")],
+            gpu_nodes=[gpu_node("n1"), gpu_node("n2")],
+            gpus=[
+                gpu(f"n{n}-gpu-{i}", f"n{n}", index=i) for n in (1, 2) for i in range(gpus_per_node)
+            ],
+            pools=[pool("pool-a")],
+            pods=[],
+            templates=[],
+        )
+    )
+    return state

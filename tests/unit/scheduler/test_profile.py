@@ -3,6 +3,8 @@ enable/disable rules, and configuration errors that name the plugin and the fiel
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -173,9 +175,49 @@ def test_disabling_kube_plugins_we_do_not_run_is_accepted() -> None:
             "must be a mapping",
         ),
         (
-            {"plugins": {"permit": {"enabled": [{"name": "GPUResourcesFit"}]}}},
+            {"plugins": {"preBind": {"enabled": [{"name": "GPUResourcesFit"}]}}},
+            "profiles[0].plugins.preBind.enabled[0].name",
+            "preBind plugins are not supported",
+        ),
+        (
+            {"plugins": {"postBind": {"enabled": [{"name": "NodeResourcesFit"}]}}},
+            "profiles[0].plugins.postBind.enabled[0].name",
+            "postBind plugins are not supported",
+        ),
+        (
+            {"plugins": {"preEnqueue": {"enabled": [{"name": "GangPlugin"}]}}},
+            "profiles[0].plugins.preEnqueue.enabled[0].name",
+            "unknown plugin 'GangPlugin'",
+        ),
+        (
+            {"plugins": {"preEnqueue": {"enabled": [{"name": "NodeName"}]}}},
+            "profiles[0].plugins.preEnqueue.enabled[0].name",
+            "plugin NodeName has no preEnqueue stage",
+        ),
+        (
+            {"plugins": {"permit": {"enabled": [{"name": "Coscheduling"}]}}},
             "profiles[0].plugins.permit.enabled[0].name",
-            "permit plugins are not supported",
+            "unknown plugin 'Coscheduling'",
+        ),
+        (
+            {"plugins": {"permit": {"enabled": [{"name": "TaintToleration"}]}}},
+            "profiles[0].plugins.permit.enabled[0].name",
+            "plugin TaintToleration has no permit stage",
+        ),
+        (
+            {"plugins": {"permit": {"disabled": [{"name": "Coscheduling"}]}}},
+            "profiles[0].plugins.permit.disabled[0].name",
+            "unknown plugin 'Coscheduling'",
+        ),
+        (
+            {"plugins": {"preEnqueue": [{"name": "GPUResourcesFit"}]}},
+            "profiles[0].plugins.preEnqueue",
+            "must be a mapping",
+        ),
+        (
+            {"plugins": {"queueSort": {"enabled": [{"name": "GPUResourcesFit"}]}}},
+            "profiles[0].plugins.queueSort.enabled[0].name",
+            "queueSort plugins are not supported",
         ),
         (
             {
@@ -262,3 +304,98 @@ def test_percentage_of_nodes_to_score_is_said_to_be_ignored(
     with caplog.at_level("WARNING"):
         _profile(percentageOfNodesToScore=30)
     assert "percentageOfNodesToScore 30 is not applied" in caplog.text
+
+
+UPSTREAM_CONFIG = """\
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection: {kubeconfig: "", qps: 1000, burst: 2000}
+profiles:
+- schedulerName: tensor-fusion-scheduler
+  plugins:
+    preEnqueue: {enabled: [{name: GPUResourcesFit}]}
+    preFilter: {enabled: [{name: GPUResourcesFit}]}
+    filter: {enabled: [{name: GPUResourcesFit}, {name: GPUNetworkTopologyAware}]}
+    score: {enabled: [{name: GPUResourcesFit, weight: 5}]}
+    reserve: {enabled: [{name: GPUResourcesFit}]}
+    permit: {enabled: [{name: GPUResourcesFit}]}
+    postBind: {enabled: [{name: GPUResourcesFit}]}
+  pluginConfig:
+  - name: GPUResourcesFit
+    args: {maxWorkerPerNode: 256, vramWeight: 0.7, tflopsWeight: 0.3}
+  - name: GPUNetworkTopologyAware
+    args: {totalIntranetBandWidthGBps: 100}
+  - name: NodeResourcesFit
+    args:
+      ignoredResourceGroups: [tensor-fusion.ai]
+      scoringStrategy:
+        type: RequestedToCapacityRatio
+        resources: [{name: cpu, weight: 1}, {name: memory, weight: 1}]
+        requestedToCapacityRatio:
+          shape: [{utilization: 0, score: 0}, {utilization: 100, score: 10}]
+"""
+"""Upstream's chart default: GPUResourcesFit at every point it has, PreEnqueue and Permit
+(gang scheduling) and PostBind (writing gpu-ids) included."""
+
+
+def test_upstream_config_with_pre_enqueue_and_permit_builds_a_profile() -> None:
+    profile = build_profiles(parse_scheduler_config(UPSTREAM_CONFIG))[SCHEDULER_NAME]
+    assert _names(profile.pre_enqueue) == ["GPUResourcesFit"]
+    assert _names(profile.permit) == ["GPUResourcesFit"]
+    assert {plugin.name: weight for plugin, weight in profile.score}["GPUResourcesFit"] == 5
+
+
+def test_validate_accepts_upstream_config_and_names_a_bad_pre_enqueue_plugin(
+    tmp_path: Path,
+) -> None:
+    good = tmp_path / "upstream.yaml"
+    good.write_text(UPSTREAM_CONFIG)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        UPSTREAM_CONFIG.replace(
+            "preEnqueue: {enabled: [{name: GPUResourcesFit}]}",
+            "preEnqueue: {enabled: [{name: GangScheduler}]}",
+        )
+    )
+    assert "GangScheduler" in bad.read_text()
+    run = _validate(good)
+    assert run.returncode == 0, run.stdout
+    assert ": OK" in run.stdout
+    run = _validate(bad)
+    assert run.returncode == 1
+    assert "profiles[0].plugins.preEnqueue.enabled[0].name: unknown plugin 'GangScheduler'" in (
+        run.stdout
+    )
+
+
+def _validate(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tensorfusion.cli", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_pre_enqueue_and_permit_follow_kube_enable_and_disable_rules() -> None:
+    default = _profile()
+    assert _names(default.pre_enqueue) == ["GPUResourcesFit"]
+    assert _names(default.permit) == ["GPUResourcesFit"]
+    off = _profile(plugins={"multiPoint": {"disabled": [{"name": "GPUResourcesFit"}]}})
+    assert off.pre_enqueue == []
+    assert off.permit == []
+    assert "GPUResourcesFit" not in _names(off.filter)
+    star = _profile(plugins={"preEnqueue": {"disabled": [{"name": "*"}]}})
+    assert star.pre_enqueue == []
+    assert _names(star.permit) == ["GPUResourcesFit"]  # other points keep their defaults
+    back = _profile(
+        plugins={
+            "multiPoint": {"disabled": [{"name": "*"}], "enabled": [{"name": "GPUResourcesFit"}]}
+        }
+    )
+    assert _names(back.pre_enqueue) == ["GPUResourcesFit"]
+    assert _names(back.permit) == ["GPUResourcesFit"]
+    assert _names(back.filter) == ["GPUResourcesFit"]
+    only_permit = _profile(plugins={"permit": {"disabled": [{"name": "GPUResourcesFit"}]}})
+    assert only_permit.permit == []
+    assert _names(only_permit.pre_enqueue) == ["GPUResourcesFit"]

@@ -12,22 +12,12 @@ from tensorfusion.scheduler.cluster_state import ClusterState
 from tensorfusion.scheduler.fleet import Fleet
 from tensorfusion.scheduler.profile import build_profiles, default_config
 from tensorfusion.scheduler.simulate import simulate
-from tests.unit.scheduler.cluster_builders import gpu, gpu_node, node, pool, tf_pod
+from tests.unit.scheduler.cluster_builders import gpu, gpu_node, node, pool, tf_pod, two_gpu_nodes
 
 
 @pytest.fixture
 def cluster() -> ClusterState:
-    state, _ = ClusterState.build(
-        Fleet(
-            nodes=[node("n1"), node("n2")],
-            gpu_nodes=[gpu_node("n1"), gpu_node("n2")],
-            gpus=[gpu(f"n{n}-gpu-{i}", f"n{n}", index=i) for n in (1, 2) for i in range(2)],
-            pools=[pool("pool-a")],
-            pods=[],
-            templates=[],
-        )
-    )
-    return state
+    return two_gpu_nodes(gpus_per_node=2)
 
 
 def _simulate(cluster: ClusterState, pod: dict[str, Any]) -> dict[str, Any]:

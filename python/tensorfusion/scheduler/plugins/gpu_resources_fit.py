@@ -2,7 +2,8 @@
 under the capacity rule, and how well does it pack (or spread) by the pool's placement mode.
 
 Filter and Score are one native call over every GPU (`fit_gpus`); Reserve records the
-chosen GPUs in the allocator."""
+chosen GPUs in the allocator. PreEnqueue keeps pods that ask for gang scheduling out of the
+queue: that is not built yet, and placing a gang member alone would break what it asks."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tensorfusion.api.annotations import (
+    GANG_ANNOTATION_KEYS,
     GPU_COUNT,
     GPU_IDS,
     GPU_MODEL,
     GPU_POOL,
     WorkloadRequest,
+    read_gang_request,
 )
 from tensorfusion.api.scheduler_config import GPUResourcesFitArgs
 from tensorfusion.api.scheduling_template import PlacementMode
@@ -89,6 +92,17 @@ class GPUResourcesFit:
         self._prepared = {}
         """Requests worked out for the workloads seen lately (replicas share one)."""
         """The last answers by request, most recent last."""
+
+    # --- PreEnqueue ----------------------------------------------------------------------
+
+    def pre_enqueue(self, pod: PodInfo) -> Status:
+        gang, problems = read_gang_request(pod.annotations)
+        if problems:
+            return Status.unresolvable(self.name, *map(str, problems))
+        if gang is None:
+            return Status.success()
+        key = next(key for key in GANG_ANNOTATION_KEYS if key in pod.annotations)
+        return Status.unresolvable(self.name, f"{key}: gang scheduling is not supported yet")
 
     # --- PreFilter -----------------------------------------------------------------------
 
@@ -254,6 +268,15 @@ class GPUResourcesFit:
         allocation: Allocation | None = state.data.pop(self.RESERVED, None)
         if allocation is not None:
             cluster.gpus.release(allocation.uid)
+
+    # --- Permit --------------------------------------------------------------------------
+
+    def permit(
+        self, state: CycleState, pod: PodInfo, cluster: ClusterView, node: int
+    ) -> tuple[Status, float]:
+        """Upstream holds gang members here until their peers are reserved; gang pods never
+        get this far (PreEnqueue keeps them out), so every pod is let through."""
+        return Status.success(), 0.0
 
 
 def _most_gpus_on_a_node(cluster: ClusterView, pool_id: int) -> int:
