@@ -9,7 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from tensorfusion.scheduler.fleet_generator import generate_fleet
 from tensorfusion.server.app import create_app
 from tensorfusion.server.runner import RunningServer, start_in_thread
 from tensorfusion.server.settings import ServerSettings
+
+pytestmark = pytest.mark.timing
 
 R9 = Path(__file__).parents[1] / "fixtures" / "guide" / "r09-simulate-pod.yaml"
 NODES = [f"node-{i:05d}" for i in range(4)]
@@ -189,6 +191,96 @@ def test_inventory_matches_the_fleet(api: httpx.Client) -> None:
     assert snapshot["gpus"][0]["capacity"] == {"tflops": "989", "vram": "80Gi"}
 
 
+def test_the_plain_allocation_body_is_the_backends_snapshot(
+    plane: ControlPlane, api: httpx.Client
+) -> None:
+    assert api.get("/api/allocation").json() == plane.allocation()
+
+
+@pytest.mark.parametrize(
+    ("query", "keeps"),
+    [
+        ({"node": NODES[1]}, lambda gpu: gpu["node"] == NODES[1]),
+        ({"pool": "default"}, lambda gpu: True),
+        ({"pool": "elsewhere"}, lambda gpu: False),
+        ({"gpu": f"{NODES[2]}-gpu-3"}, lambda gpu: gpu["name"] == f"{NODES[2]}-gpu-3"),
+        ({"node": NODES[0], "gpu": f"{NODES[2]}-gpu-3"}, lambda gpu: False),
+    ],
+)
+def test_an_allocation_filter_keeps_the_selected_gpus_and_what_touches_them(
+    api: httpx.Client, query: dict[str, str], keeps: Callable[[dict[str, Any]], bool]
+) -> None:
+    full = api.get("/api/allocation").json()
+    answer = api.get("/api/allocation", params=query)
+    assert answer.status_code == 200
+    body = answer.json()
+    gpus = [gpu for gpu in full["gpus"] if keeps(gpu)]
+    names = {gpu["name"] for gpu in gpus}
+    assert body["gpus"] == gpus
+    assert body["allocations"] == {
+        uid: entry for uid, entry in full["allocations"].items() if names & set(entry["gpus"])
+    }
+    assert body["gpuWorkers"] == {g: w for g, w in full["gpuWorkers"].items() if g in names}
+    nodes = {gpu["node"] for gpu in gpus}
+    assert body["workersPerNode"] == {n: c for n, c in full["workersPerNode"].items() if n in nodes}
+
+
+def test_allocation_pages_reassemble_the_snapshot(api: httpx.Client) -> None:
+    full = api.get("/api/allocation").json()
+    pages = [api.get("/api/allocation", params={"limit": 4}).json()]
+    while "continue" in pages[-1]["metadata"]:
+        params = {"limit": 4, "continue": pages[-1]["metadata"]["continue"]}
+        pages.append(api.get("/api/allocation", params=params).json())
+    assert len(pages) == -(-len(full["allocations"]) // 4) > 2
+    uids = [uid for page in pages for uid in page["allocations"]]
+    assert len(uids) == len(set(uids))
+    assert {uid: e for page in pages for uid, e in page["allocations"].items()} == full[
+        "allocations"
+    ]
+    merged: dict[str, list[Any]] = {}
+    for page in pages:
+        for gpu, workers in page["gpuWorkers"].items():
+            merged.setdefault(gpu, []).extend(workers)
+    assert merged == full["gpuWorkers"]
+    assert (pages[0]["gpus"], pages[0]["workersPerNode"]) == (full["gpus"], full["workersPerNode"])
+
+
+def test_a_continue_token_is_refused_once_the_allocations_change(
+    api: httpx.Client, auth: dict[str, str], sleeper: subprocess.Popen[bytes]
+) -> None:
+    token = api.get("/api/allocation", params={"limit": 2}).json()["metadata"]["continue"]
+    other = api.get("/api/allocation", params={"limit": 2, "node": NODES[0], "continue": token})
+    assert other.status_code == 400
+    assert other.json()["field"] == "query.continue"
+    created = api.post("/api/workers", json=WORKER | {"pid": sleeper.pid}, headers=auth)
+    assert created.status_code == 201
+    stale = api.get("/api/allocation", params={"limit": 2, "continue": token})
+    assert stale.status_code == 410
+    assert stale.json()["error"] == "Expired"
+    assert stale.json()["field"] == "query.continue"
+    # A new list starts over on the changed allocations, the worker's among them.
+    fresh = api.get("/api/allocation", params={"limit": 100}).json()
+    assert created.json()["uid"] in fresh["allocations"]
+    assert fresh["metadata"] == {}
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "field"),
+    [
+        ("limit=0", 422, "query.limit"),
+        ("limit=many", 422, "query.limit"),
+        ("node=", 422, "query.node"),
+        ("limit=2&continue=bm90IGEgdG9rZW4", 400, "query.continue"),
+    ],
+)
+def test_a_bad_allocation_parameter_is_refused_naming_it(
+    api: httpx.Client, query: str, status: int, field: str
+) -> None:
+    answer = api.get(f"/api/allocation?{query}")
+    assert answer.status_code == status
+    assert answer.json()["field"] == field
+
+
 def test_health_readiness_and_the_dashboard(api: httpx.Client) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
     assert api.get("/readyz").json() == {"status": "ready"}
@@ -298,9 +390,43 @@ def test_a_taken_name_is_409_conflict(api: httpx.Client, auth: dict[str, str]) -
     assert answer.json()["error"] == "Conflict"
 
 
+def amounts(tflops: float, vram_gib: int) -> dict[str, Any]:
+    return {"tflops": tflops, "vram": vram_gib << 30}
+
+
+@pytest.mark.parametrize(
+    ("asked", "request_and_limit"),
+    [
+        ({"tflopsRequest": 50, "vramLimit": "4Gi"}, (amounts(50, 4), amounts(50, 4))),
+        ({"tflopsLimit": 50, "vramLimit": "4Gi"}, (amounts(50, 4), amounts(50, 4))),
+        ({"tflopsRequest": 20, "vramRequest": "2Gi"}, (amounts(20, 2), amounts(20, 2))),
+        (
+            {"tflopsRequest": 20, "tflopsLimit": 80, "vramRequest": "2Gi", "vramLimit": "4Gi"},
+            (amounts(20, 2), amounts(80, 4)),
+        ),
+    ],
+)
+def test_a_worker_request_defaults_to_its_limit_and_back(
+    api: httpx.Client,
+    auth: dict[str, str],
+    sleeper: subprocess.Popen[bytes],
+    asked: dict[str, Any],
+    request_and_limit: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    answer = api.post("/api/workers", json=asked | {"pid": sleeper.pid}, headers=auth)
+    assert answer.status_code == 201, answer.text
+    worker = answer.json()
+    assert (worker["request"], worker["limit"]) == request_and_limit
+    [share] = api.get("/api/allocation").json()["allocations"][worker["uid"]]["shares"]
+    assert share["requests"]["vram"] == f"{worker['request']['vram'] >> 30}Gi"
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
+        ({"vramRequest": "8Gi", "vramLimit": "4Gi"}, "vramLimit"),
+        ({"tflopsRequest": 80, "tflopsLimit": 20}, "tflopsLimit"),
+        ({"tflopsRequest": None, "vramRequest": None, "vramLimit": None}, "tflopsRequest"),
         ({"vramRequest": "4Gb"}, "vramRequest"),
         ({"tflopsRequest": -5}, "tflopsRequest"),
         ({"name": "Bad_Name"}, "name"),

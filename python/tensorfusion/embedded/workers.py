@@ -44,11 +44,14 @@ def worker_name(request: WorkerRequest) -> str:
 def worker_pod(request: WorkerRequest, name: str, pids: str) -> dict[str, Any]:
     """The Pod standing for a worker; AnnotationError from the contract's reader is turned
     into ConfigError naming the request's own field."""
-    annotations = {
+    amounts = {
         keys.TFLOPS_REQUEST: request.tflops_request,
         keys.VRAM_REQUEST: request.vram_request,
-        keys.TFLOPS_LIMIT: request.tflops_limit or request.tflops_request,
-        keys.VRAM_LIMIT: request.vram_limit or request.vram_request,
+        keys.TFLOPS_LIMIT: request.tflops_limit,
+        keys.VRAM_LIMIT: request.vram_limit,
+    }
+    # Only the amounts given: the contract defaults a request to its limit and back.
+    annotations = {key: value for key, value in amounts.items() if value is not None} | {
         keys.GPU_COUNT: str(request.gpu_count),
         keys.WORKER_PIDS: pids,
         keys.WORKER_COMMAND: json.dumps(list(request.command)),

@@ -12,15 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tensorfusion.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class WorkerRequest:
     """A request for a GPU slice for local processes (what `tensor-fusion run` sends).
-    Quantities are the annotation grammar's strings ("50", "4Gi"); limits default to the
-    requests."""
+    Quantities are the annotation grammar's strings ("50", "4Gi"), read as the pod contract
+    reads its annotations: a request defaults to its limit and a limit to its request. A
+    slice has an amount of each: one of each pair is required (ConfigError otherwise)."""
 
-    tflops_request: str
-    vram_request: str
+    tflops_request: str | None = None
+    vram_request: str | None = None
     tflops_limit: str | None = None
     vram_limit: str | None = None
     gpu_count: int = 1
@@ -30,6 +33,18 @@ class WorkerRequest:
     pid: int | None = None
     command: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # Without either, the contract would reserve nothing and cap at the whole GPU.
+        for resource, request, limit in (
+            ("tflops", self.tflops_request, self.tflops_limit),
+            ("vram", self.vram_request, self.vram_limit),
+        ):
+            if request is None and limit is None:
+                raise ConfigError(
+                    f"{resource}Request",
+                    f"required, or {resource}Limit (a request defaults to its limit)",
+                )
+
 
 class ManagementBackend(Protocol):
     def simulate(self, pod: dict[str, Any]) -> dict[str, Any]:
@@ -37,7 +52,9 @@ class ManagementBackend(Protocol):
         ...
 
     def allocation(self) -> dict[str, Any]:
-        """The allocator snapshot (the `/api/allocation` body)."""
+        """The allocator snapshot (the `/api/allocation` body): the same object until the
+        allocation state changes, shared (not to be modified); the server keeps what it
+        derives from it, such as filter indexes and continue tokens, for as long."""
         ...
 
     def pools(self) -> list[dict[str, Any]]: ...

@@ -35,6 +35,7 @@ KINDS: Final[Mapping[int, str]] = {
     404: "NotFound",
     405: "MethodNotAllowed",
     409: "Conflict",
+    410: "Expired",
     413: "PayloadTooLarge",
     422: "Invalid",
     500: "Internal",

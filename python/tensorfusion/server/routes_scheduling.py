@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
+from tensorfusion.server.allocation_listing import (
+    AllocationFilter,
+    AllocationListing,
+    AllocationQuery,
+)
 from tensorfusion.server.backend import ManagementBackend
 from tensorfusion.server.pod_body import JSON_TYPES, YAML_TYPES, read_pod_body
-from tensorfusion.server.responses import READ, WRITE
+from tensorfusion.server.responses import READ, WRITE, errors
 from tensorfusion.server.schemas import AllocationSnapshot, SimulateReport
 
 POD_SCHEMA: Final[dict[str, Any]] = {
@@ -30,6 +35,15 @@ POD_BODY: Final = {
         "content": {kind: {"schema": POD_SCHEMA} for kind in (*YAML_TYPES[:1], *JSON_TYPES)},
     }
 }
+ALLOCATION_DESCRIPTION: Final = (
+    "Without parameters, the whole snapshot. `node`, `pool` and `gpu` select GPUs (all "
+    "filters must match; one that matches nothing gives an empty answer): the answer holds "
+    "them, the allocations holding any of them, their nodes' `workersPerNode` and their "
+    "`gpuWorkers`. `limit` pages the allocations in UID order; while more remain, "
+    "`metadata.continue` is the token for the next page (the first page alone carries `gpus` "
+    "and `workersPerNode`). A token is refused with 400 when malformed or for another filter, "
+    "with 410 once the allocations changed."
+)
 
 
 def scheduling_routes(backend: ManagementBackend) -> APIRouter:
@@ -47,13 +61,34 @@ def scheduling_routes(backend: ManagementBackend) -> APIRouter:
         pod = read_pod_body(request.headers.get("content-type"), await request.body())
         return JSONResponse(await run_in_threadpool(backend.simulate, pod))
 
+    listing = AllocationListing(backend.allocation)
+
     @router.get(
         "/api/allocation",
         response_model=AllocationSnapshot,
-        responses=READ,
+        responses=READ | errors(400, 410, 422),
         summary="The allocator's snapshot: GPUs, workers per node, allocations by pod UID",
+        description=ALLOCATION_DESCRIPTION,
     )
-    def allocation() -> JSONResponse:
-        return JSONResponse(backend.allocation())
+    def allocation(
+        node: Annotated[
+            str | None, Query(min_length=1, description="only this node's GPUs")
+        ] = None,
+        pool: Annotated[
+            str | None, Query(min_length=1, description="only this pool's GPUs")
+        ] = None,
+        gpu: Annotated[str | None, Query(min_length=1, description="only this GPU")] = None,
+        limit: Annotated[
+            int | None, Query(ge=1, description="at most this many allocations (a page)")
+        ] = None,
+        continue_: Annotated[
+            str | None,
+            Query(
+                alias="continue", min_length=1, description="the previous page's metadata.continue"
+            ),
+        ] = None,
+    ) -> Response:
+        query = AllocationQuery(AllocationFilter(node, pool, gpu), limit, continue_)
+        return listing.answer(query)
 
     return router

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 
@@ -224,12 +224,23 @@ class GPUWorker(Share):
     name: str
 
 
+class ListMeta(Wire):
+    """Kubernetes' list metadata, on a paged answer."""
+
+    continue_: str | None = Field(default=None, alias="continue")
+    """Present while more allocations remain: pass it back as `continue` for the next page."""
+    remaining_item_count: int | None = None
+    """How many allocations the pages after this one hold (with `continue`)."""
+
+
 class AllocationSnapshot(Wire):
     gpus: list[AllocatedGPU]
     workers_per_node: dict[str, int]
     allocations: dict[str, AllocationEntry]
     """By pod UID."""
     gpu_workers: dict[str, list[GPUWorker]]
+    metadata: ListMeta | None = None
+    """Only on a paged answer (`limit` or `continue` given)."""
 
 
 class Health(Wire):

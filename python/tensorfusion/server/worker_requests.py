@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import ConfigDict, Field, PlainValidator, StrictInt, StrictStr, WithJsonSchema
+from pydantic.config import JsonDict
 
 from tensorfusion.server.backend import WorkerRequest
 from tensorfusion.server.schemas import Wire
@@ -50,12 +51,26 @@ Vram = Annotated[
 ]
 
 
-class WorkerCreate(Wire):
-    # A misspelt optional field must not be silently dropped (the limit would default).
-    model_config = ConfigDict(extra="forbid")
+ONE_OF_EACH_PAIR: Final[JsonDict] = {
+    "allOf": [
+        {
+            "anyOf": [
+                {"required": [field], "properties": {field: {"not": {"type": "null"}}}}
+                for field in (f"{resource}Request", f"{resource}Limit")
+            ]
+        }
+        for resource in ("tflops", "vram")
+    ]
+}
+"""What WorkerRequest requires, for the spec: a request defaults to its limit and back."""
 
-    tflops_request: Tflops
-    vram_request: Vram
+
+class WorkerCreate(Wire):
+    # A misspelt optional field must not be silently dropped (its partner would be taken).
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_OF_EACH_PAIR)
+
+    tflops_request: Tflops | None = None
+    vram_request: Vram | None = None
     tflops_limit: Tflops | None = None
     vram_limit: Vram | None = None
     gpu_count: StrictInt = 1

@@ -19,8 +19,8 @@ def test_limits_default_to_requests_and_the_pod_is_ours() -> None:
     request = WorkerRequest(tflops_request="50", vram_request="4Gi", command=("python", "x.py"))
     pod = worker_pod(request, "run-python-abc", "4242@77")
     annotations = pod["metadata"]["annotations"]
-    assert annotations[keys.TFLOPS_LIMIT] == "50"
-    assert annotations[keys.VRAM_LIMIT] == "4Gi"
+    read = keys.parse_workload_request(pod["metadata"]["labels"], annotations)
+    assert (read.tflops_limit, read.vram_limit) == (read.tflops_request, 4 * GI)
     assert annotations[keys.GPU_COUNT] == "1"
     assert annotations[keys.WORKER_PIDS] == "4242@77"
     assert json.loads(annotations[keys.WORKER_COMMAND]) == ["python", "x.py"]

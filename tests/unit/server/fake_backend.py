@@ -104,7 +104,8 @@ class FakeBackend:
         return dict(self._answer(REPORT, pod))
 
     def allocation(self) -> dict[str, Any]:
-        return dict(self._answer(SNAPSHOT))
+        snapshot: dict[str, Any] = self._answer(SNAPSHOT)  # one object, as the allocator's
+        return snapshot
 
     def pools(self) -> list[dict[str, Any]]:
         return list(self._answer([POOL]))

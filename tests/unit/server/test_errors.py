@@ -105,7 +105,8 @@ def test_wrong_method_is_a_json_405_with_allow(local: TestClient) -> None:
 @pytest.mark.parametrize(
     ("body", "field", "needle"),
     [
-        ({"vramRequest": "4Gi"}, "tflopsRequest", "Field required"),
+        ({"vramRequest": "4Gi"}, "tflopsRequest", "required, or tflopsLimit"),
+        ({"tflopsLimit": 5}, "vramRequest", "required, or vramLimit"),
         (WORKER_BODY | {"gpuCount": "two"}, "gpuCount", "integer"),
         (WORKER_BODY | {"gpuCount": True}, "gpuCount", "integer"),
         (WORKER_BODY | {"vramRequest": 4.5}, "vramRequest", ""),
@@ -130,11 +131,12 @@ def test_a_bad_field_is_422_naming_it(
 
 
 def test_several_bad_fields_are_all_named_without_one_field(local: TestClient) -> None:
-    answer = local.post("/api/workers", json={"gpuCount": "x"}, headers=AUTH)
+    body = {"vramRequest": 4.5, "gpuCount": "x", "pid": 0}
+    answer = local.post("/api/workers", json=body, headers=AUTH)
     assert answer.status_code == 422
     problem = answer.json()
     assert "field" not in problem
-    for name in ("tflopsRequest", "vramRequest", "gpuCount"):
+    for name in body:
         assert name in problem["message"]
 
 

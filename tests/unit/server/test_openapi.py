@@ -72,7 +72,11 @@ def test_worker_schemas_use_the_wire_names(spec: dict[str, Any]) -> None:
     assert response_ref(create, "409") == "Error"
     body = create["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     request = schemas[body.rsplit("/", 1)[1]]
-    assert set(request["required"]) == {"tflopsRequest", "vramRequest"}
+    # A request defaults to its limit: one of each pair, not null, is required.
+    assert "required" not in request
+    pairs = [[option["required"] for option in rule["anyOf"]] for rule in request["allOf"]]
+    assert pairs == [[["tflopsRequest"], ["tflopsLimit"]], [["vramRequest"], ["vramLimit"]]]
+    assert request["allOf"][1]["anyOf"][1]["properties"]["vramLimit"] == {"not": {"type": "null"}}
     assert request["additionalProperties"] is False
     assert set(schemas["Error"]["required"]) == {"error", "message"}
 
@@ -100,3 +104,18 @@ def test_security_says_which_operations_need_the_token(
     assert spec["components"]["securitySchemes"][SCHEME]["scheme"] == "bearer"
     security = operation(spec, method, path)["security"]
     assert security == ([{SCHEME: []}] if required else [{}, {SCHEME: []}])
+
+
+def test_allocation_documents_its_filters_paging_and_refusals(spec: dict[str, Any]) -> None:
+    op = operation(spec, "get", "/api/allocation")
+    parameters = {p["name"]: p for p in op["parameters"]}
+    assert set(parameters) == {"node", "pool", "gpu", "limit", "continue"}
+    assert all(p["in"] == "query" and not p["required"] for p in parameters.values())
+    limit = parameters["limit"]["schema"]["anyOf"][0]
+    assert (limit["type"], limit["minimum"]) == ("integer", 1)
+    for status in ("400", "410", "422"):
+        assert response_ref(op, status) == "Error"
+    snapshot = spec["components"]["schemas"]["AllocationSnapshot"]
+    assert set(snapshot["required"]) == {"gpus", "workersPerNode", "allocations", "gpuWorkers"}
+    meta = spec["components"]["schemas"]["ListMeta"]["properties"]
+    assert set(meta) == {"continue", "remainingItemCount"}

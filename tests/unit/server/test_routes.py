@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tensorfusion.errors import UnavailableError
+from tensorfusion.errors import ConfigError, UnavailableError
 from tensorfusion.server.backend import WorkerRequest
 from tensorfusion.server.worker_requests import WorkerCreate
 from tests.unit.server.conftest import AUTH
@@ -21,6 +21,10 @@ from tests.unit.server.fake_backend import GPU, NODE, POOL, SNAPSHOT, WORKER, Fa
         (
             {"tflopsRequest": "50", "vramRequest": "4Gi"},
             WorkerRequest(tflops_request="50", vram_request="4Gi"),
+        ),
+        (
+            {"tflopsLimit": 50, "vramLimit": "4Gi"},
+            WorkerRequest(tflops_limit="50", vram_limit="4Gi"),
         ),
         (
             {"tflopsRequest": 50, "vramRequest": 4294967296, "tflopsLimit": 100.5},
@@ -56,6 +60,21 @@ def test_a_worker_body_becomes_a_worker_request(
     body: dict[str, Any], expected: WorkerRequest
 ) -> None:
     assert WorkerCreate.model_validate(body).to_request() == expected
+
+
+@pytest.mark.parametrize(
+    ("amounts", "field"),
+    [
+        ({"vramLimit": "4Gi"}, "tflopsRequest"),
+        ({"tflopsRequest": "50", "tflopsLimit": "60"}, "vramRequest"),
+        ({"tflopsRequest": "50", "vramRequest": None, "vramLimit": None}, "vramRequest"),
+    ],
+)
+def test_a_slice_needs_one_amount_of_each_pair(amounts: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        WorkerCreate.model_validate(amounts).to_request()
+    assert refused.value.field == field
+    assert f"or {field.replace('Request', 'Limit')}" in refused.value.message
 
 
 @pytest.mark.parametrize(

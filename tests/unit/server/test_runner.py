@@ -54,6 +54,7 @@ def wait_until_refusing(url: str) -> None:
             return
 
 
+@pytest.mark.timing
 def test_port_zero_gives_the_real_port_in_the_url() -> None:
     app = create_app(FakeBackend(), ServerSettings(token=TOKEN))
     with start_in_thread(app) as server:
@@ -104,6 +105,7 @@ def test_a_bad_log_level_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> N
         start_in_thread(create_app(FakeBackend(), ServerSettings(token=TOKEN)))
 
 
+@pytest.mark.timing
 def test_stop_lets_an_in_flight_request_finish() -> None:
     entered, release = threading.Event(), threading.Event()
     backend = FakeBackend(gate=release)
@@ -126,6 +128,7 @@ def test_stop_lets_an_in_flight_request_finish() -> None:
         stopping.result()
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_serve_stops_gracefully_on_a_signal_and_returns(stop: signal.Signals) -> None:
     env = os.environ | {"TF_LOG_LEVEL": "debug"}
