@@ -18,6 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tensorfusion.api.annotations import WORKER_PIDS
+from tensorfusion.store.local import LocalStore
+
+pytestmark = pytest.mark.timing
+
 ROOT = Path(__file__).resolve().parents[2]
 FLEET = ROOT / "examples" / "fleets" / "h100.yaml"
 R9_POD = ROOT / "tests" / "fixtures" / "guide" / "r09-simulate-pod.yaml"
@@ -172,18 +177,14 @@ def test_readme_flow(up: tuple[Up, str], tmp_path: Path) -> None:
     assert not (server.state / "endpoint.json").exists()
 
 
+def _run_small(state: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """`tensor-fusion run` of `command` in a small slice."""
+    return _cli(state, "run", "--tflops-request", "1", "--vram-limit", "1Gi", "--", *command)
+
+
 def test_run_of_a_missing_command_releases_its_slice(up: tuple[Up, str]) -> None:
     server, url = up
-    done = _cli(
-        server.state,
-        "run",
-        "--tflops-request",
-        "1",
-        "--vram-limit",
-        "1Gi",
-        "--",
-        "/nonexistent/program",
-    )
+    done = _run_small(server.state, "/nonexistent/program")
     assert done.returncode == 127
     assert "command not found" in done.stderr
     assert httpx.get(f"{url}/api/workers").json()["workers"] == []
@@ -308,3 +309,29 @@ def test_bad_observability_flags_are_named(tmp_path: Path, flags: list[str], nam
     )
     assert done.returncode == 2, done.stderr
     assert named in done.stderr
+
+
+def test_up_says_what_it_registered_and_gives_the_lease_up_on_ctrl_c(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    for outcome in ("13 created", "13 unchanged"):
+        server = Up(state, "--fleet", str(FLEET))
+        server.wait_serving()
+        code, err = server.stop(signal.SIGINT)
+        assert code == 0, err
+        assert f"registered 2 nodes, 8 GPUs, 1 pool: {outcome}" in err
+        assert "released the lease" in err
+        assert "lost the lease" not in err
+
+
+def test_run_records_the_pid_of_a_command_that_ends_at_once(up: tuple[Up, str]) -> None:
+    server, _ = up
+    done = _run_small(server.state, sys.executable, "-c", "import os; print(os.getpid())")
+    assert done.returncode == 0, done.stderr
+    assert "could not record" not in done.stderr
+    pid = int(done.stdout)
+    with LocalStore(server.state / "store.db") as store:
+        recorded = [
+            event.object["metadata"]["annotations"].get(WORKER_PIDS, "")
+            for event in store.events_since(0, ["Pod"])
+        ]
+    assert any(f",{pid}@" in f",{pids}" for pids in recorded), recorded

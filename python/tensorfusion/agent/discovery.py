@@ -9,17 +9,18 @@ status, which the scheduler and reconcilers own.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from tensorfusion.agent.host import host_resources
 from tensorfusion.agent.nvml import NvmlDevice, read_devices
 from tensorfusion.api.gpu_links import text_at
 from tensorfusion.api.names import dns_subdomain_problem
 from tensorfusion.api.pool import Oversubscription
-from tensorfusion.errors import AlreadyExistsError, ConfigError, ConflictError, NotFoundError
+from tensorfusion.errors import ConfigError
 from tensorfusion.scheduler.capacity import host_share, virtual_tflops, virtual_vram
 from tensorfusion.scheduler.fleet import load_fleet
 from tensorfusion.scheduler.fleet_generator import (
@@ -33,7 +34,7 @@ from tensorfusion.scheduler.fleet_generator import (
     pool_object,
 )
 from tensorfusion.scheduler.gpu_models import lookup_model
-from tensorfusion.store.interface import ClusterStore
+from tensorfusion.store.interface import ClusterStore, WriteOutcome
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,8 @@ ALLOCATION_FIELDS = frozenset(
 )
 """Status fields that describe what is allocated, not the hardware: registration keeps the
 stored values."""
-Outcome = Literal["created", "updated", "unchanged"]
-_ATTEMPTS = 3
-"""Tries per object when another writer changes it between our read and write."""
+PROGRESS_EVERY_S = 1.0
+"""Registration that runs longer than this reports its progress this often."""
 
 
 def discover_nvml(node_name: str, state_dir: Path) -> list[Object] | None:
@@ -136,58 +136,96 @@ def fleet_objects(path: Path) -> list[Object]:
     return list(load_fleet(path).documents())
 
 
-@dataclass
+@dataclass(frozen=True)
 class RegisterReport:
+    """What registration was given, and what became of it in the store."""
+
+    nodes: int = 0
+    """Distinct names of the Nodes and GPUNodes."""
+    gpus: int = 0
+    pools: int = 0
+    pods: int = 0
+    templates: int = 0
     created: int = 0
     updated: int = 0
     unchanged: int = 0
 
+    @classmethod
+    def of(
+        cls, objects: Sequence[Mapping[str, Any]], outcomes: Sequence[WriteOutcome]
+    ) -> RegisterReport:
+        kinds = [obj["kind"] for obj in objects]
+        node_names = {
+            text_at(obj, "metadata", "name") for obj in objects if obj["kind"] in _NODE_KINDS
+        }
+        return cls(
+            nodes=len(node_names),
+            gpus=kinds.count("GPU"),
+            pools=kinds.count("GPUPool"),
+            pods=kinds.count("Pod"),
+            templates=kinds.count("SchedulingConfigTemplate"),
+            created=outcomes.count("created"),
+            updated=outcomes.count("updated"),
+            unchanged=outcomes.count("unchanged"),
+        )
+
     def __str__(self) -> str:
-        return f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged"
+        """`registered 2 nodes, 8 GPUs, 1 pool: 13 created`; pods and templates only when
+        there are any, and only the outcomes that happened."""
+        given = [(self.nodes, "node"), (self.gpus, "GPU"), (self.pools, "pool")]
+        given += [(n, noun) for n, noun in ((self.pods, "pod"), (self.templates, _TEMPLATE)) if n]
+        things = ", ".join(f"{n} {noun}{'s' * (n != 1)}" for n, noun in given)
+        outcomes = [(self.created, "created"), (self.updated, "updated")]
+        outcomes.append((self.unchanged, "unchanged"))
+        done = ", ".join(f"{n} {outcome}" for n, outcome in outcomes if n)
+        return f"registered {things}: {done or 'nothing'}"
 
 
-def register(store: ClusterStore, objects: Iterable[Mapping[str, Any]]) -> RegisterReport:
-    """Makes the store hold `objects`: missing ones are created; present ones get the given
-    spec, labels, annotations and status (keeping the stored allocation fields), except pods,
-    which stay as stored. Running it again with the same objects changes nothing."""
-    report = RegisterReport()
+_NODE_KINDS = frozenset({"Node", "GPUNode"})
+_TEMPLATE = "scheduling template"
+
+
+def register(
+    store: ClusterStore,
+    objects: Sequence[Mapping[str, Any]],
+    *,
+    progress: Callable[[str], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> RegisterReport:
+    """Makes the store hold `objects`, in one transaction: missing ones are created; present
+    ones get the given spec, labels, annotations and status (keeping the stored allocation
+    fields), except pods, which stay as stored. Running it again with the same objects writes
+    nothing. A registration that runs long reports its progress to `progress`."""
     for obj in objects:
         kind = obj.get("kind")
         if kind not in REGISTERED_KINDS:
             raise ConfigError("kind", f"must be one of {', '.join(REGISTERED_KINDS)}, got {kind!r}")
-        for attempt in range(_ATTEMPTS):
-            try:
-                outcome = _register_one(store, kind, obj)
-                break
-            except (ConflictError, AlreadyExistsError):
-                if attempt == _ATTEMPTS - 1:
-                    raise
-        setattr(report, outcome, getattr(report, outcome) + 1)
-    return report
+        if text_at(obj, "metadata", "name") is None:
+            raise ConfigError("metadata.name", f"required: a {kind} is known by its name")
+    reported = objects if progress is None else _reporting(objects, progress, clock)
+    return RegisterReport.of(objects, store.upsert_many(reported, _MERGES))
 
 
-def _register_one(store: ClusterStore, kind: str, obj: Mapping[str, Any]) -> Outcome:
-    name = text_at(obj, "metadata", "name")
-    if name is None:
-        raise ConfigError("metadata.name", f"required: a {kind} is known by its name")
-    try:
-        stored = store.get(kind, name, text_at(obj, "metadata", "namespace"))
-    except NotFoundError:
-        store.create(obj)
-        return "created"
-    if kind == "Pod":
-        return "unchanged"
-    merged = _merged(stored, obj)
-    if merged == stored:
-        return "unchanged"
-    store.update(merged)
-    return "updated"
+def _reporting(
+    objects: Sequence[Mapping[str, Any]],
+    progress: Callable[[str], None],
+    clock: Callable[[], float],
+) -> Iterator[Mapping[str, Any]]:
+    """`objects`, telling `progress` how many have been passed on, and how fast, every
+    PROGRESS_EVERY_S."""
+    start = clock()
+    due = start + PROGRESS_EVERY_S
+    for count, obj in enumerate(objects):
+        if (now := clock()) >= due:
+            due = now + PROGRESS_EVERY_S
+            rate = count / (now - start)
+            progress(f"registering: {count:,} of {len(objects):,} objects ({rate:,.0f}/s)")
+        yield obj
 
 
 def _merged(stored: Object, desired: Mapping[str, Any]) -> Object:
     """`stored` with the desired labels, annotations, spec and status, keeping its metadata
-    (uid, resourceVersion: the update is refused if another writer came first) and its
-    allocation fields."""
+    and its allocation fields."""
     merged = dict(stored)
     metadata = merged["metadata"] = dict(stored["metadata"])
     wanted = desired.get("metadata") or {}
@@ -207,3 +245,7 @@ def _merged(stored: Object, desired: Mapping[str, Any]) -> Object:
     else:
         merged.pop("status", None)
     return merged
+
+
+# Stored pods stay as they are: their allocations survive restarts.
+_MERGES = {kind: _merged for kind in REGISTERED_KINDS if kind != "Pod"}

@@ -8,16 +8,17 @@ executed, 127 when it does not exist. The same conventions as `env`, `docker run
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from types import FrameType
 from typing import Any
 
 from tensorfusion.client.api_client import ApiClient, ApiError, NoControlPlane
+from tensorfusion.client.held_child import HeldChild
+from tensorfusion.errors import TensorFusionError
 from tensorfusion.server.worker_requests import WorkerCreate
 from tensorfusion.shim import shim_path
 
@@ -72,32 +73,23 @@ def run(client: ApiClient, request: WorkerCreate, command: Sequence[str]) -> int
 
 
 def _run_in_slice(client: ApiClient, name: str, env: dict[str, str], command: Sequence[str]) -> int:
-    try:
-        child = subprocess.Popen(list(command), env=env)
-    except FileNotFoundError:
-        print(f"tensor-fusion run: {command[0]}: command not found", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    except PermissionError as exc:
-        print(f"tensor-fusion run: {command[0]}: {exc.strerror}", file=sys.stderr)
-        return EXIT_CANNOT_EXECUTE
-    previous = {sig: signal.signal(sig, _forward_to(child)) for sig in FORWARDED_SIGNALS}
-    try:
+    """Run `command`, its pid recorded in the worker before it is let go: a command that ends
+    at once is still seen by the node agent."""
+    with contextlib.closing(HeldChild(command, env, FORWARDED_SIGNALS)) as child:
         try:
             client.request("PATCH", f"/api/workers/{name}", {"pids": [child.pid]})
-        except ApiError as exc:  # the slice still holds through our own pid
+        except TensorFusionError as exc:  # the slice still holds through our own pid
             log.warning("could not record the command's pid: %s", exc)
+        try:
+            child.release()
+        except FileNotFoundError:
+            print(f"tensor-fusion run: {command[0]}: command not found", file=sys.stderr)
+            return EXIT_NOT_FOUND
+        except OSError as exc:
+            print(f"tensor-fusion run: {command[0]}: {exc.strerror}", file=sys.stderr)
+            return EXIT_CANNOT_EXECUTE
         status = child.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     return 128 - status if status < 0 else status
-
-
-def _forward_to(child: subprocess.Popen[bytes]) -> signal.Handlers | Any:
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        child.send_signal(signum)
-
-    return forward
 
 
 def _release(client: ApiClient, name: str) -> None:

@@ -13,12 +13,18 @@ import logging
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tensorfusion.agent.discovery import discover_nvml, fleet_objects, register
+from tensorfusion.agent.discovery import (
+    PROGRESS_EVERY_S,
+    discover_nvml,
+    fleet_objects,
+    register,
+)
 from tensorfusion.agent.node_agent import NodeAgent
 from tensorfusion.agent.regions import WorkerRegions
 from tensorfusion.agent.worker_pods import list_workers
@@ -159,19 +165,24 @@ class ControlPlane:
         assert self._store is not None
         assert self._state is not None
         if self.config.fleet is not None:
-            self.progress(f"registering the fleet in {self.config.fleet}")
+            self.progress(f"reading the fleet in {self.config.fleet}")
+            began = time.monotonic()
             objects = fleet_objects(self.config.fleet)
+            if (took := time.monotonic() - began) >= PROGRESS_EVERY_S:
+                self.progress(f"read {len(objects):,} objects in {took:.1f} s")
         else:
             self.progress("looking for GPUs through NVML")
             objects = discover_nvml(self.config.node_name, self._state.paths.root) or []
-        if not objects and not self._store.list("GPU"):
+        if objects:
+            self.progress(str(register(self._store, objects, progress=self.progress)))
+        elif self._store.list("GPU"):
+            self.progress("no GPUs found on this host: pooling the GPUs registered earlier")
+        else:
             raise ConfigError(
                 "--fleet",
                 "no GPUs: no NVIDIA driver was found (NVML) and no fleet file was given; "
                 "run `tensor-fusion up --fleet examples/fleets/h100.yaml` to pool a declared fleet",
             )
-        report = register(self._store, objects)
-        self.progress(f"GPUs registered: {report}")
 
     def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, name=f"tf-{name}", daemon=True)

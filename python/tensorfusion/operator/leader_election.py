@@ -64,9 +64,15 @@ class LeaderElection:
             stop.wait(self.renew_every_s)
 
     def release(self) -> None:
-        if self.is_leader.is_set():
+        """Give the lease up (on shutdown), so that another holder leads without waiting for
+        it to expire; leadership ends even if the store cannot be reached."""
+        if not self.is_leader.is_set():
+            return
+        try:
             self.store.release_lease(self.name, self.holder)
-        self._set(False)
+            log.info("%s released the lease %s", self.holder, self.name)
+        finally:
+            self._step_down()
 
     def _set(self, leading: bool) -> None:
         if leading and not self.is_leader.is_set():
@@ -74,6 +80,11 @@ class LeaderElection:
             self.lost.clear()
             self.is_leader.set()
         elif not leading and self.is_leader.is_set():
+            # Taken by another holder, expired while this one could not renew, or the store
+            # failed: not a shutdown, which goes through `release`.
             log.warning("%s lost the lease %s", self.holder, self.name)
-            self.is_leader.clear()
-            self.lost.set()
+            self._step_down()
+
+    def _step_down(self) -> None:
+        self.is_leader.clear()
+        self.lost.set()

@@ -14,14 +14,17 @@ for (Kubernetes' 410 Gone): list again with `list_with_version` and continue fro
 from __future__ import annotations
 
 import builtins
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import Any, Literal, Protocol, Self
 
 from tensorfusion.store.objects import JsonObject
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+WriteOutcome = Literal["created", "updated", "unchanged"]
+Merge = Callable[[JsonObject, Mapping[str, Any]], Mapping[str, object]]
+"""Given a stored object and one given for it, the object to write over the stored one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,18 @@ class ClusterStore(Protocol):
         """Replace a stored object. With `metadata.resourceVersion` (or uid) given and different
         from the stored one: ConflictError. uid and creationTimestamp are kept. An update that
         changes nothing writes nothing and keeps the resource version."""
+        ...
+
+    def upsert_many(
+        self, objs: Iterable[Mapping[str, object]], merges: Mapping[str, Merge]
+    ) -> builtins.list[WriteOutcome]:
+        """Store many objects in one transaction, all or none, and say what became of each, in
+        order. A missing object is created as by `create`. Over a stored one of a kind in
+        `merges`, `merges[kind](stored, given)` is written as by `update` (so one that changes
+        nothing is not written and keeps its resource version); it may not change kind, name
+        or namespace. A stored object of another kind is left as it is. `objs` is read once,
+        inside the transaction. A ConfigError names the failing object's position
+        (`objs[3].metadata.name`); an object given twice is refused."""
         ...
 
     def patch(

@@ -39,12 +39,13 @@ from tensorfusion.store.arguments import (
     checked_seconds,
     checked_version,
 )
-from tensorfusion.store.interface import EventType, WatchEvent
+from tensorfusion.store.interface import EventType, Merge, WatchEvent, WriteOutcome
 from tensorfusion.store.keys import ObjectKey, list_namespace, lookup_key
 from tensorfusion.store.merge_patch import merge_patch
 from tensorfusion.store.objects import (
     JsonObject,
     checked_annotations,
+    checked_key,
     checked_labels,
     checked_object,
     decoded,
@@ -289,7 +290,7 @@ class LocalStore:
         with self._write() as changes:
             for index, obj in enumerate(objs):
                 try:
-                    rows.append(self._new_row(changes, obj, now))
+                    rows.append(self._new_row(changes, *checked_object(obj), now))
                 except ConfigError as error:
                     if not batch:
                         raise
@@ -306,9 +307,52 @@ class LocalStore:
                 ) from None
         return decoded(row[-1] for row in rows)
 
+    def upsert_many(
+        self, objs: Iterable[Mapping[str, object]], merges: Mapping[str, Merge]
+    ) -> builtins.list[WriteOutcome]:
+        """Create the missing objects and write `merges[kind](stored, given)` over the stored
+        ones, in one transaction: all or none. See `ClusterStore.upsert_many`."""
+        now = _timestamp()
+        rows: builtins.list[_ObjectRow] = []
+        outcomes: builtins.list[WriteOutcome] = []
+        positions: dict[ObjectKey, int] = {}
+        with self._write() as changes:
+            for index, obj in enumerate(objs):
+                try:
+                    # The whole object is checked where it is written: an unchanged one is
+                    # already stored, and a merge's result is checked as it is written.
+                    key = checked_key(obj)
+                    if (first := positions.setdefault(key, index)) != index:
+                        raise ConfigError("metadata.name", f"{key} is also objs[{first}]")
+                    merge = merges.get(key.kind)
+                    # The body is only read, and decoded, for a kind that is merged.
+                    column = "body" if merge else "uid"
+                    found = changes.conn.execute(
+                        f"SELECT {column} FROM objects {_WHERE_KEY}", key.columns()
+                    ).fetchone()
+                    if found is None:
+                        rows.append(self._new_row(changes, *checked_object(obj), now))
+                        outcomes.append("created")
+                        continue
+                    if merge is None:
+                        outcomes.append("unchanged")
+                        continue
+                    stored: JsonObject = json.loads(found[0])
+                    merged = merge(stored, obj)
+                    # What equals the stored object is a valid object that changes nothing.
+                    if merged == stored or (
+                        self._overwrite(changes, key, stored, merged, "a merge") is None
+                    ):
+                        outcomes.append("unchanged")
+                    else:
+                        outcomes.append("updated")
+                except ConfigError as error:
+                    raise ConfigError(f"objs[{index}].{error.field}", error.message) from None
+            changes.conn.executemany(_INSERT_OBJECT, rows)
+        return outcomes
+
     @staticmethod
-    def _new_row(changes: _Changes, obj: object, now: str) -> _ObjectRow:
-        key, new = checked_object(obj)
+    def _new_row(changes: _Changes, key: ObjectKey, new: JsonObject, now: str) -> _ObjectRow:
         metadata = new["metadata"]
         if metadata.get("resourceVersion"):
             raise ConfigError(
@@ -323,7 +367,8 @@ class LocalStore:
     def update(self, obj: Mapping[str, object]) -> JsonObject:
         key, new = checked_object(obj)
         with self._write() as changes:
-            result = self._replace(changes, key, self._stored(changes.conn, key), new)
+            stored = self._stored(changes.conn, key)
+            result = self._decoded(self._replace(changes, key, stored, new), stored)
         return result
 
     def patch(
@@ -357,22 +402,40 @@ class LocalStore:
     def _apply(
         self, changes: _Changes, key: ObjectKey, stored: JsonObject, patch: Mapping[str, object]
     ) -> JsonObject:
-        """Merge `patch` into `stored`; it may not move the object to another key."""
-        new_key, new = checked_object(merge_patch(stored, patch))
+        """Merge `patch` into `stored`; returns what is stored."""
+        written = self._overwrite(changes, key, stored, merge_patch(stored, patch), "a patch")
+        return self._decoded(written, stored)
+
+    @staticmethod
+    def _overwrite(
+        changes: _Changes, key: ObjectKey, stored: JsonObject, obj: object, source: str
+    ) -> str | None:
+        """`_replace` with `obj`, made by `source` from `stored`, which may not move the object
+        to another key."""
+        new_key, new = checked_object(obj)
         for field, before, after in (
             ("kind", key.kind, new_key.kind),
             ("metadata.namespace", key.namespace, new_key.namespace),
             ("metadata.name", key.name, new_key.name),
         ):
             if before != after:
-                raise ConfigError(field, f"a patch cannot change it ({before!r} to {after!r})")
-        return self._replace(changes, key, stored, new)
+                raise ConfigError(field, f"{source} cannot change it ({before!r} to {after!r})")
+        return LocalStore._replace(changes, key, stored, new)
+
+    @staticmethod
+    def _decoded(written: str | None, stored: JsonObject) -> JsonObject:
+        """What is stored after `_replace` wrote `written` over `stored`."""
+        if written is None:
+            return stored
+        result: JsonObject = json.loads(written)
+        return result
 
     @staticmethod
     def _replace(
         changes: _Changes, key: ObjectKey, stored: JsonObject, new: JsonObject
-    ) -> JsonObject:
-        """Write `new` over `stored` under optimistic concurrency; returns what is stored."""
+    ) -> str | None:
+        """Write `new` over `stored` under optimistic concurrency; returns the JSON text
+        written, or None when `new` changes nothing (no write, no event, the version stays)."""
         old_meta, new_meta = stored["metadata"], new["metadata"]
         given = new_meta.get("resourceVersion")
         if given and str(given) != old_meta["resourceVersion"]:
@@ -389,14 +452,13 @@ class LocalStore:
         for field in ("uid", "creationTimestamp", "resourceVersion"):
             new_meta[field] = old_meta[field]
         if new == stored:
-            return stored  # nothing changed: no write, no event, the version stays
+            return None
         body = changes.stamp("MODIFIED", new)
         changes.conn.execute(
             f"UPDATE objects SET resource_version = ?, body = ? {_WHERE_KEY}",
             (changes.version, body, *key.columns()),
         )
-        result: JsonObject = json.loads(body)
-        return result
+        return body
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> JsonObject:
         key = lookup_key(kind, name, namespace)

@@ -61,9 +61,13 @@ def checked_annotations(field: str, value: object) -> dict[str, str]:
     return _checked_string_map(field, value)
 
 
-def checked_object(obj: object) -> tuple[ObjectKey, JsonObject]:
-    """The key of `obj` and a shallow copy whose top level and metadata are new dicts, with the
-    namespace filled in; a ConfigError names the first metadata field at fault."""
+def checked_key(obj: object) -> ObjectKey:
+    """The key of `obj`; a ConfigError names the field at fault."""
+    return _keyed(obj)[0]
+
+
+def _keyed(obj: object) -> tuple[ObjectKey, Mapping[str, Any], Mapping[str, Any]]:
+    """The key of `obj`, and `obj` and its metadata, both found to be mappings."""
     if not isinstance(obj, Mapping):
         raise ConfigError("object", f"must be a mapping, got {type_name(obj)}")
     kind = checked_kind(obj.get("kind"))
@@ -72,10 +76,17 @@ def checked_object(obj: object) -> tuple[ObjectKey, JsonObject]:
         raise ConfigError("metadata", f"must be a mapping with a name, got {type_name(metadata)}")
     name = checked_object_name("metadata.name", metadata.get("name"))
     namespace = scoped_namespace(kind, metadata.get("namespace"), "metadata.namespace")
-    copy = dict(obj)
+    return ObjectKey(kind, namespace, name), obj, metadata
+
+
+def checked_object(obj: object) -> tuple[ObjectKey, JsonObject]:
+    """The key of `obj` and a shallow copy whose top level and metadata are new dicts, with the
+    namespace filled in; a ConfigError names the first metadata field at fault."""
+    key, mapping, metadata = _keyed(obj)
+    copy = dict(mapping)
     copy["metadata"] = new_metadata = dict(metadata)
-    if namespace:
-        new_metadata["namespace"] = namespace
+    if key.namespace:
+        new_metadata["namespace"] = key.namespace
     # null stands for an empty map in Kubernetes JSON, so only a present value is checked
     if (labels := metadata.get("labels")) is not None:
         new_metadata["labels"] = checked_labels("metadata.labels", labels)
@@ -84,7 +95,7 @@ def checked_object(obj: object) -> tuple[ObjectKey, JsonObject]:
     uid = metadata.get("uid")
     if uid is not None and (not isinstance(uid, str) or not uid):
         raise ConfigError("metadata.uid", f"must be a non-empty string, got {uid!r}")
-    return ObjectKey(kind, namespace, name), copy
+    return key, copy
 
 
 def decoded(bodies: Iterable[str]) -> list[JsonObject]:

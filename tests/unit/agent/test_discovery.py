@@ -27,7 +27,7 @@ from tensorfusion.api.gpu_links import (
     OWNER_LABEL,
     POOL_LABEL,
 )
-from tensorfusion.errors import ConfigError, ConflictError, FleetError
+from tensorfusion.errors import ConfigError, FleetError
 from tensorfusion.scheduler.fleet import fleet_problems
 from tensorfusion.scheduler.fleet_generator import HostResources, generate_fleet
 from tensorfusion.scheduler.loop import SchedulingLoop
@@ -230,14 +230,25 @@ def test_a_missing_fleet_file_is_named(tmp_path: Path) -> None:
     assert "cannot read" in caught.value.message
 
 
+def _outcomes(report: RegisterReport) -> tuple[int, int, int]:
+    """How many objects were created, updated and left unchanged."""
+    return report.created, report.updated, report.unchanged
+
+
 def test_registering_twice_changes_nothing(store: LocalStore) -> None:
     objects = list(generate_fleet(2, 2, "H100", 0.5).documents())
+    pods = sum(obj["kind"] == "Pod" for obj in objects)
     first = register(store, objects)
-    assert first == RegisterReport(created=len(objects))
-    assert str(first) == f"{len(objects)} created, 0 updated, 0 unchanged"
+    assert first == RegisterReport(nodes=2, gpus=4, pools=1, pods=pods, created=len(objects))
+    assert str(first) == f"registered 2 nodes, 4 GPUs, 1 pool, {pods} pods: {len(objects)} created"
+    stored = {obj["metadata"]["uid"]: obj for obj in store.list("GPU") + store.list("Pod")}
     version = store.list_with_version("GPU")[1]
-    assert register(store, objects) == RegisterReport(unchanged=len(objects))
+    again = register(store, objects)
+    assert _outcomes(again) == (0, 0, len(objects))
+    assert str(again).endswith(f": {len(objects)} unchanged")
     assert store.list_with_version("GPU")[1] == version
+    assert store.events_since(version) == []
+    assert {obj["metadata"]["uid"]: obj for obj in store.list("GPU") + store.list("Pod")} == stored
 
 
 def test_changed_hardware_is_updated_and_allocations_kept(store: LocalStore) -> None:
@@ -251,7 +262,7 @@ def test_changed_hardware_is_updated_and_allocations_kept(store: LocalStore) -> 
     gpu["status"]["available"] = {"tflops": "900", "vram": "80Gi"}
     gpu["metadata"]["labels"]["team"] = "vision"
     report = register(store, changed)
-    assert report == RegisterReport(updated=1, unchanged=len(objects) - 1)
+    assert _outcomes(report) == (0, 1, len(objects) - 1)
     stored = store.get("GPU", gpu_name)
     assert stored["status"]["capacity"]["tflops"] == "900"
     assert stored["status"]["available"] == {"tflops": "1", "vram": "1Gi"}
@@ -264,7 +275,7 @@ def test_removed_labels_and_spec_are_removed(store: LocalStore) -> None:
     changed = copy.deepcopy(objects)
     del changed[0]["metadata"]["annotations"]
     del changed[2]["spec"]
-    assert register(store, changed) == RegisterReport(updated=2, unchanged=len(objects) - 2)
+    assert _outcomes(register(store, changed)) == (0, 2, len(objects) - 2)
     assert "annotations" not in store.get("GPUPool", DEFAULT_POOL)["metadata"]
     assert "spec" not in store.get("GPUNode", "box")
 
@@ -277,7 +288,7 @@ def test_stored_pods_are_left_alone(store: LocalStore) -> None:
     store.patch("Pod", name, {"status": {"phase": "Succeeded"}})
     changed = copy.deepcopy(objects)
     _by_kind(changed, "Pod")[0]["metadata"]["annotations"][keys.TFLOPS_LIMIT] = "1"
-    assert register(store, changed) == RegisterReport(unchanged=len(objects))
+    assert _outcomes(register(store, changed)) == (0, 0, len(objects))
     stored = store.get("Pod", name)
     assert stored["status"]["phase"] == "Succeeded"
     assert stored["metadata"]["annotations"] == pod["metadata"]["annotations"]
@@ -297,38 +308,6 @@ def test_objects_that_cannot_be_registered_are_named(
     with pytest.raises(ConfigError) as caught:
         register(store, [obj])
     assert caught.value.field == field
-
-
-class _RacingStore:
-    """A store where another writer changes each object between the agent's read and write,
-    `races` times."""
-
-    def __init__(self, inner: LocalStore, races: int) -> None:
-        self.inner = inner
-        self.races = races
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def update(self, obj: dict[str, Any]) -> dict[str, Any]:
-        if self.races:
-            self.races -= 1
-            raise ConflictError("changed meanwhile")
-        return self.inner.update(obj)
-
-
-def test_an_object_changed_meanwhile_is_read_again(store: LocalStore) -> None:
-    objects = host_objects("box", _devices(H100), HOST)
-    register(store, objects)
-    changed = copy.deepcopy(objects)
-    changed[1]["metadata"]["labels"]["rack"] = "r1"
-    racing: Any = _RacingStore(store, races=2)
-    assert register(racing, changed) == RegisterReport(updated=1, unchanged=len(objects) - 1)
-    assert store.get("Node", "box")["metadata"]["labels"]["rack"] == "r1"
-    racing.races = 3
-    changed[1]["metadata"]["labels"]["rack"] = "r2"
-    with pytest.raises(ConflictError):
-        register(racing, changed)
 
 
 def test_yaml_of_discovered_objects_loads_as_a_fleet(tmp_path: Path) -> None:

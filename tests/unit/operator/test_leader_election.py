@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
+from tensorfusion.errors import StoreError
 from tensorfusion.operator.leader_election import LeaderElection
 from tensorfusion.store.local import LocalStore
 
@@ -71,3 +73,55 @@ def test_store_failure_means_not_leading(store: LocalStore) -> None:
 def test_renewal_must_be_shorter_than_the_lease(store: LocalStore) -> None:
     with pytest.raises(ValueError, match="renew_every_s"):
         LeaderElection(store, "a", duration_s=5, renew_every_s=5)
+
+
+def _lease_records(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
+    return [
+        (record.levelno, record.getMessage())
+        for record in caplog.records
+        if record.name == "tensorfusion.operator.leader_election"
+    ]
+
+
+def test_giving_the_lease_up_is_logged_as_released(
+    store: LocalStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    election = LeaderElection(store, "a", clock=Clock())
+    assert election.step()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tensorfusion.operator.leader_election"):
+        election.release()
+        election.release()  # a second release has nothing left to give up
+    assert _lease_records(caplog) == [
+        (logging.INFO, "a released the lease tensor-fusion-controller")
+    ]
+    assert store.lease_holder("tensor-fusion-controller", now=Clock().now) is None
+
+
+def test_a_lease_taken_by_another_holder_is_a_warning(
+    store: LocalStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    a = LeaderElection(store, "a", duration_s=15, renew_every_s=5, clock=clock)
+    b = LeaderElection(store, "b", duration_s=15, renew_every_s=5, clock=clock)
+    assert a.step()
+    clock.now += 16  # a could not renew in time
+    assert b.step()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tensorfusion.operator.leader_election"):
+        assert not a.step()
+        a.release()  # nothing is held any more: nothing to give up or log
+    assert _lease_records(caplog) == [
+        (logging.WARNING, "a lost the lease tensor-fusion-controller")
+    ]
+    assert store.lease_holder("tensor-fusion-controller", now=clock.now) == "b"
+
+
+def test_a_release_the_store_refuses_still_ends_leadership(store: LocalStore) -> None:
+    election = LeaderElection(store, "a", clock=Clock())
+    assert election.step()
+    store.close()
+    with pytest.raises(StoreError):
+        election.release()
+    assert not election.is_leader.is_set()
+    assert election.lost.is_set()

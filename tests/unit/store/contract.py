@@ -58,6 +58,13 @@ def with_metadata(obj: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {**obj, "metadata": {**obj["metadata"], **fields}}
 
 
+def _merged_status(stored: dict[str, Any], given: Any) -> dict[str, Any]:
+    """The stored object with the given status, if any, merged into its own."""
+    if "status" not in given:
+        return stored
+    return {**stored, "status": {**stored.get("status", {}), **given["status"]}}
+
+
 # (description, object, the field the ConfigError must name)
 BAD_OBJECTS: list[tuple[str, object, str]] = [
     ("not a mapping", ["Pod"], "object"),
@@ -330,6 +337,69 @@ class StoreContract:
         assert_refused(field, store.update, obj)
         assert store.list("Pod")[0]["spec"] == pod()["spec"]
 
+    # -- upsert_many -------------------------------------------------------------------
+
+    def test_upsert_many_creates_merges_and_keeps(self, store: ClusterStore) -> None:
+        kept = store.create(node("kept"))
+        merged = store.create(pod("merged", status={"phase": "Running", "count": 1}))
+        same = store.create(pod("same"))
+        outcomes = store.upsert_many(
+            [
+                pod("new"),
+                {**pod("merged"), "status": {"count": 2}},
+                {**node("kept"), "spec": {"unschedulable": True}},
+                pod("same"),
+            ],
+            {"Pod": _merged_status},
+        )
+        assert outcomes == ["created", "updated", "unchanged", "unchanged"]
+        now_merged = store.get("Pod", "merged")
+        assert now_merged["status"] == {"phase": "Running", "count": 2}
+        assert now_merged["metadata"]["uid"] == merged["metadata"]["uid"]
+        assert store.get("Node", "kept") == kept  # a kind without a merge is left as stored
+        assert store.get("Pod", "same") == same  # the merge changed nothing: not written
+        events = store.events_since(version_of(same))
+        assert [(e.type, e.object["metadata"]["name"]) for e in events] == [
+            ("ADDED", "new"),
+            ("MODIFIED", "merged"),
+        ]
+
+    def test_upsert_many_is_all_or_nothing(self, store: ClusterStore) -> None:
+        store.create(pod("a"))
+        version = store.list_with_version("Pod")[1]
+        batch = [pod("b"), {**pod("a"), "status": {"count": 2}}, pod("C")]
+        assert_refused("objs[2].metadata.name", store.upsert_many, batch, {"Pod": _merged_status})
+        assert_refused(
+            "objs[2].metadata.name", store.upsert_many, [pod("b"), pod("c"), pod("b")], {}
+        )
+        assert [p["metadata"]["name"] for p in store.list("Pod")] == ["a"]
+        assert store.list_with_version("Pod")[1] == version
+
+    def test_upsert_many_checks_what_a_merge_writes(self, store: ClusterStore) -> None:
+        store.create(pod("a"))
+
+        def renaming(stored: dict[str, Any], given: Any) -> dict[str, Any]:
+            return with_metadata(stored, name="b")
+
+        def mislabelling(stored: dict[str, Any], given: Any) -> dict[str, Any]:
+            return with_metadata(stored, labels={"a": "b c"})
+
+        assert_refused("objs[0].metadata.name", store.upsert_many, [pod("a")], {"Pod": renaming})
+        assert_refused(
+            "objs[0].metadata.labels", store.upsert_many, [pod("a")], {"Pod": mislabelling}
+        )
+        assert store.get("Pod", "a")["metadata"]["labels"] == {"app": "web"}
+
+    @pytest.mark.parametrize(
+        ("obj", "field"),
+        [(obj, field) for _, obj, field in BAD_OBJECTS],
+    )
+    def test_upsert_many_refuses_bad_objects(
+        self, store: ClusterStore, obj: Any, field: str
+    ) -> None:
+        assert_refused(f"objs[1].{field}", store.upsert_many, [pod("a"), obj], {})
+        assert store.list_with_version("Pod") == ([], 0)
+
     # -- patch -------------------------------------------------------------------------
 
     @pytest.mark.parametrize(("target", "patch", "result"), RFC7386_EXAMPLES)
@@ -440,6 +510,7 @@ class StoreContract:
         with pytest.raises(NotFoundError, match=r"^Pod default/web-0 not found$"):
             store.bind("default", "web-0", "node-1", {})
 
+    @pytest.mark.timing
     def test_concurrent_binds_have_one_winner(self, store: ClusterStore) -> None:
         store.create(pod())
         outcomes: list[str] = []
@@ -530,6 +601,7 @@ class StoreContract:
     ) -> None:
         assert_refused(field, store.events_since, version, kinds)
 
+    @pytest.mark.timing
     def test_watch_yields_what_is_there_then_ends(self, store: ClusterStore) -> None:
         created = store.create(pod())
         store.create(node())

@@ -210,6 +210,7 @@ def test_no_op_writes_do_not_use_up_the_log() -> None:
 # -- watching ------------------------------------------------------------------------------
 
 
+@pytest.mark.timing
 def test_watch_wakes_on_a_write_from_another_thread() -> None:
     # Polling is set far beyond the watch timeout, so only the in-process wake-up can deliver
     # the event before the watch ends.
@@ -224,6 +225,7 @@ def test_watch_wakes_on_a_write_from_another_thread() -> None:
         assert (first.type, first.object["metadata"]["name"]) == ("ADDED", "web-0")
 
 
+@pytest.mark.timing
 def test_watch_sees_writes_of_another_process(tmp_path: Path) -> None:
     with LocalStore(tmp_path, poll_interval_s=0.02) as store:
         writer = start_python(
@@ -240,6 +242,7 @@ def test_watch_sees_writes_of_another_process(tmp_path: Path) -> None:
         assert first.object["metadata"]["name"] == "node-7"
 
 
+@pytest.mark.timing
 def test_watch_continues_after_each_event() -> None:
     with LocalStore(":memory:") as store:
         store.create(pod("a"))
@@ -253,6 +256,7 @@ def test_watch_continues_after_each_event() -> None:
         ]
 
 
+@pytest.mark.timing
 def test_closing_the_store_ends_a_waiting_watch() -> None:
     store = LocalStore(":memory:", poll_interval_s=3600)
     closer = threading.Timer(0.2, store.close)
@@ -284,6 +288,7 @@ def test_two_handles_on_one_file_see_each_other(tmp_path: Path) -> None:
         assert second.lease_holder("leader", now=T0) == "a"
 
 
+@pytest.mark.timing
 def test_processes_write_without_losing_or_refusing_a_write(tmp_path: Path) -> None:
     with LocalStore(tmp_path) as store:
         store.create({**pod(), "status": {"count": 0}})
@@ -319,6 +324,7 @@ def test_processes_write_without_losing_or_refusing_a_write(tmp_path: Path) -> N
         assert versions == list(range(1, 602))
 
 
+@pytest.mark.timing
 def test_threads_share_one_store() -> None:
     with LocalStore(":memory:") as store:
 
