@@ -89,8 +89,18 @@ def test_bounds_and_enums_reach_the_schema() -> None:
         "properties"
     ]["provisioningMode"]
     assert mode["enum"] == ["Provisioned", "AutoSelect", "Karpenter"]
+    node_class = _schema("GPUNodeClass")["properties"]["spec"]["properties"]["osImageType"]
+    assert node_class["enum"] == ["Private", "Public", "System"]
+
+
+def test_advisory_checks_stay_out_of_the_schema() -> None:
+    # Upstream's CRDs accept these values, so ours must too; `validate` only warns.
     claim = _schema("GPUNodeClaim")["properties"]["spec"]["properties"]["capacityType"]
-    assert claim["enum"] == ["OnDemand", "Reserved", "Spot"]
+    assert claim == {"default": "OnDemand", "type": "string"}
+    rolling = _schema("GPUPool")["properties"]["spec"]["properties"]["nodeManagerConfig"][
+        "properties"
+    ]["nodePoolRollingUpdatePolicy"]["properties"]["batchPercentage"]
+    assert (rolling["minimum"], rolling["maximum"]) == (0, 100)
 
 
 def _guide_objects() -> Iterator[tuple[str, dict[str, Any]]]:

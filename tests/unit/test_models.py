@@ -11,6 +11,7 @@ from tensorfusion.api.cluster import TensorFusionCluster
 from tensorfusion.api.cron import check_cron
 from tensorfusion.api.duration import parse_duration
 from tensorfusion.api.dynamic_config import DynamicConfig
+from tensorfusion.api.node import MetadataOptions
 from tensorfusion.api.pool import GPUPool, Oversubscription
 from tensorfusion.api.quantity import Quantity
 from tensorfusion.api.scheduler_config import (
@@ -76,6 +77,46 @@ spec:
     (result,) = validate_text(text)
     assert result.ok
     assert [issue.path for issue in result.warnings] == sorted(cluster.unknown_fields())
+
+
+def test_checks_upstream_does_not_make_are_advice_not_errors() -> None:
+    pool = GPUPool.model_validate(
+        {
+            "apiVersion": "tensor-fusion.ai/v1",
+            "kind": "GPUPool",
+            "metadata": {"name": "p"},
+            "spec": {
+                "nodeManagerConfig": {"nodePoolRollingUpdatePolicy": {"batchPercentage": 0}},
+                "qosConfig": {"definitions": [{"priority": 500}], "pricing": [{"qos": "low"}]},
+            },
+            "status": {"readyNodes": -1},
+        }
+    )
+    assert pool.spec.node_manager_config.node_pool_rolling_update_policy is not None
+    assert pool.spec.node_manager_config.node_pool_rolling_update_policy.batch_percentage == 0
+    assert list(pool.advice()) == [
+        (
+            "spec.nodeManagerConfig.nodePoolRollingUpdatePolicy.batchPercentage",
+            "is 0, below 1: no node would ever be updated",
+        ),
+        ("spec.qosConfig.definitions[0].name", "missing: the definition applies to no QoS level"),
+        ("spec.qosConfig.definitions[0].priority", "is 500, outside 1-100"),
+        ("status.readyNodes", "is -1, below 0"),
+    ]
+
+
+def test_node_class_metadata_options_are_upstreams() -> None:
+    options = MetadataOptions.model_validate({"httpEndpoint": False})
+    assert (options.http_endpoint, options.http_protocol_ipv6) == (False, False)
+    assert (options.http_put_response_hop_limit, options.http_tokens) == (1, "required")
+    (result,) = validate_text(
+        "apiVersion: tensor-fusion.ai/v1\nkind: GPUNodeClass\nmetadata: {name: c}\n"
+        "spec: {metadataOptions: {httpEndpoint: enabled}}\n"
+    )
+    assert [str(issue) for issue in result.errors] == [
+        "spec.metadataOptions.httpEndpoint: must be a boolean (true or false, unquoted), "
+        "got string 'enabled'"
+    ]
 
 
 def test_workload_profile_limits_cover_requests() -> None:

@@ -10,6 +10,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from tensorfusion.api.advice import Advice
 from tensorfusion.api.names import (
     dns_subdomain_problem,
     label_value_problem,
@@ -38,13 +39,31 @@ class ApiModel(BaseModel):
 
     def unknown_fields(self, path: str = "") -> Iterator[str]:
         """Paths of fields present in the input that this model does not know."""
-        if self.report_unknown_fields:
-            for key in self.model_extra or {}:
-                yield f"{path}.{key}" if path else key
+        for model, at in self.parts(path):
+            if model.report_unknown_fields:
+                for key in model.model_extra or {}:
+                    yield _join(at, key)
+
+    def advice(self, path: str = "") -> Iterator[tuple[str, str]]:
+        """(path, remark) of each value that passes upstream's checks but not our stricter
+        ones (fields annotated with `Advice`)."""
+        for model, at in self.parts(path):
+            for name, field in type(model).model_fields.items():
+                for rule in field.metadata:
+                    if isinstance(rule, Advice) and (remark := rule.remark(getattr(model, name))):
+                        yield _join(at, field.alias or name), remark
+            for sub_path, remark in model.remarks():
+                yield _join(at, sub_path), remark
+
+    def remarks(self) -> Iterator[tuple[str, str]]:
+        """(path below this model, remark) of advisory checks across fields; see `advice`."""
+        return iter(())
+
+    def parts(self, path: str = "") -> Iterator[tuple[ApiModel, str]]:
+        """This model and every model within it, each with its path."""
+        yield self, path
         for name, field in type(self).model_fields.items():
-            key = field.alias or name
-            child_path = f"{path}.{key}" if path else key
-            yield from _unknown_in(getattr(self, name), child_path)
+            yield from _parts_in(getattr(self, name), _join(path, field.alias or name))
 
 
 def field_problem(path: str, message: str) -> PydanticCustomError:
@@ -59,17 +78,21 @@ def field_problems(problems: Sequence[tuple[str, str]]) -> PydanticCustomError:
     return PydanticCustomError("fields", "{message}", {"message": message, "problems": problems})
 
 
-def _unknown_in(value: object, path: str, depth: int = 0) -> Iterator[str]:
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _parts_in(value: object, path: str, depth: int = 0) -> Iterator[tuple[ApiModel, str]]:
     # Models sit at most two containers deep (dict[str, list[Model]]); free-form documents
     # below that are not walked, so a YAML alias bomb in one costs nothing here.
     if isinstance(value, ApiModel):
-        yield from value.unknown_fields(path)
+        yield from value.parts(path)
     elif depth < 2 and isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _unknown_in(item, f"{path}[{index}]", depth + 1)
+            yield from _parts_in(item, f"{path}[{index}]", depth + 1)
     elif depth < 2 and isinstance(value, dict):
         for key, item in value.items():
-            yield from _unknown_in(item, f"{path}[{key!r}]", depth + 1)
+            yield from _parts_in(item, f"{path}[{key!r}]", depth + 1)
 
 
 def _check_keys(mapping: dict[str, str], check_values: bool) -> dict[str, str]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import AfterValidator, Field, model_validator
 
+from tensorfusion.api.advice import OptionalCount, wanted
 from tensorfusion.api.base import ApiModel, TensorFusionObject, field_problem, first_duplicate
 from tensorfusion.api.names import dns_label_problem
 from tensorfusion.api.pool import CapacityStatus, GPUPoolSpec, PoolPhase
@@ -58,23 +60,21 @@ class ComputingVendorParams(ApiModel):
 
 class ComputingVendor(ApiModel):
     name: str | None = None
-    type: VendorType
+    type: Annotated[VendorType | None, wanted("no cloud vendor provisions the nodes")] = None
     auth_type: Literal["accessKey", "serviceAccountRole"] = Field(
         default="serviceAccountRole", alias="authType"
     )
     enable: bool = True
     params: ComputingVendorParams = Field(default_factory=ComputingVendorParams)
 
-    @model_validator(mode="after")
-    def _credentials_given(self) -> ComputingVendor:
+    def remarks(self) -> Iterator[tuple[str, str]]:
         if self.auth_type == "accessKey":
             for key, value in (
                 ("accessKeyPath", self.params.access_key_path),
                 ("secretKeyPath", self.params.secret_key_path),
             ):
                 if not value:
-                    raise field_problem(f"params.{key}", "required when authType is accessKey")
-        return self
+                    yield f"params.{key}", "missing: authType accessKey cannot sign in without it"
 
 
 class TensorFusionClusterSpec(ApiModel):
@@ -99,9 +99,9 @@ class TensorFusionClusterStatus(CapacityStatus):
     report_unknown_fields: ClassVar[bool] = False
 
     phase: PoolPhase = "Pending"
-    total_pools: int | None = Field(default=None, ge=0, alias="totalPools")
-    total_nodes: int | None = Field(default=None, ge=0, alias="totalNodes")
-    total_gpus: int | None = Field(default=None, ge=0, alias="totalGPUs")
+    total_pools: OptionalCount = Field(default=None, alias="totalPools")
+    total_nodes: OptionalCount = Field(default=None, alias="totalNodes")
+    total_gpus: OptionalCount = Field(default=None, alias="totalGPUs")
     ready_gpu_pools: list[str] = Field(default_factory=list, alias="readyGPUPools")
     not_ready_gpu_pools: list[str] = Field(default_factory=list, alias="notReadyGPUPools")
 

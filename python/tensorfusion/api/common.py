@@ -3,10 +3,11 @@ conditions and container resource requirements."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from tensorfusion.api.advice import Advice
 from tensorfusion.api.base import ApiModel, field_problem
 from tensorfusion.api.names import is_decimal
 from tensorfusion.api.quantity import NonNegativeQuantity
@@ -71,6 +72,10 @@ class NodeSelectorRequirement(ApiModel):
         return self
 
 
+def _selects_nothing(terms: list[NodeSelectorTerm]) -> str | None:
+    return None if terms else "is empty, so the selector matches no node"
+
+
 class NodeSelectorTerm(ApiModel):
     match_expressions: list[NodeSelectorRequirement] = Field(
         default_factory=list, alias="matchExpressions"
@@ -79,7 +84,9 @@ class NodeSelectorTerm(ApiModel):
 
 
 class NodeSelector(ApiModel):
-    node_selector_terms: list[NodeSelectorTerm] = Field(alias="nodeSelectorTerms", min_length=1)
+    node_selector_terms: Annotated[list[NodeSelectorTerm], Advice(_selects_nothing)] = Field(
+        alias="nodeSelectorTerms"
+    )
 
 
 class Taint(ApiModel):

@@ -131,7 +131,12 @@ KINDS: tuple[KindInfo, ...] = (
         TensorFusionConnection,
         "Namespaced",
         "tensorfusionconnections",
-        (PrinterColumn("Phase", ".status.phase"),),
+        (
+            PrinterColumn("Workload", ".spec.workloadName"),
+            PrinterColumn("Client Pod", ".spec.clientPod"),
+            PrinterColumn("Worker", ".status.workerName"),
+            PrinterColumn("Phase", ".status.phase"),
+        ),
     ),
     KindInfo(
         "GPUResourceQuota",

@@ -3,12 +3,13 @@ provision new nodes: GPUNodeClaim and GPUNodeClass."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
+from tensorfusion.api.advice import Count, OptionalCount, between, one_of
 from tensorfusion.api.base import ApiModel, TensorFusionObject
-from tensorfusion.api.common import Condition, GPUResource, QoSLevel
+from tensorfusion.api.common import Condition, FreeForm, GPUResource, QoSLevel
 from tensorfusion.api.pool import CapacityStatus, GroupKindName
 from tensorfusion.api.quantity import NonNegativeQuantity
 
@@ -16,6 +17,7 @@ IsolationMode = Literal["shared", "soft", "hard", "partitioned"]
 UsedBy = Literal["tensor-fusion", "nvidia-device-plugin"]
 USED_BY_TENSOR_FUSION: UsedBy = "tensor-fusion"
 USED_BY_DEVICE_PLUGIN: UsedBy = "nvidia-device-plugin"
+INT32_MAX = 2**31 - 1
 
 
 class GPUNodeSpec(ApiModel):
@@ -43,7 +45,7 @@ class GPUNodeInfo(ApiModel):
 class PodGPUAllocation(ApiModel):
     """One pod's share of a GPU."""
 
-    name: str
+    name: str | None = None
     namespace: str = "default"
     uid: str | None = None
     requests: GPUResource = Field(default_factory=GPUResource)
@@ -67,8 +69,8 @@ class GPUNodeStatus(CapacityStatus):
     report_unknown_fields: ClassVar[bool] = False
 
     phase: NodePhase = "Pending"
-    total_gpus: int | None = Field(default=None, ge=0, alias="totalGPUs")
-    managed_gpus: int | None = Field(default=None, ge=0, alias="managedGPUs")
+    total_gpus: OptionalCount = Field(default=None, alias="totalGPUs")
+    managed_gpus: OptionalCount = Field(default=None, alias="managedGPUs")
     node_info: GPUNodeInfo = Field(default_factory=GPUNodeInfo, alias="nodeInfo")
     allocated_pods: dict[str, list[PodGPUAllocation]] = Field(
         default_factory=dict, alias="allocatedPods"
@@ -82,9 +84,9 @@ class GPUNode(TensorFusionObject):
 
 
 class RunningApp(ApiModel):
-    name: str
+    name: str | None = None
     namespace: str = "default"
-    count: int = Field(default=0, ge=0)
+    count: Count = 0
 
 
 class GPUStatus(ApiModel):
@@ -98,8 +100,9 @@ class GPUStatus(ApiModel):
     capacity: GPUResource | None = None
     available: GPUResource | None = None
     uuid: str | None = None
-    index: int | None = Field(default=None, ge=0)
-    numa_node: int | None = Field(default=None, ge=-1, alias="numaNode")
+    index: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    numa_node: int | None = Field(default=None, ge=-1, le=INT32_MAX, alias="numaNode")
+    """-1 where the host has no NUMA; the scheduler's topology arrays hold it as int32."""
     isolation_mode: IsolationMode = Field(default="soft", alias="isolationMode")
     node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
     nvlink_peers: list[str] = Field(default_factory=list, alias="nvlinkPeers")
@@ -121,17 +124,17 @@ class GPUNodeClaimSpec(ApiModel):
     zone: str | None = None
     instance_type: str | None = Field(default=None, alias="instanceType")
     node_class_ref: GroupKindName | None = Field(default=None, alias="nodeClassRef")
-    capacity_type: Literal["OnDemand", "Reserved", "Spot"] = Field(
+    capacity_type: Annotated[str, one_of("OnDemand", "Reserved", "Spot")] = Field(
         default="OnDemand", alias="capacityType"
     )
     tflops_offered: NonNegativeQuantity | None = Field(default=None, alias="tflopsOffered")
     vram_offered: NonNegativeQuantity | None = Field(default=None, alias="vramOffered")
-    gpu_device_offered: int | None = Field(default=None, ge=0, alias="gpuDeviceOffered")
+    gpu_device_offered: OptionalCount = Field(default=None, alias="gpuDeviceOffered")
     extra_params: dict[str, str] = Field(default_factory=dict, alias="extraParams")
 
 
 class GPUNodeClaimStatus(ApiModel):
-    phase: Literal["Pending", "Bound"] = "Pending"
+    phase: str = "Pending"
 
 
 class GPUNodeClaim(TensorFusionObject):
@@ -144,13 +147,14 @@ class SelectorTerm(ApiModel):
     id: str | None = None
     name: str | None = None
     owner: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
 
 
 class BlockDevice(ApiModel):
     volume_size: NonNegativeQuantity | None = Field(default=None, alias="volumeSize")
     volume_type: str | None = Field(default=None, alias="volumeType")
-    encrypted: bool | None = None
-    delete_on_termination: bool | None = Field(default=None, alias="deleteOnTermination")
+    encrypted: bool = True
+    delete_on_termination: bool = Field(default=True, alias="deleteOnTermination")
 
 
 class BlockDeviceMapping(ApiModel):
@@ -160,14 +164,16 @@ class BlockDeviceMapping(ApiModel):
 
 
 class MetadataOptions(ApiModel):
-    http_endpoint: Literal["enabled", "disabled"] | None = Field(default=None, alias="httpEndpoint")
-    http_protocol_ipv6: Literal["enabled", "disabled"] | None = Field(
-        default=None, alias="httpProtocolIPv6"
+    """The VM's instance metadata service (AWS IMDS)."""
+
+    http_endpoint: bool = Field(default=True, alias="httpEndpoint")
+    http_protocol_ipv6: bool = Field(default=False, alias="httpProtocolIPv6")
+    http_put_response_hop_limit: Annotated[int, between(1, 64)] = Field(
+        default=1, alias="httpPutResponseHopLimit"
     )
-    http_put_response_hop_limit: int | None = Field(
-        default=None, ge=1, le=64, alias="httpPutResponseHopLimit"
+    http_tokens: Annotated[str, one_of("required", "optional")] = Field(
+        default="required", alias="httpTokens"
     )
-    http_tokens: Literal["required", "optional"] | None = Field(default=None, alias="httpTokens")
 
 
 class GPUNodeClassSpec(ApiModel):
@@ -199,3 +205,4 @@ class GPUNodeClassSpec(ApiModel):
 class GPUNodeClass(TensorFusionObject):
     kind: Literal["GPUNodeClass"]
     spec: GPUNodeClassSpec = Field(default_factory=GPUNodeClassSpec)
+    status: FreeForm | None = None

@@ -3,12 +3,13 @@ policy. The same spec is the `specTemplate` of each pool of a TensorFusionCluste
 
 from __future__ import annotations
 
-import itertools
-from typing import ClassVar, Literal
+from collections.abc import Iterator
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from tensorfusion.api.base import ApiModel, TensorFusionObject, field_problem
+from tensorfusion.api.advice import OptionalCount, Text, at_least, between, wanted
+from tensorfusion.api.base import ApiModel, TensorFusionObject, field_problem, field_problems
 from tensorfusion.api.common import (
     Condition,
     FreeForm,
@@ -45,28 +46,30 @@ class CapacityConfig(ApiModel):
     oversubscription: Oversubscription = Field(default_factory=Oversubscription)
 
     @model_validator(mode="after")
-    def _bounds_ordered(self) -> CapacityConfig:
-        # min <= warm <= max for every dimension that both sides give.
-        ladder = [
+    def _within_max(self) -> CapacityConfig:
+        # minResources is the least total capacity and warmResources the free capacity kept
+        # ready; both live under the maxResources cap, but neither bounds the other.
+        high = self.max_resources or GPUOrCPUResource()
+        problems = []
+        for low_name, low in (
             ("minResources", self.min_resources),
             ("warmResources", self.warm_resources),
-            ("maxResources", self.max_resources),
-        ]
-        present = [(name, bound) for name, bound in ladder if bound is not None]
-        for (low_name, low), (high_name, high) in itertools.pairwise(present):
+        ):
             for dim in ("tflops", "vram", "cpu", "memory"):
-                lo, hi = getattr(low, dim), getattr(high, dim)
+                lo, hi = getattr(low, dim, None), getattr(high, dim)
                 if lo is not None and hi is not None and lo > hi:
-                    raise field_problem(
-                        f"{low_name}.{dim}", f"must be <= {high_name}.{dim} ({lo} > {hi})"
+                    problems.append(
+                        (f"{low_name}.{dim}", f"must be <= maxResources.{dim} ({lo} > {hi})")
                     )
+        if problems:
+            raise field_problems(problems)
         return self
 
 
 class GroupKindName(ApiModel):
-    group: str = Field(min_length=1)
-    kind: str = Field(min_length=1)
-    name: str = Field(min_length=1)
+    group: Text
+    kind: Text
+    name: Text
     version: str | None = None
 
 
@@ -124,7 +127,9 @@ class NodeRollingUpdatePolicy(ApiModel):
     """Rolling update of the pool's node components: batches, pauses, window, time cap."""
 
     auto_update: bool = Field(default=True, alias="autoUpdate")
-    batch_percentage: int = Field(default=100, ge=1, le=100, alias="batchPercentage")
+    batch_percentage: Annotated[int, at_least(1, ": no node would ever be updated")] = Field(
+        default=100, ge=0, le=100, alias="batchPercentage"
+    )
     batch_interval: Duration = Field(default="1s", alias="batchInterval")
     max_duration: Duration = Field(default="10m", alias="maxDuration")
     maintenance_window: MaintenanceWindow = Field(
@@ -146,28 +151,27 @@ class NodeManagerConfig(ApiModel):
         default=None, alias="nodePoolRollingUpdatePolicy"
     )
 
-    @model_validator(mode="after")
-    def _mode_has_its_parts(self) -> NodeManagerConfig:
+    def remarks(self) -> Iterator[tuple[str, str]]:
         if self.node_selector is not None and self.node_provisioner is not None:
-            raise field_problem(
+            used = "nodeSelector" if self.provisioning_mode == "AutoSelect" else "nodeProvisioner"
+            yield (
                 "nodeSelector",
-                "nodeSelector (existing nodes) and nodeProvisioner (managed nodes) are "
-                "exclusive: give one",
+                "nodeSelector (existing nodes) and nodeProvisioner (managed nodes) are both "
+                f"given: provisioningMode {self.provisioning_mode} uses only {used}",
             )
         if self.provisioning_mode == "Karpenter" and (
             self.node_provisioner is None or self.node_provisioner.karpenter_node_class_ref is None
         ):
-            raise field_problem(
+            yield (
                 "nodeProvisioner.karpenterNodeClassRef",
-                "required when provisioningMode is Karpenter",
+                "missing: provisioningMode Karpenter provisions no node without it",
             )
-        return self
 
 
 class QosDefinition(ApiModel):
-    name: QoSLevel
+    name: Annotated[QoSLevel | None, wanted("the definition applies to no QoS level")] = None
     description: str = ""
-    priority: int | None = Field(default=None, ge=1, le=100)
+    priority: Annotated[int | None, between(1, 100)] = None
 
 
 class QosPricingUnit(ApiModel):
@@ -176,7 +180,7 @@ class QosPricingUnit(ApiModel):
 
 
 class QosPricing(ApiModel):
-    qos: QoSLevel
+    qos: Annotated[QoSLevel | None, wanted("the price applies to no QoS level")] = None
     requests: QosPricingUnit = Field(default_factory=QosPricingUnit)
     limits_over_requests: str | None = Field(default=None, alias="limitsOverRequests")
 
@@ -221,10 +225,10 @@ class GPUPoolStatus(CapacityStatus):
 
     phase: PoolPhase = "Pending"
     cluster: str | None = None
-    total_nodes: int | None = Field(default=None, ge=0, alias="totalNodes")
-    total_gpus: int | None = Field(default=None, ge=0, alias="totalGPUs")
-    ready_nodes: int | None = Field(default=None, ge=0, alias="readyNodes")
-    not_ready_nodes: int | None = Field(default=None, ge=0, alias="notReadyNodes")
+    total_nodes: OptionalCount = Field(default=None, alias="totalNodes")
+    total_gpus: OptionalCount = Field(default=None, alias="totalGPUs")
+    ready_nodes: OptionalCount = Field(default=None, alias="readyNodes")
+    not_ready_nodes: OptionalCount = Field(default=None, alias="notReadyNodes")
 
 
 class GPUPool(TensorFusionObject):

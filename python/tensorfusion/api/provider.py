@@ -3,24 +3,26 @@ that TensorFusion needs to take over that vendor's GPUs."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
+from tensorfusion.api.advice import Count, OptionalCount, Text, wanted
 from tensorfusion.api.base import ApiModel, TensorFusionObject
+from tensorfusion.api.common import FreeForm
 from tensorfusion.api.quantity import NonNegativeQuantity
 
 
 class ProviderImages(ApiModel):
-    middleware: str = Field(min_length=1)
+    middleware: Text
     remote_client: str | None = Field(default=None, alias="remoteClient")
     remote_worker: str | None = Field(default=None, alias="remoteWorker")
 
 
 class HostPathMount(ApiModel):
-    name: str = Field(min_length=1)
-    host_path: str = Field(alias="hostPath", min_length=1)
-    mount_path: str = Field(alias="mountPath", min_length=1)
+    name: Text
+    host_path: Text = Field(alias="hostPath")
+    mount_path: Text = Field(alias="mountPath")
     read_only: bool = Field(default=False, alias="readOnly")
 
 
@@ -31,21 +33,21 @@ class ProviderHypervisor(ApiModel):
 
 
 class HardwareModel(ApiModel):
-    model: str = Field(min_length=1)
-    full_model_name: str = Field(alias="fullModelName", min_length=1)
+    model: Text
+    full_model_name: Text = Field(alias="fullModelName")
     cost_per_hour: str | None = Field(default=None, alias="costPerHour")
     fp16_tflops: NonNegativeQuantity = Field(alias="fp16TFlops")
-    max_partitions: int | None = Field(default=None, ge=0, alias="maxPartitions")
+    max_partitions: OptionalCount = Field(default=None, alias="maxPartitions")
     partition_template_refs: list[str] = Field(default_factory=list, alias="partitionTemplateRefs")
 
 
 class VirtualizationTemplate(ApiModel):
-    id: str = Field(min_length=1)
-    name: str = Field(min_length=1)
-    memory_gigabytes: int = Field(ge=0, alias="memoryGigabytes")
+    id: Text
+    name: Text
+    memory_gigabytes: Count = Field(alias="memoryGigabytes")
     compute_percent: str = Field(alias="computePercent")
     description: str = ""
-    max_instances: int | None = Field(default=None, ge=0, alias="maxInstances")
+    max_instances: OptionalCount = Field(default=None, alias="maxInstances")
     isolation_group_sharing: Literal["exclusive", "shared"] = Field(
         default="exclusive", alias="isolationGroupSharing"
     )
@@ -57,7 +59,7 @@ class DevicePluginDetection(ApiModel):
 
 
 class ProviderConfigSpec(ApiModel):
-    vendor: str = Field(min_length=1)
+    vendor: Text
     images: ProviderImages
     hypervisor: ProviderHypervisor | None = None
     hardware_metadata: list[HardwareModel] = Field(default_factory=list, alias="hardwareMetadata")
@@ -72,4 +74,5 @@ class ProviderConfigSpec(ApiModel):
 
 class ProviderConfig(TensorFusionObject):
     kind: Literal["ProviderConfig"]
-    spec: ProviderConfigSpec
+    spec: Annotated[ProviderConfigSpec | None, wanted("the config describes no vendor")] = None
+    status: FreeForm | None = None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
+from tensorfusion.api.advice import OptionalText, wanted
 from tensorfusion.api.base import ApiModel, TensorFusionObject
 from tensorfusion.api.common import FreeForm
 
@@ -15,7 +16,7 @@ DEFAULT_PLACEMENT_MODE: PlacementMode = "CompactFirst"
 
 
 class GPUFilter(ApiModel):
-    type: str = Field(min_length=1)
+    type: Annotated[OptionalText, wanted("the filter filters nothing")] = None
     params: FreeForm = Field(default_factory=dict)
 
 
@@ -37,3 +38,4 @@ class SchedulingConfigTemplateSpec(ApiModel):
 class SchedulingConfigTemplate(TensorFusionObject):
     kind: Literal["SchedulingConfigTemplate"]
     spec: SchedulingConfigTemplateSpec = Field(default_factory=SchedulingConfigTemplateSpec)
+    status: FreeForm | None = None

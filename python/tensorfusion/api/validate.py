@@ -4,6 +4,7 @@ and bare dynamic-config files."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,10 +19,12 @@ from tensorfusion.api.annotations import (
     unknown_annotation_keys,
 )
 from tensorfusion.api.base import API_VERSION, ApiModel, ObjectMeta
+from tensorfusion.api.crd import openapi_schema
 from tensorfusion.api.dynamic_config import DynamicConfig
 from tensorfusion.api.field_errors import FieldIssue, issues_from, type_name
 from tensorfusion.api.helm_values import VALUES_SECTIONS, HelmValues
 from tensorfusion.api.kinds import KINDS_BY_NAME
+from tensorfusion.api.null_pruning import prune_nulls
 from tensorfusion.api.pod import Controller, CronJob, Job, Pod, PodTemplateSpec
 from tensorfusion.api.scheduler_config import SCHEDULER_API_VERSION, KubeSchedulerConfiguration
 from tensorfusion.api.yaml_loader import load_documents
@@ -103,7 +106,7 @@ def check_document(data: object) -> tuple[str, list[FieldIssue]]:
             )
         ]
     if kind in KINDS_BY_NAME:
-        return label, _check_model(KINDS_BY_NAME[kind].model, data)
+        return label, _check_custom_resource(kind, data)
     if (api_version, kind) in _WORKLOAD_MODELS:
         return label, _check_workload(_WORKLOAD_MODELS[api_version, kind], data)
     if kind == "KubeSchedulerConfiguration":
@@ -144,6 +147,22 @@ def _check_config_file(data: dict[str, Any]) -> tuple[str, list[FieldIssue]]:
     ]
 
 
+@functools.cache
+def _schema_of(kind: str) -> dict[str, Any]:
+    return openapi_schema(KINDS_BY_NAME[kind])
+
+
+def _check_custom_resource(kind: str, data: dict[str, Any]) -> list[FieldIssue]:
+    pruned, dropped = prune_nulls(data, _schema_of(kind))
+    nulls = [
+        FieldIssue(
+            path, "null: the API server drops null fields, so it reads as absent", warning=True
+        )
+        for path in dropped
+    ]
+    return nulls + _check_model(KINDS_BY_NAME[kind].model, pruned)
+
+
 def _check_model(model: type[BaseModel], data: dict[str, Any]) -> list[FieldIssue]:
     try:
         obj = model.model_validate(data)
@@ -151,10 +170,11 @@ def _check_model(model: type[BaseModel], data: dict[str, Any]) -> list[FieldIssu
         return [_explain_doc_marker(issue) for issue in issues_from(exc)]
     if not isinstance(obj, ApiModel):
         return []
-    return [
+    unknown = [
         FieldIssue(path, _unknown_field_message(path), warning=True)
         for path in obj.unknown_fields()
     ]
+    return unknown + [FieldIssue(path, remark, warning=True) for path, remark in obj.advice()]
 
 
 def _unknown_field_message(path: str) -> str:

@@ -3,10 +3,12 @@ WorkloadProfile, TensorFusionConnection, and the GPUResourceQuota that bounds th
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterator
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from tensorfusion.api.advice import Count, OptionalCount, Text, between, one_of, wanted
 from tensorfusion.api.base import ApiModel, TensorFusionObject, field_problem
 from tensorfusion.api.common import FreeForm, GPUResource, GPUResources, QoSLevel
 from tensorfusion.api.node import IsolationMode
@@ -17,7 +19,7 @@ MAX_GPU_COUNT = 128
 class WorkloadProfileSpec(ApiModel):
     """A reusable description of a GPU workload; also the spec of TensorFusionWorkload."""
 
-    replicas: int | None = Field(default=None, ge=0)
+    replicas: OptionalCount = None
     pool_name: str | None = Field(default=None, alias="poolName")
     resources: GPUResources = Field(default_factory=GPUResources)
     qos: QoSLevel | None = None
@@ -45,12 +47,13 @@ class WorkloadProfileSpec(ApiModel):
 class WorkloadProfile(TensorFusionObject):
     kind: Literal["WorkloadProfile"]
     spec: WorkloadProfileSpec = Field(default_factory=WorkloadProfileSpec)
+    status: FreeForm | None = None
 
 
 class WorkloadStatus(ApiModel):
     phase: Literal["Pending", "Running", "Failed", "Unknown"] = "Pending"
-    worker_count: int = Field(default=0, ge=0, alias="workerCount")
-    ready_workers: int = Field(default=0, ge=0, alias="readyWorkers")
+    worker_count: Count = Field(default=0, alias="workerCount")
+    ready_workers: Count = Field(default=0, alias="readyWorkers")
 
 
 class TensorFusionWorkload(TensorFusionObject):
@@ -60,21 +63,25 @@ class TensorFusionWorkload(TensorFusionObject):
 
 
 class ConnectionSpec(ApiModel):
-    pool_name: str = Field(alias="poolName", min_length=1)
-    resources: GPUResources
-    gpu: list[str] = Field(default_factory=list)
+    """A client pod's link to a remote worker of a workload."""
+
+    workload_name: Text = Field(alias="workloadName")
+    client_pod: Text = Field(alias="clientPod")
 
 
 class ConnectionStatus(ApiModel):
-    phase: Literal["Pending", "Starting", "Running"] = "Pending"
-    connection_url: str = Field(default="", alias="connectionURL")
-    qos_class: str | None = Field(default=None, alias="qosClass")
-    gpu: str | None = None
+    phase: Annotated[str, one_of("Pending", "Starting", "Running")]
+    connection_url: str = Field(alias="connectionURL")
+    worker_name: str = Field(alias="workerName")
 
 
 class TensorFusionConnection(TensorFusionObject):
+    """A connection from a client pod to a worker of a TensorFusionWorkload."""
+
     kind: Literal["TensorFusionConnection"]
-    spec: ConnectionSpec
+    spec: Annotated[
+        ConnectionSpec | None, wanted("the connection names no workload or client pod")
+    ] = None
     status: ConnectionStatus | None = None
 
 
@@ -83,7 +90,7 @@ class QuotaTotal(ApiModel):
 
     requests: GPUResource | None = None
     limits: GPUResource | None = None
-    max_workers: int = Field(default=32768, ge=0, alias="maxWorkers")
+    max_workers: Count = Field(default=32768, alias="maxWorkers")
     alert_threshold_percent: int = Field(default=95, ge=0, le=100, alias="alertThresholdPercent")
 
 
@@ -92,47 +99,51 @@ class QuotaSingle(ApiModel):
 
     max_requests: GPUResource | None = Field(default=None, alias="maxRequests")
     max_limits: GPUResource | None = Field(default=None, alias="maxLimits")
-    max_gpu_count: int | None = Field(default=None, ge=1, le=MAX_GPU_COUNT, alias="maxGPUCount")
+    max_gpu_count: Annotated[int | None, between(1, MAX_GPU_COUNT)] = Field(
+        default=None, alias="maxGPUCount"
+    )
     default_requests: GPUResource | None = Field(default=None, alias="defaultRequests")
     default_limits: GPUResource | None = Field(default=None, alias="defaultLimits")
 
 
-def _not_above(
+def _above(
     low: GPUResource | None, high: GPUResource | None, low_path: str, high_path: str
-) -> None:
+) -> Iterator[tuple[str, str]]:
     if low is None or high is None:
         return
     for dim in ("tflops", "vram"):
         lo, hi = getattr(low, dim), getattr(high, dim)
         if lo is not None and hi is not None and lo > hi:
-            raise field_problem(f"{low_path}.{dim}", f"must be <= {high_path}.{dim} ({lo} > {hi})")
+            yield f"{low_path}.{dim}", f"is above {high_path}.{dim} ({lo} > {hi})"
 
 
 class GPUResourceQuotaSpec(ApiModel):
     total: QuotaTotal = Field(default_factory=QuotaTotal)
     single: QuotaSingle = Field(default_factory=QuotaSingle)
 
-    @model_validator(mode="after")
-    def _bounds_consistent(self) -> GPUResourceQuotaSpec:
+    def remarks(self) -> Iterator[tuple[str, str]]:
+        # Upstream does not order these. Each bound is checked on its own, so a pair out of
+        # order only means the stricter one decides.
         total, single = self.total, self.single
-        _not_above(total.requests, total.limits, "total.requests", "total.limits")
-        _not_above(single.max_requests, single.max_limits, "single.maxRequests", "single.maxLimits")
-        _not_above(
+        yield from _above(total.requests, total.limits, "total.requests", "total.limits")
+        yield from _above(
+            single.max_requests, single.max_limits, "single.maxRequests", "single.maxLimits"
+        )
+        yield from _above(
             single.default_requests,
             single.default_limits,
             "single.defaultRequests",
             "single.defaultLimits",
         )
-        _not_above(
+        yield from _above(
             single.default_requests,
             single.max_requests,
             "single.defaultRequests",
             "single.maxRequests",
         )
-        _not_above(
+        yield from _above(
             single.default_limits, single.max_limits, "single.defaultLimits", "single.maxLimits"
         )
-        return self
 
 
 class GPUResourceQuota(TensorFusionObject):
