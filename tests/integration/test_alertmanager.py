@@ -20,7 +20,7 @@ from tests.integration.alertmanager_fixture import (
     next_notification,
 )
 
-pytestmark = needs_alertmanager
+pytestmark = [needs_alertmanager, pytest.mark.timing]
 
 RULE = AlertRule.model_validate(
     {

@@ -64,6 +64,7 @@ def _eventually(check: Callable[[], bool]) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.timing
 def test_serves_the_fleet(plane: ControlPlane) -> None:
     assert plane.readiness() == (True, "ready")
     (pool,) = plane.pools()
@@ -74,6 +75,7 @@ def test_serves_the_fleet(plane: ControlPlane) -> None:
     assert plane.workers() == []
 
 
+@pytest.mark.timing
 def test_worker_is_bound_with_its_environment_and_released(plane: ControlPlane) -> None:
     worker = plane.create_worker(
         WorkerRequest("50", "4Gi", tflops_limit="100", pid=os.getpid(), command=("train",))
@@ -101,6 +103,7 @@ def test_worker_is_bound_with_its_environment_and_released(plane: ControlPlane) 
         plane.delete_worker(worker["name"])
 
 
+@pytest.mark.timing
 def test_unschedulable_and_bad_requests_leave_nothing(plane: ControlPlane) -> None:
     with pytest.raises(UnschedulableError) as refused:
         plane.create_worker(WorkerRequest("10", "1Ti", pid=os.getpid()))
@@ -118,6 +121,7 @@ def test_unschedulable_and_bad_requests_leave_nothing(plane: ControlPlane) -> No
     assert plane.allocation()["allocations"] == {}
 
 
+@pytest.mark.timing
 def test_name_taken_is_refused(plane: ControlPlane) -> None:
     plane.create_worker(WorkerRequest("1", "1Gi", name="job", pid=os.getpid()))
     with pytest.raises(AlreadyExistsError):
@@ -125,13 +129,19 @@ def test_name_taken_is_refused(plane: ControlPlane) -> None:
     assert len(plane.workers()) == 1
 
 
+@pytest.mark.timing
 def test_worker_whose_processes_end_is_released(
     plane: ControlPlane, sleeper: subprocess.Popen[bytes]
 ) -> None:
     worker = plane.create_worker(WorkerRequest("10", "1Gi", pid=sleeper.pid))
-    short = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    # Runs until its stdin closes: alive when recorded, however slowly this machine runs.
+    short = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
     plane.add_worker_pids(worker["name"], [short.pid, sleeper.pid, short.pid])
     assert plane.workers()[0]["pids"] == [sleeper.pid, short.pid]  # each recorded once
+    assert short.stdin is not None
+    short.stdin.close()
     short.wait()
     time.sleep(0.3)
     assert [w["name"] for w in plane.workers()] == [worker["name"]]  # sleeper still lives
@@ -141,6 +151,7 @@ def test_worker_whose_processes_end_is_released(
     _eventually(lambda: plane.allocation()["allocations"] == {})
 
 
+@pytest.mark.timing
 def test_pids_of_unknown_worker_or_dead_process(plane: ControlPlane) -> None:
     with pytest.raises(NotFoundError, match="no worker named 'nobody'"):
         plane.add_worker_pids("nobody", [os.getpid()])
@@ -150,6 +161,7 @@ def test_pids_of_unknown_worker_or_dead_process(plane: ControlPlane) -> None:
     assert bad.value.field == "pids"
 
 
+@pytest.mark.timing
 def test_restart_keeps_live_workers_and_releases_dead_ones(
     tmp_path: Path, fleet_file: Path, sleeper: subprocess.Popen[bytes]
 ) -> None:
@@ -173,6 +185,7 @@ def test_restart_keeps_live_workers_and_releases_dead_ones(
         second.stop()
 
 
+@pytest.mark.timing
 def test_second_control_plane_on_one_state_dir_is_refused(
     plane: ControlPlane, fleet_file: Path
 ) -> None:
@@ -206,6 +219,7 @@ def test_bad_fleet_is_named(tmp_path: Path) -> None:
         ControlPlane(_config(tmp_path / "state", None)).start()
 
 
+@pytest.mark.timing
 def test_metrics_are_recorded_into_the_state_dir(tmp_path: Path, fleet_file: Path) -> None:
     config = ControlPlaneConfig(
         state_dir=tmp_path / "state",

@@ -35,6 +35,7 @@ def _fleet(tmp_path: Path) -> Path:
     return fleet
 
 
+@pytest.mark.timing
 @needs_alertmanager
 def test_watchdog_reaches_alertmanager(tmp_path: Path, alertmanager: str, webhook: Webhook) -> None:
     rules = tmp_path / "dynamic.yaml"
@@ -60,6 +61,7 @@ def test_watchdog_reaches_alertmanager(tmp_path: Path, alertmanager: str, webhoo
     assert (tmp_path / "state" / "metrics.db").exists()
 
 
+@pytest.mark.timing
 def test_a_follower_does_not_evaluate(tmp_path: Path, webhook: Webhook) -> None:
     """Without the lease (held by another replica) nothing is posted."""
     state = tmp_path / "state"

@@ -43,9 +43,12 @@ from tensorfusion.server.settings import ServerSettings
 CHROMIUM = next(
     (path for name in ("chromium", "chromium-browser") if (path := shutil.which(name))), None
 )
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no Chromium binary found: apt-get install -y chromium"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="no Chromium binary found: apt-get install -y chromium"
+    ),
+    pytest.mark.timing,
+]
 
 SCREENSHOT_COPY = Path(__file__).resolve().parents[2] / "build" / "screenshots" / "dashboard.png"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

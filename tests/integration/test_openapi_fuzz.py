@@ -22,6 +22,8 @@ from tensorfusion.server.app import create_app
 from tensorfusion.server.runner import start_in_thread
 from tensorfusion.server.settings import ServerSettings
 
+pytestmark = pytest.mark.timing
+
 EXAMPLES = 40
 """Per operation; with ten operations this keeps the run near half a minute."""
 

@@ -253,6 +253,7 @@ def test_a_handle_nvml_never_gave_out_gets_its_error(mockcuda: Any, tmp_path: Pa
     assert run_ops(ops, env)[1] == [NVML_INVALID_ARGUMENT] * 2
 
 
+@pytest.mark.timing
 def test_utilization_is_scaled_on_the_visible_gpu_only(mockcuda: Any, tmp_path: Path) -> None:
     # CUDA's device 0 (GPU 2) is paced to half the device, device 1 (GPU 0) is not: each runs
     # one kernel busy for a quarter of NVML's sample period.

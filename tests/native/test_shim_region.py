@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tensorfusion._native import ShmRegion
 from tests.native.test_shim import LIMIT, MiB, child_env, make_region, run_child, stderr_lines
 
@@ -29,6 +31,7 @@ def holding(mockcuda: Any, env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.timing
 def test_200_processes_join_one_region_at_once(mockcuda: Any, tmp_path: Path) -> None:
     path = make_region(tmp_path, limit=PROCESSES * MiB, slots=PROCESSES)
     # Each waits at the gate (MEMINFO_GATE) before its first CUDA call.

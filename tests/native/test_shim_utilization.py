@@ -18,6 +18,8 @@ from tensorfusion._native import ShmRegion
 from tests.native.test_shim import child_env, read_results, run_child, start
 from tests.native.test_shim_pacing import make_region
 
+pytestmark = pytest.mark.timing
+
 KERNEL = "sleep_us_250000"
 DEVICE_PERCENT = 25
 BUSY = [["init"], ["busy", KERNEL]]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from multiprocessing.context import ForkContext, ForkProcess
 from pathlib import Path
@@ -17,6 +18,8 @@ import pytest
 from tensorfusion._native import ShmRegion
 from tensorfusion.shm_region import snapshot
 from tests.native.test_shm_layout import LIMITS, create_region
+
+pytestmark = pytest.mark.timing
 
 CTX: ForkContext = multiprocessing.get_context("fork")
 CHUNK = 4096
@@ -209,7 +212,13 @@ def test_snapshot_while_members_write(tmp_path: Path, spawn: Callable[..., ForkP
     pids = {c.pid for c in children}
     launches: dict[int, int] = {}
     seen_bytes = False
-    for _ in range(2000):
+    # At least 2000 snapshots, and on until every writer has been running for a while (on a
+    # loaded machine a writer may not have been scheduled yet when the 2000 are done).
+    deadline = time.monotonic() + WAIT
+    taken = 0
+    while taken < 2000 or min(launches.values(), default=0) < 1000 or len(launches) < writers:
+        assert time.monotonic() < deadline, f"writers made too little progress: {launches}"
+        taken += 1
         snap = snapshot(region)
         assert snap.total_bytes <= limit
         assert snap.members == writers

@@ -55,6 +55,7 @@ def _run(plane: _ControlPlane, command: list[str]) -> int:
     return run(client, REQUEST, command)
 
 
+@pytest.mark.timing
 def test_a_command_that_ends_at_once_is_recorded_before_it_runs(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
