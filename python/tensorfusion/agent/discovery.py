@@ -130,10 +130,11 @@ def _gpu_facts(device: NvmlDevice, names: Mapping[int, str]) -> GpuFacts:
     )
 
 
-def fleet_objects(path: Path) -> list[Object]:
-    """The objects of a fleet file, each after those it refers to; FleetError naming the
-    object and field of the first problem (and how many more there are)."""
-    return list(load_fleet(path).documents())
+def fleet_objects(path: Path, text: str | None = None) -> list[Object]:
+    """The objects of a fleet file (or of `text`, read from it), each after those it refers
+    to; FleetError naming the object and field of the first problem (and how many more there
+    are)."""
+    return list(load_fleet(path, text).documents())
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,13 @@ from typing import Any
 from tensorfusion.agent.discovery import (
     PROGRESS_EVERY_S,
     discover_nvml,
-    fleet_objects,
     register,
 )
 from tensorfusion.agent.node_agent import NodeAgent
 from tensorfusion.agent.regions import WorkerRegions
 from tensorfusion.agent.worker_pods import list_workers
 from tensorfusion.api.gpu_links import OWNER_LABEL
+from tensorfusion.embedded.fleet_cache import read_fleet
 from tensorfusion.embedded.observability import Observability, ObservabilityConfig
 from tensorfusion.embedded.state_dir import StateDir
 from tensorfusion.embedded.worker_service import WorkerService
@@ -167,7 +167,7 @@ class ControlPlane:
         if self.config.fleet is not None:
             self.progress(f"reading the fleet in {self.config.fleet}")
             began = time.monotonic()
-            objects = fleet_objects(self.config.fleet)
+            objects = read_fleet(self.config.fleet, self._state.paths.root)
             if (took := time.monotonic() - began) >= PROGRESS_EVERY_S:
                 self.progress(f"read {len(objects):,} objects in {took:.1f} s")
         else:
