@@ -17,8 +17,8 @@ from tensorfusion.client.api_client import ApiClient
 from tensorfusion.client.run_command import run
 from tensorfusion.client.tables import gpus_table, pools_table, workers_table
 from tensorfusion.embedded.control_plane import ControlPlane, ControlPlaneConfig
-from tensorfusion.embedded.observability import ObservabilityConfig
 from tensorfusion.embedded.state_dir import STATE_DIR_ENV, default_state_dir
+from tensorfusion.engine.observability import ObservabilityConfig
 from tensorfusion.errors import ConfigError, TensorFusionError
 from tensorfusion.server.app import create_app
 from tensorfusion.server.auth import is_loopback

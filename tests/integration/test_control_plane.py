@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 from tensorfusion.embedded.control_plane import ControlPlane, ControlPlaneConfig
-from tensorfusion.embedded.observability import ObservabilityConfig
+from tensorfusion.engine.observability import ObservabilityConfig
 from tensorfusion.errors import (
     AlreadyExistsError,
     ConfigError,
     FleetError,
     NotFoundError,
+    UnavailableError,
     UnschedulableError,
 )
 from tensorfusion.scheduler.fleet_generator import generate_fleet
@@ -205,6 +206,26 @@ def test_without_gpus_it_says_how_to_provide_them(tmp_path: Path) -> None:
     assert "examples/fleets" in str(refused.value)
     with pytest.raises(ConfigError, match="--fleet"):  # not "in use": the lock was released
         ControlPlane(_config(tmp_path / "state", None)).start()
+
+
+def test_a_plane_that_did_not_start_says_so_everywhere(tmp_path: Path) -> None:
+    plane = ControlPlane(_config(tmp_path / "state", None))
+    assert plane.readiness() == (False, "the control plane is not started")
+    with pytest.raises(ConfigError, match="--fleet"):
+        plane.start()  # no GPUs: nothing is left started
+    assert plane.readiness() == (False, "the control plane is not started")
+    reads: list[Callable[[], object]] = [
+        plane.pools,
+        plane.allocation,
+        plane.workers,
+        lambda: plane.token,
+        lambda: plane.simulate({}),
+        lambda: plane.delete_worker("w"),
+    ]
+    for read in reads:
+        with pytest.raises(UnavailableError, match="not started"):
+            read()
+    plane.stop()  # nothing to stop: no error
 
 
 def test_bad_fleet_is_named(tmp_path: Path) -> None:

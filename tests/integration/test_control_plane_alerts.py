@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tensorfusion.embedded.control_plane import ControlPlane, ControlPlaneConfig
-from tensorfusion.embedded.observability import ObservabilityConfig
+from tensorfusion.engine.observability import ObservabilityConfig
 from tensorfusion.errors import ConfigError
 from tensorfusion.scheduler.fleet_generator import generate_fleet
 from tensorfusion.store.local import LocalStore

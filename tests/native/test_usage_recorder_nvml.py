@@ -22,7 +22,7 @@ from pathlib import Path
 from tensorfusion.agent.regions import WorkerRegions
 from tensorfusion.metrics.gpu_readings import NvmlReader
 from tensorfusion.metrics.point import Unsigned
-from tensorfusion.metrics.usage_recorder import UsageRecorder
+from tensorfusion.agent.usage_recorder import UsageRecorder
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 reader = NvmlReader()

@@ -95,6 +95,9 @@ class SchedulingLoop:
         self._heap: list[tuple[int, int, str]] = []
         self._seq = 0
         self._version = 0
+        """Where the next sync reads the store's changes from."""
+        self._listed_at: dict[str, int] = {}
+        """Until the first sync after `start`: the version each kind's list was taken at."""
 
     # --- start and sync ------------------------------------------------------------------
 
@@ -102,11 +105,9 @@ class SchedulingLoop:
         """Build the cluster state from the store (allocations from pods' gpu-ids) and
         queue the pending pods. Problems are logged and returned, never dropped."""
         lists: dict[str, list[dict[str, Any]]] = {}
-        version = 0
+        listed_at: dict[str, int] = {}
         for kind in WATCHED_KINDS:
-            objects, listed_at = self.store.list_with_version(kind)
-            lists[kind] = objects
-            version = max(version, listed_at)
+            lists[kind], listed_at[kind] = self.store.list_with_version(kind)
         self.cluster, self.report = ClusterState.build(
             Fleet(
                 nodes=lists["Node"],
@@ -131,12 +132,16 @@ class SchedulingLoop:
             profile.waiting.clear()  # their reservations went with the previous state
         for pod in lists["Pod"]:
             self._offer(pod, earlier)
-        self._version = version
+        # Each kind continues from its own list: the next sync reads from the oldest of them
+        # and drops each kind's changes that its list already holds.
+        self._listed_at = listed_at
+        self._version = min(listed_at.values())
         return self.report
 
     def sync(self) -> int:
-        """Apply what changed in the store since the last sync; returns the event count. If
-        the store no longer has the changes since the last sync, start over from a list."""
+        """Apply what changed in the store since the last sync; returns how many changes were
+        applied. If the store no longer has the changes since the last sync, start over from
+        a list."""
         try:
             events = self.store.events_since(self._version, WATCHED_KINDS)
         except ResourceExpiredError:
@@ -145,10 +150,17 @@ class SchedulingLoop:
             )
             self.start()
             return 0
+        applied = 0
         for event in events:
-            self._apply(event)
+            if event.resource_version > self._listed_at.get(event.object.get("kind", ""), 0):
+                self._apply(event)
+                applied += 1
             self._version = max(self._version, event.resource_version)
-        return len(events)
+        # `events` holds every change up to the store's version at the call, which is past
+        # every list: from here on one version serves every kind.
+        self._version = max([self._version, *self._listed_at.values()])
+        self._listed_at = {}
+        return applied
 
     # --- scheduling ----------------------------------------------------------------------
 

@@ -5,12 +5,16 @@ same allocation state from the store."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tensorfusion.scheduler.fleet_generator import generate_fleet
 from tensorfusion.scheduler.loop import SchedulingLoop
 from tensorfusion.store.local import LocalStore
+from tensorfusion.store.objects import JsonObject
 from tests.unit.scheduler.cluster_builders import gpu, gpu_node, node, pool, tf_pod
 
 
@@ -22,6 +26,27 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class ChangedBetweenLists(LocalStore):
+    """A store in which `change` happens just before `kind` is listed: after the kinds the
+    loop lists before it, so only their watch can tell the loop about it."""
+
+    def __init__(self, kind: str, change: Callable[[LocalStore], object]) -> None:
+        super().__init__(":memory:")
+        self.kind = kind
+        self.change: Callable[[LocalStore], object] | None = change
+
+    def list_with_version(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: Mapping[str, str] | None = None,
+    ) -> tuple[list[JsonObject], int]:
+        if kind == self.kind and self.change is not None:
+            change, self.change = self.change, None
+            change(self)
+        return super().list_with_version(kind, namespace, label_selector)
 
 
 def _store_with_fleet(path: Path, nodes: int, fill: float) -> LocalStore:
@@ -161,3 +186,41 @@ def test_a_bad_object_in_the_store_is_reported_and_the_rest_still_schedules() ->
         ]
         == "n1-gpu-0"
     )
+
+
+def _cordon(store: LocalStore) -> None:
+    store.patch("Node", "n1", {"spec": {"unschedulable": True}})
+
+
+@pytest.mark.parametrize("listed_after", ["GPUNode", "GPU", "Pod"])
+def test_a_node_changed_after_its_list_is_seen_by_the_scheduler(listed_after: str) -> None:
+    store = ChangedBetweenLists(listed_after, _cordon)
+    store.create_many([pool(), node("n1"), gpu_node("n1"), gpu("n1-gpu-0", "n1")])
+    store.create(tf_pod("p", vram_request="8Gi"))
+    loop = SchedulingLoop(store)
+    loop.start()
+    stats = loop.run_once()
+    assert stats.scheduled == 0
+    assert "unschedulable" in loop.pending()["default/p"]
+    assert "nodeName" not in store.get("Pod", "p", namespace="default")["spec"]
+
+
+def test_a_change_already_in_a_later_list_is_not_applied_again() -> None:
+    """A pod bound before the pods are listed is in their list; its event is not replayed
+    over it (it would count its GPUs a second time)."""
+
+    def bind(store: LocalStore) -> None:
+        store.bind("default", "held", "n1", {"tensor-fusion.ai/gpu-ids": "n1-gpu-0"})
+
+    store = ChangedBetweenLists("Pod", bind)
+    store.create_many([pool(), node("n1"), gpu_node("n1"), gpu("n1-gpu-0", "n1")])
+    store.create(tf_pod("held", vram_request="8Gi", tflops_request="10"))
+    loop = SchedulingLoop(store)
+    assert loop.start().problems() == []
+    before = loop.cluster.gpus.snapshot()
+    assert loop.sync() == 0
+    assert loop.cluster.gpus.snapshot() == before
+    # Changes after the lists still arrive.
+    store.delete("Pod", "held", namespace="default")
+    assert loop.sync() == 1
+    assert loop.cluster.gpus.snapshot() != before

@@ -16,7 +16,10 @@ from typing import Any
 import pytest
 
 from tensorfusion.api.annotations import VRAM_LIMIT, VRAM_REQUEST
-from tensorfusion.metrics.allocation_recorder import (
+from tensorfusion.metrics.embedded_sink import EmbeddedSink
+from tensorfusion.metrics.point import Point
+from tensorfusion.metrics.row_values import WORKLOAD_LABEL
+from tensorfusion.scheduler.allocation_recorder import (
     GPU_ALLOCATION,
     GPU_METRICS,
     NODE_METRICS,
@@ -25,9 +28,6 @@ from tensorfusion.metrics.allocation_recorder import (
     WORKER_RESOURCES,
     AllocationRecorder,
 )
-from tensorfusion.metrics.embedded_sink import EmbeddedSink
-from tensorfusion.metrics.point import Point
-from tensorfusion.metrics.row_values import WORKLOAD_LABEL
 from tensorfusion.scheduler.cluster_state import ClusterState
 from tensorfusion.scheduler.fleet import Fleet
 from tensorfusion.scheduler.loop import LoopStats, SchedulingLoop

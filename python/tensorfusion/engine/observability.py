@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tensorfusion.agent.usage_recorder import GPU_USAGE, NVML_ONLY_FIELDS
 from tensorfusion.alert.alertmanager import AlertmanagerClient
 from tensorfusion.alert.builtin_rules import default_dynamic_config
 from tensorfusion.alert.evaluator import Evaluator
@@ -24,7 +25,6 @@ from tensorfusion.metrics.embedded_sink import EmbeddedSink
 from tensorfusion.metrics.greptime_sink import GreptimeSink
 from tensorfusion.metrics.point import Point
 from tensorfusion.metrics.sink import MetricsSink
-from tensorfusion.metrics.usage_recorder import GPU_USAGE, NVML_ONLY_FIELDS
 
 log = logging.getLogger(__name__)
 

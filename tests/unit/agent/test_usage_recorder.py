@@ -21,24 +21,24 @@ import pytest
 
 from tensorfusion._native import ShmRegion, ShmSlot
 from tensorfusion.agent.regions import WorkerRegions
-from tensorfusion.alert.builtin_rules import WATCHDOG, builtin_rules
-from tensorfusion.alert.evaluator import Evaluator
-from tensorfusion.api.annotations import VRAM_LIMIT
-from tensorfusion.metrics.allocation_recorder import AllocationRecorder
-from tensorfusion.metrics.embedded_sink import EmbeddedSink
-from tensorfusion.metrics.gpu_readings import GpuReading, NvmlReader
-from tensorfusion.metrics.point import Point, Unsigned
-from tensorfusion.metrics.row_values import WORKLOAD_LABEL
-from tensorfusion.metrics.usage_recorder import (
+from tensorfusion.agent.usage_recorder import (
     GPU_USAGE,
     NVML_ONLY_FIELDS,
     WORKER_USAGE,
     UsageRecorder,
 )
+from tensorfusion.alert.builtin_rules import WATCHDOG, builtin_rules
+from tensorfusion.alert.evaluator import Evaluator
+from tensorfusion.api.annotations import VRAM_LIMIT
+from tensorfusion.metrics.embedded_sink import EmbeddedSink
+from tensorfusion.metrics.gpu_readings import GpuReading, NvmlReader
+from tensorfusion.metrics.point import Point, Unsigned
+from tensorfusion.metrics.row_values import WORKLOAD_LABEL
+from tensorfusion.scheduler.allocation_recorder import AllocationRecorder
 from tensorfusion.scheduler.loop import LoopStats
 from tests.unit.agent.conftest import worker
-from tests.unit.metrics.test_allocation_recorder import Source, cluster, placed
 from tests.unit.scheduler.cluster_builders import GI, gpu
+from tests.unit.scheduler.test_allocation_recorder import Source, cluster, placed
 
 SECOND = 1_000_000_000
 T0 = 1_700_000_000 * SECOND

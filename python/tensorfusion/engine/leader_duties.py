@@ -1,0 +1,155 @@
+"""What only the leader runs, the same in every home: the scheduling loop over the store,
+the allocation tables and alert evaluation; and the reads the management API serves from
+the scheduler's state (simulate, allocation, inventories), on every replica that leads.
+
+Threads: the lease, the scheduler (while leading) and the leader's metrics each have one.
+The scheduler's cluster state is shared: every reader takes `lock`, which the scheduler
+holds around each pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from tensorfusion.api.scheduler_config import KubeSchedulerConfiguration
+from tensorfusion.engine.observability import Observability
+from tensorfusion.engine.threads import start_daemon
+from tensorfusion.errors import UnavailableError
+from tensorfusion.metrics.point import Point
+from tensorfusion.operator.leader_election import LeaderElection
+from tensorfusion.scheduler.allocation_recorder import AllocationRecorder
+from tensorfusion.scheduler.inventory import (
+    InventoryView,
+    gpu_inventory,
+    node_inventory,
+    pool_inventory,
+)
+from tensorfusion.scheduler.loop import SchedulingLoop
+from tensorfusion.scheduler.simulate import profile_for, simulate
+from tensorfusion.store.interface import ClusterStore
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 1.0
+"""Pause before a scheduler that failed starts again."""
+JOIN_TIMEOUT_S = 10.0
+
+
+class LeaderDuties:
+    """`start` starts the threads; `stop`, once `stopping` is set, ends them and gives the
+    lease up. The reads raise UnavailableError while the scheduler is not running."""
+
+    def __init__(
+        self,
+        store: ClusterStore,
+        election: LeaderElection,
+        observability: Observability,
+        scheduler_config: KubeSchedulerConfiguration | None,
+        stopping: threading.Event,
+    ) -> None:
+        self.loop = SchedulingLoop(store, scheduler_config)
+        self.election = election
+        self.observability = observability
+        self.allocations = AllocationRecorder(self.loop)
+        self.stopping = stopping
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        """Set while the scheduler's state is built and it schedules."""
+        self._lease_thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._lease_thread = start_daemon("lease", self.election.run, self.stopping)
+        self._threads = [
+            start_daemon("scheduler", self._schedule),
+            start_daemon(
+                "leader-metrics",
+                self.observability.run_leader,
+                self.stopping,
+                self.election.is_leader,
+                self._allocation_points,
+            ),
+        ]
+
+    def stop(self) -> None:
+        """The lease thread ends first, so that releasing the lease is the last word on it;
+        the release sets `lost`, which ends the scheduler's pass."""
+        if self._lease_thread is not None:
+            self._lease_thread.join(timeout=JOIN_TIMEOUT_S)
+        self.election.release()
+        for thread in self._threads:
+            thread.join(timeout=JOIN_TIMEOUT_S)
+        self._threads.clear()
+
+    def _schedule(self) -> None:
+        """While leading: build the scheduler state from the store and schedule; when the
+        lease is lost, stop and wait to lead again (then rebuild: others may have bound)."""
+        while not self.stopping.is_set():
+            if not self.election.is_leader.wait(0.2):
+                continue
+            try:
+                with self.lock:
+                    self.loop.start()
+                self.ready.set()
+                self.loop.run(self.election.lost, lock=self.lock)
+            except Exception:
+                # A store fault (a locked or full disk, an unreachable server) must not end
+                # scheduling for good: not ready meanwhile, then a fresh start from the store.
+                log.exception("the scheduler stopped on an error; restarting it")
+                self.stopping.wait(RETRY_S)
+            finally:
+                self.ready.clear()
+
+    def _allocation_points(self, now_ns: int) -> list[Point]:
+        """The allocation tables, from the scheduler's state (so only while it is built)."""
+        if not self.ready.is_set():
+            return []
+        with self.lock:  # only the figures are taken under it; the rows are built after
+            figures = self.allocations.figures()
+        return self.allocations.points(now_ns, figures)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def readiness(self) -> tuple[bool, str]:
+        if self.stopping.is_set():
+            return False, "shutting down"
+        if not self.ready.is_set():
+            return False, "the scheduler is not running (not the leader yet, or starting)"
+        return True, "ready"
+
+    def scheduler(self) -> SchedulingLoop:
+        """The running scheduler; UnavailableError (503) saying why when it is not."""
+        ready, why = self.readiness()
+        if not ready:
+            raise UnavailableError(why)
+        return self.loop
+
+    def simulate(self, pod: dict[str, Any]) -> dict[str, Any]:
+        loop = self.scheduler()
+        profile = profile_for(loop.profiles, pod)
+        with self.lock:
+            return simulate(profile, loop.cluster, pod)
+
+    def allocation(self) -> dict[str, Any]:
+        loop = self.scheduler()
+        with self.lock:
+            return loop.cluster.gpus.snapshot()
+
+    def pools(self) -> list[dict[str, Any]]:
+        return pool_inventory(self._inventory())
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return node_inventory(self._inventory())
+
+    def gpus(self) -> list[dict[str, Any]]:
+        return gpu_inventory(self._inventory())
+
+    def _inventory(self) -> InventoryView:
+        """The listings' figures, copied under the lock and summed after it."""
+        loop = self.scheduler()
+        with self.lock:
+            return InventoryView.of(loop.cluster)
