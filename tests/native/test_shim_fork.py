@@ -39,6 +39,12 @@ def init():
 init()
 
 
+def say(line):
+    # One write(2) of less than PIPE_BUF bytes: the two processes' lines never interleave
+    # (print may hand a line and its newline to the pipe in separate writes).
+    os.write(1, (json.dumps(line) + "\n").encode())
+
+
 def alloc(size):
     ptr = c_uint64()
     return cuda.cuMemAlloc_v2(byref(ptr), c_size_t(size)), ptr.value
@@ -53,11 +59,11 @@ if pid == 0:
     init()  # as with the real driver, a forked child starts its own CUDA
     rc, ptr = alloc(CHILD_BYTES)
     freed = cuda.cuMemFree_v2(c_uint64(ptr)) if sys.argv[1] == "1" else None
-    print(json.dumps({"role": "child", "pid": os.getpid(), "rc": rc, "freed": freed}), flush=True)
+    say({"role": "child", "pid": os.getpid(), "rc": rc, "freed": freed})
     os.read(read_end, 1)
     os._exit(0)
 os.close(read_end)
-print(json.dumps({"role": "parent", "pid": os.getpid()}), flush=True)
+say({"role": "parent", "pid": os.getpid()})
 sys.stdin.readline()
 os.close(write_end)
 os.waitpid(pid, 0)
