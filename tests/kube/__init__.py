@@ -1,0 +1,1 @@
+"""An emulator of the Kubernetes API server for tests, built on kmock, and its tests."""
