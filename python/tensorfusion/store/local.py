@@ -51,6 +51,7 @@ from tensorfusion.store.objects import (
     decoded,
     encoded,
 )
+from tensorfusion.store.rewrites import checked_rewrite, refuse_version_on_create
 from tensorfusion.store.scopes import checked_kind, checked_kinds
 
 STATE_FILE = "state.db"
@@ -353,12 +354,8 @@ class LocalStore:
 
     @staticmethod
     def _new_row(changes: _Changes, key: ObjectKey, new: JsonObject, now: str) -> _ObjectRow:
+        refuse_version_on_create(new)
         metadata = new["metadata"]
-        if metadata.get("resourceVersion"):
-            raise ConfigError(
-                "metadata.resourceVersion",
-                f"must not be set when creating an object (got {metadata['resourceVersion']!r})",
-            )
         metadata["uid"] = metadata.get("uid") or str(uuid.uuid4())
         metadata["creationTimestamp"] = now
         body = changes.stamp("ADDED", new)
@@ -412,15 +409,7 @@ class LocalStore:
     ) -> str | None:
         """`_replace` with `obj`, made by `source` from `stored`, which may not move the object
         to another key."""
-        new_key, new = checked_object(obj)
-        for field, before, after in (
-            ("kind", key.kind, new_key.kind),
-            ("metadata.namespace", key.namespace, new_key.namespace),
-            ("metadata.name", key.name, new_key.name),
-        ):
-            if before != after:
-                raise ConfigError(field, f"{source} cannot change it ({before!r} to {after!r})")
-        return LocalStore._replace(changes, key, stored, new)
+        return LocalStore._replace(changes, key, stored, checked_rewrite(key, obj, source))
 
     @staticmethod
     def _decoded(written: str | None, stored: JsonObject) -> JsonObject:
