@@ -5,7 +5,8 @@ What it does:
 - discovery of the built-in groups (`resources.BUILTIN`) and of every group a
   CustomResourceDefinition adds once it is created (and removes once it is deleted);
 - objects get a uid, creationTimestamp, generation, and a resourceVersion from one counter that
-  every write increases; a write with a stale resourceVersion is a 409 Conflict;
+  every write increases; a write with a stale resourceVersion is a 409 Conflict, and so is a
+  PUT naming another uid;
 - create, get, list, PUT, delete (finalizers honoured), delete-collection; the `/status`
   subresource kept apart from the rest; merge, JSON and strategic-merge patch, and server-side
   apply, which creates a missing object (its field ownership is not tracked);
@@ -23,7 +24,8 @@ What it does not do: no controllers (no Deployments making Pods, no garbage coll
 ownerReferences, no namespace cleanup on delete), no kubelet (a Pod stays Pending and is
 deleted at once, without a grace period), no PodDisruptionBudgets (an eviction always
 succeeds), no validating admission or CEL matchConditions, no webhook reinvocation, no schema
-validation or defaulting beyond `Pod.spec.schedulerName`, no authentication or authorisation
+validation or defaulting beyond `Pod.spec.containers` (required on create) and
+`Pod.spec.schedulerName` (defaulted on every write), no authentication or authorisation
 (every request is the admin), no pagination (`limit` is ignored and lists are whole), no
 `resourceVersion` semantics on list and get (they are always current), no aggregated
 discovery, no OpenAPI v3, no protobuf responses.
@@ -519,6 +521,7 @@ class ApiServerEmulator(KubernetesEmulator):
     def _update(self, resource: ApiResource, path: ApiPath, body: Any, dry_run: bool) -> Obj:
         old = self._existing(resource, path.namespace, cast(str, path.name))
         new = lifecycle.checked_body(body, resource, path.namespace)
+        lifecycle.check_uid_precondition(resource, old, new)
         updated = lifecycle.prepare_update(resource, old, new, path.subresource)
         return self._commit_update(resource, old, updated, dry_run)
 

@@ -53,16 +53,30 @@ def checked_body(body: Any, resource: ApiResource, namespace: str | None) -> Obj
     return {**body, "kind": resource.kind, "apiVersion": resource.api_version, "metadata": metadata}
 
 
+def _qualified(resource: ApiResource) -> str:
+    """The resource as a Conflict's message names it: `pods`, `gpus.tensor-fusion.ai`."""
+    return resource.plural if resource.group == "" else f"{resource.plural}.{resource.group}"
+
+
 def _generated_name(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5))
 
 
-def _pod_defaults(obj: Obj, name: str) -> Obj:
+def _valid_pod(obj: Obj, name: str) -> Obj:
     spec = obj.get("spec")
     if not isinstance(spec, dict) or not isinstance(spec.get("containers"), list):
         raise invalid("Pod", name, "spec.containers: Required value")
     if not spec["containers"]:
         raise invalid("Pod", name, "spec.containers: Required value")
+    return obj
+
+
+def _with_defaults(resource: ApiResource, obj: Obj) -> Obj:
+    """`obj` with the kind's defaults, which kube-apiserver applies to every object it decodes,
+    on create and on update alike."""
+    spec = obj.get("spec")
+    if resource.kind != "Pod" or resource.group != "" or not isinstance(spec, dict):
+        return obj
     return {**obj, "spec": {"schedulerName": "default-scheduler", **spec}}
 
 
@@ -83,7 +97,8 @@ def prepare_create(resource: ApiResource, obj: Obj) -> Obj:
     metadata.update(name=name, uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
     created: Obj = {**obj, "metadata": metadata}
     if resource.kind == "Pod" and resource.group == "":
-        created = _pod_defaults(created, name)
+        created = _valid_pod(created, name)
+    created = _with_defaults(resource, created)
     if resource.status_on_create == "pending":
         created["status"] = {"phase": "Pending"}
     elif resource.status_on_create == "drop" and resource.has_status:
@@ -103,7 +118,7 @@ def prepare_update(resource: ApiResource, old: Obj, new: Obj, subresource: str |
     version = meta(new).get("resourceVersion")
     if version and version != meta(old).get("resourceVersion"):
         raise conflict(
-            resource.plural if resource.group == "" else f"{resource.plural}.{resource.group}",
+            _qualified(resource),
             name,
             "the object has been modified; "
             "please apply your changes to the latest version and try again",
@@ -117,7 +132,7 @@ def prepare_update(resource: ApiResource, old: Obj, new: Obj, subresource: str |
     metadata["name"] = name
     if "namespace" in meta(old):
         metadata["namespace"] = meta(old)["namespace"]
-    updated = {**new, "metadata": metadata}
+    updated = _with_defaults(resource, {**new, "metadata": metadata})
     if resource.has_status:
         updated.pop("status", None)
         if "status" in old:
@@ -125,6 +140,18 @@ def prepare_update(resource: ApiResource, old: Obj, new: Obj, subresource: str |
     if _spec_of(updated) != _spec_of(old):
         metadata["generation"] = int(meta(old).get("generation", 1)) + 1
     return updated
+
+
+def check_uid_precondition(resource: ApiResource, old: Obj, new: Obj) -> None:
+    """A PUT whose body names a uid is conditional on it, as kube-apiserver makes it: another
+    uid (the object was deleted and created again) is a 409."""
+    given, stored = meta(new).get("uid"), meta(old).get("uid")
+    if given and given != stored:
+        raise conflict(
+            _qualified(resource),
+            meta(old)["name"],
+            f"Precondition failed: UID in precondition: {given}, UID in object meta: {stored}",
+        )
 
 
 def unchanged(old: Obj, new: Obj) -> bool:

@@ -73,6 +73,7 @@ BUILTIN: tuple[ApiResource, ...] = (
     ApiResource("coordination.k8s.io", "v1", "leases", "Lease", True),
     ApiResource("events.k8s.io", "v1", "events", "Event", True, ("ev",)),
     ApiResource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",)),
+    ApiResource("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False, ("pc",)),
     ApiResource("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
     ApiResource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
     ApiResource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),

@@ -34,6 +34,18 @@ def test_groups_apps_coordination_and_admissionregistration_are_served(kube_api:
     assert webhooks["preferredVersion"]["groupVersion"] == "admissionregistration.k8s.io/v1"
 
 
+def test_priority_classes_are_served_cluster_wide(
+    kube_api: KubeApi, api_client: kubernetes.client.ApiClient
+) -> None:
+    scheduling: Api = kubernetes.client.SchedulingV1Api(api_client)
+    created = scheduling.create_priority_class({"metadata": {"name": "high"}, "value": 1000})
+    with http(kube_api) as client:
+        served = client.get("/apis/scheduling.k8s.io/v1").json()["resources"]
+    assert [(r["kind"], r["namespaced"]) for r in served] == [("PriorityClass", False)]
+    assert created.value == 1000
+    assert [c.metadata.name for c in scheduling.list_priority_class().items] == ["high"]
+
+
 def test_creating_the_crds_registers_the_tensor_fusion_group_and_deleting_removes_it(
     kube_api: KubeApi, api_client: kubernetes.client.ApiClient
 ) -> None:

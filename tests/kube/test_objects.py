@@ -53,6 +53,35 @@ def test_put_replaces_and_a_stale_version_is_a_409(core_v1: Api) -> None:
     assert core_v1.read_namespaced_config_map("c", "default").data == {"b": "2"}
 
 
+def test_a_put_naming_another_uid_is_a_409(core_v1: Api) -> None:
+    first = core_v1.create_namespaced_config_map("default", {"metadata": {"name": "c"}})
+    core_v1.delete_namespaced_config_map("c", "default")
+    again = core_v1.create_namespaced_config_map("default", {"metadata": {"name": "c"}})
+    body = {"metadata": {"name": "c", "uid": first.metadata.uid}, "data": {"a": "1"}}
+    error = api_error(core_v1.replace_namespaced_config_map, "c", "default", body)
+    assert error.status == 409
+    assert f"UID in precondition: {first.metadata.uid}" in error.message
+    assert core_v1.read_namespaced_config_map("c", "default").data is None
+    body["metadata"]["uid"] = again.metadata.uid
+    assert core_v1.replace_namespaced_config_map("c", "default", body).data == {"a": "1"}
+
+
+def test_a_pod_is_defaulted_on_update_as_on_create(core_v1: Api) -> None:
+    created = core_v1.create_namespaced_pod("default", pod("a"))
+    replaced = core_v1.replace_namespaced_pod("a", "default", pod("a", labels={"x": "1"}))
+    assert replaced.spec.scheduler_name == "default-scheduler"
+    assert int(replaced.metadata.resource_version) > int(created.metadata.resource_version)
+    same = core_v1.replace_namespaced_pod("a", "default", pod("a", labels={"x": "1"}))
+    assert same.metadata.resource_version == replaced.metadata.resource_version
+    patched = core_v1.patch_namespaced_pod("a", "default", {"spec": {"schedulerName": None}})
+    assert patched.spec.scheduler_name == "default-scheduler"
+    custom = pod("a", labels={"x": "1"}, schedulerName="tensor-fusion-scheduler")
+    assert (
+        core_v1.replace_namespaced_pod("a", "default", custom).spec.scheduler_name
+        == "tensor-fusion-scheduler"
+    )
+
+
 def test_a_duplicate_create_is_409_already_exists(core_v1: Api) -> None:
     core_v1.create_namespaced_pod("default", pod("a"))
     error = api_error(core_v1.create_namespaced_pod, "default", pod("a"))

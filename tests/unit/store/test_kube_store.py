@@ -33,49 +33,11 @@ def kube_api(tmp_path: Path) -> Iterator[KubeApi]:
         yield api
 
 
-# Where the contract asserts what an API server does not do. Strict, so that each entry goes
-# once the contract or the emulator changes.
-_SERVER_DIFFERS = {
-    "a fresh API server is not at version 0: its namespaces (and here our CRDs) were written": (
-        "test_list_with_version_is_the_latest_write",
-        "test_upsert_many_refuses_bad_objects",
-        "test_events_from_the_future_are_refused",
-    ),
-    "the server defaults a Pod's spec.schedulerName": (
-        "test_create_assigns_metadata",
-        "test_returned_objects_are_copies",
-        "test_update_refuses_bad_objects",
-    ),
-    "the server refuses a Pod without spec.containers": (
-        "test_patch_is_a_json_merge_patch",
-        "test_bind_of_a_pod_created_with_a_node",
-    ),
-    "the server assigns every uid": ("test_create_keeps_a_given_uid_and_leaves_the_input_alone",),
-    "the server gives a new Pod status.phase Pending": (
-        "test_update_with_a_stale_version_conflicts",
-        "test_patch_that_changes_nothing_writes_nothing",
-        "test_upsert_many_creates_merges_and_keeps",
-    ),
-    "the emulator does not serve scheduling.k8s.io/v1 PriorityClass": (
-        "test_events_replay_every_change_in_order",
-        "test_watch_yields_what_is_there_then_ends",
-    ),
-    "the emulator's PUT does not check metadata.uid as a precondition": (
-        "test_update_with_another_uid_conflicts",
-    ),
-    "the emulator defaults a Pod only on create, not on update": (
-        "test_update_that_changes_nothing_writes_nothing",
-    ),
-}
-_KNOWN_DIFFERENCES = {test: why for why, tests in _SERVER_DIFFERS.items() for test in tests}
-
-
 class TestKubeStore(StoreContract):
+    KEEPS_A_GIVEN_UID = False  # the server assigns every uid
+
     @pytest.fixture
-    def store(self, kube_api: KubeApi, request: pytest.FixtureRequest) -> Iterator[ClusterStore]:
-        test = request.node.originalname
-        if test in _KNOWN_DIFFERENCES:
-            request.applymarker(pytest.mark.xfail(reason=_KNOWN_DIFFERENCES[test], strict=True))
+    def store(self, kube_api: KubeApi) -> Iterator[ClusterStore]:
         with KubeStore(kube_api.kubeconfig) as store:
             yield store
 
