@@ -1,0 +1,173 @@
+"""The reconcilers' controller: list each watched kind into the cache, then follow the store's
+changes, each kind from its own list's version (as the scheduling loop does), turning every
+change into the keys of the objects it may affect; a worker reconciles the queued keys.
+A change log that has expired (410) means a fresh list, which requeues every key: whatever
+happened meanwhile (a pod deleted while the controller was down) is recomputed from what is
+there now."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from tensorfusion.api.gpu_links import OWNER_LABEL, gpu_node_name, text_at
+from tensorfusion.errors import ResourceExpiredError
+from tensorfusion.operator.reconcilers.cache import WATCHED_KINDS, ObjectCache, owner_name
+from tensorfusion.operator.reconcilers.cluster import reconcile_cluster
+from tensorfusion.operator.reconcilers.context import Context
+from tensorfusion.operator.reconcilers.gpu_node import reconcile_gpu_node
+from tensorfusion.operator.reconcilers.node import reconcile_node
+from tensorfusion.operator.reconcilers.pool import reconcile_pool
+from tensorfusion.operator.reconcilers.work_queue import Key, Result, WorkQueue
+from tensorfusion.store.interface import ClusterStore, WatchEvent
+from tensorfusion.store.objects import JsonObject
+
+log = logging.getLogger(__name__)
+
+Reconciler = Callable[[Context, Key], Result]
+RECONCILERS: Mapping[str, Reconciler] = {
+    "TensorFusionCluster": reconcile_cluster,
+    "GPUPool": reconcile_pool,
+    "Node": reconcile_node,
+    "GPUNode": reconcile_gpu_node,
+}
+IDLE_WAIT_S = 0.5
+
+
+def _key(kind: str, name: str | None) -> Iterator[Key]:
+    if name:
+        yield Key(kind, "", name)
+
+
+def affected_keys(
+    obj: Mapping[str, Any], old: Mapping[str, Any] | None, cache: ObjectCache
+) -> Iterator[Key]:
+    """The keys whose reconcile reads `obj` (in its new state or its `old` one)."""
+    kind, name = obj["kind"], obj["metadata"]["name"]
+    versions = [obj] if old is None else [obj, old]
+    if kind == "TensorFusionCluster":
+        yield Key(kind, "", name)
+    elif kind == "GPUPool":
+        yield Key(kind, "", name)
+        for version in versions:
+            yield from _key("TensorFusionCluster", owner_name(version, "TensorFusionCluster"))
+        if old is None or obj.get("spec") != old.get("spec"):
+            # A new selector may pick other nodes; a new oversubscription changes capacity.
+            yield from (Key("Node", "", n["metadata"]["name"]) for n in cache.all("Node"))
+            yield from (Key("GPUNode", "", n["metadata"]["name"]) for n in cache.all("GPUNode"))
+    elif kind == "Node":
+        yield Key("Node", "", name)
+        yield Key("GPUNode", "", name)
+    elif kind == "GPUNode":
+        yield Key("GPUNode", "", name)
+        yield from _key("Node", owner_name(obj, "Node"))
+        for version in versions:
+            yield from _key("GPUPool", text_at(version, "metadata", "labels", OWNER_LABEL))
+    elif kind == "GPU":
+        for version in versions:
+            yield from _key("GPUNode", gpu_node_name(version))
+    elif kind == "Pod":
+        for version in versions:
+            yield from _key("GPUNode", text_at(version, "spec", "nodeName"))
+
+
+class Controller:
+    """The cache, the queue and the reconcilers, driven one step at a time (`sync`,
+    `process`) so that tests control every step; `run` loops them."""
+
+    def __init__(self, store: ClusterStore, *, clock: Callable[[], float] = time.monotonic):
+        self.store = store
+        self.cache = ObjectCache()
+        self.context = Context(store, self.cache, self._enqueue)
+        self.queue = WorkQueue(clock=clock)
+        self._version = 0
+        self._listed_at: dict[str, int] = {}
+
+    def start(self) -> None:
+        """List every watched kind into the cache and queue every key."""
+        for kind in WATCHED_KINDS:
+            objects, self._listed_at[kind] = self.store.list_with_version(kind)
+            self.cache.replace(kind, objects)
+        for kind in WATCHED_KINDS:
+            for obj in self.cache.all(kind):
+                self._enqueue(obj, None)
+        self._version = min(self._listed_at.values())
+
+    def sync(self) -> int:
+        """Apply the store's changes since the last sync to the cache and queue the keys
+        they affect; returns how many were applied."""
+        try:
+            events = self.store.events_since(self._version, WATCHED_KINDS)
+        except ResourceExpiredError:
+            log.info("change log expired at version %d; listing again", self._version)
+            self.start()
+            return 0
+        return self._apply(events)
+
+    def process(self, timeout_s: float = 0.0) -> Key | None:
+        """Reconcile the next ready key, if one is ready within `timeout_s`."""
+        key = self.queue.get(timeout_s)
+        if key is None:
+            return None
+        try:
+            result = RECONCILERS[key.kind](self.context, key)
+        except Exception:  # any failure of one key is retried, never fatal to the others
+            delay = self.queue.add_rate_limited(key)
+            log.exception("reconciling %s failed; retrying in %.3f s", key, delay)
+        else:
+            self.queue.forget(key)
+            if result.requeue_after_s is not None:
+                self.queue.add_after(key, result.requeue_after_s)
+        finally:
+            self.queue.done(key)
+        return key
+
+    def drain(self) -> int:
+        """Sync and reconcile until nothing is ready; returns how many keys ran."""
+        ran = 0
+        while True:
+            self.sync()
+            if self.process() is None:
+                return ran
+            ran += 1
+
+    def run(self, stop: threading.Event, idle_wait_s: float = IDLE_WAIT_S) -> None:
+        self.start()
+        while not stop.is_set():
+            self.drain()
+            try:
+                for _ in self.store.watch(WATCHED_KINDS, self._version, idle_wait_s):
+                    break
+            except ResourceExpiredError:
+                continue  # the next sync lists again
+
+    def _apply(self, events: list[WatchEvent]) -> int:
+        applied = 0
+        for event in events:
+            obj = event.object
+            if event.resource_version > self._listed_at.get(obj.get("kind", ""), 0):
+                deleted = event.type == "DELETED"
+                old = self.cache.remove(obj) if deleted else self.cache.put(obj)
+                self._enqueue(obj, old)
+                applied += 1
+            self._version = max(self._version, event.resource_version)
+        # Every change up to the store's version at the call has been read: from here on
+        # one version serves every kind.
+        self._version = max([self._version, *self._listed_at.values()])
+        self._listed_at = {}
+        return applied
+
+    def _enqueue(self, obj: JsonObject, old: JsonObject | None) -> None:
+        for key in affected_keys(obj, old, self.cache):
+            if key.kind in RECONCILERS:
+                self.queue.add(key)
+
+
+def run_reconcilers(
+    store: ClusterStore, stop: threading.Event, *, clock: Callable[[], float] = time.monotonic
+) -> None:
+    """Reconcile until `stop` is set (the controller's leader runs this)."""
+    Controller(store, clock=clock).run(stop)

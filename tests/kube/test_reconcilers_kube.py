@@ -1,0 +1,43 @@
+"""The reconcilers through KubeStore against the API-server emulator: the cluster's pool,
+the selected node's GPUNode, and capacity in status, then a second pass that writes nothing."""
+
+from __future__ import annotations
+
+import kubernetes
+import yaml
+
+from tensorfusion.api.crd import crd_files
+from tensorfusion.operator.reconcilers import Controller
+from tensorfusion.store.kube import KubeStore
+from tests.kube.runner import KubeApi
+from tests.unit.operator.reconciler_objects import cluster, gpu, node, pod
+
+
+def test_reconcilers_over_the_emulator(
+    kube_api: KubeApi, api_client: kubernetes.client.ApiClient
+) -> None:
+    extensions = kubernetes.client.ApiextensionsV1Api(api_client)
+    for text in crd_files().values():
+        extensions.create_custom_resource_definition(body=yaml.safe_load(text))
+    with KubeStore(kube_api.kubeconfig) as store:
+        store.create(cluster())
+        store.create(node("n0"))
+        for index in range(2):
+            store.create(gpu("n0", index, "c-p"))
+        store.create(pod("w", "n0", ["n0-gpu-0"], "10", "4Gi"))
+        controller = Controller(store)
+        controller.start()
+        controller.drain()
+        pool = store.get("GPUPool", "c-p")
+        assert pool["metadata"]["ownerReferences"][0]["name"] == "c"
+        gpu_node = store.get("GPUNode", "n0")
+        assert gpu_node["metadata"]["ownerReferences"][0]["name"] == "n0"
+        # No agent reported the host here: no VRAM expansion is granted.
+        assert gpu_node["status"]["virtualTFlops"] == "600"
+        assert gpu_node["status"]["availableVRAM"] == "76Gi"
+        assert store.get("GPUPool", "c-p")["status"]["phase"] == "Running"
+        assert store.get("TensorFusionCluster", "c")["status"]["totalGPUs"] == 2
+        writes = controller.context.writes
+        controller.start()
+        controller.drain()
+        assert controller.context.writes == writes
