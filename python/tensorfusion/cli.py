@@ -15,6 +15,7 @@ from tensorfusion.api.field_errors import FieldIssue
 from tensorfusion.api.scheduler_config import KubeSchedulerConfiguration
 from tensorfusion.api.validate import DocumentResult, validate_text
 from tensorfusion.cli_control_plane import add_control_plane_commands
+from tensorfusion.cli_controller import add_controller_command
 from tensorfusion.errors import ConfigError, FleetError
 from tensorfusion.log import configure_logging
 from tensorfusion.scheduler.cluster_state import ClusterState
@@ -193,6 +194,7 @@ def _parser() -> argparse.ArgumentParser:
     version.set_defaults(run=_version)
     _add_fleet_commands(commands)
     add_control_plane_commands(commands)
+    add_controller_command(commands)
 
     simulate_cmd = commands.add_parser(
         "simulate",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import socket
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
@@ -34,7 +33,8 @@ from tensorfusion.api.gpu_links import OWNER_LABEL
 from tensorfusion.embedded.fleet_cache import read_fleet
 from tensorfusion.embedded.state_dir import StateDir
 from tensorfusion.embedded.worker_service import WorkerService
-from tensorfusion.engine.leader_duties import JOIN_TIMEOUT_S, LeaderDuties
+from tensorfusion.engine.home import Home
+from tensorfusion.engine.leader_duties import LeaderDuties
 from tensorfusion.engine.observability import Observability, ObservabilityConfig
 from tensorfusion.engine.threads import start_daemon
 from tensorfusion.errors import ConfigError, UnavailableError
@@ -77,16 +77,16 @@ class Running:
     """Closes what was opened (NVML, the metrics sink, the store, the state dir's lock)."""
 
 
-class ControlPlane:
+class ControlPlane(Home[Running]):
     """Implements `server.backend.ManagementBackend`. `start` raises ConfigError naming the
     flag at fault (state dir, fleet, scheduler config) and leaves nothing running."""
 
+    NAME = "the control plane"
+
     def __init__(self, config: ControlPlaneConfig, *, progress: Callable[[str], None] = log.info):
+        super().__init__()
         self.config = config
         self.progress = progress
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._running: Running | None = None
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -127,7 +127,9 @@ class ControlPlane:
             self._register_gpus(store, state)
             regions = WorkerRegions(state.paths.regions)
             agent = NodeAgent(store, regions)
-            workers = WorkerService(store, regions, agent, self.simulate, self._stop)
+            workers = WorkerService(
+                store, regions, agent, self.simulate, self._stop, catch_up=self.catch_up
+            )
             self.progress("checking workers left from an earlier run")
             agent.tick()
             observability = Observability(self.config.observability, state.paths.root)
@@ -189,23 +191,6 @@ class ControlPlane:
             except Exception:  # the next tick tries again
                 log.exception("the node agent's pass failed")
 
-    def stop(self) -> None:
-        """Stop the loops, give up the lease, close the store and unlock the state dir."""
-        self._stop.set()
-        running = self._running
-        if running is None:
-            return
-        running.leader.stop()
-        for thread in self._threads:
-            thread.join(timeout=JOIN_TIMEOUT_S)
-        self._threads.clear()
-        running.resources.close()
-
-    def _parts(self) -> Running:
-        if self._running is None:
-            raise UnavailableError("the control plane is not started")
-        return self._running
-
     @property
     def state(self) -> StateDir:
         return self._parts().state
@@ -222,21 +207,6 @@ class ControlPlane:
             return self._parts().leader.readiness()
         except UnavailableError as exc:
             return False, str(exc)
-
-    def simulate(self, pod: dict[str, Any]) -> dict[str, Any]:
-        return self._parts().leader.simulate(pod)
-
-    def allocation(self) -> dict[str, Any]:
-        return self._parts().leader.allocation()
-
-    def pools(self) -> list[dict[str, Any]]:
-        return self._parts().leader.pools()
-
-    def nodes(self) -> list[dict[str, Any]]:
-        return self._parts().leader.nodes()
-
-    def gpus(self) -> list[dict[str, Any]]:
-        return self._parts().leader.gpus()
 
     def workers(self) -> list[dict[str, Any]]:
         return self._parts().workers.views()

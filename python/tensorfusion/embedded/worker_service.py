@@ -32,12 +32,17 @@ class WorkerService:
         agent: NodeAgent,
         simulate: Callable[[dict[str, Any]], dict[str, Any]],
         stopping: threading.Event,
+        *,
+        catch_up: Callable[[], None],
     ) -> None:
+        """`catch_up` has the scheduler apply the store's changes at once, so that what a
+        release answers is what the allocation shows next."""
         self.store = store
         self.regions = regions
         self.agent = agent
         self.simulate = simulate
         self.stopping = stopping
+        self.catch_up = catch_up
 
     def views(self) -> list[dict[str, Any]]:
         """Every live worker with its usage."""
@@ -92,6 +97,7 @@ class WorkerService:
         pod = self._pod(name)
         self.store.delete("Pod", name, WORKER_NAMESPACE)
         self.regions.remove(pod)
+        self.catch_up()
         return {"released": name}
 
     def gpu_indices(self, pods: Iterable[dict[str, Any]]) -> dict[str, int | None]:

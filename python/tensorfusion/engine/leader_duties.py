@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from tensorfusion.api.scheduler_config import KubeSchedulerConfiguration
@@ -48,8 +49,10 @@ class LeaderDuties:
         observability: Observability,
         scheduler_config: KubeSchedulerConfiguration | None,
         stopping: threading.Event,
+        *,
+        on_unschedulable: Callable[[dict[str, Any], str], None] | None = None,
     ) -> None:
-        self.loop = SchedulingLoop(store, scheduler_config)
+        self.loop = SchedulingLoop(store, scheduler_config, on_unschedulable=on_unschedulable)
         self.election = election
         self.observability = observability
         self.allocations = AllocationRecorder(self.loop)
@@ -133,6 +136,14 @@ class LeaderDuties:
         profile = profile_for(loop.profiles, pod)
         with self.lock:
             return simulate(profile, loop.cluster, pod)
+
+    def catch_up(self) -> None:
+        """Apply the store's changes to the scheduler now, between its passes: a caller that
+        has just written (released a worker) then reads its write back."""
+        if not self.readiness()[0]:
+            return  # a scheduler that starts (again) lists the store afresh
+        with self.lock:
+            self.loop.sync()
 
     def allocation(self) -> dict[str, Any]:
         loop = self.scheduler()

@@ -76,9 +76,13 @@ class SchedulingLoop:
         config: KubeSchedulerConfiguration | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        on_unschedulable: Callable[[dict[str, Any], str], None] | None = None,
     ) -> None:
+        """`on_unschedulable(pod, message)` is told each new reason a pod does not fit,
+        after its PodScheduled=False condition is written (the controller adds an Event)."""
         self.store = store
         self.clock = clock
+        self.on_unschedulable = on_unschedulable
         self.profiles: dict[str, Profile] = build_profiles(
             config or default_config(), self._bind, clock
         )
@@ -272,6 +276,8 @@ class SchedulingLoop:
         if message != waiting.message:
             waiting.message = message
             self._report_unschedulable(waiting.pod, message)
+            if self.on_unschedulable is not None:
+                self.on_unschedulable(waiting.pod, message)
 
     def _bind(self, pod: PodInfo, node: str, annotations: Mapping[str, str]) -> None:
         self.store.bind(pod.namespace, pod.name, node, annotations)

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from tensorfusion import __version__
-from tensorfusion.server.auth import AuthMiddleware
+from tensorfusion.server.auth import Authenticator, AuthMiddleware
 from tensorfusion.server.backend import ManagementBackend
 from tensorfusion.server.body_limit import BodyLimitMiddleware
 from tensorfusion.server.dashboard import mount_dashboard
@@ -28,7 +28,12 @@ DESCRIPTION = (
 )
 
 
-def create_app(backend: ManagementBackend, settings: ServerSettings) -> FastAPI:
+def create_app(
+    backend: ManagementBackend,
+    settings: ServerSettings,
+    authenticator: Authenticator | None = None,
+) -> FastAPI:
+    """`authenticator` checks bearer tokens; default: the settings' token."""
     app = FastAPI(title="tensor-fusion", version=__version__, description=DESCRIPTION)
     registry = CollectorRegistry()
     registry.register(InventoryCollector(backend))
@@ -51,6 +56,6 @@ def create_app(backend: ManagementBackend, settings: ServerSettings) -> FastAPI:
     # Added innermost first: metrics see every answer, including the 401s and 413s that
     # the two guards give before the app is reached.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(AuthMiddleware, settings=settings)
+    app.add_middleware(AuthMiddleware, settings=settings, authenticator=authenticator)
     app.add_middleware(MetricsMiddleware, metrics=RequestMetrics(registry), routes=routes)
     return app

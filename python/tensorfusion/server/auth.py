@@ -2,14 +2,16 @@
 which changes nothing) are open to loopback clients, and to everyone with `public_reads`.
 
 A pure ASGI middleware rather than per-route dependencies, so that the OpenAPI spec, the docs
-and the dashboard's files are guarded by the same rule as the API.
+and the dashboard's files are guarded by the same rule as the API. Who checks a token is an
+`Authenticator`: the server's own token (`StaticToken`) unless the home gives another, such as
+the controller's TokenReview.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
-from typing import Final
+from typing import Final, Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -53,35 +55,59 @@ def bearer_token(authorization: bytes | None) -> bytes | None:
     return credentials.strip() or None
 
 
+def same_token(given: bytes, token: str) -> bool:
+    # compare_digest: the time taken must not tell how much of a guess was right.
+    return hmac.compare_digest(given, token.encode())
+
+
 def token_matches(authorization: bytes | None, token: str) -> bool:
     given = bearer_token(authorization)
-    # compare_digest: the time taken must not tell how much of a guess was right.
-    return given is not None and hmac.compare_digest(given, token.encode())
+    return given is not None and same_token(given, token)
+
+
+class Authenticator(Protocol):
+    rejection: str
+    """What a client whose token is refused is told."""
+
+    async def accepts(self, token: bytes) -> bool:
+        """Whether `token` (a bearer token's credentials) may make any request."""
+        ...
+
+
+class StaticToken:
+    """The one token the server generated."""
+
+    rejection = "the bearer token is wrong; use the one the server generated"
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    async def accepts(self, token: bytes) -> bool:
+        return same_token(token, self.token)
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
+    def __init__(
+        self, app: ASGIApp, settings: ServerSettings, authenticator: Authenticator | None = None
+    ) -> None:
         self.app = app
         self.settings = settings
+        self.authenticator = authenticator or StaticToken(settings.token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        problem = self._problem(scope)
+        problem = await self._problem(scope)
         if problem is None:
             await self.app(scope, receive, send)
             return
         response = error_response(401, problem, headers=CHALLENGE)
         await response(scope, receive, send)
 
-    def _problem(self, scope: Scope) -> str | None:
-        """Why the request is refused, or None when it may go on."""
-        authorization = next(
-            (value for name, value in scope["headers"] if name == b"authorization"), None
-        )
-        if token_matches(authorization, self.settings.token):
-            return None
+    async def _problem(self, scope: Scope) -> str | None:
+        """Why the request is refused, or None when it may go on. An open request is let
+        through before its token is looked at, so that it costs the authenticator nothing."""
         if scope["method"] in READ_METHODS and scope["path"] in PROBE_PATHS:
             return None
         client = scope.get("client")
@@ -90,8 +116,14 @@ class AuthMiddleware:
             self.settings.public_reads or is_loopback(host)
         ):
             return None
+        authorization = next(
+            (value for name, value in scope["headers"] if name == b"authorization"), None
+        )
+        given = bearer_token(authorization)
+        if given is not None and await self.authenticator.accepts(given):
+            return None
         if authorization is not None:
-            return "the bearer token is wrong; use the one the server generated"
+            return self.authenticator.rejection
         if needs_token(scope["method"], scope["path"]):
             return "this request changes state: send 'Authorization: Bearer <token>'"
         return f"reads from {host} need 'Authorization: Bearer <token>' (only loopback is open)"

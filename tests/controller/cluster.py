@@ -1,0 +1,104 @@
+"""A cluster in the API-server emulator for the controller's tests: our CRDs, a generated
+fleet, and the controller started in this process with its API on a free port."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import yaml
+from kubernetes import client as kube_client
+from kubernetes import config as kube_config
+
+from tensorfusion.agent.discovery import register
+from tensorfusion.api.crd import crd_files
+from tensorfusion.controller.control_plane import Controller, LeaderLoop
+from tensorfusion.controller.flags import ControllerFlags
+from tensorfusion.scheduler.fleet_generator import generate_fleet
+from tensorfusion.server.runner import start_in_thread
+from tensorfusion.store.kube import KubeStore
+
+T = TypeVar("T")
+NAMESPACE = "tensor-fusion-sys"
+GUIDE = Path(__file__).parents[1] / "fixtures" / "guide"
+WAIT_S = 60.0
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = WAIT_S) -> T:
+    """`probe()`'s first answer that is not None (or False); AssertionError naming `what`
+    when none comes in time."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = probe()
+        if answer is not None and answer is not False:
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def apply_crds(kubeconfig: Path) -> None:
+    client = kube_config.new_client_from_config(config_file=str(kubeconfig))
+    try:
+        extensions = kube_client.ApiextensionsV1Api(client)
+        for text in crd_files().values():
+            extensions.create_custom_resource_definition(body=yaml.safe_load(text))
+    finally:
+        client.close()
+
+
+def add_fleet(store: KubeStore, nodes: int, gpus_per_node: int) -> None:
+    """Node, GPUNode, GPU and GPUPool objects of a generated H100 fleet, without pods."""
+    fleet = generate_fleet(nodes, gpus_per_node, "H100")
+    register(store, [*fleet.pools, *fleet.nodes, *fleet.gpu_nodes, *fleet.gpus])
+
+
+def guide_pod(name: str) -> dict[str, Any]:
+    """The guide's R9 pod (schedulerName tensor-fusion-scheduler), named `name`."""
+    pod: dict[str, Any] = yaml.safe_load((GUIDE / "r09-simulate-pod.yaml").read_text())
+    pod["metadata"]["name"] = name
+    return pod
+
+
+@dataclass
+class RunningController:
+    controller: Controller
+    url: str
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+
+@contextmanager
+def running_controller(
+    kubeconfig: Path,
+    state_dir: Path,
+    *,
+    loops: tuple[LeaderLoop, ...] = (),
+    holder: str | None = None,
+    lease_duration_s: float = 15.0,
+    lease_renew_s: float = 2.0,
+    **flags: Any,
+) -> Iterator[RunningController]:
+    """The controller and its management API (on 127.0.0.1, a free port), until the end."""
+    config = replace(
+        ControllerFlags(kubeconfig=kubeconfig, namespace=NAMESPACE, state_dir=state_dir), **flags
+    )
+    controller = Controller(
+        config,
+        loops=loops,
+        holder=holder,
+        lease_duration_s=lease_duration_s,
+        lease_renew_s=lease_renew_s,
+    )
+    controller.start()
+    try:
+        with start_in_thread(controller.api_app()) as server:
+            yield RunningController(controller, server.url)
+    finally:
+        controller.stop()
