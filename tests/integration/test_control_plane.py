@@ -20,6 +20,7 @@ from tensorfusion.errors import (
     ConfigError,
     FleetError,
     NotFoundError,
+    StoreError,
     UnavailableError,
     UnschedulableError,
 )
@@ -273,3 +274,26 @@ def test_metrics_are_recorded_into_the_state_dir(tmp_path: Path, fleet_file: Pat
         assert worker["name"] == "metered"
     finally:
         plane.stop()
+
+
+@pytest.mark.timing
+def test_a_lease_the_store_will_not_release_still_stops_everything(
+    tmp_path: Path, fleet_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cp = ControlPlane(_config(tmp_path / "state", fleet_file))
+    cp.start()
+    _eventually(lambda: cp.readiness()[0])
+    duties = cp._parts().leader
+
+    def refused(name: str, holder: str) -> None:
+        raise StoreError("the store is gone")
+
+    monkeypatch.setattr(duties.election.store, "release_lease", refused)
+    threads = list(duties._threads)
+    cp.stop()  # no error: leadership ends, the other threads stop, resources close
+    assert not duties.election.is_leader.is_set()
+    assert threads
+    assert not any(thread.is_alive() for thread in threads)
+    again = ControlPlane(_config(tmp_path / "state", fleet_file))  # the state dir is free
+    again.start()
+    again.stop()

@@ -80,4 +80,6 @@ def test_the_command_serves_schedules_and_stops_on_sigterm(
             process.send_signal(signal.SIGTERM)
             code = process.wait(timeout=60)
             reader.join()
-    assert code == 0
+    while not lines.empty():
+        seen.append(lines.get())
+    assert code == 0, "".join(seen)

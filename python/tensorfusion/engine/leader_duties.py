@@ -17,7 +17,7 @@ from typing import Any
 from tensorfusion.api.scheduler_config import KubeSchedulerConfiguration
 from tensorfusion.engine.observability import Observability
 from tensorfusion.engine.threads import start_daemon
-from tensorfusion.errors import UnavailableError
+from tensorfusion.errors import TensorFusionError, UnavailableError
 from tensorfusion.metrics.point import Point
 from tensorfusion.operator.leader_election import LeaderElection
 from tensorfusion.scheduler.allocation_recorder import AllocationRecorder
@@ -83,7 +83,11 @@ class LeaderDuties:
         the release sets `lost`, which ends the scheduler's pass."""
         if self._lease_thread is not None:
             self._lease_thread.join(timeout=JOIN_TIMEOUT_S)
-        self.election.release()
+        try:
+            self.election.release()
+        except TensorFusionError as exc:
+            # Leadership has ended all the same; the rest must still stop and close.
+            log.warning("could not give the lease up (%s): it expires on its own", exc)
         for thread in self._threads:
             thread.join(timeout=JOIN_TIMEOUT_S)
         self._threads.clear()
