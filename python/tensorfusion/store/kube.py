@@ -49,7 +49,7 @@ from tensorfusion.store.arguments import (
     checked_version,
 )
 from tensorfusion.store.interface import Merge, WatchEvent, WriteOutcome
-from tensorfusion.store.keys import DEFAULT_NAMESPACE, ObjectKey, list_namespace, lookup_key
+from tensorfusion.store.keys import DEFAULT_NAMESPACE, ObjectKey, lookup_key
 from tensorfusion.store.kube_http import MERGE_PATCH, KubeApi
 from tensorfusion.store.kube_kinds import KUBE_KINDS, KubeKind
 from tensorfusion.store.kube_watch import merged_watch, replay
@@ -59,12 +59,12 @@ from tensorfusion.store.objects import (
     JsonObject,
     checked_annotations,
     checked_key,
-    checked_labels,
+    checked_list_query,
     checked_object,
     encoded,
 )
 from tensorfusion.store.rewrites import checked_rewrite, refuse_version_on_create
-from tensorfusion.store.scopes import checked_kind, checked_kinds
+from tensorfusion.store.scopes import checked_kinds
 
 _LEASE = KUBE_KINDS["Lease"]
 _POD = KUBE_KINDS["Pod"]
@@ -172,11 +172,8 @@ class KubeStore:
         namespace: str | None = None,
         label_selector: Mapping[str, str] | None = None,
     ) -> tuple[builtins.list[JsonObject], int]:
-        api_kind = KUBE_KINDS[checked_kind(kind)]
-        only = list_namespace(api_kind.kind, namespace)
-        selector = (
-            {} if label_selector is None else checked_labels("label_selector", label_selector)
-        )
+        checked, only, selector = checked_list_query(kind, namespace, label_selector)
+        api_kind = KUBE_KINDS[checked]
         query = [("labelSelector", ",".join(f"{k}={v}" for k, v in selector.items()))]
         answer = self._api.request(
             "GET", api_kind.collection(only), f"list of {api_kind.kind}", query=query

@@ -40,19 +40,19 @@ from tensorfusion.store.arguments import (
     checked_version,
 )
 from tensorfusion.store.interface import EventType, Merge, WatchEvent, WriteOutcome
-from tensorfusion.store.keys import ObjectKey, list_namespace, lookup_key
+from tensorfusion.store.keys import ObjectKey, lookup_key
 from tensorfusion.store.merge_patch import merge_patch
 from tensorfusion.store.objects import (
     JsonObject,
     checked_annotations,
     checked_key,
-    checked_labels,
+    checked_list_query,
     checked_object,
     decoded,
     encoded,
 )
 from tensorfusion.store.rewrites import checked_rewrite, refuse_version_on_create
-from tensorfusion.store.scopes import checked_kind, checked_kinds
+from tensorfusion.store.scopes import checked_kinds
 
 STATE_FILE = "state.db"
 _SCHEMA_VERSION = 1
@@ -256,11 +256,7 @@ class LocalStore:
         namespace: str | None = None,
         label_selector: Mapping[str, str] | None = None,
     ) -> tuple[builtins.list[JsonObject], int]:
-        kind = checked_kind(kind)
-        only = list_namespace(kind, namespace)
-        selector = (
-            {} if label_selector is None else checked_labels("label_selector", label_selector)
-        )
+        kind, only, selector = checked_list_query(kind, namespace, label_selector)
         sql = "SELECT body FROM objects WHERE kind = ?"
         params = [kind]
         if only is not None:

@@ -16,7 +16,7 @@ from tensorfusion.api.names import label_value_problem, qualified_name_problem
 from tensorfusion.errors import ConfigError
 from tensorfusion.gc_pause import collector_paused
 from tensorfusion.store.arguments import checked_object_name
-from tensorfusion.store.keys import ObjectKey, scoped_namespace
+from tensorfusion.store.keys import ObjectKey, list_namespace, scoped_namespace
 from tensorfusion.store.scopes import checked_kind
 
 JsonObject = dict[str, Any]
@@ -139,3 +139,14 @@ def _first_non_json(value: object, path: str, ancestors: set[int]) -> tuple[str,
             return found
     ancestors.discard(id(value))
     return None
+
+
+def checked_list_query(
+    kind: object, namespace: object, label_selector: object
+) -> tuple[str, str | None, dict[str, str]]:
+    """A list's arguments, checked as every backend checks them: the kind, the namespace it is
+    limited to (None: all) and the label selector (empty: all)."""
+    checked = checked_kind(kind)
+    only = list_namespace(checked, namespace)
+    selector = {} if label_selector is None else checked_labels("label_selector", label_selector)
+    return checked, only, selector
