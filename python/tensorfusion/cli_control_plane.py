@@ -110,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     request = WorkerCreate(
         tflops_request=args.tflops_request,
-        vram_request=args.vram_request or args.vram_limit,
+        vram_request=args.vram_request,
         tflops_limit=args.tflops_limit,
         vram_limit=args.vram_limit,
         gpu_count=args.gpu_count,
