@@ -50,6 +50,12 @@ log = logging.getLogger(__name__)
 
 LEASE_NAME: Final = "85104305.tensor-fusion.ai"
 """Upstream's leader-election ID, so that one of theirs and one of ours never both lead."""
+LEASE_DURATION_S: Final = 10.0
+"""How long a lease outlives its holder's last renewal: a replica that dies (kill -9, a lost
+node) is replaced within it plus one retry. Shorter than controller-runtime's 15 s, so that
+takeover stays within 15 s; five renewals fit in it, so a slow one does not cost the lead."""
+LEASE_RENEW_S: Final = 2.0
+"""The leader renews, and a follower tries to take over, this often."""
 REQUEST_TIMEOUT_S: Final = 30.0
 NO_WORKERS: Final = (
     "local workers are served by `tensor-fusion up`; in Kubernetes, create a Pod with the "
@@ -97,8 +103,8 @@ class Controller(Home[Running]):
         *,
         loops: Sequence[LeaderLoop] = (),
         holder: str | None = None,
-        lease_duration_s: float = 15.0,
-        lease_renew_s: float = 2.0,
+        lease_duration_s: float = LEASE_DURATION_S,
+        lease_renew_s: float = LEASE_RENEW_S,
     ) -> None:
         """`holder` names this replica in the lease (default: host name and a fresh id, as
         controller-runtime does, so that a restarted replica is a new holder)."""

@@ -110,6 +110,8 @@ class LeaderDuties:
                 self.stopping.wait(RETRY_S)
             finally:
                 self.ready.clear()
+                with self.lock:
+                    self.loop.close()
 
     def _allocation_points(self, now_ns: int) -> list[Point]:
         """The allocation tables, from the scheduler's state (so only while it is built)."""

@@ -38,7 +38,7 @@ from tensorfusion.scheduler.framework import Code
 from tensorfusion.scheduler.pod_info import PodInfo
 from tensorfusion.scheduler.pod_keys import pod_key
 from tensorfusion.scheduler.profile import Profile, build_profiles, default_config
-from tensorfusion.store.interface import ClusterStore, WatchEvent
+from tensorfusion.store.interface import ChangeFeed, ClusterStore, WatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +98,8 @@ class SchedulingLoop:
         """Pods waiting at Permit with a reservation (in their profile's `waiting`)."""
         self._heap: list[tuple[int, int, str]] = []
         self._seq = 0
-        self._version = 0
-        """Where the next sync reads the store's changes from."""
-        self._listed_at: dict[str, int] = {}
-        """Until the first sync after `start`: the version each kind's list was taken at."""
+        self._feed: ChangeFeed | None = None
+        """The store's changes since the lists `start` took, each kind from its own."""
 
     # --- start and sync ------------------------------------------------------------------
 
@@ -136,35 +134,31 @@ class SchedulingLoop:
             profile.waiting.clear()  # their reservations went with the previous state
         for pod in lists["Pod"]:
             self._offer(pod, earlier)
-        # Each kind continues from its own list: the next sync reads from the oldest of them
-        # and drops each kind's changes that its list already holds.
-        self._listed_at = listed_at
-        self._version = min(listed_at.values())
+        self.close()
+        self._feed = self.store.follow(listed_at)  # each kind from its own list, as informers
         return self.report
 
+    def close(self) -> None:
+        """Stop following the store's changes (`start` follows them again)."""
+        if self._feed is not None:
+            self._feed.close()
+            self._feed = None
+
     def sync(self) -> int:
-        """Apply what changed in the store since the last sync; returns how many changes were
-        applied. If the store no longer has the changes since the last sync, start over from
-        a list."""
+        """Apply the store's changes that have arrived since the last sync; returns how many
+        were applied. If the store no longer has the changes a kind's watch needs, start
+        over from a list."""
+        if self._feed is None:  # never started: follow from the beginning
+            self._feed = self.store.follow(dict.fromkeys(WATCHED_KINDS, 0))
         try:
-            events = self.store.events_since(self._version, WATCHED_KINDS)
+            events = self._feed.take()
         except ResourceExpiredError:
-            log.info(
-                "change log expired at version %d; rebuilding from a fresh list", self._version
-            )
+            log.info("the store's change log no longer reaches back far enough; listing again")
             self.start()
             return 0
-        applied = 0
         for event in events:
-            if event.resource_version > self._listed_at.get(event.object.get("kind", ""), 0):
-                self._apply(event)
-                applied += 1
-            self._version = max(self._version, event.resource_version)
-        # `events` holds every change up to the store's version at the call, which is past
-        # every list: from here on one version serves every kind.
-        self._version = max([self._version, *self._listed_at.values()])
-        self._listed_at = {}
-        return applied
+            self._apply(event)
+        return len(events)
 
     # --- scheduling ----------------------------------------------------------------------
 
@@ -210,11 +204,8 @@ class SchedulingLoop:
             wakes.extend(deadline for deadline in deadlines if deadline is not None)
             if wakes:
                 wait = min(wait, max(min(wakes) - self.clock(), 0.0))
-            try:
-                for _ in self.store.watch(WATCHED_KINDS, self._version, wait):
-                    break
-            except ResourceExpiredError:
-                continue  # the next run_once relists
+            if self._feed is not None:
+                self._feed.wait(wait)
 
     def pending(self) -> dict[str, str]:
         """Pods waiting to be scheduled, with why the last attempt failed ("" if none yet),
@@ -367,7 +358,9 @@ class SchedulingLoop:
             return
         waiting = _Waiting(pod, PodInfo.from_dict(pod))
         uid = waiting.info.uid
-        if uid in self._held:
+        # Held at Permit, or bound by this loop before the store's event saying so arrived
+        # (the scheduler's own annotation patch comes first).
+        if uid in self._held or uid in self.cluster.bound:
             return
         if earlier is None:
             previous = self._waiting.get(uid) or self._gated.get(uid)

@@ -7,8 +7,9 @@ returns is the caller's own copy.
 
 Bad arguments raise `ConfigError` naming the field; refusals raise the `StoreError` family:
 `NotFoundError`, `AlreadyExistsError`, `ConflictError`, and `ResourceExpiredError` from
-`events_since` or `watch` when the change log no longer reaches back to the version asked
-for (Kubernetes' 410 Gone): list again with `list_with_version` and continue from there.
+`events_since`, `watch` or a `ChangeFeed` when the change log no longer reaches back to the
+version asked for (Kubernetes' 410 Gone): list again with `list_with_version` and continue
+from there.
 """
 
 from __future__ import annotations
@@ -35,6 +36,29 @@ class WatchEvent:
     type: EventType
     object: JsonObject
     resource_version: int
+
+
+class ChangeFeed(Protocol):
+    """The changes to some kinds, each after the version its own list was taken at, as an
+    informer follows them (`ClusterStore.follow`). Changes of one kind come in their order;
+    the kinds' streams are independent, so a change may come before an older one of another
+    kind."""
+
+    def take(self) -> builtins.list[WatchEvent]:
+        """The changes that arrived since the last take, without waiting. On LocalStore that
+        is every change up to the store's version at the call; on Kubernetes, what the watch
+        streams have delivered. ResourceExpiredError when a kind's change log no longer
+        reaches back to where its stream was (list again and follow afresh); StoreError when
+        a stream broke."""
+        ...
+
+    def wait(self, timeout_s: float) -> bool:
+        """Wait until `take` has something to give (True) or `timeout_s` has passed."""
+        ...
+
+    def close(self) -> None:
+        """Stop following; idempotent."""
+        ...
 
 
 class ClusterStore(Protocol):
@@ -123,6 +147,12 @@ class ClusterStore(Protocol):
     ) -> Iterator[WatchEvent]:
         """The changes after `since`, as they happen, until `timeout_s` has passed; waits while
         there are none. Fails like `events_since` when `since` is too old."""
+        ...
+
+    def follow(self, versions: Mapping[str, int]) -> ChangeFeed:
+        """Follow the kinds `versions` names, each after its version (the one its
+        `list_with_version` gave), until the feed is closed. ConfigError names an unknown
+        kind or a bad version (`versions[Pod]`)."""
         ...
 
     def acquire_lease(

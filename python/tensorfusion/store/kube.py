@@ -48,11 +48,11 @@ from tensorfusion.store.arguments import (
     checked_seconds,
     checked_version,
 )
-from tensorfusion.store.interface import Merge, WatchEvent, WriteOutcome
+from tensorfusion.store.interface import ChangeFeed, Merge, WatchEvent, WriteOutcome
 from tensorfusion.store.keys import DEFAULT_NAMESPACE, ObjectKey, lookup_key
 from tensorfusion.store.kube_http import MERGE_PATCH, KubeApi
 from tensorfusion.store.kube_kinds import KUBE_KINDS, KubeKind
-from tensorfusion.store.kube_watch import merged_watch, replay
+from tensorfusion.store.kube_watch import StreamFeed, merged_watch, replay
 from tensorfusion.store.kubeconfig import client_configuration
 from tensorfusion.store.merge_patch import merge_patch
 from tensorfusion.store.objects import (
@@ -64,7 +64,7 @@ from tensorfusion.store.objects import (
     encoded,
 )
 from tensorfusion.store.rewrites import checked_rewrite, refuse_version_on_create
-from tensorfusion.store.scopes import checked_kinds
+from tensorfusion.store.scopes import checked_kinds, checked_versions
 
 _LEASE = KUBE_KINDS["Lease"]
 _POD = KUBE_KINDS["Pod"]
@@ -427,6 +427,12 @@ class KubeStore:
         watched = self._watched(kinds)
         deadline = time.monotonic() + checked_seconds("timeout_s", timeout_s, allow_zero=True)
         return merged_watch(self._api, watched, start, self._checked_since(start), deadline)
+
+    def follow(self, versions: Mapping[str, int]) -> ChangeFeed:
+        """One endless watch stream per kind (a StreamFeed), as informers follow."""
+        wanted = checked_versions(versions)
+        self._checked_since(max(wanted.values(), default=0))
+        return StreamFeed(self._api, {KUBE_KINDS[kind]: since for kind, since in wanted.items()})
 
     # -- leases ------------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
 """Watching several kinds on the Kubernetes API: one watch stream per kind, each read by its
 own thread into one queue, merged in arrival order (each kind's changes stay in order).
 
-A stream is resumed from the last version it saw when the server ends it early. A kind has
-"caught up" once its stream reaches the version that was current when the watch began, or the
-server ends the first stream (it has then replayed everything it had).
+A stream is resumed from the last version it saw (events and bookmarks) when the server ends
+it. For a bounded watch, a kind has "caught up" once its stream reaches the version that was
+current when the watch began, or the server ends the first stream (it has then replayed
+everything it had). `StreamFeed` follows kinds without end, each from its own version, as an
+informer does.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import urllib3
@@ -28,6 +30,9 @@ _CHANGES = frozenset({"ADDED", "MODIFIED", "DELETED"})
 _SHORTEST_STREAM_S = 1
 # How long past its own timeout a stream may stay silent before the read gives up.
 _READ_MARGIN_S = 10.0
+# A stream that follows without end is ended and resumed this often (bookmarks keep its
+# version current meanwhile), as client-go's reflector asks for 5 to 10 minutes.
+_LONGEST_STREAM_S = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +84,7 @@ class _KindStream(threading.Thread):
                 remaining = self.deadline - time.monotonic()
                 if remaining <= 0 and self._caught_up:
                     return
-                self._follow(max(_SHORTEST_STREAM_S, math.ceil(remaining)))
+                self._follow(max(_SHORTEST_STREAM_S, math.ceil(min(remaining, _LONGEST_STREAM_S))))
                 self._catch_up()  # the server ended the stream: it replayed all it had
         except BaseException as error:  # handed to the consumer, which raises it
             if not self.stop.is_set():
@@ -174,6 +179,54 @@ def merged_watch(
     finally:
         for stream in streams:
             stream.halt()
+
+
+class StreamFeed:
+    """`ChangeFeed` over one endless watch stream per kind, each from its own version."""
+
+    def __init__(self, api: KubeApi, kinds: Mapping[KubeKind, int]) -> None:
+        self._out: queue.Queue[_Item] = queue.Queue()
+        self._ready: list[WatchEvent] = []
+        self._failure: BaseException | None = None
+        self._streams = [
+            _KindStream(api, kind, since=since, target=since, deadline=math.inf, out=self._out)
+            for kind, since in kinds.items()
+        ]
+        for stream in self._streams:
+            stream.start()
+
+    def take(self) -> list[WatchEvent]:
+        while True:
+            try:
+                self._keep(self._out.get_nowait())
+            except queue.Empty:
+                break
+        if self._failure is not None:
+            raise self._failure
+        taken, self._ready = self._ready, []
+        return taken
+
+    def wait(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not self._ready and self._failure is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                self._keep(self._out.get(timeout=left))
+            except queue.Empty:
+                return False
+        return True
+
+    def close(self) -> None:
+        for stream in self._streams:
+            stream.halt()
+
+    def _keep(self, item: _Item) -> None:
+        if isinstance(item, _Failed):
+            self._failure = self._failure or item.error
+        elif isinstance(item, WatchEvent):
+            self._ready.append(item)
 
 
 def replay(api: KubeApi, kinds: Sequence[KubeKind], since: int, target: int) -> list[WatchEvent]:

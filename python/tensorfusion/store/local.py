@@ -39,7 +39,7 @@ from tensorfusion.store.arguments import (
     checked_seconds,
     checked_version,
 )
-from tensorfusion.store.interface import EventType, Merge, WatchEvent, WriteOutcome
+from tensorfusion.store.interface import ChangeFeed, EventType, Merge, WatchEvent, WriteOutcome
 from tensorfusion.store.keys import ObjectKey, lookup_key
 from tensorfusion.store.merge_patch import merge_patch
 from tensorfusion.store.objects import (
@@ -51,8 +51,9 @@ from tensorfusion.store.objects import (
     decoded,
     encoded,
 )
+from tensorfusion.store.polled_feed import PolledFeed
 from tensorfusion.store.rewrites import checked_rewrite, refuse_version_on_create
-from tensorfusion.store.scopes import checked_kinds
+from tensorfusion.store.scopes import checked_kinds, checked_versions
 
 STATE_FILE = "state.db"
 _SCHEMA_VERSION = 1
@@ -468,6 +469,9 @@ class LocalStore:
         wanted = checked_kinds(kinds)
         deadline = time.monotonic() + checked_seconds("timeout_s", timeout_s, allow_zero=True)
         return self._follow(wanted, start, deadline)
+
+    def follow(self, versions: Mapping[str, int]) -> ChangeFeed:
+        return PolledFeed(self, checked_versions(versions))
 
     def _follow(
         self, wanted: tuple[str, ...] | None, since: int, deadline: float

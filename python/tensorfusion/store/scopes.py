@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Literal
 
+from tensorfusion.api.field_errors import type_name
 from tensorfusion.api.kinds import KINDS
 from tensorfusion.errors import ConfigError
+from tensorfusion.store.arguments import checked_version
 
 Scope = Literal["Cluster", "Namespaced"]
 
@@ -61,3 +63,13 @@ def checked_kinds(kinds: object) -> tuple[str, ...] | None:
     if isinstance(kinds, str) or not isinstance(kinds, Collection):
         raise ConfigError("kinds", f"must be a collection of kinds such as ['Pod'], got {kinds!r}")
     return tuple(checked_kind(kind, "kinds") for kind in kinds)
+
+
+def checked_versions(versions: object) -> dict[str, int]:
+    """A version per kind, where each kind's changes are followed from."""
+    if not isinstance(versions, Mapping):
+        raise ConfigError("versions", f"must map kinds to versions, got {type_name(versions)}")
+    return {
+        checked_kind(kind, "versions"): checked_version(f"versions[{kind}]", version)
+        for kind, version in versions.items()
+    }

@@ -7,6 +7,7 @@ import copy
 import math
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -19,7 +20,7 @@ from tensorfusion.errors import (
     NotFoundError,
     StoreError,
 )
-from tensorfusion.store import ClusterStore, WatchEvent
+from tensorfusion.store import ChangeFeed, ClusterStore, WatchEvent
 
 GPU_IDS = "tensor-fusion.ai/gpu-ids"
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -53,6 +54,15 @@ def node(name: str = "node-1") -> dict[str, Any]:
 
 def version_of(obj: dict[str, Any]) -> int:
     return int(obj["metadata"]["resourceVersion"])
+
+
+def taken(feed: ChangeFeed, count: int, timeout_s: float = 30.0) -> list[WatchEvent]:
+    """What `feed` gives until it has given `count` changes (or the time is up)."""
+    deadline = time.monotonic() + timeout_s
+    events: list[WatchEvent] = []
+    while len(events) < count and feed.wait(max(deadline - time.monotonic(), 0.0)):
+        events += feed.take()
+    return events
 
 
 def given_part(stored: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
@@ -647,6 +657,59 @@ class StoreContract:
         self, store: ClusterStore, kinds: Any, since: Any, timeout: Any, field: str
     ) -> None:
         assert_refused(field, store.watch, kinds, since, timeout)
+
+    # -- following (ChangeFeed) ---------------------------------------------------------
+
+    @pytest.mark.timing  # a Kubernetes feed's streams deliver in their own time
+    def test_a_feed_follows_each_kind_from_its_own_list(self, store: ClusterStore) -> None:
+        store.create(pod("a"))
+        _, pods_at = store.list_with_version("Pod")
+        changed = store.patch("Pod", "a", {"status": {"phase": "Running"}})  # between the lists
+        store.create(node("n1"))
+        _, nodes_at = store.list_with_version("Node")
+        later = store.create(pod("b"))
+        feed = store.follow({"Pod": pods_at, "Node": nodes_at})
+        try:
+            first = taken(feed, 2)
+            renamed = store.patch("Node", "n1", {"metadata": {"labels": {"zone": "a"}}})
+            second = taken(feed, 1)
+        finally:
+            feed.close()
+        # Each kind in its own order; the node created before the node list is not repeated.
+        assert [e for e in first if e.object["kind"] == "Pod"] == [
+            WatchEvent("MODIFIED", changed, version_of(changed)),
+            WatchEvent("ADDED", later, version_of(later)),
+        ]
+        assert [e for e in first if e.object["kind"] == "Node"] == []
+        assert second == [WatchEvent("MODIFIED", renamed, version_of(renamed))]
+
+    @pytest.mark.timing
+    def test_a_feed_waits_for_a_change(self, store: ClusterStore) -> None:
+        _, version = store.list_with_version("Pod")
+        feed = store.follow({"Pod": version})
+        try:
+            assert feed.wait(0.05) is False
+            assert feed.take() == []
+            created = store.create(pod())
+            assert feed.wait(30) is True
+            assert taken(feed, 1) == [WatchEvent("ADDED", created, version_of(created))]
+        finally:
+            feed.close()
+            feed.close()  # idempotent
+
+    @pytest.mark.parametrize(
+        ("versions", "field"),
+        [
+            ("Pod", "versions"),
+            ({"Widget": 0}, "versions"),
+            ({"Pod": -1}, "versions[Pod]"),
+            ({"Pod": "3"}, "versions[Pod]"),
+        ],
+    )
+    def test_follow_refuses_bad_arguments(
+        self, store: ClusterStore, versions: Any, field: str
+    ) -> None:
+        assert_refused(field, store.follow, versions)
 
     # -- leases ------------------------------------------------------------------------
 

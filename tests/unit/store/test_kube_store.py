@@ -85,6 +85,22 @@ def test_a_watch_from_before_compaction_is_expired(kube_api: KubeApi, store: Kub
     assert store.events_since(now, ["Pod"]) == []
 
 
+@pytest.mark.timing  # the feed's stream gets the 410 in its own time
+def test_a_feed_from_before_compaction_says_to_list_again(
+    kube_api: KubeApi, store: KubeStore
+) -> None:
+    _, version = store.list_with_version("Pod")
+    store.create(pod("a"))
+    kube_api.compact()
+    feed = store.follow({"Pod": version, "Node": version})
+    try:
+        assert feed.wait(30) is True
+        with pytest.raises(ResourceExpiredError, match="list again"):
+            feed.take()
+    finally:
+        feed.close()
+
+
 @pytest.mark.timing
 def test_watch_merges_kinds_and_follows_new_changes(store: KubeStore) -> None:
     _, version = store.list_with_version("Pod")

@@ -183,6 +183,10 @@ def test_the_change_log_is_bounded() -> None:
             assert not isinstance(caught.value, ConfigError)
         with pytest.raises(ResourceExpiredError, match="too old"):
             next(store.watch(["Pod"], 1, 0))
+        feed = store.follow({"Pod": 1})
+        assert feed.wait(0) is True  # the take says why
+        with pytest.raises(ResourceExpiredError, match=r"too old.*list again"):
+            feed.take()
 
 
 def test_a_batch_longer_than_the_log_keeps_its_tail() -> None:

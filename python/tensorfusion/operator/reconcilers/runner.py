@@ -22,7 +22,7 @@ from tensorfusion.operator.reconcilers.gpu_node import reconcile_gpu_node
 from tensorfusion.operator.reconcilers.node import reconcile_node
 from tensorfusion.operator.reconcilers.pool import reconcile_pool
 from tensorfusion.operator.reconcilers.work_queue import Key, Result, WorkQueue
-from tensorfusion.store.interface import ClusterStore, WatchEvent
+from tensorfusion.store.interface import ChangeFeed, ClusterStore, WatchEvent
 from tensorfusion.store.objects import JsonObject
 
 log = logging.getLogger(__name__)
@@ -83,26 +83,36 @@ class Controller:
         self.cache = ObjectCache()
         self.context = Context(store, self.cache, self._enqueue)
         self.queue = WorkQueue(clock=clock)
-        self._version = 0
-        self._listed_at: dict[str, int] = {}
+        self._feed: ChangeFeed | None = None
 
     def start(self) -> None:
-        """List every watched kind into the cache and queue every key."""
+        """List every watched kind into the cache, queue every key, and follow each kind's
+        changes from its own list."""
+        listed_at: dict[str, int] = {}
         for kind in WATCHED_KINDS:
-            objects, self._listed_at[kind] = self.store.list_with_version(kind)
+            objects, listed_at[kind] = self.store.list_with_version(kind)
             self.cache.replace(kind, objects)
         for kind in WATCHED_KINDS:
             for obj in self.cache.all(kind):
                 self._enqueue(obj, None)
-        self._version = min(self._listed_at.values())
+        self.close()
+        self._feed = self.store.follow(listed_at)
+
+    def close(self) -> None:
+        if self._feed is not None:
+            self._feed.close()
+            self._feed = None
 
     def sync(self) -> int:
-        """Apply the store's changes since the last sync to the cache and queue the keys
-        they affect; returns how many were applied."""
+        """Apply the store's changes that arrived since the last sync to the cache and queue
+        the keys they affect; returns how many were applied."""
+        if self._feed is None:
+            self.start()
+            return 0
         try:
-            events = self.store.events_since(self._version, WATCHED_KINDS)
+            events = self._feed.take()
         except ResourceExpiredError:
-            log.info("change log expired at version %d; listing again", self._version)
+            log.info("the store's change log no longer reaches back far enough; listing again")
             self.start()
             return 0
         return self._apply(events)
@@ -136,29 +146,20 @@ class Controller:
 
     def run(self, stop: threading.Event, idle_wait_s: float = IDLE_WAIT_S) -> None:
         self.start()
-        while not stop.is_set():
-            self.drain()
-            try:
-                for _ in self.store.watch(WATCHED_KINDS, self._version, idle_wait_s):
-                    break
-            except ResourceExpiredError:
-                continue  # the next sync lists again
+        try:
+            while not stop.is_set():
+                self.drain()
+                if self._feed is not None:
+                    self._feed.wait(idle_wait_s)
+        finally:
+            self.close()
 
     def _apply(self, events: list[WatchEvent]) -> int:
-        applied = 0
         for event in events:
             obj = event.object
-            if event.resource_version > self._listed_at.get(obj.get("kind", ""), 0):
-                deleted = event.type == "DELETED"
-                old = self.cache.remove(obj) if deleted else self.cache.put(obj)
-                self._enqueue(obj, old)
-                applied += 1
-            self._version = max(self._version, event.resource_version)
-        # Every change up to the store's version at the call has been read: from here on
-        # one version serves every kind.
-        self._version = max([self._version, *self._listed_at.values()])
-        self._listed_at = {}
-        return applied
+            old = self.cache.remove(obj) if event.type == "DELETED" else self.cache.put(obj)
+            self._enqueue(obj, old)
+        return len(events)
 
     def _enqueue(self, obj: JsonObject, old: JsonObject | None) -> None:
         for key in affected_keys(obj, old, self.cache):
