@@ -241,8 +241,11 @@ class GpuAllocator:
         return tuple(shares)
 
     def rebuild(self, pods: Iterable[Mapping[str, Any]]) -> RebuildReport:
-        """Restore the allocations recorded on pods (their `gpu-ids` and request
-        annotations). Pods already known by UID are skipped; terminated pods hold nothing."""
+        """Restore the allocations recorded on bound pods (their `gpu-ids` and request
+        annotations). Pods already known by UID are skipped; terminated pods hold nothing,
+        and neither does a pod not bound to a node: `gpu-ids` is written just before the
+        binding, so a scheduler stopped between the two leaves a pending pod with GPUs it
+        never got, which is scheduled afresh."""
         report = RebuildReport()
         with collector_paused():
             self._restore(pods, report)
@@ -256,6 +259,8 @@ class GpuAllocator:
             annotations = metadata.get("annotations") or {}
             ids = annotations.get(GPU_IDS)
             if not ids or (pod.get("status") or {}).get("phase") in TERMINAL_PHASES:
+                continue
+            if not (pod.get("spec") or {}).get("nodeName"):
                 continue
             uid, namespace, name = pod_key(metadata)
             if uid in self.allocations:

@@ -28,6 +28,8 @@ from tensorfusion.scheduler.waiting_pods import WaitingPod
 
 PRE_ENQUEUE = "preEnqueue"
 PERMIT = "permit"
+RESERVE = "reserve"
+BIND = "bind"
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,9 @@ class Outcome:
     pre_enqueue: list[Verdict] = field(default_factory=list)
     permit: list[Verdict] = field(default_factory=list)
     stopped_at: str = ""
-    """PRE_ENQUEUE or PERMIT when a plugin there kept the pod from being bound, whatever
-    the nodes were found to offer."""
+    """PRE_ENQUEUE, RESERVE, PERMIT or BIND when a plugin there kept the pod from being
+    bound, whatever the nodes were found to offer: that plugin's reason is the answer, not
+    the other nodes' filter rejections."""
 
     @property
     def scheduled(self) -> bool:
@@ -188,7 +191,7 @@ def schedule_one(
         reserved.append(reserver)
         if not status.ok:
             _unreserve(reserved, state, pod, cluster, best)
-            outcome.status = status
+            outcome.status, outcome.stopped_at = status, RESERVE
             return outcome
     cluster.nodes.add_pod(best, pod)
     timeouts = _permit(profile, cluster, outcome, best) if profile.permit else {}
@@ -264,7 +267,7 @@ def _bind(
         status = binder.bind(outcome.state, outcome.pod, cluster, node)
         if not status.ok:
             _release(cluster, outcome, reserved, node)
-            outcome.status = status
+            outcome.status, outcome.stopped_at = status, BIND
             return
     _place(cluster, outcome, node)
 

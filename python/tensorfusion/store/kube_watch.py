@@ -106,6 +106,7 @@ class _KindStream(threading.Thread):
         response = self.api.stream(self.kind.collection(), what, query, timeout_s + _READ_MARGIN_S)
         with self._lock:
             self._response = response
+        ended = False
         try:
             if self.stop.is_set():
                 return
@@ -113,6 +114,7 @@ class _KindStream(threading.Thread):
                 self._handle(json.loads(line), what)
                 if self.stop.is_set():
                     return
+            ended = True
         except (urllib3.exceptions.HTTPError, OSError) as error:
             if not self.stop.is_set():
                 raise StoreError(
@@ -121,6 +123,10 @@ class _KindStream(threading.Thread):
         finally:
             with self._lock:
                 self._response = None
+            if not ended:
+                # Left in the middle of the stream: its connection must not serve another
+                # request, which would read the rest of this stream as its answer.
+                response.close()
             response.release_conn()
 
     def _handle(self, event: dict[str, object], what: str) -> None:

@@ -79,14 +79,21 @@ def usage(allocator: GpuAllocator) -> dict[str, tuple[int, int, int, int]]:
 
 
 def pod(
-    name: str, gpu_ids: str | None, *, phase: str | None = None, **annotations: str
+    name: str,
+    gpu_ids: str | None,
+    *,
+    phase: str | None = None,
+    node: str | None = "node-0",
+    **annotations: str,
 ) -> dict[str, Any]:
-    """A pod as the store gives it; annotation keywords drop the prefix, `_` for `-`."""
+    """A pod as the store gives it, bound to `node`; annotation keywords drop the prefix,
+    `_` for `-`."""
     notes = {PREFIX + key.replace("_", "-"): value for key, value in annotations.items()}
     if gpu_ids is not None:
         notes[PREFIX + "gpu-ids"] = gpu_ids
     body: dict[str, Any] = {
-        "metadata": {"name": name, "namespace": "ml", "uid": f"uid-{name}", "annotations": notes}
+        "metadata": {"name": name, "namespace": "ml", "uid": f"uid-{name}", "annotations": notes},
+        "spec": {"nodeName": node} if node else {},
     }
     if phase is not None:
         body["status"] = {"phase": phase}
@@ -468,6 +475,15 @@ def test_rebuild_skips_terminated_pods(phase: str) -> None:
     )
     assert report.restored == 1
     assert allocator.allocations.keys() == {"uid-running"}
+
+
+def test_rebuild_skips_a_pending_pod_whose_binding_never_came() -> None:
+    # gpu-ids is written just before the binding: a scheduler stopped between the two
+    # leaves a pending pod naming GPUs that were never its own.
+    allocator = fleet(0)
+    report = allocator.rebuild([pod("half-bound", "g0", node=None, **AMOUNTS)])
+    assert report == RebuildReport()
+    assert allocator.allocations == {}
 
 
 def test_rebuild_skips_pods_already_known() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tensorfusion.errors import ConflictError
 from tensorfusion.scheduler.fleet_generator import generate_fleet
 from tensorfusion.scheduler.loop import SchedulingLoop
 from tensorfusion.store.local import LocalStore
@@ -224,3 +225,29 @@ def test_a_change_already_in_a_later_list_is_not_applied_again() -> None:
     store.delete("Pod", "held", namespace="default")
     assert loop.sync() == 1
     assert loop.cluster.gpus.snapshot() != before
+
+
+class RefusingBinds(LocalStore):
+    """A store whose API server refuses every binding (as it does a pod bound elsewhere)."""
+
+    def bind(
+        self, namespace: str, name: str, node_name: str, annotations: Mapping[str, str]
+    ) -> JsonObject:
+        raise ConflictError(f"Pod {namespace}/{name} is already bound to node 'n9'")
+
+
+def test_a_failed_binding_is_the_reason_given_even_when_other_nodes_did_not_fit() -> None:
+    store = RefusingBinds(":memory:")
+    store.create_many(
+        [pool(), node("n1"), gpu_node("n1"), gpu("n1-gpu-0", "n1"), node("n2"), gpu_node("n2")]
+    )
+    store.create(tf_pod("refused", vram_request="8Gi", tflops_request="10"))
+    loop = SchedulingLoop(store)
+    loop.start()
+    assert loop.run_once().unschedulable == 1
+    condition = store.get("Pod", "refused")["status"]["conditions"][0]
+    # n2 has no GPU, but the reason the pod is not bound is n1's refused binding.
+    assert condition["message"] == (
+        "DefaultBinder (bind): binding failed: Pod default/refused is already bound to node 'n9'"
+    )
+    assert loop.cluster.gpus.allocations == {}
