@@ -27,6 +27,20 @@ class KubeTools:
     helm: Path
 
 
+def run_tool(tool: Path, kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
+    """A tool's output against `kubeconfig`; AssertionError with its stderr when it fails."""
+    done = subprocess.run(
+        [str(tool), "--kubeconfig", str(kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"{tool.name} {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
 class ToolsUnavailable(str):
     """Why the tools could not be had (npm is missing or cannot reach its registry)."""
 

@@ -17,11 +17,18 @@ from kubernetes import config as kube_config
 
 from tensorfusion.agent.discovery import register
 from tensorfusion.api.crd import crd_files
-from tensorfusion.controller.control_plane import Controller, LeaderLoop
+from tensorfusion.controller.control_plane import (
+    LEASE_DURATION_S,
+    LEASE_RENEW_S,
+    Controller,
+    LeaderLoop,
+)
 from tensorfusion.controller.flags import ControllerFlags
+from tensorfusion.scheduler.fleet import Fleet
 from tensorfusion.scheduler.fleet_generator import generate_fleet
 from tensorfusion.server.runner import start_in_thread
 from tensorfusion.store.kube import KubeStore
+from tests.kube_tools import KubeTools, run_tool
 
 T = TypeVar("T")
 NAMESPACE = "tensor-fusion-sys"
@@ -58,6 +65,26 @@ def add_fleet(store: KubeStore, nodes: int, gpus_per_node: int) -> None:
     register(store, [*fleet.pools, *fleet.nodes, *fleet.gpu_nodes, *fleet.gpus])
 
 
+def add_pool_fleet(store: KubeStore, pool: str, nodes: int, gpus_per_node: int) -> Fleet:
+    """Node, GPUNode and GPU objects of a generated H100 fleet in `pool`, as node agents
+    register hosts of a pool that another object defines: no GPUPool, and none of the status
+    the reconcilers write (capacity, availability, phase) but the hosts' `nodeInfo`."""
+    fleet = generate_fleet(nodes, gpus_per_node, "H100", pool=pool)
+    for gpu_node in fleet.gpu_nodes:
+        gpu_node["status"] = {"nodeInfo": gpu_node["status"]["nodeInfo"]}
+    for gpu in fleet.gpus:
+        del gpu["status"]["available"]
+    register(store, [*fleet.nodes, *fleet.gpu_nodes, *fleet.gpus])
+    return fleet
+
+
+def kubectl(tools: KubeTools, kubeconfig: Path, *args: str) -> str:
+    """The real kubectl's output against `kubeconfig` (see `run_tool`). Its discovery cache
+    sits beside the kubeconfig, so that no run reads another's."""
+    cache = str(kubeconfig.parent / "kubectl-cache")
+    return run_tool(tools.kubectl, kubeconfig, "--cache-dir", cache, *args)
+
+
 def guide_pod(name: str) -> dict[str, Any]:
     """The guide's R9 pod (schedulerName tensor-fusion-scheduler), named `name`."""
     pod: dict[str, Any] = yaml.safe_load((GUIDE / "r09-simulate-pod.yaml").read_text())
@@ -81,8 +108,8 @@ def running_controller(
     *,
     loops: tuple[LeaderLoop, ...] = (),
     holder: str | None = None,
-    lease_duration_s: float = 15.0,
-    lease_renew_s: float = 2.0,
+    lease_duration_s: float = LEASE_DURATION_S,
+    lease_renew_s: float = LEASE_RENEW_S,
     **flags: Any,
 ) -> Iterator[RunningController]:
     """The controller and its management API (on 127.0.0.1, a free port), until the end."""

@@ -13,7 +13,8 @@ What it does:
 - label selectors and field selectors on any dotted field path;
 - lists carry `kind` and `metadata.resourceVersion`;
 - watch from a resourceVersion (replayed from a bounded change log; older ones get 410 Gone,
-  as do all older ones after `compact()`), bookmarks, `timeoutSeconds`;
+  as do all older ones after `compact()`), bookmarks, `timeoutSeconds`; `drop_watches()`
+  ends every open watch, as a restart of the API server does;
 - `pods/binding` (409 if the pod is bound already) and `pods/eviction` (deletes the pod);
 - mutating admission on CREATE through every MutatingWebhookConfiguration (`admission.py`);
 - TokenReview for the tokens registered with `register_token`;
@@ -120,6 +121,14 @@ class ApiServerEmulator(KubernetesEmulator):
     def compact(self) -> None:
         """Drop the change log: a watch from any earlier resourceVersion gets 410 Gone."""
         self._store.compact()
+
+    def drop_watches(self, *, compact: bool = False) -> None:
+        """End every open watch, as an API server's restart does; with `compact`, drop the
+        change log first, in the same step, so that every watch resumed from the version it
+        had reached gets 410 Gone (unless it had seen the very latest change)."""
+        if compact:
+            self._store.compact()
+        self._store.end_watches()
 
     async def stop(self) -> None:
         """End every watch and close the webhook client."""

@@ -68,6 +68,15 @@ class KubeApi:
         """Drop the change log, so that a watch from any older resourceVersion gets 410 Gone."""
         self.call(self.emulator.compact)
 
+    def drop_watches(self, *, compact: bool = False) -> None:
+        """End every open watch, as an API server's restart does; with `compact`, drop the
+        change log too (in the same step), so that resuming a watch gets 410 Gone."""
+        self.call(lambda: self.emulator.drop_watches(compact=compact))
+
+    def expired_reads(self) -> int:
+        """How many watches so far asked for a version older than the log keeps (410 Gone)."""
+        return self.call(lambda: self.emulator.store.expired_reads)
+
 
 class EmulatorThread:
     """`with EmulatorThread(kubeconfig_path) as api:` serves a fresh emulator until the end."""

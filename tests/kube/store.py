@@ -40,6 +40,8 @@ class ObjectStore:
         self._log: deque[Change] = deque(maxlen=log_limit)
         self._oldest_watchable = 0
         self._watchers: set[asyncio.Queue[Change | None]] = set()
+        self.expired_reads = 0
+        """How many reads asked for a version older than the log keeps (each a 410 Gone)."""
 
     @property
     def version(self) -> int:
@@ -88,6 +90,7 @@ class ObjectStore:
 
     def changes_since(self, version: int) -> list[Change]:
         if version < self._oldest_watchable:
+            self.expired_reads += 1
             raise Expired(f"too old resource version: {version} ({self._oldest_watchable})")
         return [change for change in self._log if change.version > version]
 
@@ -100,10 +103,14 @@ class ObjectStore:
     def unsubscribe(self, queue: asyncio.Queue[Change | None]) -> None:
         self._watchers.discard(queue)
 
-    def close(self) -> None:
-        """End every watch."""
+    def end_watches(self) -> None:
+        """End every open watch; the store serves on, and later watches are not affected."""
         for queue in self._watchers:
             queue.put_nowait(None)
+
+    def close(self) -> None:
+        """End every watch (the emulator is stopping)."""
+        self.end_watches()
 
 
 def meta(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.kube.runner import KubeApi
-from tests.kube_tools import KubeTools
+from tests.kube_tools import KubeTools, run_tool
 
 CRDS = Path(__file__).parents[2] / "charts" / "tensor-fusion" / "crds"
 POD = """
@@ -28,16 +28,7 @@ CHART = {
 
 
 def _run(tool: Path, kube_api: KubeApi, *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [str(tool), "--kubeconfig", str(kube_api.kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, f"{tool.name} {' '.join(args)}: {done.stderr}"
-    return done.stdout
+    return run_tool(tool, kube_api.kubeconfig, *args, stdin=stdin)
 
 
 def test_kubectl_applies_crds_and_works_with_pods(kube_api: KubeApi, kube_tools: KubeTools) -> None:

@@ -1,8 +1,10 @@
-"""Watch: replay from a resourceVersion, selectors, bookmarks, timeoutSeconds, 410 Gone."""
+"""Watch: replay from a resourceVersion, selectors, bookmarks, timeoutSeconds, 410 Gone, and
+watches the server ends (`drop_watches`)."""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import kubernetes
@@ -78,6 +80,37 @@ def test_timeout_seconds_ends_the_watch_with_a_bookmark(kube_api: KubeApi, core_
     assert events[-1]["object"]["kind"] == "Pod"
 
 
+def test_a_watch_that_times_out_with_changes_queued_sends_no_bookmark_past_them(
+    kube_api: KubeApi, core_v1: Api
+) -> None:
+    start = core_v1.create_namespaced_pod("default", pod("a")).metadata.resource_version
+    params = {
+        "watch": "true",
+        "resourceVersion": start,
+        "allowWatchBookmarks": "true",
+        "timeoutSeconds": "1",
+    }
+
+    def write_and_stall() -> None:
+        # Queued to the open watch in one step, then the loop is held past its deadline.
+        for name in ("b", "c", "d"):
+            obj = {"metadata": {"name": name, "namespace": "default"}}
+            kube_api.emulator.store.write(("", "pods"), ("default", name), "ADDED", obj)
+        time.sleep(1.5)
+
+    with http(kube_api) as client, client.stream("GET", PODS, params=params) as stream:
+        time.sleep(0.2)  # the watch subscribes once its headers are sent
+        kube_api.call(write_and_stall)
+        events = [json.loads(line) for line in stream.iter_lines() if line]
+    delivered = 0
+    for event in events:
+        version = int(event["object"]["metadata"]["resourceVersion"])
+        if event["type"] == "BOOKMARK":
+            assert version <= delivered, f"a bookmark at {version} skips changes after {delivered}"
+        else:
+            delivered = version
+
+
 def test_bookmarks_follow_later_changes(kube_api: KubeApi, core_v1: Api) -> None:
     created = core_v1.create_namespaced_pod("default", pod("a"))
     core_v1.create_namespaced_config_map("default", {"metadata": {"name": "c"}})  # not a pod
@@ -115,3 +148,27 @@ def test_the_official_client_watch_follows_new_pods(kube_api: KubeApi, core_v1: 
     )
     first = next(stream)
     assert (first["type"], first["object"].metadata.name) == ("ADDED", "a")
+
+
+def test_dropping_the_watches_ends_them_and_with_the_log_a_resumed_watch_is_gone(
+    kube_api: KubeApi, core_v1: Api
+) -> None:
+    old = core_v1.create_namespaced_pod("default", pod("a")).metadata.resource_version
+    params = {"watch": "true", "resourceVersion": old, "timeoutSeconds": "30"}
+    with http(kube_api) as client, client.stream("GET", PODS, params=params) as stream:
+        lines = (json.loads(line) for line in stream.iter_lines() if line)
+        core_v1.create_namespaced_pod("default", pod("b"))
+        first = next(lines)
+        kube_api.drop_watches()
+        core_v1.create_namespaced_pod("default", pod("c"))  # after the end: never sent
+        rest = list(lines)  # returns at once: the server ended the stream
+    assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "b")
+    assert rest == []
+    # Without compaction the log is kept: the watch resumes where it was.
+    resumed = _events(kube_api, {"resourceVersion": old}, count=2)
+    assert [e["object"]["metadata"]["name"] for e in resumed] == ["b", "c"]
+    kube_api.drop_watches(compact=True)
+    assert kube_api.expired_reads() == 0
+    gone = _events(kube_api, {"resourceVersion": old})
+    assert [(e["type"], e["object"]["code"]) for e in gone] == [("ERROR", 410)]
+    assert kube_api.expired_reads() == 1

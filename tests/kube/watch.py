@@ -118,7 +118,9 @@ async def _follow(
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
-                if request.bookmarks:
+                # Only with nothing left queued has the watch sent every change up to the
+                # current version: a client resuming from a later bookmark would skip some.
+                if request.bookmarks and queue.empty():
                     await response.write(_bookmark(request, store.version))
                 return
             wait = left if wait is None else min(wait, left)
