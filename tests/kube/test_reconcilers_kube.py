@@ -1,18 +1,24 @@
 """The reconcilers through KubeStore against the API-server emulator: the cluster's pool,
-the selected node's GPUNode, and capacity in status, then a second pass that writes nothing."""
+the selected node's GPUNode, and capacity in status, then a second pass that writes nothing;
+a deleted pod's share comes back, and a node that leaves the selector loses its GPUNode."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import kubernetes
+import pytest
 import yaml
 
 from tensorfusion.api.crd import crd_files
 from tensorfusion.operator.reconcilers import Controller
 from tensorfusion.store.kube import KubeStore
+from tests.controller.cluster import wait_for
 from tests.kube.runner import KubeApi
 from tests.unit.operator.reconciler_objects import cluster, gpu, node, pod
 
 
+@pytest.mark.timing  # the changes after the lists come as the watch streams deliver them
 def test_reconcilers_over_the_emulator(
     kube_api: KubeApi, api_client: kubernetes.client.ApiClient
 ) -> None:
@@ -41,3 +47,21 @@ def test_reconcilers_over_the_emulator(
         controller.start()
         controller.drain()
         assert controller.context.writes == writes
+
+        def drained_until(what: str, holds: Callable[[], bool]) -> None:
+            """Reconcile the changes as their watch streams deliver them, until `holds`."""
+            wait_for(what, lambda: controller.drain() >= 0 and holds())
+
+        store.delete("Pod", "w", "default")
+        drained_until(
+            "the pod's share to come back",
+            lambda: store.get("GPUNode", "n0")["status"]["availableVRAM"] == "80Gi",
+        )
+        store.patch("Node", "n0", {"metadata": {"labels": {"gpu": None}}})
+        drained_until(
+            "the GPUNode of a node that left the pool to go, and the pool to count it out",
+            lambda: (
+                not store.list("GPUNode")
+                and store.get("GPUPool", "c-p")["status"]["totalNodes"] == 0
+            ),
+        )
