@@ -16,6 +16,8 @@ from tensorfusion.errors import ConfigError, TensorFusionError
 from tensorfusion.operator.reconcilers import run_reconcilers
 from tensorfusion.server.metrics_listener import metrics_app
 from tensorfusion.server.runner import serve, start_in_thread
+from tensorfusion.webhook.admission_review import WEBHOOK_PATH
+from tensorfusion.webhook.serving_certs import DEFAULT_CERT_DIR
 
 log = logging.getLogger("tensorfusion.controller")
 
@@ -41,6 +43,7 @@ def _controller(args: argparse.Namespace) -> int:
         _say(f"warning: {flag} is not implemented yet; ignored")
     controller = Controller(flags, loops=[run_reconcilers])
     try:
+        cert = controller.webhook_cert()  # refused before anything starts
         controller.start()  # inside the try: a signal while it starts still stops it
         app = controller.api_app()
         with contextlib.ExitStack() as listeners:
@@ -48,6 +51,18 @@ def _controller(args: argparse.Namespace) -> int:
                 start_in_thread(controller.probes_app(), *flags.health_probe_bind_address)
             )
             _say(f"health probes on {probes.url}/healthz and {probes.url}/readyz")
+            if cert is None:
+                _say(
+                    f"warning: no pod webhook: {DEFAULT_CERT_DIR} does not exist "
+                    "(see -webhook-cert-dir)"
+                )
+            else:
+                webhook = listeners.enter_context(
+                    start_in_thread(
+                        controller.webhook_app(), "0.0.0.0", flags.webhook_port, tls=cert
+                    )
+                )
+                _say(f"pod webhook on {webhook.url}{WEBHOOK_PATH}")
             if flags.metrics_bind_address is not None:
                 metrics = listeners.enter_context(
                     start_in_thread(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +26,7 @@ from tensorfusion.controller.control_plane import (
 from tensorfusion.controller.flags import ControllerFlags
 from tensorfusion.scheduler.fleet import Fleet
 from tensorfusion.scheduler.fleet_generator import generate_fleet
-from tensorfusion.server.runner import start_in_thread
+from tensorfusion.server.runner import RunningServer, start_in_thread
 from tensorfusion.store.kube import KubeStore
 from tests.kube_tools import KubeTools, run_tool
 
@@ -65,6 +65,15 @@ def add_fleet(store: KubeStore, nodes: int, gpus_per_node: int) -> None:
     register(store, [*fleet.pools, *fleet.nodes, *fleet.gpu_nodes, *fleet.gpus])
 
 
+@contextmanager
+def fleet_store(kubeconfig: Path, nodes: int, gpus_per_node: int) -> Iterator[KubeStore]:
+    """A KubeStore, open until the end, on a cluster with our CRDs and a generated fleet."""
+    apply_crds(kubeconfig)
+    with KubeStore(kubeconfig) as store:
+        add_fleet(store, nodes, gpus_per_node)
+        yield store
+
+
 def add_pool_fleet(store: KubeStore, pool: str, nodes: int, gpus_per_node: int) -> Fleet:
     """Node, GPUNode and GPU objects of a generated H100 fleet in `pool`, as node agents
     register hosts of a pool that another object defines: no GPUPool, and none of the status
@@ -96,6 +105,8 @@ def guide_pod(name: str) -> dict[str, Any]:
 class RunningController:
     controller: Controller
     url: str
+    webhook: RunningServer | None = None
+    """The pod webhook's HTTPS server, when started with `webhook_cert_dir`."""
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
@@ -112,7 +123,8 @@ def running_controller(
     lease_renew_s: float = LEASE_RENEW_S,
     **flags: Any,
 ) -> Iterator[RunningController]:
-    """The controller and its management API (on 127.0.0.1, a free port), until the end."""
+    """The controller and its management API (on 127.0.0.1, a free port), until the end;
+    with a `webhook_cert_dir` flag its pod webhook too (HTTPS, 127.0.0.1, a free port)."""
     config = replace(
         ControllerFlags(kubeconfig=kubeconfig, namespace=NAMESPACE, state_dir=state_dir), **flags
     )
@@ -125,7 +137,14 @@ def running_controller(
     )
     controller.start()
     try:
-        with start_in_thread(controller.api_app()) as server:
-            yield RunningController(controller, server.url)
+        with ExitStack() as servers:
+            server = servers.enter_context(start_in_thread(controller.api_app()))
+            cert = controller.webhook_cert() if config.webhook_cert_dir else None
+            webhook = (
+                None
+                if cert is None
+                else servers.enter_context(start_in_thread(controller.webhook_app(), tls=cert))
+            )
+            yield RunningController(controller, server.url, webhook)
     finally:
         controller.stop()

@@ -8,6 +8,7 @@ import pytest
 
 from tensorfusion.controller.flags import (
     DEFAULT_NAMESPACE,
+    USAGE,
     ControllerFlags,
     HelpRequested,
     default_namespace,
@@ -67,6 +68,9 @@ def test_every_valued_flag() -> None:
         "-api-auth=all",
         "-state-dir=/state",
         "-metrics-bind-address=0",
+        "-webhook-port=10250",
+        "-webhook-cert-dir=/certs",
+        "-webhook-image=registry.example/tf:1",
     )
     assert flags == ControllerFlags(
         kubeconfig=Path("/k"),
@@ -77,7 +81,18 @@ def test_every_valued_flag() -> None:
         api_auth="all",
         state_dir=Path("/state"),
         metrics_bind_address=None,
+        webhook_port=10250,
+        webhook_cert_dir=Path("/certs"),
+        webhook_image="registry.example/tf:1",
     )
+
+
+def test_the_webhook_defaults_to_controller_runtimes_port_and_directory() -> None:
+    flags = parse()
+    assert flags.webhook_port == 9443
+    assert flags.webhook_cert_dir is None
+    for flag in ("-webhook-port", "-webhook-cert-dir", "-webhook-image"):
+        assert f"  {flag} " in USAGE
 
 
 @pytest.mark.parametrize(("text", "value"), [("true", True), ("1", True), ("F", False)])
@@ -100,6 +115,10 @@ def test_flags_end_at_a_double_dash() -> None:
         (["-api-auth=none"], "--api-auth", "must be one of writes, all"),
         (["-kubeconfig"], "--kubeconfig", "needs a value"),
         (["-namespace="], "--namespace", "must not be empty"),
+        (["-webhook-port=65536"], "--webhook-port", "must be a port from 0"),
+        (["-webhook-port=:9443"], "--webhook-port", "must be a port from 0"),
+        (["-webhook-cert-dir="], "--webhook-cert-dir", "must not be empty"),
+        (["-webhook-image="], "--webhook-image", "must not be empty"),
         (["-enable-alert"], "--alert-manager-addr", "required with --enable-alert"),
         (["---leader-elect"], "---leader-elect", "bad flag syntax"),
         (["-leader-elect", "false"], "false", "the controller takes only flags"),

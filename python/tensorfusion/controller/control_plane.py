@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from fastapi import FastAPI
+from fastapi import Body, FastAPI, HTTPException
 
 from tensorfusion.controller.events import failed_scheduling_recorder
 from tensorfusion.controller.flags import ControllerFlags
@@ -45,6 +45,8 @@ from tensorfusion.store.interface import ClusterStore
 from tensorfusion.store.kube import KubeStore
 from tensorfusion.store.kube_http import KubeApi
 from tensorfusion.store.kubeconfig import client_configuration
+from tensorfusion.webhook.admission_review import WEBHOOK_PATH, BadReview, review_response
+from tensorfusion.webhook.serving_certs import DEFAULT_CERT_DIR, ServingCert, serving_cert
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +219,36 @@ class Controller(Home[Running]):
         app = FastAPI(title="tensor-fusion probes", openapi_url=None, docs_url=None, redoc_url=None)
         app.include_router(health_routes(self))
         return app
+
+    def webhook_app(self) -> FastAPI:
+        """`/mutate-v1-pod` alone, for the API server over HTTPS (`--webhook-port`). Every
+        replica answers, reading the GPU pools from the cluster for each pod it converts."""
+        app = FastAPI(
+            title="tensor-fusion webhook", openapi_url=None, docs_url=None, redoc_url=None
+        )
+        image = self.flags.webhook_image
+
+        def pools() -> list[dict[str, Any]]:
+            return self._parts().store.list("GPUPool")
+
+        @app.post(WEBHOOK_PATH)
+        def mutate_pod(review: Annotated[Any, Body()]) -> dict[str, Any]:
+            try:
+                return review_response(review, pools, image)
+            except BadReview as exc:
+                raise HTTPException(400, str(exc)) from exc
+
+        return app
+
+    def webhook_cert(self) -> ServingCert | None:
+        """The webhook's certificate (ConfigError naming `--webhook-cert-dir` when it cannot
+        be loaded); None when that flag is not given and the default directory is absent."""
+        directory = self.flags.webhook_cert_dir
+        if directory is None:
+            if not DEFAULT_CERT_DIR.exists():
+                return None
+            directory = DEFAULT_CERT_DIR
+        return serving_cert(directory, "--webhook-cert-dir")
 
     # --- ManagementBackend ---------------------------------------------------------------
 

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from tensorfusion.api.names import is_decimal
 from tensorfusion.errors import ConfigError
 from tensorfusion.server.metrics_listener import parse_bind_address
+from tensorfusion.webhook.serving_certs import DEFAULT_CERT_DIR
+from tensorfusion.webhook.shim_injection import DEFAULT_IMAGE
 
 SERVICE_ACCOUNT_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 DEFAULT_NAMESPACE: Final = "tensor-fusion-sys"
@@ -23,7 +26,7 @@ NOT_IMPLEMENTED: Final = frozenset({"enable-auto-scale", "enable-auto-expander"}
 API_AUTH_MODES: Final = ("writes", "all")
 HELP_FLAGS: Final = frozenset({"h", "help"})
 
-USAGE: Final = """usage: tensor-fusion controller [flags]
+USAGE: Final = f"""usage: tensor-fusion controller [flags]
 
 Run the operator: leader election, the scheduler for pods of the tensor-fusion-scheduler
 profile, and the management API. Flags take one dash or two, and a value as -flag=value or
@@ -42,6 +45,11 @@ profile, and the management API. Flags take one dash or two, and a value as -fla
   -api-bind-address ADDR         the management API (default :8080)
   -api-auth writes|all           which requests need a bearer token (default writes)
   -state-dir DIR                 the metrics buffer (default: a fresh temporary dir)
+  -webhook-port PORT             the pod admission webhook, over HTTPS (default 9443)
+  -webhook-cert-dir DIR          its tls.crt and tls.key (default {DEFAULT_CERT_DIR};
+                                 when the default does not exist, no webhook is served)
+  -webhook-image IMAGE           the image converted pods copy the shim from
+                                 (default {DEFAULT_IMAGE})
   -enable-auto-scale, -enable-auto-expander
                                  upstream's; accepted and ignored, with a warning
 """
@@ -74,6 +82,10 @@ class ControllerFlags:
     upstream's are), or all of them."""
     state_dir: Path | None = None
     """The metrics buffer (and the embedded metrics store); default: a fresh temporary dir."""
+    webhook_port: int = 9443
+    webhook_cert_dir: Path | None = None
+    """None: controller-runtime's default directory, served from only when it exists."""
+    webhook_image: str = DEFAULT_IMAGE
     not_implemented: tuple[str, ...] = ()
     """Upstream flags given that this controller accepts and ignores."""
 
@@ -118,6 +130,12 @@ def _path(flag: str, text: str) -> Path:
     return Path(text)
 
 
+def _port(flag: str, text: str) -> int:
+    if not is_decimal(text) or int(text) > 65535:
+        raise ConfigError(flag, f"must be a port from 0 (any free one) to 65535, got {text!r}")
+    return int(text)
+
+
 def _text(flag: str, text: str) -> str:
     if not text:
         raise ConfigError(flag, "must not be empty")
@@ -135,6 +153,9 @@ _VALUED: Final[Mapping[str, Callable[[str, str], object]]] = {
     "api-bind-address": _bind,
     "api-auth": _api_auth,
     "state-dir": _path,
+    "webhook-port": _port,
+    "webhook-cert-dir": _path,
+    "webhook-image": _text,
 }
 _BOOLEAN: Final = frozenset({"leader-elect", "enable-alert", *NOT_IMPLEMENTED})
 

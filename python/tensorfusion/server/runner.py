@@ -15,8 +15,9 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -35,6 +36,16 @@ _UVICORN_LEVELS: Final = {
     "error": "error",
 }
 LOGGER: Final = logging.getLogger("tensorfusion.server")
+
+
+class TlsFiles(Protocol):
+    """A PEM certificate (chain) and its key, for serving HTTPS."""
+
+    @property
+    def cert_file(self) -> Path: ...
+
+    @property
+    def key_file(self) -> Path: ...
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -62,9 +73,13 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def url_of(sock: socket.socket) -> str:
+def url_of(sock: socket.socket, scheme: str = "http") -> str:
     host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"http://{host}:{port}"
+    return (
+        f"{scheme}://[{host}]:{port}"
+        if sock.family == socket.AF_INET6
+        else f"{scheme}://{host}:{port}"
+    )
 
 
 def _log_config() -> dict[str, Any]:
@@ -74,7 +89,7 @@ def _log_config() -> dict[str, Any]:
     return config
 
 
-def _config(app: ASGIApp) -> uvicorn.Config:
+def _config(app: ASGIApp, tls: TlsFiles | None = None) -> uvicorn.Config:
     level = _UVICORN_LEVELS[parse_log_level(os.environ.get(ENV_VAR))]
     # A line per request only at debug and trace: at info it would flood a busy server's log.
     return uvicorn.Config(
@@ -83,6 +98,8 @@ def _config(app: ASGIApp) -> uvicorn.Config:
         log_config=_log_config(),
         access_log=level in ("debug", "trace"),
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        ssl_certfile=tls.cert_file if tls else None,
+        ssl_keyfile=tls.key_file if tls else None,
     )
 
 
@@ -149,11 +166,15 @@ class RunningServer:
         self.stop()
 
 
-def start_in_thread(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
-    """Start serving on a daemon thread; returns once the server accepts requests."""
+def start_in_thread(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, tls: TlsFiles | None = None
+) -> RunningServer:
+    """Start serving on a daemon thread (HTTPS with `tls`); returns once the server accepts
+    requests."""
     sock = listen(host, port)
     started = threading.Event()
-    server = _Server(_config(app), url_of(sock), lambda _url: started.set())
+    url = url_of(sock, "https" if tls else "http")
+    server = _Server(_config(app, tls), url, lambda _url: started.set())
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="tensorfusion-api", daemon=True
     )

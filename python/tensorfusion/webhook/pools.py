@@ -1,0 +1,43 @@
+"""The pool a converted pod goes to, resolved from the cluster's GPUPool objects as the
+scheduler resolves it, with that pool's default QoS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tensorfusion.api.common import QOS_LEVELS, QoSLevel
+from tensorfusion.api.gpu_links import DEFAULT_POOL_ANNOTATION, text_at
+from tensorfusion.scheduler.pools import PoolDirectory, PoolInfo
+
+
+@dataclass(frozen=True)
+class ChosenPool:
+    name: str
+    default_qos: QoSLevel | None
+    """`spec.qosConfig.defaultQoS`, when it names a QoS level."""
+
+
+def choose_pool(name: str | None, pools: Iterable[Mapping[str, Any]]) -> ChosenPool | str:
+    """The pool named (or, for None, the default one); else a message saying why none is."""
+    objects = {
+        pool_name: pool
+        for pool in pools
+        if (pool_name := text_at(pool, "metadata", "name")) is not None
+    }
+    directory = PoolDirectory(
+        {
+            pool_name: PoolInfo(
+                pool_name,
+                is_default=text_at(pool, "metadata", "annotations", DEFAULT_POOL_ANNOTATION)
+                == "true",
+            )
+            for pool_name, pool in objects.items()
+        }
+    )
+    chosen = directory.resolve(name)
+    if isinstance(chosen, str):
+        return chosen
+    default_qos = text_at(objects[chosen.name], "spec", "qosConfig", "defaultQoS")
+    return ChosenPool(chosen.name, next((q for q in QOS_LEVELS if q == default_qos), None))
