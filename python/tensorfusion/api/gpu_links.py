@@ -28,6 +28,11 @@ def text_at(obj: object, *path: str) -> str | None:
     return obj if isinstance(obj, str) else None
 
 
+def is_default_pool(pool: Mapping[str, Any]) -> bool:
+    """Whether a GPUPool carries the default-pool annotation."""
+    return text_at(pool, "metadata", "annotations", DEFAULT_POOL_ANNOTATION) == "true"
+
+
 def gpu_node_name(gpu: Mapping[str, Any]) -> str | None:
     """The node a GPU sits on: its owner label, else its hostname node selector."""
     return text_at(gpu, "metadata", "labels", OWNER_LABEL) or text_at(

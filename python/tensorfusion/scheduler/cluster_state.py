@@ -17,10 +17,10 @@ from pydantic import ValidationError
 from tensorfusion.api.field_errors import issues_from
 from tensorfusion.api.gpu_capacity import checked_quantity, gpu_capacity
 from tensorfusion.api.gpu_links import (
-    DEFAULT_POOL_ANNOTATION,
     gpu_node_name,
     gpu_nvlink_peers,
     gpu_pool_name,
+    is_default_pool,
     text_at,
 )
 from tensorfusion.api.node import USED_BY_DEVICE_PLUGIN
@@ -117,13 +117,8 @@ class ClusterState:
         oversubscription = Oversubscription.model_validate(capacity.get("oversubscription") or {})
         name = pool["metadata"]["name"]
         template = spec.get("schedulingConfigTemplate")
-        annotations = pool["metadata"].get("annotations") or {}
         self.pools[name] = PoolInfo(
-            name,
-            oversubscription,
-            self._placement(template),
-            annotations.get(DEFAULT_POOL_ANNOTATION) == "true",
-            template,
+            name, oversubscription, self._placement(template), is_default_pool(pool), template
         )
         if refresh:
             self._refresh_gpus(self.gpu_objects.values())

@@ -24,6 +24,7 @@ from tensorfusion.api.gpu_links import (
     gpu_node_name,
     gpu_nvlink_peers,
     gpu_pool_name,
+    is_default_pool,
     text_at,
 )
 from tensorfusion.api.kube_node import KubeNode
@@ -196,7 +197,7 @@ class _Checker:
                     "spec.schedulingConfigTemplate",
                     f"there is no SchedulingConfigTemplate named {template!r}",
                 )
-            if text_at(entry.data, "metadata", "annotations", DEFAULT_POOL_ANNOTATION) != "true":
+            if not is_default_pool(entry.data):
                 continue
             if default is None:
                 default = entry

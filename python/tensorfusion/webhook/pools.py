@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tensorfusion.api.common import QOS_LEVELS, QoSLevel
-from tensorfusion.api.gpu_links import DEFAULT_POOL_ANNOTATION, text_at
+from tensorfusion.api.gpu_links import is_default_pool, text_at
 from tensorfusion.scheduler.pools import PoolDirectory, PoolInfo
 
 
@@ -28,11 +28,7 @@ def choose_pool(name: str | None, pools: Iterable[Mapping[str, Any]]) -> ChosenP
     }
     directory = PoolDirectory(
         {
-            pool_name: PoolInfo(
-                pool_name,
-                is_default=text_at(pool, "metadata", "annotations", DEFAULT_POOL_ANNOTATION)
-                == "true",
-            )
+            pool_name: PoolInfo(pool_name, is_default=is_default_pool(pool))
             for pool_name, pool in objects.items()
         }
     )
