@@ -50,6 +50,10 @@ profile, and the management API. Flags take one dash or two, and a value as -fla
                                  when the default does not exist, no webhook is served)
   -webhook-image IMAGE           the image converted pods copy the shim from
                                  (default {DEFAULT_IMAGE})
+  -nvidia-operator-progressive-migration
+                                 share GPU nodes with the NVIDIA device plugin: pods
+                                 that keep nvidia.com/gpu avoid nodes with TensorFusion
+                                 workers, which carry the used-by taint (default false)
   -enable-auto-scale, -enable-auto-expander
                                  upstream's; accepted and ignored, with a warning
 """
@@ -86,6 +90,8 @@ class ControllerFlags:
     webhook_cert_dir: Path | None = None
     """None: controller-runtime's default directory, served from only when it exists."""
     webhook_image: str = DEFAULT_IMAGE
+    nvidia_operator_progressive_migration: bool = False
+    """The chart's `controller.nvidiaOperatorProgressiveMigration` (R6)."""
     not_implemented: tuple[str, ...] = ()
     """Upstream flags given that this controller accepts and ignores."""
 
@@ -157,7 +163,9 @@ _VALUED: Final[Mapping[str, Callable[[str, str], object]]] = {
     "webhook-cert-dir": _path,
     "webhook-image": _text,
 }
-_BOOLEAN: Final = frozenset({"leader-elect", "enable-alert", *NOT_IMPLEMENTED})
+_BOOLEAN: Final = frozenset(
+    {"leader-elect", "enable-alert", "nvidia-operator-progressive-migration", *NOT_IMPLEMENTED}
+)
 
 
 def parse_flags(
