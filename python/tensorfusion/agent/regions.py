@@ -1,6 +1,8 @@
 """The shared regions of the workers placed on this host: one file per worker and GPU, under
 `<root>/<namespace>.<pod name>/<gpu name>.shm` (a namespace has no dots, so the directory
-name reads back unambiguously).
+name reads back unambiguously), and beside them a link `device-<i>` to the region of the
+worker's i-th GPU (gpu-ids order, which is CUDA's device order for it): a pod's env is written
+at admission, before its GPUs are known, so it names its regions by these links.
 
 The agent creates each region with the worker's per-GPU limits before the worker's processes
 start; the shim in those processes joins it (TF_SHM_PATH_<i>) and charges VRAM and counts
@@ -35,6 +37,8 @@ DEFAULT_SLOTS = 64
 within the process)."""
 MAX_SLOTS = 4096
 SUFFIX = ".shm"
+DEVICE_LINK = "device-{ordinal}"
+"""The link to the region of a worker's GPU by its device ordinal."""
 _NAME_MAX = 255
 """Bytes in one file name (Linux NAME_MAX)."""
 
@@ -114,6 +118,7 @@ class WorkerRegions:
             for ordinal, (gpu_id, _, limits) in enumerate(planned):
                 path = directory / f"{gpu_id}{SUFFIX}"
                 self._ensure(path, worker, limits)
+                _link(directory / DEVICE_LINK.format(ordinal=ordinal), path.name)
                 env[f"TF_SHM_PATH_{ordinal}"] = str(path)
                 env[f"TF_VRAM_LIMIT_{ordinal}"] = str(limits.vram_limit)
                 env[f"TF_TFLOPS_LIMIT_{ordinal}"] = repr(limits.tflops_limit)
@@ -252,10 +257,32 @@ def _limits_of(region: RegionSnapshot) -> _Limits:
     )
 
 
+def _link(link: Path, target: str) -> None:
+    """`link` pointing at `target` (a name in the same directory), replaced when it points
+    elsewhere (the worker's GPUs changed)."""
+    try:
+        if link.readlink() == Path(target):
+            return
+        link.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError:  # not a link: an earlier layout's file
+        link.unlink()
+    link.symlink_to(target)
+
+
+def _is_device_link(path: Path) -> bool:
+    ordinal = path.name.removeprefix(DEVICE_LINK.format(ordinal=""))
+    return path.is_symlink() and ordinal.isdecimal() and path.name != ordinal
+
+
 def _is_region_directory(path: Path) -> bool:
     if not path.is_dir() or path.is_symlink() or "." not in path.name:
         return False
-    return all(entry.suffix == SUFFIX and entry.is_file() for entry in path.iterdir())
+    return all(
+        _is_device_link(entry) or (entry.suffix == SUFFIX and entry.is_file())
+        for entry in path.iterdir()
+    )
 
 
 def _remove_directory(directory: Path) -> None:

@@ -68,7 +68,10 @@ def test_a_live_worker_is_kept_with_its_regions_and_usage(
     assert agent.tick() == AgentTick(workers=1)
     assert _exists(store, "live")
     directory = regions.root / "default.live"
-    assert sorted(p.name for p in directory.iterdir()) == ["node-0-gpu-0.shm", "node-0-gpu-1.shm"]
+    assert sorted(directory.glob("*.shm")) == [
+        directory / "node-0-gpu-0.shm",
+        directory / "node-0-gpu-1.shm",
+    ]
     usage = agent.usage("uid-live")
     assert usage is not None
     assert (usage["vram"], usage["processes"]) == (0, 0)

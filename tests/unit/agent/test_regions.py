@@ -49,7 +49,12 @@ def test_regions_carry_the_pods_limits_per_gpu(regions: WorkerRegions) -> None:
     pod = worker("train", gpu_ids="node-0-gpu-2,node-0-gpu-0")
     env = regions.prepare(pod, GPUS)
     directory = regions.root / "default.train"
-    assert sorted(p.name for p in directory.iterdir()) == ["node-0-gpu-0.shm", "node-0-gpu-2.shm"]
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "device-0",
+        "device-1",
+        "node-0-gpu-0.shm",
+        "node-0-gpu-2.shm",
+    ]
     first = read_region(directory / "node-0-gpu-2.shm")
     assert (first.worker, first.slot_count, first.members) == ("uid-train", 8, 0)
     assert (first.vram_limit, first.tflops_limit, first.tflops_request) == (8 * GIB, 100.0, 50.0)
@@ -79,6 +84,20 @@ def test_every_tf_variable_is_one_the_shim_reads(regions: WorkerRegions) -> None
         base = re.sub(r"_\d+$", "", name)
         assert base in read, name
         assert read[base] == (base != name), name
+
+
+def test_device_links_name_each_gpus_region_by_its_ordinal(regions: WorkerRegions) -> None:
+    """The webhook's TF_SHM_PATH_<i> point at these links: the i-th GPU of gpu-ids."""
+    regions.prepare(worker("train", gpu_ids="node-0-gpu-2,node-0-gpu-0"), GPUS)
+    directory = regions.root / "default.train"
+    assert os.readlink(directory / "device-0") == "node-0-gpu-2.shm"
+    assert os.readlink(directory / "device-1") == "node-0-gpu-0.shm"
+    assert read_region(directory / "device-0").gpu_peak_tflops == 121.0
+    # A link pointing elsewhere (left by an earlier layout) is set right.
+    (directory / "device-0").unlink()
+    (directory / "device-0").symlink_to("node-0-gpu-0.shm")
+    regions.prepare(worker("train", gpu_ids="node-0-gpu-2,node-0-gpu-0"), GPUS)
+    assert os.readlink(directory / "device-0") == "node-0-gpu-2.shm"
 
 
 def test_percent_limits_are_shares_of_each_gpu(regions: WorkerRegions) -> None:
