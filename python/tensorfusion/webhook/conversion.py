@@ -1,5 +1,6 @@
-"""A TensorFusion pod converted: the scheduler's profile, the annotations as the scheduler
-will read them, the shim, the used-by toleration, and no native GPU resource."""
+"""A TensorFusion pod converted: the pool's own patches, the scheduler's profile, the
+annotations as the scheduler will read them, the shim, the used-by toleration, a priority
+class by QoS, and no native GPU resource."""
 
 from __future__ import annotations
 
@@ -22,12 +23,21 @@ from tensorfusion.api.annotations import (
     WorkloadRequest,
 )
 from tensorfusion.api.scheduler_config import SCHEDULER_NAME
+from tensorfusion.webhook.pool_patches import apply_pool_patches
 from tensorfusion.webhook.pools import ChosenPool
 from tensorfusion.webhook.shim_injection import inject_shim, list_at
 
 USED_BY_TAINT: Final = PREFIX + "used-by"
 """The taint that keeps pods without TensorFusion off the GPU nodes it manages."""
 USED_BY_TOLERATION: Final = {"key": USED_BY_TAINT, "operator": "Exists"}
+PRIORITY_CLASSES: Final = {
+    "low": ("tensor-fusion-low", 0),
+    "medium": ("tensor-fusion-medium", 1_000),
+    "high": ("tensor-fusion-high", 10_000),
+    "critical": ("tensor-fusion-critical", 100_000),
+}
+"""The PriorityClass of each QoS level, as the chart creates it, and its value. The API server
+resolves a pod's priority from its class before webhooks run, so the webhook writes both."""
 _PAIRS: Final = (
     (TFLOPS_REQUEST, TFLOPS_LIMIT),
     (VRAM_REQUEST, VRAM_LIMIT),
@@ -72,12 +82,18 @@ def convert_pod(
     """A converted copy of `pod`, whose request was read as `workload`; `inject` names the
     containers that get the shim."""
     converted = copy.deepcopy(dict(pod))
+    # The pool's patches first: what the conversion itself needs is written over them.
+    apply_pool_patches(converted, pool.patches, inject)
     metadata = converted.setdefault("metadata", {})
-    metadata["annotations"] = normalised_annotations(
+    annotations = normalised_annotations(
         metadata.get("annotations") or {}, workload, gpu_count, pool
     )
+    metadata["annotations"] = annotations
     spec = converted.setdefault("spec", {})
     spec["schedulerName"] = SCHEDULER_NAME
+    if not spec.get("priorityClassName"):
+        # A class the pod (or the cluster's global default) names stays.
+        spec["priorityClassName"], spec["priority"] = PRIORITY_CLASSES[annotations[QOS]]
     for container in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]:
         _drop_native_gpus(container)
     tolerations = list_at(spec, "tolerations")

@@ -1,15 +1,16 @@
 """The pool a converted pod goes to, resolved from the cluster's GPUPool objects as the
-scheduler resolves it, with that pool's default QoS."""
+scheduler resolves it, with that pool's default QoS and its patches to the pod."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tensorfusion.api.common import QOS_LEVELS, QoSLevel
 from tensorfusion.api.gpu_links import is_default_pool, text_at
 from tensorfusion.scheduler.pools import PoolDirectory, PoolInfo
+from tensorfusion.webhook.pool_patches import PoolPatches, pool_patches
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class ChosenPool:
     name: str
     default_qos: QoSLevel | None
     """`spec.qosConfig.defaultQoS`, when it names a QoS level."""
+    patches: PoolPatches = field(default_factory=PoolPatches)
 
 
 def choose_pool(name: str | None, pools: Iterable[Mapping[str, Any]]) -> ChosenPool | str:
@@ -35,5 +37,9 @@ def choose_pool(name: str | None, pools: Iterable[Mapping[str, Any]]) -> ChosenP
     chosen = directory.resolve(name)
     if isinstance(chosen, str):
         return chosen
-    default_qos = text_at(objects[chosen.name], "spec", "qosConfig", "defaultQoS")
-    return ChosenPool(chosen.name, next((q for q in QOS_LEVELS if q == default_qos), None))
+    pool = objects[chosen.name]
+    patches = pool_patches(pool)
+    if isinstance(patches, str):
+        return patches
+    default_qos = text_at(pool, "spec", "qosConfig", "defaultQoS")
+    return ChosenPool(chosen.name, next((q for q in QOS_LEVELS if q == default_qos), None), patches)

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, MutableMapping
 from typing import Any, Final
 
-from tensorfusion.agent.regions import SUFFIX as REGION_SUFFIX
-from tensorfusion.api.annotations import GPU_IDS, WorkloadRequest
+from tensorfusion.agent.regions import DEVICE_LINK
+from tensorfusion.api.annotations import WorkloadRequest
 from tensorfusion.shim import SHIM_FILENAME
+from tensorfusion.webhook import worker_setup
 
 DEFAULT_IMAGE: Final = "tensorfusion/tensor-fusion-operator:latest"
 """The chart's controller image: it has the package, and the shim beside its native module."""
@@ -24,27 +25,57 @@ HOST_REGIONS_ROOT: Final = "/run/tensor-fusion/shm"
 """The agent's region root on a node; mounted at the same path in the workload."""
 REGIONS_SUBPATH: Final = "$(POD_NAMESPACE).$(POD_NAME)"
 """The worker's own directory under the root, named as the agent names it (`<ns>.<pod>`)."""
-GPU_IDS_ENV: Final = "TENSOR_FUSION_GPU_IDS"
-"""The pod's gpu-ids annotation, resolved when the container starts (after binding)."""
-# Copied by the package's own lookup, so the image layout is never spelled out here.
-_COPY_SHIM: Final = (
-    "import shutil, sys; from tensorfusion.shim import shim_path; "
-    "shutil.copy(shim_path(), sys.argv[1])"
-)
+REGIONS_WAIT_S: Final = 120
+"""How long the init container waits for the agent's regions before it fails (the kubelet
+then retries it): on a node without a running agent the pod stays in Init, saying why, rather
+than running with limits no other process of it shares."""
 
 
 def _field_env(name: str, field_path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": field_path}}}
 
 
-def init_container(image: str) -> dict[str, Any]:
+def _pod_env() -> list[dict[str, Any]]:
+    """What `REGIONS_SUBPATH` is expanded from."""
+    return [
+        _field_env("POD_NAMESPACE", "metadata.namespace"),
+        _field_env("POD_NAME", "metadata.name"),
+    ]
+
+
+def region_path(ordinal: int) -> str:
+    """Where the inject container sees the region of its `ordinal`-th GPU."""
+    return f"{HOST_REGIONS_ROOT}/{DEVICE_LINK.format(ordinal=ordinal)}"
+
+
+def init_container(image: str, gpu_count: int) -> dict[str, Any]:
+    """Copies the shim out of the project's image, then waits until the node agent has made
+    the pod's regions (it makes them once the pod is bound)."""
+    command = ["python3", "-m", worker_setup.__name__, "--copy-shim-to", SHIM_PATH]
+    for ordinal in range(gpu_count):
+        command += ["--wait-for", region_path(ordinal)]
     return {
         "name": INIT_CONTAINER,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["python3", "-c", _COPY_SHIM, SHIM_PATH],
-        "volumeMounts": [{"name": SHIM_VOLUME, "mountPath": SHIM_DIR}],
+        "command": [*command, "--timeout", str(REGIONS_WAIT_S)],
+        "env": _pod_env(),
+        "volumeMounts": [
+            {"name": SHIM_VOLUME, "mountPath": SHIM_DIR},
+            _regions_mount(read_only=True),
+        ],
     }
+
+
+def _regions_mount(*, read_only: bool = False) -> dict[str, Any]:
+    mount: dict[str, Any] = {
+        "name": REGIONS_VOLUME,
+        "mountPath": HOST_REGIONS_ROOT,
+        "subPathExpr": REGIONS_SUBPATH,
+    }
+    if read_only:
+        mount["readOnly"] = True
+    return mount
 
 
 def volumes() -> list[dict[str, Any]]:
@@ -60,7 +91,7 @@ def volumes() -> list[dict[str, Any]]:
 def volume_mounts() -> list[dict[str, Any]]:
     return [
         {"name": SHIM_VOLUME, "mountPath": SHIM_DIR, "readOnly": True},
-        {"name": REGIONS_VOLUME, "mountPath": HOST_REGIONS_ROOT, "subPathExpr": REGIONS_SUBPATH},
+        _regions_mount(),
     ]
 
 
@@ -68,8 +99,7 @@ def shim_env(workload: WorkloadRequest, gpu_count: int) -> list[dict[str, Any]]:
     """The inject container's variables, in dependency order (kube expands `$(NAME)` only
     from variables listed before)."""
     env = [
-        _field_env("POD_NAMESPACE", "metadata.namespace"),
-        _field_env("POD_NAME", "metadata.name"),
+        *_pod_env(),
         # The agent names a region's worker by the pod's uid; the uid exists only once the
         # pod is stored, so it is resolved when the container starts.
         _field_env("TF_WORKER_NAME", "metadata.uid"),
@@ -77,12 +107,9 @@ def shim_env(workload: WorkloadRequest, gpu_count: int) -> list[dict[str, Any]]:
     if workload.vram_limit is not None:
         # Enforced within each process when the region cannot be joined.
         env.append({"name": "TF_VRAM_LIMIT", "value": str(workload.vram_limit)})
-    if gpu_count == 1:
-        # A single GPU's region is `<gpu name>.shm`, and gpu-ids then holds just that name;
-        # with several GPUs the list cannot be split here, so only the fallback applies.
-        env.append(_field_env(GPU_IDS_ENV, f"metadata.annotations['{GPU_IDS}']"))
-        region = f"{HOST_REGIONS_ROOT}/$({GPU_IDS_ENV}){REGION_SUFFIX}"
-        env.append({"name": "TF_SHM_PATH", "value": region})
+    # The agent links each GPU's region by its ordinal, so the paths are known before the
+    # GPUs are.
+    env += [{"name": f"TF_SHM_PATH_{i}", "value": region_path(i)} for i in range(gpu_count)]
     return env
 
 
@@ -117,7 +144,7 @@ def inject_shim(
     image: str,
 ) -> None:
     """Adds the shim to `spec` (changed in place) for the containers named in `inject`."""
-    _upsert(list_at(spec, "initContainers"), [init_container(image)])
+    _upsert(list_at(spec, "initContainers"), [init_container(image, gpu_count)])
     _upsert(list_at(spec, "volumes"), volumes())
     names = set(inject)
     for container in spec.get("containers") or ():

@@ -48,7 +48,7 @@ def test_an_enabled_pod_gets_the_scheduler_the_shim_and_the_toleration() -> None
     assert USED_BY_TOLERATION in spec["tolerations"]
     (init,) = spec["initContainers"]
     assert (init["name"], init["image"]) == (INIT_CONTAINER, IMAGE)
-    assert init["command"][-1] == SHIM_PATH
+    assert init["command"][init["command"].index("--copy-shim-to") + 1] == SHIM_PATH
     volumes = {volume["name"]: volume for volume in spec["volumes"]}
     assert volumes[SHIM_VOLUME] == {"name": SHIM_VOLUME, "emptyDir": {}}
     assert volumes[REGIONS_VOLUME]["hostPath"]["path"] == "/run/tensor-fusion/shm"

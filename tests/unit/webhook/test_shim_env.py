@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from tensorfusion.agent.regions import WorkerRegions
 from tensorfusion.api.annotations import GPU_COUNT, GPU_IDS, VRAM_LIMIT
 from tensorfusion.shim import SHIM_ENV
@@ -27,25 +29,41 @@ def test_every_shim_variable_the_webhook_writes_is_one_the_shim_reads() -> None:
         assert ours <= shim_names
 
 
-def test_a_single_gpu_worker_finds_the_region_the_agent_makes(tmp_path: Path) -> None:
-    pod = converted(tf_pod())
+@pytest.mark.parametrize("gpu_ids", ["node-0-gpu-1", "node-0-gpu-2,node-0-gpu-0"])
+def test_each_gpus_region_path_leads_to_the_region_the_agent_makes(
+    tmp_path: Path, gpu_ids: str
+) -> None:
+    count = len(gpu_ids.split(","))
+    pod = converted(tf_pod({VRAM_LIMIT: "4Gi", GPU_COUNT: str(count)}))
     # As stored and bound: the API server gives the uid, the scheduler the gpu-ids.
     pod["metadata"]["uid"] = "uid-1"
-    pod["metadata"]["annotations"][GPU_IDS] = "node-0-gpu-1"
-    agent_env = WorkerRegions(tmp_path).prepare(pod, [gpu("node-0-gpu-1", 1)])
-    host_region = Path(agent_env["TF_SHM_PATH_0"])
+    pod["metadata"]["annotations"][GPU_IDS] = gpu_ids
+    gpus = [gpu(f"node-0-gpu-{index}", index) for index in range(3)]
+    agent_env = WorkerRegions(tmp_path).prepare(pod, gpus)
 
     env = resolved_env(pod, "main")
     (mount,) = [m for m in container(pod, "main")["volumeMounts"] if m["name"] == REGIONS_VOLUME]
     host_dir = tmp_path / expanded(mount["subPathExpr"], env)
-    seen_at = Path(env["TF_SHM_PATH"])
-    assert seen_at.parent == Path(mount["mountPath"]) == Path(HOST_REGIONS_ROOT)
-    assert host_dir / seen_at.name == host_region
-    assert host_region.is_file()
+    assert Path(mount["mountPath"]) == Path(HOST_REGIONS_ROOT)
+    for ordinal in range(count):
+        seen_at = Path(env[f"TF_SHM_PATH_{ordinal}"])
+        assert seen_at.parent == Path(HOST_REGIONS_ROOT)
+        on_host = host_dir / seen_at.name
+        assert on_host.resolve() == Path(agent_env[f"TF_SHM_PATH_{ordinal}"]).resolve()
+    assert f"TF_SHM_PATH_{count}" not in env
     assert env["TF_WORKER_NAME"] == agent_env["TF_WORKER_NAME"]
-
-
-def test_a_multi_gpu_worker_gets_no_region_path_but_its_vram_limit() -> None:
-    env = resolved_env(converted(tf_pod({VRAM_LIMIT: "4Gi", GPU_COUNT: "2"})), "main")
-    assert not any(name.startswith("TF_SHM_PATH") for name in env)
     assert env["TF_VRAM_LIMIT"] == str(4 << 30)
+
+
+def test_the_init_container_waits_for_every_region_in_the_same_directory() -> None:
+    pod = converted(tf_pod({VRAM_LIMIT: "4Gi", GPU_COUNT: "2"}))
+    (init,) = pod["spec"]["initContainers"]
+    waits = [init["command"][i + 1] for i, arg in enumerate(init["command"]) if arg == "--wait-for"]
+    env = resolved_env(pod, "main")
+    assert waits == [env["TF_SHM_PATH_0"], env["TF_SHM_PATH_1"]]
+    (mount,) = [m for m in init["volumeMounts"] if m["name"] == REGIONS_VOLUME]
+    main_mount = next(
+        m for m in container(pod, "main")["volumeMounts"] if m["name"] == REGIONS_VOLUME
+    )
+    assert mount["subPathExpr"] == main_mount["subPathExpr"]
+    assert {item["name"] for item in init["env"]} >= {"POD_NAMESPACE", "POD_NAME"}
