@@ -14,6 +14,7 @@ from tensorfusion.api.crd import stale_files, write_crds
 from tensorfusion.api.field_errors import FieldIssue
 from tensorfusion.api.scheduler_config import KubeSchedulerConfiguration
 from tensorfusion.api.validate import DocumentResult, validate_text
+from tensorfusion.cli_agent import add_agent_command
 from tensorfusion.cli_control_plane import add_control_plane_commands
 from tensorfusion.cli_controller import add_controller_command
 from tensorfusion.errors import ConfigError, FleetError
@@ -195,6 +196,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_fleet_commands(commands)
     add_control_plane_commands(commands)
     add_controller_command(commands)
+    add_agent_command(commands)
 
     simulate_cmd = commands.add_parser(
         "simulate",

@@ -13,7 +13,7 @@ import sys
 from tensorfusion.controller.control_plane import Controller
 from tensorfusion.controller.flags import USAGE, HelpRequested, parse_flags
 from tensorfusion.errors import ConfigError, TensorFusionError
-from tensorfusion.operator.reconcilers import run_reconcilers
+from tensorfusion.operator.reconcilers import leader_loops
 from tensorfusion.server.metrics_listener import metrics_app
 from tensorfusion.server.runner import serve, start_in_thread
 from tensorfusion.webhook.admission_review import WEBHOOK_PATH
@@ -41,7 +41,7 @@ def _controller(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for flag in flags.not_implemented:
         _say(f"warning: {flag} is not implemented yet; ignored")
-    controller = Controller(flags, loops=[run_reconcilers])
+    controller = Controller(flags, loops=leader_loops(flags))
     try:
         cert = controller.webhook_cert()  # refused before anything starts
         controller.start()  # inside the try: a signal while it starts still stops it

@@ -24,10 +24,13 @@ from tensorfusion.controller.control_plane import (
     LeaderLoop,
 )
 from tensorfusion.controller.flags import ControllerFlags
+from tensorfusion.operator.reconcilers import leader_loops
 from tensorfusion.scheduler.fleet import Fleet
 from tensorfusion.scheduler.fleet_generator import generate_fleet
 from tensorfusion.server.runner import RunningServer, start_in_thread
+from tensorfusion.store.interface import ClusterStore
 from tensorfusion.store.kube import KubeStore
+from tensorfusion.webhook.replica_slots import ReplicaSlots
 from tests.kube_tools import KubeTools, run_tool
 
 T = TypeVar("T")
@@ -118,22 +121,27 @@ def running_controller(
     state_dir: Path,
     *,
     loops: tuple[LeaderLoop, ...] = (),
+    command_loops: bool = False,
     holder: str | None = None,
     lease_duration_s: float = LEASE_DURATION_S,
     lease_renew_s: float = LEASE_RENEW_S,
+    replica_slots: Callable[[ClusterStore], ReplicaSlots] = ReplicaSlots,
     **flags: Any,
 ) -> Iterator[RunningController]:
     """The controller and its management API (on 127.0.0.1, a free port), until the end;
-    with a `webhook_cert_dir` flag its pod webhook too (HTTPS, 127.0.0.1, a free port)."""
+    with a `webhook_cert_dir` flag its pod webhook too (HTTPS, 127.0.0.1, a free port).
+    With `command_loops` its leader also runs the reconcilers that `tensor-fusion controller`
+    runs under these flags."""
     config = replace(
         ControllerFlags(kubeconfig=kubeconfig, namespace=NAMESPACE, state_dir=state_dir), **flags
     )
     controller = Controller(
         config,
-        loops=loops,
+        loops=(*loops, *leader_loops(config)) if command_loops else loops,
         holder=holder,
         lease_duration_s=lease_duration_s,
         lease_renew_s=lease_renew_s,
+        replica_slots=replica_slots,
     )
     controller.start()
     try:

@@ -1,14 +1,18 @@
 """Mutating admission: the emulator calls each MutatingWebhookConfiguration's webhooks on CREATE,
-as kube-apiserver does (AdmissionReview v1 over HTTPS, checked against `caBundle`)."""
+as kube-apiserver does (AdmissionReview v1 over HTTPS, checked against `caBundle`).
+`recorded_calls` gives each call's duration as the API server sees it, for the benchmarks."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import ssl
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +58,40 @@ class Admitted:
     warnings: list[str]
 
 
+@dataclass(frozen=True)
+class WebhookCall:
+    """One call to a webhook: from before the connection to the parsed answer."""
+
+    webhook: str
+    namespace: str
+    duration_s: float
+    failed: bool
+
+
+# What every emulator in the process appends its webhook calls to (`recorded_calls`), by id.
+_recorders: dict[int, list[WebhookCall]] = {}
+
+
+@contextmanager
+def recorded_calls() -> Iterator[list[WebhookCall]]:
+    """The webhook calls the emulators in this process make until the end, in order."""
+    calls: list[WebhookCall] = []
+    _recorders[id(calls)] = calls
+    try:
+        yield calls
+    finally:
+        del _recorders[id(calls)]
+
+
+def _record(call: WebhookCall) -> None:
+    for calls in _recorders.values():
+        calls.append(call)
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
+
+
 def _matches(values: Sequence[str] | None, value: str) -> bool:
     return values is not None and ("*" in values or value in values)
 
@@ -82,7 +120,13 @@ def _selected(webhook: Mapping[str, Any], attributes: Attributes, namespace_labe
 
 
 def _ssl_context(client_config: Mapping[str, Any]) -> ssl.SSLContext:
-    bundle = client_config.get("caBundle")
+    return _ssl_context_for(client_config.get("caBundle") or "")
+
+
+# One context per caBundle, as kube-apiserver keeps one client per webhook: calls then reuse
+# their connection instead of a TLS handshake each.
+@functools.lru_cache(maxsize=64)
+def _ssl_context_for(bundle: str) -> ssl.SSLContext:
     if not bundle:
         return ssl.create_default_context()
     try:
@@ -208,13 +252,16 @@ async def _admit_one(
     if attributes.dry_run and webhook.get("sideEffects") not in _SAFE_ON_DRY_RUN:
         message = f'admission webhook "{name}" does not support dry run'
         raise AdmissionError(400, "BadRequest", message)
+    started = time.perf_counter()
     try:
         response = await _call(session, webhook, _review(attributes, str(uuid.uuid4())))
     except _CallFailed as error:
+        _record(WebhookCall(name, attributes.namespace or "", _since(started), failed=True))
         if webhook.get("failurePolicy", "Fail") == "Ignore":
             return attributes.obj
         message = f'Internal error occurred: failed calling webhook "{name}": {error}'
         raise AdmissionError(500, "InternalError", message) from error
+    _record(WebhookCall(name, attributes.namespace or "", _since(started), failed=False))
     warnings.extend(str(warning) for warning in response.get("warnings") or ())
     if not response.get("allowed", False):
         status = response.get("status") or {}

@@ -1,62 +1,33 @@
 """The controller's pod webhook called by the API-server emulator as kube-apiserver calls it
 (HTTPS, the caBundle, the enabled label's objectSelector, failurePolicy Fail): an enabled pod
 is stored converted and bound, one it cannot read is refused naming the annotation, the rest
-are untouched, and while the webhook is down only enabled pods are refused."""
+are untouched. The webhook's registration is `webhook_configuration.py`'s, as the chart
+installs it; `test_webhook_down.py` has what happens while the webhook cannot answer."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import kubernetes
 import pytest
-import trustme
 
 from tensorfusion.api.annotations import ENABLED_LABEL, GPU_POOL, QOS, VRAM_LIMIT
 from tensorfusion.api.scheduler_config import SCHEDULER_NAME
 from tensorfusion.cli import main
 from tensorfusion.store.kube import KubeStore
-from tensorfusion.webhook.admission_review import WEBHOOK_PATH
 from tensorfusion.webhook.serving_certs import CERT_FILE, KEY_FILE
 from tensorfusion.webhook.shim_injection import INIT_CONTAINER, SHIM_PATH
-from tests.controller.cluster import (
-    RunningController,
-    fleet_store,
-    guide_pod,
-    running_controller,
-    wait_for,
-)
+from tests.controller.cluster import NAMESPACE, RunningController, fleet_store, guide_pod, wait_for
 from tests.kube.helpers import Api, api_error
 from tests.kube.runner import KubeApi
-
-WEBHOOK_NAME = "mutate-pod.tensor-fusion.ai"
-
-
-def webhook_configuration(url: str, ca_bundle: str) -> dict[str, Any]:
-    """As the chart registers it: Pod CREATE, the enabled label, failurePolicy Fail."""
-    return {
-        "metadata": {"name": "tensor-fusion-pod"},
-        "webhooks": [
-            {
-                "name": WEBHOOK_NAME,
-                "admissionReviewVersions": ["v1"],
-                "sideEffects": "None",
-                "failurePolicy": "Fail",
-                "clientConfig": {"url": url, "caBundle": ca_bundle},
-                "objectSelector": {"matchLabels": {ENABLED_LABEL: "true"}},
-                "rules": [
-                    {
-                        "operations": ["CREATE"],
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "resources": ["pods"],
-                    }
-                ],
-            }
-        ],
-    }
+from tests.kube.webhook_configuration import (
+    WEBHOOK_NAME,
+    register,
+    served_webhook,
+    webhook_configuration,
+)
 
 
 @pytest.fixture
@@ -69,21 +40,12 @@ def store(kube_api: KubeApi) -> Iterator[KubeStore]:
 def controller(
     kube_api: KubeApi, store: KubeStore, tmp_path: Path, api_client: kubernetes.client.ApiClient
 ) -> Iterator[RunningController]:
-    ca = trustme.CA()
-    certs = tmp_path / "certs"
-    certs.mkdir()
-    issued = ca.issue_cert("127.0.0.1")
-    issued.cert_chain_pems[0].write_to_path(str(certs / CERT_FILE))
-    issued.private_key_pem.write_to_path(str(certs / KEY_FILE))
-    with running_controller(
-        kube_api.kubeconfig, tmp_path / "state", webhook_cert_dir=certs
-    ) as running:
-        assert running.webhook is not None
-        bundle = base64.b64encode(ca.cert_pem.bytes()).decode()
-        configuration = webhook_configuration(running.webhook.url + WEBHOOK_PATH, bundle)
-        registrations: Api = kubernetes.client.AdmissionregistrationV1Api(api_client)
-        registrations.create_mutating_webhook_configuration(configuration)
-        yield running
+    with served_webhook(kube_api.kubeconfig, tmp_path) as webhook:
+        register(
+            api_client,
+            webhook_configuration(webhook.url, webhook.ca_bundle, release_namespace=NAMESPACE),
+        )
+        yield webhook.running
 
 
 def without_scheduler(pod: dict[str, Any]) -> dict[str, Any]:
@@ -133,26 +95,6 @@ def test_a_pod_labelled_not_enabled_is_stored_unchanged(
     assert stored["spec"]["schedulerName"] == "default-scheduler"  # the API server's default
     assert stored["metadata"]["annotations"] == pod["metadata"]["annotations"]
     assert stored["spec"]["containers"] == pod["spec"]["containers"]
-
-
-@pytest.mark.timing  # the controller's start
-def test_with_the_webhook_down_only_enabled_pods_are_refused(
-    store: KubeStore, controller: RunningController, core_v1: Api
-) -> None:
-    assert controller.webhook is not None
-    controller.webhook.stop()
-    failure = api_error(
-        core_v1.create_namespaced_pod, "default", without_scheduler(guide_pod("refused"))
-    )
-    assert failure.status == 500
-    assert f'failed calling webhook "{WEBHOOK_NAME}"' in failure.message
-    core_v1.create_namespace({"metadata": {"name": "other"}})
-    for namespace in ("default", "other"):
-        plain = without_scheduler(guide_pod("plain"))
-        del plain["metadata"]["labels"]
-        plain["metadata"]["namespace"] = namespace
-        core_v1.create_namespaced_pod(namespace, plain)
-        assert store.get("Pod", "plain", namespace)["metadata"]["name"] == "plain"
 
 
 def test_the_command_refuses_a_cert_dir_without_a_certificate(

@@ -38,7 +38,8 @@ def _line(event_type: str, obj: Mapping[str, Any]) -> bytes:
 
 def _event(request: WatchRequest, change: Change) -> bytes | None:
     """The event `change` is for this watch, if any: an object that enters the selection
-    is ADDED, one that leaves it is DELETED."""
+    is ADDED, one that leaves it is DELETED, in its state before the change at the change's
+    resourceVersion (as kube-apiserver's watch cache sends it)."""
     if change.resource != request.resource.key:
         return None
     if request.namespace is not None and meta(change.obj).get("namespace") != request.namespace:
@@ -48,8 +49,10 @@ def _event(request: WatchRequest, change: Change) -> bytes | None:
     if change.type == "MODIFIED":
         if now_selected and not was_selected:
             return _line("ADDED", change.obj)
-        if was_selected and not now_selected:
-            return _line("DELETED", change.obj)
+        if was_selected and not now_selected and change.old is not None:
+            version = meta(change.obj)["resourceVersion"]
+            left = {**change.old, "metadata": {**meta(change.old), "resourceVersion": version}}
+            return _line("DELETED", left)
     return _line(change.type, change.obj) if now_selected else None
 
 

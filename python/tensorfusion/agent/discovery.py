@@ -64,16 +64,23 @@ def discover_nvml(node_name: str, state_dir: Path) -> list[Object] | None:
     return host_objects(node_name, devices, host_resources(state_dir))
 
 
-def host_objects(node: str, devices: list[NvmlDevice], host: HostResources) -> list[Object]:
+def host_objects(
+    node: str,
+    devices: list[NvmlDevice],
+    host: HostResources,
+    *,
+    declared_tflops: Callable[[str], int | None] | None = None,
+) -> list[Object]:
     """A default GPUPool, the Node, its GPUNode and one GPU per device.
 
-    A GPU whose model is not in the model table has no known peak TFLOPS: it is registered
-    with 0 TFLOPS and phase Pending, which the scheduler never places work on (rather than
-    guessing a peak that limits would then be paced against); its status message says how to
-    declare it instead."""
+    A GPU whose model is not in the model table takes its peak from `declared_tflops` (given
+    NVML's device name, milli-TFLOPS or None; in Kubernetes, a ProviderConfig's hardware
+    metadata). Without either its peak is unknown: it is registered with 0 TFLOPS and phase
+    Pending, which the scheduler never places work on (rather than guessing a peak that limits
+    would then be paced against); its status message says how to declare it instead."""
     oversubscription = Oversubscription()
     names = {device.index: gpu_name(node, device.index) for device in devices}
-    facts = [_gpu_facts(device, names) for device in devices]
+    facts = [_gpu_facts(device, names, declared_tflops) for device in devices]
     share = host_share(host.memory_bytes, host.disk_bytes, len(devices))
     capacity = capacity_status(
         total=(sum(gpu.tflops_milli for gpu in facts), sum(gpu.vram_bytes for gpu in facts)),
@@ -106,18 +113,24 @@ def host_objects(node: str, devices: list[NvmlDevice], host: HostResources) -> l
             obj["status"].update(
                 phase="Pending",
                 message=f"unknown GPU model {device.name!r}: its peak TFLOPS is unknown, so no "
-                "work is placed on it; declare it in a fleet file with status.capacity.tflops",
+                "work is placed on it; declare it in a fleet file with status.capacity.tflops "
+                "(in Kubernetes: a ProviderConfig's spec.hardwareMetadata[].fp16TFlops)",
             )
         objects.append(obj)
     return objects
 
 
-def _gpu_facts(device: NvmlDevice, names: Mapping[int, str]) -> GpuFacts:
+def _gpu_facts(
+    device: NvmlDevice,
+    names: Mapping[int, str],
+    declared_tflops: Callable[[str], int | None] | None,
+) -> GpuFacts:
     try:
         model = lookup_model(device.name)
         model_name, tflops_milli = model.name, model.tflops.milli_value()
     except ConfigError:
-        model_name, tflops_milli = device.name, 0
+        declared = declared_tflops(device.name) if declared_tflops is not None else None
+        model_name, tflops_milli = device.name, declared or 0
     return GpuFacts(
         name=names[device.index],
         model=model_name,

@@ -1,8 +1,10 @@
 """The shared regions of the workers placed on this host: one file per worker and GPU, under
-`<root>/<namespace>.<pod name>/<gpu name>.shm` (a namespace has no dots, so the directory
-name reads back unambiguously), and beside them a link `device-<i>` to the region of the
-worker's i-th GPU (gpu-ids order, which is CUDA's device order for it): a pod's env is written
-at admission, before its GPUs are known, so it names its regions by these links.
+`<root>/<namespace>/<pod name>/<gpu name>.shm` (the path a converted pod mounts with
+`subPathExpr: $(POD_NAMESPACE)/$(POD_NAME)`), and beside them a link `device-<i>` to the
+region of the worker's i-th GPU in PCI bus order, which is the CUDA device order in a
+container given those GPUs (NVIDIA_VISIBLE_DEVICES with CUDA_DEVICE_ORDER=PCI_BUS_ID): a pod's
+env is written at admission, before its GPUs are known, so it names its regions by these
+links.
 
 The agent creates each region with the worker's per-GPU limits before the worker's processes
 start; the shim in those processes joins it (TF_SHM_PATH_<i>) and charges VRAM and counts
@@ -13,6 +15,7 @@ same name comes back, and always within the region's 127 bytes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -66,14 +69,13 @@ class WorkerRegions:
 
     def directory(self, pod: Mapping[str, Any]) -> Path:
         """Where the regions of `pod` live."""
-        dirname = _dirname(pod)
-        if len(dirname.encode()) > _NAME_MAX:
-            raise ConfigError(
-                "metadata.name",
-                f"namespace and name together must fit {_NAME_MAX - 1} bytes for the worker's "
-                f"shared regions, got {len(dirname.encode()) - 1}",
-            )
-        return self.root / dirname
+        namespace, name = _dirnames(pod)
+        for field, part in (("metadata.namespace", namespace), ("metadata.name", name)):
+            if len(part.encode()) > _NAME_MAX:
+                raise ConfigError(
+                    field, f"must fit {_NAME_MAX} bytes to name the worker's shared regions"
+                )
+        return self.root / namespace / name
 
     def prepare(self, pod: Mapping[str, Any], gpus: Iterable[Mapping[str, Any]]) -> dict[str, str]:
         """Creates (or keeps, with its limits set again) a region on each GPU the pod is bound
@@ -118,11 +120,13 @@ class WorkerRegions:
             for ordinal, (gpu_id, _, limits) in enumerate(planned):
                 path = directory / f"{gpu_id}{SUFFIX}"
                 self._ensure(path, worker, limits)
-                _link(directory / DEVICE_LINK.format(ordinal=ordinal), path.name)
                 env[f"TF_SHM_PATH_{ordinal}"] = str(path)
                 env[f"TF_VRAM_LIMIT_{ordinal}"] = str(limits.vram_limit)
                 env[f"TF_TFLOPS_LIMIT_{ordinal}"] = repr(limits.tflops_limit)
                 env[f"TF_GPU_PEAK_TFLOPS_{ordinal}"] = repr(limits.gpu_peak_tflops)
+            by_bus = sorted(planned, key=lambda plan: plan[1])
+            for ordinal, (gpu_id, _, _) in enumerate(by_bus):
+                _link(directory / DEVICE_LINK.format(ordinal=ordinal), f"{gpu_id}{SUFFIX}")
         return env
 
     def usage(self, pod: Mapping[str, Any]) -> dict[str, int] | None:
@@ -162,15 +166,18 @@ class WorkerRegions:
         removed = []
         with self._lock:
             try:
-                entries = sorted(self.root.iterdir())
+                namespaces = sorted(self.root.iterdir())
             except FileNotFoundError:
                 return []
-            keep = {_dirname(pod) for pod in list_pods()}
-            for entry in entries:
-                if entry.name in keep or not _is_region_directory(entry):
+            keep = {_dirnames(pod) for pod in list_pods()}
+            for namespace in namespaces:
+                if not namespace.is_dir() or namespace.is_symlink():
                     continue
-                _remove_directory(entry)
-                removed.append(entry.name)
+                for entry in sorted(namespace.iterdir()):
+                    if (namespace.name, entry.name) in keep or not _is_region_directory(entry):
+                        continue
+                    _remove_directory(entry)
+                    removed.append(f"{namespace.name}/{entry.name}")
         return removed
 
     def _ensure(self, path: Path, worker: str, limits: _Limits) -> None:
@@ -219,9 +226,9 @@ class WorkerRegions:
         return None if found is None else [snapshot for _, snapshot in found]
 
 
-def _dirname(pod: Mapping[str, Any]) -> str:
+def _dirnames(pod: Mapping[str, Any]) -> tuple[str, str]:
     _, namespace, name = pod_key(pod.get("metadata") or {})
-    return f"{namespace}.{name}"
+    return namespace, name
 
 
 def _gpu_facts(name: str, gpu: Mapping[str, Any]) -> tuple[float, int, int]:
@@ -277,7 +284,7 @@ def _is_device_link(path: Path) -> bool:
 
 
 def _is_region_directory(path: Path) -> bool:
-    if not path.is_dir() or path.is_symlink() or "." not in path.name:
+    if not path.is_dir() or path.is_symlink():
         return False
     return all(
         _is_device_link(entry) or (entry.suffix == SUFFIX and entry.is_file())
@@ -286,6 +293,7 @@ def _is_region_directory(path: Path) -> bool:
 
 
 def _remove_directory(directory: Path) -> None:
+    """The worker's directory, and its namespace's once that holds no other worker."""
     try:
         entries = list(directory.iterdir())
     except FileNotFoundError:
@@ -293,3 +301,5 @@ def _remove_directory(directory: Path) -> None:
     for entry in entries:
         entry.unlink(missing_ok=True)
     directory.rmdir()
+    with contextlib.suppress(OSError):  # another worker's directory is still in it
+        directory.parent.rmdir()

@@ -36,6 +36,9 @@ INJECT_CONTAINER = PREFIX + "inject-container"
 DISABLE_FEATURES = PREFIX + "disable-features"
 GPU_IDS = PREFIX + "gpu-ids"
 """Written by the scheduler after binding: comma-separated GPU names."""
+GPU_INDICES = PREFIX + "gpu-indices"
+"""Written by the scheduler with gpu-ids: the same GPUs' device indices on their node, in PCI
+bus order, as the NVIDIA container runtime takes them (NVIDIA_VISIBLE_DEVICES)."""
 WORKER_PIDS = PREFIX + "worker-pids"
 """Embedded mode: the local processes of a worker, `pid@start` comma-separated (the start
 token tells a live process from a later one reusing its pid); the agent releases the worker
@@ -74,6 +77,9 @@ EMBEDDED_ANNOTATION_KEYS = (WORKER_PIDS, WORKER_COMMAND)
 WORKER_LABEL = PREFIX + "embedded-worker"
 """Embedded mode: "true" on the pods of local workers, so they are listed without reading
 every pod of the cluster."""
+REPLICA_SLOT_LABEL = PREFIX + "replica-slot"
+"""Ours alone: on a replica converted under enabled-replicas, the token of the slot it holds
+in its controller's count, so that the webhook can tell held slots from those of pods gone."""
 NATIVE_GPU_RESOURCE = "nvidia.com/gpu"
 
 

@@ -13,6 +13,7 @@ leader loop; HTTP requests come from the servers'.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import shutil
 import socket
@@ -30,11 +31,14 @@ from fastapi import Body, FastAPI, HTTPException
 from tensorfusion.controller.events import failed_scheduling_recorder
 from tensorfusion.controller.flags import ControllerFlags
 from tensorfusion.controller.token_review import TokenReviewAuthenticator
+from tensorfusion.controller.worker_views import USAGE_TIMEOUT_S, WorkerViews
 from tensorfusion.engine.home import Home
 from tensorfusion.engine.leader_duties import RETRY_S, LeaderDuties
 from tensorfusion.engine.observability import Observability, ObservabilityConfig
 from tensorfusion.engine.threads import start_daemon
 from tensorfusion.errors import ConfigError, UnavailableError
+from tensorfusion.metrics.greptime_env import greptime_from_env
+from tensorfusion.metrics.greptime_sink import GreptimeSink
 from tensorfusion.operator.leader_election import LeaderElection
 from tensorfusion.scheduler.profile import load_scheduler_config
 from tensorfusion.server.app import create_app
@@ -46,6 +50,8 @@ from tensorfusion.store.kube import KubeStore
 from tensorfusion.store.kube_http import KubeApi
 from tensorfusion.store.kubeconfig import client_configuration
 from tensorfusion.webhook.admission_review import WEBHOOK_PATH, BadReview, review_response
+from tensorfusion.webhook.decision import Admission
+from tensorfusion.webhook.replica_slots import ReplicaSlots
 from tensorfusion.webhook.serving_certs import DEFAULT_CERT_DIR, ServingCert, serving_cert
 
 log = logging.getLogger(__name__)
@@ -89,6 +95,7 @@ class Running:
     store: KubeStore
     leader: LeaderDuties
     authenticator: TokenReviewAuthenticator
+    workers: WorkerViews
     resources: ExitStack
     """Closes what was opened (the metrics sink, the API connections, a temporary state dir)."""
 
@@ -107,15 +114,19 @@ class Controller(Home[Running]):
         holder: str | None = None,
         lease_duration_s: float = LEASE_DURATION_S,
         lease_renew_s: float = LEASE_RENEW_S,
+        replica_slots: Callable[[ClusterStore], ReplicaSlots] = ReplicaSlots,
     ) -> None:
         """`holder` names this replica in the lease (default: host name and a fresh id, as
-        controller-runtime does, so that a restarted replica is a new holder)."""
+        controller-runtime does, so that a restarted replica is a new holder).
+        `replica_slots` makes the webhook's enabled-replicas counts over the store (tests
+        give it a short grace or their own clock)."""
         super().__init__()
         self.flags = flags
         self.loops = tuple(loops)
         self.holder = holder or f"{socket.gethostname()}_{uuid.uuid4()}"
         self.lease_duration_s = lease_duration_s
         self.lease_renew_s = lease_renew_s
+        self.replica_slots = replica_slots
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -134,6 +145,8 @@ class Controller(Home[Running]):
         scheduler_config = (
             load_scheduler_config(flags.scheduler_config) if flags.scheduler_config else None
         )
+        # Where the node agents write their usage (GREPTIME_*, set by the chart).
+        greptime = greptime_from_env(os.environ)
         with ExitStack() as resources:
             state_root = flags.state_dir
             if state_root is None:
@@ -176,10 +189,14 @@ class Controller(Home[Running]):
                 self._stop,
                 on_unschedulable=failed_scheduling_recorder(store),
             )
+            usage_sink = GreptimeSink(greptime, timeout_s=USAGE_TIMEOUT_S) if greptime else None
+            workers = WorkerViews(store, usage_sink)
+            resources.callback(workers.close)
             running = Running(
                 store=store,
                 leader=leader,
                 authenticator=TokenReviewAuthenticator(review_api),
+                workers=workers,
                 resources=resources.pop_all(),
             )
         return running
@@ -222,19 +239,24 @@ class Controller(Home[Running]):
 
     def webhook_app(self) -> FastAPI:
         """`/mutate-v1-pod` alone, for the API server over HTTPS (`--webhook-port`). Every
-        replica answers, reading the GPU pools from the cluster for each pod it converts."""
+        replica answers, reading the GPU pools from the cluster for each pod it converts and
+        counting enabled-replicas there (the count is one object, written conditionally, so
+        replicas need not agree otherwise)."""
         app = FastAPI(
             title="tensor-fusion webhook", openapi_url=None, docs_url=None, redoc_url=None
         )
-        image = self.flags.webhook_image
-
-        def pools() -> list[dict[str, Any]]:
-            return self._parts().store.list("GPUPool")
+        store = self._parts().store
+        admission = Admission(
+            pools=lambda: store.list("GPUPool"),
+            slots=self.replica_slots(store),
+            image=self.flags.webhook_image,
+            progressive_migration=self.flags.nvidia_operator_progressive_migration,
+        )
 
         @app.post(WEBHOOK_PATH)
         def mutate_pod(review: Annotated[Any, Body()]) -> dict[str, Any]:
             try:
-                return review_response(review, pools, image)
+                return review_response(review, admission)
             except BadReview as exc:
                 raise HTTPException(400, str(exc)) from exc
 
@@ -264,7 +286,7 @@ class Controller(Home[Running]):
         return leader.readiness()
 
     def workers(self) -> list[dict[str, Any]]:
-        return []
+        return self._parts().workers.views()
 
     def create_worker(self, request: WorkerRequest) -> dict[str, Any]:
         raise UnavailableError(NO_WORKERS)

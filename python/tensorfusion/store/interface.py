@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
+from tensorfusion.store.field_selectors import FieldSelector
 from tensorfusion.store.objects import JsonObject
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
@@ -74,9 +75,13 @@ class ClusterStore(Protocol):
         kind: str,
         namespace: str | None = None,
         label_selector: Mapping[str, str] | None = None,
+        field_selector: FieldSelector | None = None,
     ) -> builtins.list[JsonObject]:
         """Objects of `kind`, in every namespace unless one is given, whose labels hold every
-        key/value pair of `label_selector`; ordered by namespace, then name."""
+        key/value pair of `label_selector` and whose fields every path/value pair of
+        `field_selector` (`{"spec.nodeName": "node-1"}`, on the fields the module
+        `field_selectors` lists); ordered by namespace, then name. ConfigError names the bad
+        argument."""
         ...
 
     def list_with_version(
@@ -84,6 +89,7 @@ class ClusterStore(Protocol):
         kind: str,
         namespace: str | None = None,
         label_selector: Mapping[str, str] | None = None,
+        field_selector: FieldSelector | None = None,
     ) -> tuple[builtins.list[JsonObject], int]:
         """`list` and the store's resource version at that moment, from which `watch` continues
         without missing or repeating a change."""
@@ -149,10 +155,18 @@ class ClusterStore(Protocol):
         there are none. Fails like `events_since` when `since` is too old."""
         ...
 
-    def follow(self, versions: Mapping[str, int]) -> ChangeFeed:
+    def follow(
+        self,
+        versions: Mapping[str, int],
+        field_selectors: Mapping[str, FieldSelector] | None = None,
+    ) -> ChangeFeed:
         """Follow the kinds `versions` names, each after its version (the one its
-        `list_with_version` gave), until the feed is closed. ConfigError names an unknown
-        kind or a bad version (`versions[Pod]`)."""
+        `list_with_version` gave), until the feed is closed. A kind in `field_selectors` is
+        narrowed as its list was: a change that brings an object into the selection comes as
+        ADDED, one that takes it out as DELETED (carrying the object's state before that
+        change, at the change's version), and a change to an object outside it not at all.
+        ConfigError names an unknown kind, a bad version (`versions[Pod]`) or selector
+        (`field_selectors[Pod]`)."""
         ...
 
     def acquire_lease(

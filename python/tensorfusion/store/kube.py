@@ -11,6 +11,9 @@ batch before writing anything, then writes object by object (a server refusal mi
 the earlier writes); `bind` patches the scheduler's annotations, then posts `pods/binding`, as
 kube-scheduler's PreBind and Bind do.
 
+A field selector goes to the server as `fieldSelector`, on a list and on each watch of a
+followed kind, so that only the selected objects cross the network.
+
 `watch` and `events_since` open one watch stream per kind. A change log reaching back to a
 version is the server's to keep: an older one gets 410 Gone, raised as ResourceExpiredError.
 A kind with no change since the version asked for costs a whole second (the shortest watch a
@@ -47,6 +50,12 @@ from tensorfusion.store.arguments import (
     checked_object_name,
     checked_seconds,
     checked_version,
+)
+from tensorfusion.store.field_selectors import (
+    FieldSelector,
+    checked_field_selector,
+    checked_field_selectors,
+    selector_query,
 )
 from tensorfusion.store.interface import ChangeFeed, Merge, WatchEvent, WriteOutcome
 from tensorfusion.store.keys import DEFAULT_NAMESPACE, ObjectKey, lookup_key
@@ -163,18 +172,24 @@ class KubeStore:
         kind: str,
         namespace: str | None = None,
         label_selector: Mapping[str, str] | None = None,
+        field_selector: FieldSelector | None = None,
     ) -> builtins.list[JsonObject]:
-        return self.list_with_version(kind, namespace, label_selector)[0]
+        return self.list_with_version(kind, namespace, label_selector, field_selector)[0]
 
     def list_with_version(
         self,
         kind: str,
         namespace: str | None = None,
         label_selector: Mapping[str, str] | None = None,
+        field_selector: FieldSelector | None = None,
     ) -> tuple[builtins.list[JsonObject], int]:
         checked, only, selector = checked_list_query(kind, namespace, label_selector)
+        fields = checked_field_selector("field_selector", checked, field_selector)
         api_kind = KUBE_KINDS[checked]
-        query = [("labelSelector", ",".join(f"{k}={v}" for k, v in selector.items()))]
+        query = [
+            ("labelSelector", ",".join(f"{k}={v}" for k, v in selector.items())),
+            ("fieldSelector", selector_query(fields)),
+        ]
         answer = self._api.request(
             "GET", api_kind.collection(only), f"list of {api_kind.kind}", query=query
         )
@@ -428,11 +443,21 @@ class KubeStore:
         deadline = time.monotonic() + checked_seconds("timeout_s", timeout_s, allow_zero=True)
         return merged_watch(self._api, watched, start, self._checked_since(start), deadline)
 
-    def follow(self, versions: Mapping[str, int]) -> ChangeFeed:
-        """One endless watch stream per kind (a StreamFeed), as informers follow."""
+    def follow(
+        self,
+        versions: Mapping[str, int],
+        field_selectors: Mapping[str, FieldSelector] | None = None,
+    ) -> ChangeFeed:
+        """One endless watch stream per kind (a StreamFeed), as informers follow; the server
+        narrows a kind's stream to its field selector."""
         wanted = checked_versions(versions)
+        selectors = checked_field_selectors(field_selectors, wanted)
         self._checked_since(max(wanted.values(), default=0))
-        return StreamFeed(self._api, {KUBE_KINDS[kind]: since for kind, since in wanted.items()})
+        return StreamFeed(
+            self._api,
+            {KUBE_KINDS[kind]: since for kind, since in wanted.items()},
+            {KUBE_KINDS[kind]: selector_query(selector) for kind, selector in selectors.items()},
+        )
 
     # -- leases ------------------------------------------------------------------------
 

@@ -50,7 +50,8 @@ _Item = WatchEvent | _CaughtUp | _Failed
 
 class _KindStream(threading.Thread):
     """Reads one kind's changes after `since` into `out` until `stop` is set or the deadline
-    passes (and the kind has caught up with `target`)."""
+    passes (and the kind has caught up with `target`); `field_selector` (the query
+    parameter's text) narrows them on the server."""
 
     def __init__(
         self,
@@ -61,10 +62,12 @@ class _KindStream(threading.Thread):
         target: int,
         deadline: float,
         out: queue.Queue[_Item],
+        field_selector: str = "",
     ) -> None:
         super().__init__(name=f"watch-{kind.plural}", daemon=True)
         self.api, self.kind, self.version = api, kind, since
         self.target, self.deadline, self.out = target, deadline, out
+        self.field_selector = field_selector
         self.stop = threading.Event()
         self._response: urllib3.BaseHTTPResponse | None = None
         self._lock = threading.Lock()
@@ -103,6 +106,8 @@ class _KindStream(threading.Thread):
             ("allowWatchBookmarks", "true"),
             ("timeoutSeconds", str(timeout_s)),
         ]
+        if self.field_selector:
+            query.append(("fieldSelector", self.field_selector))
         response = self.api.stream(self.kind.collection(), what, query, timeout_s + _READ_MARGIN_S)
         with self._lock:
             self._response = response
@@ -188,14 +193,28 @@ def merged_watch(
 
 
 class StreamFeed:
-    """`ChangeFeed` over one endless watch stream per kind, each from its own version."""
+    """`ChangeFeed` over one endless watch stream per kind, each from its own version and
+    narrowed to its field selector's text, if `field_selectors` has one."""
 
-    def __init__(self, api: KubeApi, kinds: Mapping[KubeKind, int]) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        kinds: Mapping[KubeKind, int],
+        field_selectors: Mapping[KubeKind, str],
+    ) -> None:
         self._out: queue.Queue[_Item] = queue.Queue()
         self._ready: list[WatchEvent] = []
         self._failure: BaseException | None = None
         self._streams = [
-            _KindStream(api, kind, since=since, target=since, deadline=math.inf, out=self._out)
+            _KindStream(
+                api,
+                kind,
+                since=since,
+                target=since,
+                deadline=math.inf,
+                out=self._out,
+                field_selector=field_selectors.get(kind, ""),
+            )
             for kind, since in kinds.items()
         ]
         for stream in self._streams:

@@ -1,8 +1,10 @@
 """`LocalStore`: the cluster store in one SQLite file, for embedded mode and tests.
 
 Tables: `objects` (one row per object, its body as JSON text, unique per kind, namespace and
-name), `changes` (the bounded change log that watchers read), `leases`, and `meta` (the global
-resource version and the schema version). Every write is one `BEGIN IMMEDIATE` transaction, so
+name), `changes` (the bounded change log that watchers read; a modification keeps the state
+before it too, which tells a watch narrowed by a field selector whether the object left or
+entered the selection), `leases`, and `meta` (the global resource version and the schema
+version). Every write is one `BEGIN IMMEDIATE` transaction, so
 processes sharing the file stay consistent; in a process, one connection serves every thread
 under a lock. WAL mode lets readers proceed while a write is in progress.
 """
@@ -39,6 +41,12 @@ from tensorfusion.store.arguments import (
     checked_seconds,
     checked_version,
 )
+from tensorfusion.store.field_selectors import (
+    FieldSelector,
+    checked_field_selector,
+    checked_field_selectors,
+    selects,
+)
 from tensorfusion.store.interface import ChangeFeed, EventType, Merge, WatchEvent, WriteOutcome
 from tensorfusion.store.keys import ObjectKey, lookup_key
 from tensorfusion.store.merge_patch import merge_patch
@@ -56,7 +64,7 @@ from tensorfusion.store.rewrites import checked_rewrite, refuse_version_on_creat
 from tensorfusion.store.scopes import checked_kinds, checked_versions
 
 STATE_FILE = "state.db"
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = f"""
 BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -73,7 +81,8 @@ CREATE TABLE IF NOT EXISTS changes (
     resource_version INTEGER PRIMARY KEY,
     type TEXT NOT NULL,
     kind TEXT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    previous TEXT
 );
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY,
@@ -116,6 +125,43 @@ def _current_version(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
+def _schema_version(conn: sqlite3.Connection) -> int:
+    """The file's schema version, after upgrading a version-1 file: its change log, which
+    keeps no earlier states, is dropped, so that its watchers list again (410 Gone)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        (schema,) = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if schema == 1:
+            conn.execute("ALTER TABLE changes ADD COLUMN previous TEXT")
+            conn.execute("DELETE FROM changes")
+            conn.execute("UPDATE meta SET value = 2 WHERE key = 'schema'")
+            schema = 2
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return int(schema)
+
+
+def _narrowed(
+    selector: FieldSelector, event: str, obj: JsonObject, previous: str | None
+) -> tuple[EventType, JsonObject] | None:
+    """A change as a watch narrowed to `selector` sees it, as the API server sends it: an
+    object entering the selection is ADDED; one leaving it is DELETED, in its state before
+    the change at the change's version; a change outside the selection is not seen."""
+    if event == "DELETED":
+        return ("DELETED", obj) if selects(selector, obj) else None
+    # An addition has no earlier state; {} is selected by no selector, which holds a pair.
+    before: JsonObject = json.loads(previous) if previous else {}
+    was_selected = selects(selector, before)
+    if selects(selector, obj):
+        return ("MODIFIED" if was_selected else "ADDED"), obj
+    if not was_selected:
+        return None
+    before["metadata"]["resourceVersion"] = obj["metadata"]["resourceVersion"]
+    return "DELETED", before
+
+
 class _Changes:
     """The resource versions handed out in one write transaction and the change-log rows
     they produce."""
@@ -123,14 +169,15 @@ class _Changes:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.version = _current_version(conn)
-        self.rows: builtins.list[tuple[int, str, str, str]] = []
+        self.rows: builtins.list[tuple[int, str, str, str, str | None]] = []
 
-    def stamp(self, event: EventType, obj: JsonObject) -> str:
-        """Give `obj` the next resource version, log the change and return its JSON text."""
+    def stamp(self, event: EventType, obj: JsonObject, previous: str | None = None) -> str:
+        """Give `obj` the next resource version, log the change (with the JSON text of the
+        state before it, for a modification) and return its JSON text."""
         self.version += 1
         obj["metadata"]["resourceVersion"] = str(self.version)
         body = encoded(obj)
-        self.rows.append((self.version, event, obj["kind"], body))
+        self.rows.append((self.version, event, obj["kind"], body, previous))
         return body
 
 
@@ -172,7 +219,7 @@ class LocalStore:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.executescript(_SCHEMA)
-            (schema,) = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            schema = _schema_version(conn)
         except sqlite3.Error as error:
             conn.close()
             raise StoreError(f"cannot open the state database {self.file}: {error}") from None
@@ -215,7 +262,8 @@ class LocalStore:
                     # Changes already beyond the bound are never written: no reader could
                     # see them before this transaction trims them.
                     conn.executemany(
-                        "INSERT INTO changes VALUES (?, ?, ?, ?)", changes.rows[-self._log_size :]
+                        "INSERT INTO changes VALUES (?, ?, ?, ?, ?)",
+                        changes.rows[-self._log_size :],
                     )
                     conn.execute(
                         "DELETE FROM changes WHERE resource_version <= ?",
@@ -248,16 +296,19 @@ class LocalStore:
         kind: str,
         namespace: str | None = None,
         label_selector: Mapping[str, str] | None = None,
+        field_selector: FieldSelector | None = None,
     ) -> builtins.list[JsonObject]:
-        return self.list_with_version(kind, namespace, label_selector)[0]
+        return self.list_with_version(kind, namespace, label_selector, field_selector)[0]
 
     def list_with_version(
         self,
         kind: str,
         namespace: str | None = None,
         label_selector: Mapping[str, str] | None = None,
+        field_selector: FieldSelector | None = None,
     ) -> tuple[builtins.list[JsonObject], int]:
         kind, only, selector = checked_list_query(kind, namespace, label_selector)
+        fields = checked_field_selector("field_selector", kind, field_selector)
         sql = "SELECT body FROM objects WHERE kind = ?"
         params = [kind]
         if only is not None:
@@ -267,6 +318,10 @@ class LocalStore:
             # Label keys cannot hold a double quote, so quoting them makes a safe JSON path.
             sql += " AND json_extract(body, ?) = ?"
             params += [f'$.metadata.labels."{label}"', value]
+        for path, value in fields.items():
+            # A selectable field is a plain dotted path, which is a JSON path as it is.
+            sql += " AND json_extract(body, ?) = ?"
+            params += [f"$.{path}", value]
         with self._transaction(write=False) as conn:
             rows = conn.execute(f"{sql} ORDER BY namespace, name", params).fetchall()
             version = _current_version(conn)
@@ -439,7 +494,7 @@ class LocalStore:
             new_meta[field] = old_meta[field]
         if new == stored:
             return None
-        body = changes.stamp("MODIFIED", new)
+        body = changes.stamp("MODIFIED", new, encoded(stored))
         changes.conn.execute(
             f"UPDATE objects SET resource_version = ?, body = ? {_WHERE_KEY}",
             (changes.version, body, *key.columns()),
@@ -457,28 +512,50 @@ class LocalStore:
     # -- watching ----------------------------------------------------------------------
 
     def events_since(
-        self, resource_version: int, kinds: Collection[str] | None = None
+        self,
+        resource_version: int,
+        kinds: Collection[str] | None = None,
+        field_selectors: Mapping[str, FieldSelector] | None = None,
     ) -> builtins.list[WatchEvent]:
+        """See `ClusterStore.events_since`; `field_selectors` narrows kinds as `follow`
+        does."""
         since = checked_version("resource_version", resource_version)
-        return self._events_after(since, checked_kinds(kinds))[0]
+        wanted = checked_kinds(kinds)
+        selectors = checked_field_selectors(field_selectors, wanted)
+        return self._events_after(since, wanted, selectors)[0]
 
     def watch(
-        self, kinds: Collection[str] | None, since: int, timeout_s: float
+        self,
+        kinds: Collection[str] | None,
+        since: int,
+        timeout_s: float,
+        field_selectors: Mapping[str, FieldSelector] | None = None,
     ) -> Iterator[WatchEvent]:
+        """See `ClusterStore.watch`; `field_selectors` narrows kinds as `follow` does."""
         start = checked_version("since", since)
         wanted = checked_kinds(kinds)
         deadline = time.monotonic() + checked_seconds("timeout_s", timeout_s, allow_zero=True)
-        return self._follow(wanted, start, deadline)
+        selectors = checked_field_selectors(field_selectors, wanted)
+        return self._follow(wanted, start, deadline, selectors)
 
-    def follow(self, versions: Mapping[str, int]) -> ChangeFeed:
-        return PolledFeed(self, checked_versions(versions))
+    def follow(
+        self,
+        versions: Mapping[str, int],
+        field_selectors: Mapping[str, FieldSelector] | None = None,
+    ) -> ChangeFeed:
+        wanted = checked_versions(versions)
+        return PolledFeed(self, wanted, checked_field_selectors(field_selectors, wanted))
 
     def _follow(
-        self, wanted: tuple[str, ...] | None, since: int, deadline: float
+        self,
+        wanted: tuple[str, ...] | None,
+        since: int,
+        deadline: float,
+        selectors: Mapping[str, FieldSelector],
     ) -> Iterator[WatchEvent]:
         while True:
             with self._changed:
-                events, since = self._events_after(since, wanted)
+                events, since = self._events_after(since, wanted, selectors)
                 remaining = deadline - time.monotonic()
                 if not events and remaining > 0:
                     # Writers in this process notify; those in others are found by polling.
@@ -488,10 +565,14 @@ class LocalStore:
                 return
 
     def _events_after(
-        self, since: int, wanted: tuple[str, ...] | None
+        self, since: int, wanted: tuple[str, ...] | None, selectors: Mapping[str, FieldSelector]
     ) -> tuple[builtins.list[WatchEvent], int]:
-        """The changes after `since` to `wanted` kinds, and the version they reach."""
-        sql = "SELECT resource_version, type, body FROM changes WHERE resource_version > ?"
+        """The changes after `since` to `wanted` kinds, as narrowed by `selectors`, and the
+        version they reach."""
+        sql = (
+            "SELECT resource_version, type, kind, body, previous FROM changes "
+            "WHERE resource_version > ?"
+        )
         params: builtins.list[object] = [since]
         if wanted is not None:
             sql += f" AND kind IN ({', '.join('?' * len(wanted))})"
@@ -512,7 +593,13 @@ class LocalStore:
                     "version that returns"
                 )
             rows = conn.execute(f"{sql} ORDER BY resource_version", params).fetchall()
-        events = [WatchEvent(event, json.loads(body), rv) for rv, event, body in rows]
+        events: builtins.list[WatchEvent] = []
+        for rv, event, kind, body, previous in rows:
+            obj = json.loads(body)
+            if not (selector := selectors.get(kind)):
+                events.append(WatchEvent(event, obj, rv))
+            elif seen := _narrowed(selector, event, obj, previous):
+                events.append(WatchEvent(*seen, rv))
         return events, version
 
     # -- leases ------------------------------------------------------------------------

@@ -30,6 +30,9 @@ from tensorfusion.webhook.shim_injection import inject_shim, list_at
 USED_BY_TAINT: Final = PREFIX + "used-by"
 """The taint that keeps pods without TensorFusion off the GPU nodes it manages."""
 USED_BY_TOLERATION: Final = {"key": USED_BY_TAINT, "operator": "Exists"}
+USED_BY_VALUE: Final = "tensor-fusion"
+"""The used-by taint's value, and that of the node label of the same key that marks a node
+running TensorFusion workers."""
 PRIORITY_CLASSES: Final = {
     "low": ("tensor-fusion-low", 0),
     "medium": ("tensor-fusion-medium", 1_000),

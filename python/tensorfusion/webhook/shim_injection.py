@@ -10,7 +10,7 @@ from collections.abc import Iterable, MutableMapping
 from typing import Any, Final
 
 from tensorfusion.agent.regions import DEVICE_LINK
-from tensorfusion.api.annotations import WorkloadRequest
+from tensorfusion.api.annotations import GPU_INDICES, WorkloadRequest
 from tensorfusion.shim import SHIM_FILENAME
 from tensorfusion.webhook import worker_setup
 
@@ -23,8 +23,8 @@ INIT_CONTAINER: Final = "tensor-fusion-shim"
 REGIONS_VOLUME: Final = "tensor-fusion-shm"
 HOST_REGIONS_ROOT: Final = "/run/tensor-fusion/shm"
 """The agent's region root on a node; mounted at the same path in the workload."""
-REGIONS_SUBPATH: Final = "$(POD_NAMESPACE).$(POD_NAME)"
-"""The worker's own directory under the root, named as the agent names it (`<ns>.<pod>`)."""
+REGIONS_SUBPATH: Final = "$(POD_NAMESPACE)/$(POD_NAME)"
+"""The worker's own directory under the root, named as the agent names it (`<ns>/<pod>`)."""
 REGIONS_WAIT_S: Final = 120
 """How long the init container waits for the agent's regions before it fails (the kubelet
 then retries it): on a node without a running agent the pod stays in Init, saying why, rather
@@ -110,6 +110,14 @@ def shim_env(workload: WorkloadRequest, gpu_count: int) -> list[dict[str, Any]]:
     # The agent links each GPU's region by its ordinal, so the paths are known before the
     # GPUs are.
     env += [{"name": f"TF_SHM_PATH_{i}", "value": region_path(i)} for i in range(gpu_count)]
+    # The container is given its GPUs alone, by the NVIDIA container runtime from this
+    # variable (the device plugin sets it for nvidia.com/gpu, which a converted pod no longer
+    # requests). The scheduler writes the indices before it binds, so the kubelet resolves
+    # them when it starts the container; in PCI bus order, as the links above are.
+    env += [
+        _field_env("NVIDIA_VISIBLE_DEVICES", f"metadata.annotations['{GPU_INDICES}']"),
+        {"name": "CUDA_DEVICE_ORDER", "value": "PCI_BUS_ID"},
+    ]
     return env
 
 

@@ -67,7 +67,7 @@ def test_a_live_worker_is_kept_with_its_regions_and_usage(
     assert agent.usage("uid-live") is None
     assert agent.tick() == AgentTick(workers=1)
     assert _exists(store, "live")
-    directory = regions.root / "default.live"
+    directory = regions.root / "default/live"
     assert sorted(directory.glob("*.shm")) == [
         directory / "node-0-gpu-0.shm",
         directory / "node-0-gpu-1.shm",
@@ -83,7 +83,7 @@ def test_a_region_member_keeps_the_worker_after_its_requester_exits(
     requester = processes.alive()
     store.create(worker("train", pids=pids_of(requester)))
     agent.tick()
-    member = processes.member(regions.root / "default.train" / "node-0-gpu-0.shm", charge=4096)
+    member = processes.member(regions.root / "default/train" / "node-0-gpu-0.shm", charge=4096)
     requester.kill()
     requester.wait(TIMEOUT)
     assert agent.tick().finished == []
@@ -94,7 +94,7 @@ def test_a_region_member_keeps_the_worker_after_its_requester_exits(
     member.wait(TIMEOUT)
     assert agent.tick().finished == ["default/train"]
     assert not _exists(store, "train")
-    assert not (regions.root / "default.train").exists()
+    assert not (regions.root / "default/train").exists()
 
 
 def test_a_malformed_annotation_is_logged_and_the_worker_left(
@@ -140,7 +140,7 @@ def test_an_unbound_worker_gets_no_regions(
 ) -> None:
     store.create(worker("waiting", pids=pids_of(processes.alive()), gpu_ids=None, node=None))
     assert agent.tick() == AgentTick(workers=1)
-    assert not (regions.root / "default.waiting").exists()
+    assert not (regions.root / "default/waiting").exists()
     assert agent.usage("uid-waiting") is None
 
 
@@ -159,8 +159,8 @@ def test_regions_of_vanished_workers_are_removed(
     store.create(worker("live", pids=pids_of(processes.alive())))
     regions.prepare(worker("vanished"), store.list("GPU"))
     tick = agent.tick()
-    assert tick.orphans_removed == ["default.vanished"]
-    assert sorted(p.name for p in regions.root.iterdir()) == ["default.live"]
+    assert tick.orphans_removed == ["default/vanished"]
+    assert sorted(p.name for p in (regions.root / "default").iterdir()) == ["live"]
 
 
 def test_after_a_restart_live_workers_keep_their_regions(
@@ -171,7 +171,7 @@ def test_after_a_restart_live_workers_keep_their_regions(
     casualty = store.create(worker("casualty", pids=pids_of(processes.finished())))
     for pod in (survivor, casualty):
         regions.prepare(pod, store.list("GPU"))
-    path = regions.root / "default.survivor" / "node-0-gpu-0.shm"
+    path = regions.root / "default/survivor" / "node-0-gpu-0.shm"
     processes.member(path, charge=1000)
     store.close()
     # The restarted control plane: a new store handle, regions and agent over the same state.

@@ -48,7 +48,7 @@ def regions(tmp_path: Path) -> WorkerRegions:
 def test_regions_carry_the_pods_limits_per_gpu(regions: WorkerRegions) -> None:
     pod = worker("train", gpu_ids="node-0-gpu-2,node-0-gpu-0")
     env = regions.prepare(pod, GPUS)
-    directory = regions.root / "default.train"
+    directory = regions.root / "default/train"
     assert sorted(p.name for p in directory.iterdir()) == [
         "device-0",
         "device-1",
@@ -87,17 +87,18 @@ def test_every_tf_variable_is_one_the_shim_reads(regions: WorkerRegions) -> None
 
 
 def test_device_links_name_each_gpus_region_by_its_ordinal(regions: WorkerRegions) -> None:
-    """The webhook's TF_SHM_PATH_<i> point at these links: the i-th GPU of gpu-ids."""
+    """The webhook's TF_SHM_PATH_<i> point at these links: the pod's i-th GPU in PCI bus
+    order, as CUDA numbers the GPUs a container is given."""
     regions.prepare(worker("train", gpu_ids="node-0-gpu-2,node-0-gpu-0"), GPUS)
-    directory = regions.root / "default.train"
-    assert os.readlink(directory / "device-0") == "node-0-gpu-2.shm"
-    assert os.readlink(directory / "device-1") == "node-0-gpu-0.shm"
-    assert read_region(directory / "device-0").gpu_peak_tflops == 121.0
+    directory = regions.root / "default/train"
+    assert os.readlink(directory / "device-0") == "node-0-gpu-0.shm"
+    assert os.readlink(directory / "device-1") == "node-0-gpu-2.shm"
+    assert read_region(directory / "device-1").gpu_peak_tflops == 121.0
     # A link pointing elsewhere (left by an earlier layout) is set right.
     (directory / "device-0").unlink()
-    (directory / "device-0").symlink_to("node-0-gpu-0.shm")
+    (directory / "device-0").symlink_to("node-0-gpu-2.shm")
     regions.prepare(worker("train", gpu_ids="node-0-gpu-2,node-0-gpu-0"), GPUS)
-    assert os.readlink(directory / "device-0") == "node-0-gpu-2.shm"
+    assert os.readlink(directory / "device-0") == "node-0-gpu-0.shm"
 
 
 def test_percent_limits_are_shares_of_each_gpu(regions: WorkerRegions) -> None:
@@ -150,7 +151,7 @@ def test_changed_limits_are_set_on_the_live_region(regions: WorkerRegions) -> No
 
 
 def test_a_corrupt_region_is_replaced(regions: WorkerRegions) -> None:
-    path = regions.root / "default.train" / "node-0-gpu-0.shm"
+    path = regions.root / "default/train" / "node-0-gpu-0.shm"
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a region" * 100)
     regions.prepare(worker("train"), GPUS)
@@ -214,8 +215,7 @@ def test_a_gpu_without_usable_capacity_is_named(
 
 
 def test_a_name_too_long_for_a_directory_is_refused(regions: WorkerRegions) -> None:
-    pod = worker("a" * 250)
-    pod["metadata"]["namespace"] = "b" * 10
+    pod = worker("a" * 256)
     with pytest.raises(ConfigError) as caught:
         regions.prepare(pod, GPUS)
     assert caught.value.field == "metadata.name"
@@ -287,7 +287,7 @@ def test_remove_deletes_files_and_directory(regions: WorkerRegions) -> None:
     pod = worker("train", gpu_ids="node-0-gpu-0,node-0-gpu-1")
     regions.prepare(pod, GPUS)
     regions.remove(pod)
-    assert not (regions.root / "default.train").exists()
+    assert not (regions.root / "default/train").exists()
     assert regions.usage(pod) is None
     regions.remove(pod)  # already gone: fine
 
@@ -296,16 +296,13 @@ def test_orphans_are_removed_and_nothing_else(regions: WorkerRegions) -> None:
     kept, gone = worker("kept"), worker("gone")
     regions.prepare(kept, GPUS)
     regions.prepare(gone, GPUS)
-    foreign = regions.root / "default.notes"
+    foreign = regions.root / "default/notes"
     foreign.mkdir()
     (foreign / "readme.txt").write_text("not a region")
     (regions.root / "stray.shm").write_bytes(b"")
-    assert regions.remove_orphans(lambda: [kept]) == ["default.gone"]
-    assert sorted(p.name for p in regions.root.iterdir()) == [
-        "default.kept",
-        "default.notes",
-        "stray.shm",
-    ]
+    assert regions.remove_orphans(lambda: [kept]) == ["default/gone"]
+    assert sorted(p.name for p in regions.root.iterdir()) == ["default", "stray.shm"]
+    assert sorted(p.name for p in (regions.root / "default").iterdir()) == ["kept", "notes"]
     assert regions.usage(kept) is not None
 
 

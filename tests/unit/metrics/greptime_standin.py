@@ -4,23 +4,32 @@ It checks every request against the documented API — path, `db` and `precision
 Basic auth header, form-encoded `sql`, a line-protocol body that parses cleanly — and answers
 in GreptimeDB's JSON shapes. A request that breaks the API is answered 400 and recorded in
 `violations`, so a test can assert there were none.
+
+A SELECT without a canned answer is run by SQLite (`EmbeddedSink`) over the points written so
+far, so that a reader's SQL meets real rows; SQL meant for GreptimeDB alone would fail there.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tensorfusion.errors import ConfigError, QueryError
+from tensorfusion.metrics import greptime_env
+from tensorfusion.metrics.embedded_sink import EmbeddedSink
 from tensorfusion.metrics.line_protocol import parse
 from tensorfusion.metrics.point import Point
 
 WRITE_PATH = "/v1/influxdb/api/v2/write"
 SQL_PATH = "/v1/sql"
+# GreptimeDB's `to_timestamp_millis(n)` (the sink's time window) is n where `ts` holds epoch ms.
+_TO_MILLIS = re.compile(r"to_timestamp_millis\((-?\d+)\)")
 
 
 @dataclass
@@ -31,7 +40,8 @@ class StandIn:
     points: list[Point] = field(default_factory=list)
     statements: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
-    # SQL text -> (HTTP status, JSON answer); anything else gets {"code": 0, affectedrows}.
+    # SQL text -> (HTTP status, JSON answer); another SELECT is run over `points`, anything
+    # else gets {"code": 0, affectedrows}.
     answers: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     write_status: int = 204
     port: int = 0
@@ -39,11 +49,35 @@ class StandIn:
     def expected_auth(self) -> str:
         return "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
 
+    def environ(self) -> dict[str, str]:
+        """The GREPTIME_* variables, as the chart sets them, that point at this stand-in."""
+        return {
+            greptime_env.HOST: "127.0.0.1",
+            greptime_env.PORT: str(self.port),
+            greptime_env.USER: self.user,
+            greptime_env.PASSWORD: self.password,
+            greptime_env.DB: self.db,
+        }
+
 
 def records(names: list[str], rows: list[list[Any]]) -> dict[str, Any]:
     """A successful query answer in GreptimeDB's shape."""
     schema = {"column_schemas": [{"name": n, "data_type": "String"} for n in names]}
     return {"code": 0, "output": [{"records": {"schema": schema, "rows": rows}}]}
+
+
+def select(points: list[Point], sql: str) -> tuple[int, dict[str, Any]]:
+    """The answer to a SELECT over `points`, run by SQLite; a query it refuses (a table no
+    point made, say) is answered as GreptimeDB answers a failed query."""
+    sink = EmbeddedSink(":memory:", ttl="0")
+    try:
+        sink.write(points)
+        rows = sink.query(_TO_MILLIS.sub(r"\1", sql))
+    except (ConfigError, QueryError) as error:
+        return 400, {"code": 3000, "error": str(error)}
+    finally:
+        sink.close()
+    return 200, records(list(rows[0]) if rows else [], [list(row.values()) for row in rows])
 
 
 def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
@@ -102,9 +136,12 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
                 return
             sql = form["sql"][0]
             state.statements.append(sql)
-            status, answer = state.answers.get(
-                sql, (200, {"code": 0, "output": [{"affectedrows": 0}]})
-            )
+            if sql in state.answers:
+                status, answer = state.answers[sql]
+            elif sql.lstrip().upper().startswith("SELECT"):
+                status, answer = select(list(state.points), sql)
+            else:
+                status, answer = 200, {"code": 0, "output": [{"affectedrows": 0}]}
             self._answer(status, answer)
 
     return Handler

@@ -43,11 +43,12 @@ class ChangedBetweenLists(LocalStore):
         kind: str,
         namespace: str | None = None,
         label_selector: Mapping[str, str] | None = None,
+        field_selector: Mapping[str, str] | None = None,
     ) -> tuple[list[JsonObject], int]:
         if kind == self.kind and self.change is not None:
             change, self.change = self.change, None
             change(self)
-        return super().list_with_version(kind, namespace, label_selector)
+        return super().list_with_version(kind, namespace, label_selector, field_selector)
 
 
 def _store_with_fleet(path: Path, nodes: int, fill: float) -> LocalStore:
@@ -90,6 +91,11 @@ def test_schedule_1000_pods_then_a_restart_rebuilds_the_same_state(tmp_path: Pat
         count = int(pod["metadata"]["annotations"].get("tensor-fusion.ai/gpu-count", "1"))
         assert len(ids) == count
         assert all(gpu_name.startswith(pod["spec"]["nodeName"] + "-") for gpu_name in ids)
+        # The same GPUs' device indices, in PCI bus order, for the container runtime.
+        indices = sorted(store.get("GPU", name)["status"]["index"] for name in ids)
+        assert pod["metadata"]["annotations"]["tensor-fusion.ai/gpu-indices"] == ",".join(
+            map(str, indices)
+        )
     store.close()
 
     reopened = LocalStore(tmp_path)

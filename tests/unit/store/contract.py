@@ -52,6 +52,14 @@ def node(name: str = "node-1") -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": {}}
 
 
+def placed(
+    name: str, node_name: str | None, phase: str = "Pending", namespace: str | None = None
+) -> dict[str, Any]:
+    """A pod on `node_name` (None: not bound) in `phase`."""
+    spec = {**pod()["spec"], **({"nodeName": node_name} if node_name else {})}
+    return pod(name, namespace, spec=spec, status={"phase": phase})
+
+
 def version_of(obj: dict[str, Any]) -> int:
     return int(obj["metadata"]["resourceVersion"])
 
@@ -299,6 +307,57 @@ class StoreContract:
     ) -> None:
         for call in (store.list, store.list_with_version):
             assert_refused(field, call, kind, namespace, selector)
+
+    def test_list_by_field_selector(self, store: ClusterStore) -> None:
+        store.create(placed("a", "node-1", "Running"))
+        store.create(placed("b", "node-1"))
+        store.create(placed("c", "node-2", "Running"))
+        store.create(placed("d", None))
+        store.create(placed("a", "node-1", namespace="team-a"))
+        last = store.create(node("node-1"))
+
+        def names(kind: str, selector: dict[str, str], **query: Any) -> list[str]:
+            return [
+                o["metadata"]["name"] for o in store.list(kind, field_selector=selector, **query)
+            ]
+
+        assert names("Pod", {"spec.nodeName": "node-1"}) == ["a", "b", "a"]
+        assert names("Pod", {"spec.nodeName": "node-1"}, namespace="default") == ["a", "b"]
+        assert names("Pod", {"spec.nodeName": "node-1", "status.phase": "Running"}) == ["a"]
+        assert names("Pod", {"status.phase": "Pending"}) == ["b", "d", "a"]
+        assert names("Pod", {"metadata.namespace": "team-a"}) == ["a"]
+        assert names("Pod", {"metadata.name": "c", "spec.nodeName": "node-1"}) == []
+        assert names("Pod", {"spec.nodeName": "node-1"}, label_selector={"app": "db"}) == []
+        assert names("Pod", {}) == ["a", "b", "c", "d", "a"]
+        assert names("Node", {"metadata.name": "node-1"}) == ["node-1"]
+        assert names("Node", {"metadata.name": "node-2"}) == []
+        listed, version = store.list_with_version("Pod", field_selector={"metadata.name": "d"})
+        assert ([p["metadata"]["name"] for p in listed], version) == (["d"], version_of(last))
+
+    @pytest.mark.parametrize(
+        ("kind", "selector"),
+        [
+            ("Pod", ["spec.nodeName=node-1"]),
+            ("Pod", "spec.nodeName=node-1"),
+            ("Pod", {"spec.hostIP": "10.0.0.1"}),
+            ("Pod", {"spec": "node-1"}),
+            ("Pod", {1: "node-1"}),
+            ("Node", {"spec.nodeName": "node-1"}),
+            ("Node", {"metadata.namespace": "default"}),
+            ("GPU", {"status.phase": "Running"}),
+            ("Pod", {"spec.nodeName": ""}),
+            ("Pod", {"spec.nodeName": None}),
+            ("Pod", {"spec.nodeName": 1}),
+            ("Pod", {"spec.nodeName": "node-1,node-2"}),
+            ("Pod", {"status.phase": "Running "}),
+            ("Pod", {"metadata.name": "a=b"}),
+        ],
+    )
+    def test_list_refuses_bad_field_selectors(
+        self, store: ClusterStore, kind: str, selector: Any
+    ) -> None:
+        for call in (store.list, store.list_with_version):
+            assert_refused("field_selector", call, kind, None, None, selector)
 
     def test_list_with_version_is_the_latest_write(self, store: ClusterStore) -> None:
         objects, before = store.list_with_version("Pod")
@@ -697,19 +756,82 @@ class StoreContract:
             feed.close()
             feed.close()  # idempotent
 
+    @pytest.mark.timing
+    def test_a_feed_narrowed_to_a_node_sees_only_its_pods(self, store: ClusterStore) -> None:
+        store.create(placed("here", "node-1"))
+        store.create(placed("there", "node-2"))
+        store.create(placed("pending", None))
+        here = {"spec.nodeName": "node-1"}
+        listed, version = store.list_with_version("Pod", field_selector=here)
+        assert [p["metadata"]["name"] for p in listed] == ["here"]
+        feed = store.follow({"Pod": version, "Node": version}, {"Pod": here})
+        try:
+            store.patch("Pod", "there", {"status": {"phase": "Running"}})
+            store.create(placed("elsewhere", "node-2"))
+            store.delete("Pod", "there")
+            assert feed.wait(0.3) is False  # no change of the node's pods yet
+            bound = store.bind("default", "pending", "node-1", {GPU_IDS: "gpu-0"})
+            running = store.patch("Pod", "here", {"status": {"phase": "Running"}})
+            gone = store.delete("Pod", "here")
+            other_node = store.create(node("node-9"))  # a kind without a selector: all of it
+            events = taken(feed, 4)
+        finally:
+            feed.close()
+        assert [e for e in events if e.object["kind"] == "Pod"] == [
+            WatchEvent("ADDED", bound, version_of(bound)),
+            WatchEvent("MODIFIED", running, version_of(running)),
+            WatchEvent("DELETED", gone, version_of(gone)),
+        ]
+        assert [e for e in events if e.object["kind"] == "Node"] == [
+            WatchEvent("ADDED", other_node, version_of(other_node))
+        ]
+
+    @pytest.mark.timing
+    def test_an_object_leaving_the_selection_comes_as_deleted(self, store: ClusterStore) -> None:
+        store.create(placed("a", "node-1"))
+        running_only = {"status.phase": "Running"}
+        listed, version = store.list_with_version("Pod", field_selector=running_only)
+        assert listed == []
+        feed = store.follow({"Pod": version}, {"Pod": running_only})
+        try:
+            running = store.patch("Pod", "a", {"status": {"phase": "Running"}})
+            done = store.patch("Pod", "a", {"status": {"phase": "Succeeded"}})
+            store.delete("Pod", "a")  # outside the selection by now: not seen
+            store.create(placed("b", "node-1", "Running"))
+            events = taken(feed, 3)
+        finally:
+            feed.close()
+        # The state the watcher last saw, at the version of the change that took it out.
+        left = with_metadata(running, resourceVersion=done["metadata"]["resourceVersion"])
+        assert [(e.type, e.object["metadata"]["name"]) for e in events] == [
+            ("ADDED", "a"),
+            ("DELETED", "a"),
+            ("ADDED", "b"),
+        ]
+        assert events[:2] == [
+            WatchEvent("ADDED", running, version_of(running)),
+            WatchEvent("DELETED", left, version_of(done)),
+        ]
+
     @pytest.mark.parametrize(
-        ("versions", "field"),
+        ("versions", "selectors", "field"),
         [
-            ("Pod", "versions"),
-            ({"Widget": 0}, "versions"),
-            ({"Pod": -1}, "versions[Pod]"),
-            ({"Pod": "3"}, "versions[Pod]"),
+            ("Pod", None, "versions"),
+            ({"Widget": 0}, None, "versions"),
+            ({"Pod": -1}, None, "versions[Pod]"),
+            ({"Pod": "3"}, None, "versions[Pod]"),
+            ({"Pod": 0}, ["Pod"], "field_selectors"),
+            ({"Pod": 0}, {"Node": {"metadata.name": "a"}}, "field_selectors"),
+            ({"Pod": 0}, {"Widget": {}}, "field_selectors"),
+            ({"Pod": 0}, {"Pod": "spec.nodeName=a"}, "field_selectors[Pod]"),
+            ({"Pod": 0}, {"Pod": {"spec.hostIP": "a"}}, "field_selectors[Pod]"),
+            ({"Pod": 0}, {"Pod": {"spec.nodeName": ""}}, "field_selectors[Pod]"),
         ],
     )
     def test_follow_refuses_bad_arguments(
-        self, store: ClusterStore, versions: Any, field: str
+        self, store: ClusterStore, versions: Any, selectors: Any, field: str
     ) -> None:
-        assert_refused(field, store.follow, versions)
+        assert_refused(field, store.follow, versions, selectors)
 
     # -- leases ------------------------------------------------------------------------
 

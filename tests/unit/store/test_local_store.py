@@ -116,10 +116,37 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     LocalStore(tmp_path).close()
     conn = sqlite3.connect(tmp_path / STATE_FILE)
     with conn:
-        conn.execute("UPDATE meta SET value = 2 WHERE key = 'schema'")
+        conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema'")
     conn.close()
-    with pytest.raises(StoreError, match="schema version 2"):
+    with pytest.raises(StoreError, match="schema version 3"):
         LocalStore(tmp_path)
+
+
+def test_a_version_1_file_is_upgraded_and_its_watchers_list_again(tmp_path: Path) -> None:
+    with LocalStore(tmp_path) as store:
+        store.create(pod("a"))
+        _, version = store.list_with_version("Pod")
+    # Version 1 kept no earlier state in its change log.
+    conn = sqlite3.connect(tmp_path / STATE_FILE)
+    with conn:
+        conn.execute("ALTER TABLE changes DROP COLUMN previous")
+        conn.execute("UPDATE meta SET value = 1 WHERE key = 'schema'")
+    conn.close()
+    with LocalStore(tmp_path) as store:
+        assert [p["metadata"]["name"] for p in store.list("Pod")] == ["a"]
+        with pytest.raises(ResourceExpiredError, match="list again"):
+            store.events_since(version - 1)
+        assert store.events_since(version) == []
+        running = store.patch("Pod", "a", {"status": {"phase": "Running"}})
+        done = store.patch("Pod", "a", {"status": {"phase": "Succeeded"}})
+        narrowed = store.events_since(version, ["Pod"], {"Pod": {"status.phase": "Running"}})
+        assert [(e.type, e.object["status"]["phase"]) for e in narrowed] == [
+            ("ADDED", "Running"),
+            ("DELETED", "Running"),
+        ]
+        assert [e.resource_version for e in narrowed] == [version_of(running), version_of(done)]
+    with LocalStore(tmp_path) as store:  # upgraded once
+        assert len(store.events_since(version)) == 2
 
 
 @pytest.mark.parametrize(
@@ -212,6 +239,23 @@ def test_no_op_writes_do_not_use_up_the_log() -> None:
 
 
 # -- watching ------------------------------------------------------------------------------
+
+
+def test_events_and_watch_are_narrowed_by_field_selectors() -> None:
+    with LocalStore(":memory:") as store:
+        store.create(pod("a"))
+        here = store.bind("default", "a", "node-1", {})  # enters the selection
+        other = store.create(node("node-1"))
+        on_node = {"Pod": {"spec.nodeName": "node-1"}}
+        entered = WatchEvent("ADDED", here, version_of(here))
+        assert store.events_since(0, None, on_node) == [
+            entered,
+            WatchEvent("ADDED", other, version_of(other)),
+        ]
+        assert list(store.watch(["Pod"], 0, 0, on_node)) == [entered]
+        assert_refused("field_selectors", store.events_since, 0, ["Node"], on_node)
+        assert_refused("field_selectors", store.watch, ["Node"], 0, 0, on_node)
+        assert_refused("field_selectors[Pod]", store.events_since, 0, None, {"Pod": {"x": "y"}})
 
 
 @pytest.mark.timing

@@ -1,20 +1,22 @@
-"""Pods, pools and a kubelet's reading of a container's environment, for the webhook's tests."""
+"""Pods, pools and a kubelet's reading of a container's environment, for the webhook's tests.
+enabled-replicas counts go to an in-memory LocalStore, the store of embedded mode."""
 
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from tensorfusion.api.annotations import ENABLED_LABEL
 from tensorfusion.api.gpu_links import DEFAULT_POOL_ANNOTATION
-from tensorfusion.webhook.decision import Decision, decide
+from tensorfusion.store.interface import ClusterStore
+from tensorfusion.store.local import LocalStore
+from tensorfusion.webhook.decision import Admission, Decision, decide
+from tensorfusion.webhook.replica_slots import ReplicaSlots
+from tests.kube.kubelet import resolved_env as kubelet_env
 from tests.kube.patches import json_patch
 
 IMAGE = "registry.example/tensor-fusion:1.2.3"
-_FIELD = re.compile(r"metadata\.annotations\['(?P<key>[^']+)'\]")
-_REFERENCE = re.compile(r"\$\((?P<name>[A-Za-z_][A-Za-z0-9_]*)\)")
 
 
 def pool(name: str, *, default: bool = False, default_qos: str | None = None) -> dict[str, Any]:
@@ -51,8 +53,30 @@ def tf_pod(
     }
 
 
+def owned_by(pod: dict[str, Any], name: str = "rs", uid: str = "rs-uid") -> dict[str, Any]:
+    """`pod` as a replica of ReplicaSet `name`."""
+    reference = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name, "uid": uid}
+    pod["metadata"]["ownerReferences"] = [{**reference, "controller": True}]
+    return pod
+
+
+def admission(
+    pools: list[dict[str, Any]] | None = None,
+    *,
+    store: ClusterStore | None = None,
+    migration: bool = False,
+) -> Admission:
+    """`pools` (else POOLS), counts in `store` (else a fresh in-memory one)."""
+    return Admission(
+        pools=lambda: POOLS if pools is None else pools,
+        slots=ReplicaSlots(LocalStore(":memory:") if store is None else store),
+        image=IMAGE,
+        progressive_migration=migration,
+    )
+
+
 def decided(pod: Mapping[str, Any], pools: list[dict[str, Any]] | None = None) -> Decision:
-    return decide(pod, lambda: POOLS if pools is None else pools, IMAGE)
+    return decide(pod, admission(pools))
 
 
 def converted(pod: Mapping[str, Any], pools: list[dict[str, Any]] | None = None) -> Any:
@@ -67,24 +91,5 @@ def container(pod: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 
 def resolved_env(pod: Mapping[str, Any], name: str) -> dict[str, str]:
-    """A container's environment as the kubelet resolves it once the pod is stored and bound:
-    fieldRefs read from the pod, `$(NAME)` expanded from the variables listed before."""
-    env: dict[str, str] = {}
-    metadata = pod["metadata"]
-    for item in container(pod, name).get("env") or ():
-        if "valueFrom" in item:
-            path = item["valueFrom"]["fieldRef"]["fieldPath"]
-            annotation = _FIELD.fullmatch(path)
-            if annotation is not None:
-                value = metadata.get("annotations", {}).get(annotation["key"], "")
-            else:
-                value = metadata.get(path.removeprefix("metadata."), "")
-        else:
-            value = expanded(item["value"], env)
-        env[item["name"]] = value
-    return env
-
-
-def expanded(text: str, env: Mapping[str, str]) -> str:
-    """`$(NAME)` replaced from `env`; an unknown reference stays as written, as in kube."""
-    return _REFERENCE.sub(lambda m: env.get(m["name"], m[0]), text)
+    """A container's environment as the kubelet resolves it once the pod is stored and bound."""
+    return kubelet_env(pod, container(pod, name))

@@ -3,31 +3,39 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tensorfusion.api.annotations import (
+    ENABLED_LABEL,
+    ENABLED_REPLICAS,
     GPU_COUNT,
     GPU_POOL,
     INJECT_CONTAINER,
     NATIVE_GPU_RESOURCE,
     QOS,
+    REPLICA_SLOT_LABEL,
     TFLOPS_LIMIT,
     TFLOPS_REQUEST,
     VRAM_LIMIT,
     VRAM_REQUEST,
 )
 from tensorfusion.api.scheduler_config import SCHEDULER_NAME
+from tensorfusion.store.local import LocalStore
 from tensorfusion.webhook.conversion import USED_BY_TOLERATION
+from tensorfusion.webhook.decision import Decision, decide
+from tensorfusion.webhook.native_pods import WITHOUT_WORKERS
 from tensorfusion.webhook.shim_injection import (
     INIT_CONTAINER,
     REGIONS_VOLUME,
     SHIM_PATH,
     SHIM_VOLUME,
 )
+from tests.kube.patches import json_patch
 
-from .pods import IMAGE, container, converted, decided, pool, tf_pod
+from .pods import IMAGE, admission, container, converted, decided, owned_by, pool, tf_pod
 
 GIB = 1 << 30
 
@@ -59,7 +67,7 @@ def test_an_enabled_pod_gets_the_scheduler_the_shim_and_the_toleration() -> None
     assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     mounts = {mount["name"]: mount for mount in main["volumeMounts"]}
-    assert mounts[REGIONS_VOLUME]["subPathExpr"] == "$(POD_NAMESPACE).$(POD_NAME)"
+    assert mounts[REGIONS_VOLUME]["subPathExpr"] == "$(POD_NAMESPACE)/$(POD_NAME)"
     assert mounts[SHIM_VOLUME]["readOnly"] is True
 
 
@@ -210,3 +218,178 @@ def test_explicit_nulls_are_taken_for_empty_lists() -> None:
     result = converted(pod)
     assert [c["name"] for c in result["spec"]["initContainers"]] == [INIT_CONTAINER]
     assert result["spec"]["tolerations"] == [USED_BY_TOLERATION]
+
+
+# --- enabled-replicas -------------------------------------------------------------------
+
+
+@pytest.fixture
+def counts() -> Iterator[LocalStore]:
+    with LocalStore(":memory:") as store:
+        yield store
+
+
+def replica(replicas: str) -> dict[str, Any]:
+    pod = owned_by(tf_pod({VRAM_LIMIT: "4Gi", ENABLED_REPLICAS: replicas}))
+    pod["spec"]["containers"][0]["resources"] = {"limits": {NATIVE_GPU_RESOURCE: "1"}}
+    return pod
+
+
+def applied(pod: dict[str, Any], decision: Decision) -> Any:
+    assert decision.allowed, decision.message
+    return json_patch(copy.deepcopy(pod), decision.patch)
+
+
+def slot_tokens(store: LocalStore) -> set[str]:
+    return {token for count in store.list("ConfigMap") for token in count["data"]}
+
+
+def test_n_replicas_are_converted_each_with_its_slot_and_the_rest_not(
+    counts: LocalStore,
+) -> None:
+    pod = replica("2")
+    results = [applied(pod, decide(pod, admission(store=counts))) for _ in range(2)]
+    for result in results:
+        assert result["spec"]["schedulerName"] == SCHEDULER_NAME
+        assert result["metadata"]["labels"][ENABLED_LABEL] == "true"
+    assert {result["metadata"]["labels"][REPLICA_SLOT_LABEL] for result in results} == (
+        slot_tokens(counts)
+    )
+    assert len(slot_tokens(counts)) == 2
+    over = decide(pod, admission(store=counts))
+    assert (over.allowed, over.patch) == (True, [])
+    assert over.warnings == (
+        f"{ENABLED_REPLICAS}: admitted unconverted "
+        "(2 of its controller's replicas are converted already)",
+    )
+
+
+def test_zero_replicas_converts_none() -> None:
+    decision = decided(replica("0"))
+    assert (decision.allowed, decision.patch) == (True, [])
+    assert decision.warnings == (f"{ENABLED_REPLICAS}: admitted unconverted (0)",)
+
+
+@pytest.mark.parametrize("text", ["three", "-1", "1.5", ""])
+def test_a_malformed_replica_count_is_denied_naming_the_annotation(
+    text: str, counts: LocalStore
+) -> None:
+    decision = decide(replica(text), admission(store=counts))
+    assert not decision.allowed
+    assert decision.message.startswith(f"{ENABLED_REPLICAS}: ")
+    assert counts.list("ConfigMap") == []
+
+
+def test_a_pod_without_a_controller_is_converted_without_a_slot(counts: LocalStore) -> None:
+    pod = replica("1")
+    del pod["metadata"]["ownerReferences"]
+    for _ in range(2):
+        result = applied(pod, decide(pod, admission(store=counts)))
+        assert result["spec"]["schedulerName"] == SCHEDULER_NAME
+        assert REPLICA_SLOT_LABEL not in result["metadata"]["labels"]
+    assert counts.list("ConfigMap") == []
+
+
+def test_a_dry_run_decides_alike_and_takes_no_slot(counts: LocalStore) -> None:
+    pod = replica("1")
+    dry = decide(pod, admission(store=counts), dry_run=True)
+    assert applied(pod, dry)["spec"]["schedulerName"] == SCHEDULER_NAME
+    assert counts.list("ConfigMap") == []
+    assert applied(pod, decide(pod, admission(store=counts)))["metadata"]["labels"]
+    (before,) = counts.list("ConfigMap")
+    assert decide(pod, admission(store=counts), dry_run=True).patch == []
+    assert counts.list("ConfigMap") == [before]
+
+
+def test_a_denied_replica_takes_no_slot(counts: LocalStore) -> None:
+    pod = replica("1")
+    pod["metadata"]["annotations"][GPU_POOL] = "missing"
+    assert not decide(pod, admission(store=counts)).allowed
+    assert counts.list("ConfigMap") == []
+
+
+def test_slots_are_counted_in_the_requests_namespace(counts: LocalStore) -> None:
+    pod = replica("1")
+    del pod["metadata"]["namespace"]
+    assert decide(pod, admission(store=counts), namespace="team-a").patch
+    (count,) = counts.list("ConfigMap")
+    assert count["metadata"]["namespace"] == "team-a"
+
+
+# --- progressive migration --------------------------------------------------------------
+
+REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
+
+
+def native_pod(resources: dict[str, Any], *, enabled: str | None = None) -> dict[str, Any]:
+    pod = tf_pod(enabled=enabled)
+    pod["spec"]["containers"][0]["resources"] = resources
+    return pod
+
+
+def kept_off(result: dict[str, Any]) -> bool:
+    affinity = ((result["spec"].get("affinity") or {}).get("nodeAffinity") or {}).get(REQUIRED)
+    terms = (affinity or {}).get("nodeSelectorTerms") or []
+    return bool(terms) and all(WITHOUT_WORKERS in term["matchExpressions"] for term in terms)
+
+
+@pytest.mark.parametrize("enabled", [None, "false"])
+@pytest.mark.parametrize(
+    "resources",
+    [
+        {"limits": {NATIVE_GPU_RESOURCE: "1"}},
+        {"requests": {NATIVE_GPU_RESOURCE: "2"}, "limits": {NATIVE_GPU_RESOURCE: "2"}},
+    ],
+)
+def test_under_migration_a_native_gpu_pod_is_kept_off_tensor_fusion_nodes(
+    resources: dict[str, Any], enabled: str | None
+) -> None:
+    pod = native_pod(resources, enabled=enabled)
+    result = applied(pod, decide(pod, admission(migration=True)))
+    assert kept_off(result)
+    # Only the affinity: not converted, the GPUs kept.
+    del result["spec"]["affinity"]
+    assert result == pod
+
+
+def test_a_gpu_in_an_init_container_counts_too() -> None:
+    pod = native_pod({})
+    pod["spec"]["initContainers"] = [
+        {"name": "warm", "image": "cuda", "resources": {"limits": {NATIVE_GPU_RESOURCE: "1"}}}
+    ]
+    assert kept_off(applied(pod, decide(pod, admission(migration=True))))
+
+
+@pytest.mark.parametrize(
+    "resources", [{}, {"limits": {NATIVE_GPU_RESOURCE: "0"}}, {"limits": {"cpu": "1"}}]
+)
+def test_under_migration_a_pod_without_gpus_is_unchanged(resources: dict[str, Any]) -> None:
+    decision = decide(native_pod(resources), admission(migration=True))
+    assert (decision.allowed, decision.patch) == (True, [])
+
+
+def test_without_migration_a_native_gpu_pod_is_unchanged() -> None:
+    decision = decide(native_pod({"limits": {NATIVE_GPU_RESOURCE: "1"}}), admission())
+    assert (decision.allowed, decision.patch) == (True, [])
+
+
+def test_under_migration_a_replica_over_its_count_is_kept_off_and_converted_ones_are_not(
+    counts: LocalStore,
+) -> None:
+    pod = replica("1")
+    first = applied(pod, decide(pod, admission(store=counts, migration=True)))
+    assert first["spec"]["schedulerName"] == SCHEDULER_NAME
+    assert not kept_off(first)
+    over = decide(pod, admission(store=counts, migration=True))
+    assert over.warnings
+    result = applied(pod, over)
+    assert kept_off(result)
+    assert result["spec"]["containers"] == pod["spec"]["containers"]
+
+
+def test_under_migration_an_unreadable_enabled_pod_is_still_denied() -> None:
+    pod = native_pod({"limits": {NATIVE_GPU_RESOURCE: "1"}}, enabled="true")
+    pod["metadata"]["annotations"][VRAM_LIMIT] = "16Gx"
+    decision = decide(pod, admission(migration=True))
+    assert not decision.allowed
+    assert decision.message.startswith(f"{VRAM_LIMIT}: ")

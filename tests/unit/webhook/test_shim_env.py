@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from tensorfusion.agent.regions import WorkerRegions
-from tensorfusion.api.annotations import GPU_COUNT, GPU_IDS, VRAM_LIMIT
+from tensorfusion.api.annotations import GPU_COUNT, GPU_IDS, GPU_INDICES, VRAM_LIMIT
 from tensorfusion.shim import SHIM_ENV
 from tensorfusion.webhook.shim_injection import HOST_REGIONS_ROOT, REGIONS_VOLUME
+from tests.kube.kubelet import expanded
 from tests.unit.agent.conftest import gpu
 
-from .pods import container, converted, expanded, resolved_env, tf_pod
+from .pods import container, converted, resolved_env, tf_pod
 
 _PER_DEVICE = re.compile(r"_\d+$")
 
@@ -38,6 +39,8 @@ def test_each_gpus_region_path_leads_to_the_region_the_agent_makes(
     # As stored and bound: the API server gives the uid, the scheduler the gpu-ids.
     pod["metadata"]["uid"] = "uid-1"
     pod["metadata"]["annotations"][GPU_IDS] = gpu_ids
+    indices = sorted(int(name.rsplit("-", 1)[1]) for name in gpu_ids.split(","))
+    pod["metadata"]["annotations"][GPU_INDICES] = ",".join(map(str, indices))
     gpus = [gpu(f"node-0-gpu-{index}", index) for index in range(3)]
     agent_env = WorkerRegions(tmp_path).prepare(pod, gpus)
 
@@ -45,12 +48,20 @@ def test_each_gpus_region_path_leads_to_the_region_the_agent_makes(
     (mount,) = [m for m in container(pod, "main")["volumeMounts"] if m["name"] == REGIONS_VOLUME]
     host_dir = tmp_path / expanded(mount["subPathExpr"], env)
     assert Path(mount["mountPath"]) == Path(HOST_REGIONS_ROOT)
-    for ordinal in range(count):
+    # The container's i-th device is its i-th GPU in PCI bus order (the gpus' index here);
+    # the agent's own env lists them in gpu-ids order.
+    ids = gpu_ids.split(",")
+    by_bus = sorted(ids, key=lambda name: int(name.rsplit("-", 1)[1]))
+    for ordinal, gpu_id in enumerate(by_bus):
         seen_at = Path(env[f"TF_SHM_PATH_{ordinal}"])
         assert seen_at.parent == Path(HOST_REGIONS_ROOT)
         on_host = host_dir / seen_at.name
-        assert on_host.resolve() == Path(agent_env[f"TF_SHM_PATH_{ordinal}"]).resolve()
+        expected = agent_env[f"TF_SHM_PATH_{ids.index(gpu_id)}"]
+        assert on_host.resolve() == Path(expected).resolve()
     assert f"TF_SHM_PATH_{count}" not in env
+    # The runtime gives the container these devices, numbered 0.. in PCI bus order.
+    assert env["NVIDIA_VISIBLE_DEVICES"] == ",".join(map(str, indices))
+    assert env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
     assert env["TF_WORKER_NAME"] == agent_env["TF_WORKER_NAME"]
     assert env["TF_VRAM_LIMIT"] == str(4 << 30)
 

@@ -3,7 +3,11 @@ changes, each kind from its own list's version (as the scheduling loop does), tu
 change into the keys of the objects it may affect; a worker reconciles the queued keys.
 A change log that has expired (410) means a fresh list, which requeues every key: whatever
 happened meanwhile (a pod deleted while the controller was down) is recomputed from what is
-there now."""
+there now.
+
+A `ReconcilerSet` is what one controller runs (controller-runtime's For/Watches): the fleet's
+reconcilers always run; an optional set (the used-by taints) runs as a controller of its own,
+in its own leader loop, only where its flag turns it on."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from tensorfusion.api.gpu_links import OWNER_LABEL, gpu_node_name, text_at
@@ -28,6 +33,7 @@ from tensorfusion.store.objects import JsonObject
 log = logging.getLogger(__name__)
 
 Reconciler = Callable[[Context, Key], Result]
+AffectedKeys = Callable[[Mapping[str, Any], Mapping[str, Any] | None, ObjectCache], Iterator[Key]]
 RECONCILERS: Mapping[str, Reconciler] = {
     "TensorFusionCluster": reconcile_cluster,
     "GPUPool": reconcile_pool,
@@ -74,12 +80,33 @@ def affected_keys(
             yield from _key("GPUNode", text_at(version, "spec", "nodeName"))
 
 
+@dataclass(frozen=True)
+class ReconcilerSet:
+    """What one controller runs: the kinds its cache holds, the reconciler of each kind of
+    key, and the keys that a change to a cached object affects."""
+
+    kinds: tuple[str, ...]
+    reconcilers: Mapping[str, Reconciler]
+    affected_keys: AffectedKeys
+
+
+FLEET = ReconcilerSet(WATCHED_KINDS, RECONCILERS, affected_keys)
+"""Pools from clusters, GPUNodes from nodes, and the capacity in their status."""
+
+
 class Controller:
     """The cache, the queue and the reconcilers, driven one step at a time (`sync`,
     `process`) so that tests control every step; `run` loops them."""
 
-    def __init__(self, store: ClusterStore, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        store: ClusterStore,
+        reconcilers: ReconcilerSet = FLEET,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.store = store
+        self.reconcilers = reconcilers
         self.cache = ObjectCache()
         self.context = Context(store, self.cache, self._enqueue)
         self.queue = WorkQueue(clock=clock)
@@ -89,10 +116,10 @@ class Controller:
         """List every watched kind into the cache, queue every key, and follow each kind's
         changes from its own list."""
         listed_at: dict[str, int] = {}
-        for kind in WATCHED_KINDS:
+        for kind in self.reconcilers.kinds:
             objects, listed_at[kind] = self.store.list_with_version(kind)
             self.cache.replace(kind, objects)
-        for kind in WATCHED_KINDS:
+        for kind in self.reconcilers.kinds:
             for obj in self.cache.all(kind):
                 self._enqueue(obj, None)
         self.close()
@@ -123,7 +150,7 @@ class Controller:
         if key is None:
             return None
         try:
-            result = RECONCILERS[key.kind](self.context, key)
+            result = self.reconcilers.reconcilers[key.kind](self.context, key)
         except Exception:  # any failure of one key is retried, never fatal to the others
             delay = self.queue.add_rate_limited(key)
             log.exception("reconciling %s failed; retrying in %.3f s", key, delay)
@@ -162,8 +189,8 @@ class Controller:
         return len(events)
 
     def _enqueue(self, obj: JsonObject, old: JsonObject | None) -> None:
-        for key in affected_keys(obj, old, self.cache):
-            if key.kind in RECONCILERS:
+        for key in self.reconcilers.affected_keys(obj, old, self.cache):
+            if key.kind in self.reconcilers.reconcilers:
                 self.queue.add(key)
 
 

@@ -17,6 +17,7 @@ from tensorfusion.api.annotations import (
     GANG_ANNOTATION_KEYS,
     GPU_COUNT,
     GPU_IDS,
+    GPU_INDICES,
     GPU_MODEL,
     GPU_POOL,
     WorkloadRequest,
@@ -261,7 +262,11 @@ class GPUResourcesFit:
         except AllocationError as exc:
             return Status.unschedulable(self.name, str(exc))
         state.write(self.RESERVED, allocation)
-        state.data.setdefault(BIND_ANNOTATIONS, {})[GPU_IDS] = ",".join(allocation.gpus)
+        annotations = state.data.setdefault(BIND_ANNOTATIONS, {})
+        annotations[GPU_IDS] = ",".join(allocation.gpus)
+        known = [index for i in indices if (index := gpus.records[i].index) is not None]
+        if len(known) == len(indices):  # a declared GPU may have no device index
+            annotations[GPU_INDICES] = ",".join(str(index) for index in sorted(known))
         return Status.success()
 
     def unreserve(self, state: CycleState, pod: PodInfo, cluster: ClusterView, node: int) -> None:
