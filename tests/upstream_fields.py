@@ -36,6 +36,8 @@ class Field:
     minimum: int | None = None
     maximum: int | None = None
     pattern: str | None = None
+    default: str | None = None
+    """As the file writes it (`True`, `500`, `0 3 * * *`, an empty string)."""
     properties: dict[str, Field] = field(default_factory=dict)
     item: Field | None = None
     value: Field | None = None
@@ -96,7 +98,9 @@ def _read_attributes(node: Field, rest: str, number: int) -> None:
             setattr(node, name, int(value))
         elif name == "pattern":
             node.pattern = value
-        elif name != "default":
+        elif name == "default":
+            node.default = value
+        else:
             raise ValueError(f"line {number}: unknown attribute {part!r}")
 
 

@@ -14,6 +14,7 @@ from tensorfusion.api.crd import stale_files, write_crds
 from tensorfusion.api.field_errors import FieldIssue
 from tensorfusion.api.scheduler_config import KubeSchedulerConfiguration
 from tensorfusion.api.validate import DocumentResult, validate_text
+from tensorfusion.api.values_schema import is_stale, write_values_schema
 from tensorfusion.cli_agent import add_agent_command
 from tensorfusion.cli_control_plane import add_control_plane_commands
 from tensorfusion.cli_controller import add_controller_command
@@ -30,6 +31,7 @@ EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
 DEFAULT_CRD_DIR = Path("charts/tensor-fusion/crds")
+DEFAULT_VALUES_SCHEMA = Path("charts/tensor-fusion/values.schema.json")
 
 
 def _read_input(name: str) -> str | None:
@@ -84,13 +86,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _crds(args: argparse.Namespace) -> int:
-    directory = Path(args.output_dir)
+    directory, schema = Path(args.output_dir), Path(args.values_schema)
     if args.check:
-        stale = stale_files(directory)
-        for name in stale:
-            print(f"{directory / name}: out of date (run `tensor-fusion crds`)")
+        stale = [directory / name for name in stale_files(directory)]
+        stale += [schema] if is_stale(schema) else []
+        for path in stale:
+            print(f"{path}: out of date (run `tensor-fusion crds`)")
         return EXIT_INVALID if stale else EXIT_OK
-    for path in write_crds(directory):
+    for path in [*write_crds(directory), write_values_schema(schema)]:
         print(path)
     return EXIT_OK
 
@@ -184,8 +187,11 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("-q", "--quiet", action="store_true", help="do not print warnings")
     validate.set_defaults(run=_validate)
 
-    crds = commands.add_parser("crds", help="generate the CRD manifests from the models")
+    crds = commands.add_parser(
+        "crds", help="generate the CRD manifests and the chart's values.schema.json from the models"
+    )
     crds.add_argument("--output-dir", default=str(DEFAULT_CRD_DIR), metavar="DIR")
+    crds.add_argument("--values-schema", default=str(DEFAULT_VALUES_SCHEMA), metavar="FILE")
     crds.add_argument(
         "--check", action="store_true", help="only report files that differ; exit 1 if any"
     )

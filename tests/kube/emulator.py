@@ -69,6 +69,7 @@ from tests.kube.selectors import (
     label_selector,
     labels_of,
 )
+from tests.kube.service_routes import Route, ServiceResolver, service_host
 from tests.kube.store import Obj, ObjectStore, meta
 from tests.kube.watch import WatchRequest, serve_watch
 
@@ -99,6 +100,7 @@ class ApiServerEmulator(KubernetesEmulator):
     _served: dict[tuple[str, str, str], ApiResource] = attrs.field(factory=dict, init=False)
     _tokens: dict[str, str] = attrs.field(factory=dict, init=False)
     _session: aiohttp.ClientSession | None = attrs.field(default=None, init=False)
+    _service_routes: dict[Route, Route] = attrs.field(factory=dict, init=False)
 
     @override
     def __attrs_post_init__(self) -> None:
@@ -117,6 +119,10 @@ class ApiServerEmulator(KubernetesEmulator):
         if not token or not username:
             raise ValueError("register_token: token and username must not be empty")
         self._tokens[token] = username
+
+    def route_service(self, namespace: str, name: str, port: int, to: Route) -> None:
+        """Send webhook calls to Service `namespace/name` on `port` to `to` (host, port)."""
+        self._service_routes[service_host(namespace, name), port] = to
 
     def compact(self) -> None:
         """Drop the change log: a watch from any earlier resourceVersion gets 410 Gone."""
@@ -449,7 +455,8 @@ class ApiServerEmulator(KubernetesEmulator):
 
     def _webhook_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            resolver = ServiceResolver(self._service_routes)
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=resolver))
         return self._session
 
     async def _create(

@@ -3,6 +3,7 @@ timestamps, generation, the split between spec and the status subresource."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import secrets
 import uuid
@@ -74,6 +75,12 @@ def _valid_pod(obj: Obj, name: str) -> Obj:
 def _with_defaults(resource: ApiResource, obj: Obj) -> Obj:
     """`obj` with the kind's defaults, which kube-apiserver applies to every object it decodes,
     on create and on update alike."""
+    if resource.kind == "Secret" and resource.group == "" and "stringData" in obj:
+        # Write-only: merged into `data`, base64-encoded, over any key given in both.
+        text = obj.get("stringData") or {}
+        encoded = {key: base64.b64encode(str(v).encode()).decode() for key, v in text.items()}
+        rest = {key: value for key, value in obj.items() if key != "stringData"}
+        return {**rest, "data": {**(obj.get("data") or {}), **encoded}}
     spec = obj.get("spec")
     if resource.kind != "Pod" or resource.group != "" or not isinstance(spec, dict):
         return obj

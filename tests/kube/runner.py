@@ -64,6 +64,11 @@ class KubeApi:
         """Make the emulator's TokenReview authenticate `token` as `username`."""
         self.call(lambda: self.emulator.register_token(token, username))
 
+    def route_service(self, namespace: str, name: str, port: int, to: tuple[str, int]) -> None:
+        """Make the emulator reach Service `namespace/name` on `port` at `to` (host, port), as
+        webhooks' `clientConfig.service` names it."""
+        self.call(lambda: self.emulator.route_service(namespace, name, port, to))
+
     def compact(self) -> None:
         """Drop the change log, so that a watch from any older resourceVersion gets 410 Gone."""
         self.call(self.emulator.compact)

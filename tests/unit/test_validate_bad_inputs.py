@@ -860,8 +860,8 @@ CASES = [
     ),
     case(
         "helm-cluster-oversell-ratio",
-        "cluster:\n" + _block(one_pool(oversell("tflopsOversellRatio", "50")), 2) + "\n",
-        "cluster.gpuPools[0].specTemplate.capacityConfig.oversubscription.tflopsOversellRatio",
+        "cluster:\n  pool:\n" + _block(oversell("tflopsOversellRatio", "50"), 4) + "\n",
+        "cluster.pool.capacityConfig.oversubscription.tflopsOversellRatio",
         "must be >= 100",
         label="Helm values",
     ),

@@ -104,6 +104,14 @@ class TensorFusionClusterStatus(CapacityStatus):
     total_gpus: OptionalCount = Field(default=None, alias="totalGPUs")
     ready_gpu_pools: list[str] = Field(default_factory=list, alias="readyGPUPools")
     not_ready_gpu_pools: list[str] = Field(default_factory=list, alias="notReadyGPUPools")
+    retry_count: int = Field(default=0, alias="retryCount")
+    cloud_vendor_config_hash: str | None = Field(default=None, alias="cloudVendorConfigHash")
+    allocated_tflops_percent: str | None = Field(default=None, alias="allocatedTFlopsPercent")
+    allocated_vram_percent: str | None = Field(default=None, alias="allocatedVRAMPercent")
+    utilized_tflops_percent: str | None = Field(default=None, alias="utilizedTFlopsPercent")
+    utilized_vram_percent: str | None = Field(default=None, alias="utilizedVRAMPercent")
+    potential_savings_per_month: str | None = Field(default=None, alias="potentialSavingsPerMonth")
+    saved_costs_per_month: str | None = Field(default=None, alias="savedCostsPerMonth")
 
 
 class TensorFusionCluster(TensorFusionObject):

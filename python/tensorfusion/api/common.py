@@ -1,5 +1,5 @@
-"""Parts shared by several kinds: GPU resource pairs, node-selector requirements, taints,
-conditions and container resource requirements."""
+"""Parts shared by several kinds: GPU resource pairs, node-selector requirements, label
+selectors, taints, conditions and container resource requirements."""
 
 from __future__ import annotations
 
@@ -19,14 +19,24 @@ FreeForm = dict[str, Any]
 
 
 class GPUResource(ApiModel):
-    """An amount of GPU: TFLOPS and VRAM bytes."""
+    """An amount of GPU: TFLOPS and VRAM bytes, or compute as a percent of one GPU."""
 
     tflops: NonNegativeQuantity | None = None
     vram: NonNegativeQuantity | None = None
+    compute: NonNegativeQuantity | None = None
 
 
-class GPUResources(ApiModel):
-    """Requests and limits of GPU; a limit below its request is an error."""
+class GPUResourcePair(ApiModel):
+    """Requests and limits as upstream reports or plans them (a recommendation, a scheduled
+    target): both required, and not held to each other."""
+
+    requests: GPUResource
+    limits: GPUResource
+
+
+class GPUResources(GPUResourcePair):
+    """Requests and limits of GPU that a workload asks for; a limit below its request is an
+    error."""
 
     requests: GPUResource = Field(default_factory=GPUResource)
     limits: GPUResource = Field(default_factory=GPUResource)
@@ -86,6 +96,21 @@ class NodeSelectorTerm(ApiModel):
 class NodeSelector(ApiModel):
     node_selector_terms: Annotated[list[NodeSelectorTerm], Advice(_selects_nothing)] = Field(
         alias="nodeSelectorTerms"
+    )
+
+
+class LabelSelectorRequirement(ApiModel):
+    key: str
+    operator: str
+    values: list[str] = Field(default_factory=list)
+
+
+class LabelSelector(ApiModel):
+    """metav1.LabelSelector: which objects (nodes, workloads) a rule applies to."""
+
+    match_labels: dict[str, str] = Field(default_factory=dict, alias="matchLabels")
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, alias="matchExpressions"
     )
 
 

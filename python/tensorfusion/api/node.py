@@ -10,10 +10,12 @@ from pydantic import Field
 from tensorfusion.api.advice import Count, OptionalCount, between, one_of
 from tensorfusion.api.base import ApiModel, TensorFusionObject
 from tensorfusion.api.common import Condition, FreeForm, GPUResource, QoSLevel
+from tensorfusion.api.gpu_topology import GPUTopology, NVLinkInfo
+from tensorfusion.api.isolation import IsolationMode, IsolationPolicy
+from tensorfusion.api.partitions import AllocatedPartition
 from tensorfusion.api.pool import CapacityStatus, GroupKindName
-from tensorfusion.api.quantity import NonNegativeQuantity
+from tensorfusion.api.quantity import NonNegativeQuantity, QuantityText
 
-IsolationMode = Literal["shared", "soft", "hard", "partitioned"]
 UsedBy = Literal["tensor-fusion", "nvidia-device-plugin"]
 USED_BY_TENSOR_FUSION: UsedBy = "tensor-fusion"
 USED_BY_DEVICE_PLUGIN: UsedBy = "nvidia-device-plugin"
@@ -51,6 +53,14 @@ class PodGPUAllocation(ApiModel):
     requests: GPUResource = Field(default_factory=GPUResource)
     limits: GPUResource = Field(default_factory=GPUResource)
     qos: QoSLevel | None = None
+    is_external: bool | None = Field(default=None, alias="isExternal")
+    """Not placed by TensorFusion (e.g. a pod of the NVIDIA device plugin)."""
+
+
+class HypervisorStatus(ApiModel):
+    hypervisor_state: str | None = Field(default=None, alias="hypervisorState")
+    hypervisor_version: str | None = Field(default=None, alias="hypervisorVersion")
+    last_heartbeat_time: str | None = Field(default=None, alias="lastHeartbeatTime")
 
 
 NodePhase = Literal[
@@ -75,6 +85,11 @@ class GPUNodeStatus(CapacityStatus):
     allocated_pods: dict[str, list[PodGPUAllocation]] = Field(
         default_factory=dict, alias="allocatedPods"
     )
+    total_gpu_pods: OptionalCount = Field(default=None, alias="totalGPUPods")
+    managed_gpu_device_ids: list[str] = Field(default_factory=list, alias="managedGPUDeviceIDs")
+    loaded_models: list[str] = Field(default_factory=list, alias="loadedModels")
+    hypervisor_status: HypervisorStatus | None = Field(default=None, alias="hypervisorStatus")
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
 
 
 class GPUNode(TensorFusionObject):
@@ -87,6 +102,7 @@ class RunningApp(ApiModel):
     name: str | None = None
     namespace: str = "default"
     count: Count = 0
+    pods: list[PodGPUAllocation] = Field(default_factory=list)
 
 
 class GPUStatus(ApiModel):
@@ -97,6 +113,7 @@ class GPUStatus(ApiModel):
     )
     vendor: str = "NVIDIA"
     gpu_model: str | None = Field(default=None, alias="gpuModel")
+    model: str | None = None
     capacity: GPUResource | None = None
     available: GPUResource | None = None
     uuid: str | None = None
@@ -104,9 +121,17 @@ class GPUStatus(ApiModel):
     numa_node: int | None = Field(default=None, ge=-1, le=INT32_MAX, alias="numaNode")
     """-1 where the host has no NUMA; the scheduler's topology arrays hold it as int32."""
     isolation_mode: IsolationMode = Field(default="soft", alias="isolationMode")
+    isolation_policy: IsolationPolicy | None = Field(default=None, alias="isolationPolicy")
+    active_isolation_mode: str | None = Field(default=None, alias="activeIsolationMode")
+    dynamic_isolation_conflict: bool | None = Field(default=None, alias="dynamicIsolationConflict")
+    allocated_partitions: dict[str, AllocatedPartition] = Field(
+        default_factory=dict, alias="allocatedPartitions"
+    )
     node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
     nvlink_peers: list[str] = Field(default_factory=list, alias="nvlinkPeers")
     """Names of the GPUs on the same node that this one has an NVLink to."""
+    nv_link: NVLinkInfo | None = Field(default=None, alias="nvLink")
+    topology: GPUTopology | None = None
     used_by: UsedBy = Field(default=USED_BY_TENSOR_FUSION, alias="usedBy")
     message: str = ""
     running_apps: list[RunningApp] = Field(default_factory=list, alias="runningApps")
@@ -135,6 +160,7 @@ class GPUNodeClaimSpec(ApiModel):
 
 class GPUNodeClaimStatus(ApiModel):
     phase: str = "Pending"
+    instance_id: str | None = Field(default=None, alias="instanceID")
 
 
 class GPUNodeClaim(TensorFusionObject):
@@ -151,7 +177,7 @@ class SelectorTerm(ApiModel):
 
 
 class BlockDevice(ApiModel):
-    volume_size: NonNegativeQuantity | None = Field(default=None, alias="volumeSize")
+    volume_size: QuantityText | None = Field(default=None, alias="volumeSize")
     volume_type: str | None = Field(default=None, alias="volumeType")
     encrypted: bool = True
     delete_on_termination: bool = Field(default=True, alias="deleteOnTermination")

@@ -12,16 +12,18 @@ from tensorfusion.api.advice import OptionalCount, Text, at_least, between, want
 from tensorfusion.api.base import ApiModel, TensorFusionObject, field_problem, field_problems
 from tensorfusion.api.common import (
     Condition,
-    FreeForm,
     GPUOrCPUResource,
     NodeSelector,
     NodeSelectorRequirement,
     QoSLevel,
     Taint,
 )
+from tensorfusion.api.component_config import ComponentConfig, ComponentStatus
 from tensorfusion.api.cron import CronSchedule
+from tensorfusion.api.defrag import Defrag
 from tensorfusion.api.duration import Duration
-from tensorfusion.api.quantity import NonNegativeQuantity
+from tensorfusion.api.isolation import IsolationMode, IsolationModeRule
+from tensorfusion.api.quantity import NonNegativeQuantity, QuantityText
 
 ProvisioningMode = Literal["Provisioned", "AutoSelect", "Karpenter"]
 CAPACITY_TYPE_KEY = "karpenter.sh/capacity-type"
@@ -76,9 +78,9 @@ class GroupKindName(ApiModel):
 class PeriodicalBudget(ApiModel):
     """Spending caps in dollars; a new VM that would exceed one is not created."""
 
-    budget_per_day: NonNegativeQuantity | None = Field(default=None, alias="budgetPerDay")
-    budget_per_month: NonNegativeQuantity | None = Field(default=None, alias="budgetPerMonth")
-    budget_per_quarter: NonNegativeQuantity | None = Field(default=None, alias="budgetPerQuarter")
+    budget_per_day: QuantityText = Field(default="100", alias="budgetPerDay")
+    budget_per_month: QuantityText = Field(default="1000", alias="budgetPerMonth")
+    budget_per_quarter: QuantityText = Field(default="3000", alias="budgetPerQuarter")
     budget_exceed_strategy: Literal["AlertOnly", "AlertAndTerminateVM"] = Field(
         default="AlertOnly", alias="budgetExceedStrategy"
     )
@@ -132,6 +134,9 @@ class NodeRollingUpdatePolicy(ApiModel):
     )
     batch_interval: Duration = Field(default="1s", alias="batchInterval")
     max_duration: Duration = Field(default="10m", alias="maxDuration")
+    auto_update_client: bool | None = Field(default=None, alias="autoUpdateClient")
+    auto_update_worker: bool | None = Field(default=None, alias="autoUpdateWorker")
+    auto_update_hypervisor: bool | None = Field(default=None, alias="autoUpdateHypervisor")
     maintenance_window: MaintenanceWindow = Field(
         default_factory=MaintenanceWindow, alias="maintenanceWindow"
     )
@@ -139,12 +144,21 @@ class NodeRollingUpdatePolicy(ApiModel):
 
 class NodeCompaction(ApiModel):
     period: Duration = "5m"
+    defrag: Defrag | None = None
 
 
 class NodeManagerConfig(ApiModel):
     provisioning_mode: ProvisioningMode = Field(default="AutoSelect", alias="provisioningMode")
-    default_vendor: str | None = Field(default=None, alias="defaultVendor")
+    default_vendor: str = Field(default="NVIDIA", alias="defaultVendor")
+    default_isolation_mode: IsolationMode = Field(default="soft", alias="defaultIsolationMode")
+    isolation_mode_rules: list[IsolationModeRule] = Field(
+        default_factory=list, alias="isolationModeRules"
+    )
     node_selector: NodeSelector | None = Field(default=None, alias="nodeSelector")
+    multi_vendor_node_selector: dict[str, NodeSelector] = Field(
+        default_factory=dict, alias="multiVendorNodeSelector"
+    )
+    """Per GPU vendor, the existing nodes that have that vendor's GPUs."""
     node_provisioner: NodeProvisioner | None = Field(default=None, alias="nodeProvisioner")
     node_compaction: NodeCompaction | None = Field(default=None, alias="nodeCompaction")
     node_pool_rolling_update_policy: NodeRollingUpdatePolicy | None = Field(
@@ -175,22 +189,22 @@ class QosDefinition(ApiModel):
 
 
 class QosPricingUnit(ApiModel):
-    per_fp16_tflops_per_hour: str | None = Field(default=None, alias="perFP16TFlopsPerHour")
-    per_gb_of_vram_per_hour: str | None = Field(default=None, alias="perGBOfVRAMPerHour")
+    per_fp16_tflops_per_hour: str = Field(default="$0.0069228", alias="perFP16TFlopsPerHour")
+    per_gb_of_vram_per_hour: str = Field(default="$0.01548", alias="perGBOfVRAMPerHour")
 
 
 class QosPricing(ApiModel):
     qos: Annotated[QoSLevel | None, wanted("the price applies to no QoS level")] = None
     requests: QosPricingUnit = Field(default_factory=QosPricingUnit)
-    limits_over_requests: str | None = Field(default=None, alias="limitsOverRequests")
+    limits_over_requests: str = Field(default="1", alias="limitsOverRequests")
 
 
 class QosConfig(ApiModel):
     definitions: list[QosDefinition] = Field(default_factory=list)
     default_qos: QoSLevel | None = Field(default=None, alias="defaultQoS")
     pricing: list[QosPricing] = Field(default_factory=list)
-    eviction_protection_price_ratio: str | None = Field(
-        default=None, alias="evictionProtectionPriceRatio"
+    eviction_protection_price_ratio: str = Field(
+        default="1.2", alias="evictionProtectionPriceRatio"
     )
 
 
@@ -201,7 +215,7 @@ class GPUPoolSpec(ApiModel):
         default_factory=NodeManagerConfig, alias="nodeManagerConfig"
     )
     qos_config: QosConfig | None = Field(default=None, alias="qosConfig")
-    component_config: FreeForm | None = Field(default=None, alias="componentConfig")
+    component_config: ComponentConfig | None = Field(default=None, alias="componentConfig")
     scheduling_config_template: str | None = Field(default=None, alias="schedulingConfigTemplate")
 
 
@@ -217,6 +231,12 @@ class CapacityStatus(ApiModel):
     virtual_vram: NonNegativeQuantity | None = Field(default=None, alias="virtualVRAM")
     available_tflops: NonNegativeQuantity | None = Field(default=None, alias="availableTFlops")
     available_vram: NonNegativeQuantity | None = Field(default=None, alias="availableVRAM")
+    virtual_available_tflops: NonNegativeQuantity | None = Field(
+        default=None, alias="virtualAvailableTFlops"
+    )
+    virtual_available_vram: NonNegativeQuantity | None = Field(
+        default=None, alias="virtualAvailableVRAM"
+    )
     conditions: list[Condition] = Field(default_factory=list)
 
 
@@ -229,6 +249,16 @@ class GPUPoolStatus(CapacityStatus):
     total_gpus: OptionalCount = Field(default=None, alias="totalGPUs")
     ready_nodes: OptionalCount = Field(default=None, alias="readyNodes")
     not_ready_nodes: OptionalCount = Field(default=None, alias="notReadyNodes")
+    running_apps_cnt: OptionalCount = Field(default=None, alias="runningAppsCnt")
+    provisioning_phase: Literal["None", "Initializing", "Provisioning", "Completed"] = Field(
+        default="None", alias="provisioningPhase"
+    )
+    component_status: ComponentStatus | None = Field(default=None, alias="componentStatus")
+    last_compaction_time: str | None = Field(default=None, alias="lastCompactionTime")
+    last_defrag_time: str | None = Field(default=None, alias="lastDefragTime")
+    budget_exceeded: str = Field(default="", alias="budgetExceeded")
+    potential_savings_per_month: str | None = Field(default=None, alias="potentialSavingsPerMonth")
+    saved_costs_per_month: str | None = Field(default=None, alias="savedCostsPerMonth")
 
 
 class GPUPool(TensorFusionObject):

@@ -26,10 +26,28 @@ class HostPathMount(ApiModel):
     read_only: bool = Field(default=False, alias="readOnly")
 
 
+class DeviceMount(ApiModel):
+    """Which device files the hypervisor and workers mount: rules for whole and partitioned
+    GPUs, and the devices every GPU shares."""
+
+    device_mount_rule: str | None = Field(default=None, alias="deviceMountRule")
+    partitioned_device_mount_rule: str | None = Field(
+        default=None, alias="partitionedDeviceMountRule"
+    )
+    shared_devices: list[str] = Field(default_factory=list, alias="sharedDevices")
+
+
+class EnvVar(ApiModel):
+    name: str
+    value: str | None = None
+
+
 class ProviderHypervisor(ApiModel):
     privileged_hypervisor: bool = Field(default=False, alias="privilegedHypervisor")
     ld_library_path: str | None = Field(default=None, alias="ldLibraryPath")
     host_path_mounts: list[HostPathMount] = Field(default_factory=list, alias="hostPathMounts")
+    device_mount: DeviceMount | None = Field(default=None, alias="deviceMount")
+    extra_env: list[EnvVar] = Field(default_factory=list, alias="extraEnv")
 
 
 class HardwareModel(ApiModel):
@@ -39,6 +57,12 @@ class HardwareModel(ApiModel):
     fp16_tflops: NonNegativeQuantity = Field(alias="fp16TFlops")
     max_partitions: OptionalCount = Field(default=None, alias="maxPartitions")
     partition_template_refs: list[str] = Field(default_factory=list, alias="partitionTemplateRefs")
+    max_isolation_groups: int | None = Field(default=None, alias="maxIsolationGroups")
+    max_placement_slots: int | None = Field(default=None, alias="maxPlacementSlots")
+    total_extended_resources: dict[str, int] = Field(
+        default_factory=dict, alias="totalExtendedResources"
+    )
+    device_mount: DeviceMount | None = Field(default=None, alias="deviceMount")
 
 
 class VirtualizationTemplate(ApiModel):
@@ -51,6 +75,14 @@ class VirtualizationTemplate(ApiModel):
     isolation_group_sharing: Literal["exclusive", "shared"] = Field(
         default="exclusive", alias="isolationGroupSharing"
     )
+    isolation_group_slots: int | None = Field(default=None, alias="isolationGroupSlots")
+    max_partitions_per_isolation_group: int | None = Field(
+        default=None, alias="maxPartitionsPerIsolationGroup"
+    )
+    nvml_profile_id: int | None = Field(default=None, alias="nvmlProfileId")
+    placement_limit: list[int] = Field(default_factory=list, alias="placementLimit")
+    placement_offset: int | None = Field(default=None, alias="placementOffset")
+    extended_resources: dict[str, int] = Field(default_factory=dict, alias="extendedResources")
 
 
 class DevicePluginDetection(ApiModel):

@@ -270,3 +270,13 @@ QuantityType: TypeAlias = Annotated[Quantity, Field()]
 """Explicit alias for a quantity field; a bare `Quantity` annotation behaves the same."""
 NonNegativeQuantity: TypeAlias = Annotated[Quantity, AfterValidator(_non_negative)]
 """A quantity that must be >= 0: most GPU fields (TFLOPS, VRAM)."""
+
+
+def _non_negative_text(text: str) -> str:
+    _non_negative(_pydantic_coerce(text))
+    return text
+
+
+QuantityText: TypeAlias = Annotated[str, AfterValidator(_non_negative_text)]
+"""A non-negative quantity that upstream's schema types as a string (budgets, disk sizes):
+kept as written, and refused when it is not a quantity."""

@@ -7,8 +7,10 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from tensorfusion.api.advice import OptionalText, wanted
+from tensorfusion.api.autoscaling import VerticalScalingRule
 from tensorfusion.api.base import ApiModel, TensorFusionObject
 from tensorfusion.api.common import FreeForm
+from tensorfusion.api.hypervisor_tuning import HypervisorScheduling, ReBalancer
 
 PlacementMode = Literal["CompactFirst", "LowLoadFirst", "NodeCompactGPULowLoad"]
 DEFAULT_PLACEMENT_MODE: PlacementMode = "CompactFirst"
@@ -28,11 +30,11 @@ class PlacementConfig(ApiModel):
 
 class SchedulingConfigTemplateSpec(ApiModel):
     placement: PlacementConfig = Field(default_factory=PlacementConfig)
-    vertical_scaling_rules: list[FreeForm] = Field(
+    vertical_scaling_rules: list[VerticalScalingRule] = Field(
         default_factory=list, alias="verticalScalingRules"
     )
-    re_balancer: FreeForm | None = Field(default=None, alias="reBalancer")
-    hypervisor: FreeForm | None = None
+    re_balancer: ReBalancer | None = Field(default=None, alias="reBalancer")
+    hypervisor: HypervisorScheduling | None = None
 
 
 class SchedulingConfigTemplate(TensorFusionObject):

@@ -24,6 +24,7 @@ from tensorfusion.api.dynamic_config import DynamicConfig
 from tensorfusion.api.field_errors import FieldIssue, issues_from, type_name
 from tensorfusion.api.helm_values import VALUES_SECTIONS, HelmValues
 from tensorfusion.api.kinds import KINDS_BY_NAME
+from tensorfusion.api.not_acted import not_acted_fields
 from tensorfusion.api.null_pruning import prune_nulls
 from tensorfusion.api.pod import Controller, CronJob, Job, Pod, PodTemplateSpec
 from tensorfusion.api.scheduler_config import SCHEDULER_API_VERSION, KubeSchedulerConfiguration
@@ -160,7 +161,10 @@ def _check_custom_resource(kind: str, data: dict[str, Any]) -> list[FieldIssue]:
         )
         for path in dropped
     ]
-    return nulls + _check_model(KINDS_BY_NAME[kind].model, pruned)
+    not_acted = [
+        FieldIssue(path, remark, warning=True) for path, remark in not_acted_fields(kind, pruned)
+    ]
+    return nulls + _check_model(KINDS_BY_NAME[kind].model, pruned) + not_acted
 
 
 def _check_model(model: type[BaseModel], data: dict[str, Any]) -> list[FieldIssue]:

@@ -9,9 +9,20 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from tensorfusion.api.advice import Count, OptionalCount, Text, between, one_of, wanted
+from tensorfusion.api.autoscaling import AutoScalingConfig, CronScalingRule
 from tensorfusion.api.base import ApiModel, TensorFusionObject, field_problem
-from tensorfusion.api.common import FreeForm, GPUResource, GPUResources, QoSLevel
-from tensorfusion.api.node import IsolationMode
+from tensorfusion.api.common import (
+    Condition,
+    FreeForm,
+    GPUResource,
+    GPUResourcePair,
+    GPUResources,
+    QoSLevel,
+)
+from tensorfusion.api.gang import GangScheduling, GangStatus
+from tensorfusion.api.isolation import IsolationMode
+from tensorfusion.api.node_affinity import NodeAffinity
+from tensorfusion.api.quota_status import GPUResourceQuotaStatus
 
 MAX_GPU_COUNT = 128
 
@@ -30,8 +41,10 @@ class WorkloadProfileSpec(ApiModel):
     gpu_count: int = Field(default=1, ge=1, le=MAX_GPU_COUNT, alias="gpuCount")
     gpu_indices: list[int] = Field(default_factory=list, alias="gpuIndices")
     vendor: str | None = None
-    auto_scaling_config: FreeForm | None = Field(default=None, alias="autoScalingConfig")
-    node_affinity: FreeForm | None = Field(default=None, alias="nodeAffinity")
+    partition_template_id: str | None = Field(default=None, alias="partitionTemplateId")
+    auto_scaling_config: AutoScalingConfig | None = Field(default=None, alias="autoScalingConfig")
+    gang_scheduling: GangScheduling | None = Field(default=None, alias="gangScheduling")
+    node_affinity: NodeAffinity | None = Field(default=None, alias="nodeAffinity")
     worker_pod_template: FreeForm | None = Field(default=None, alias="workerPodTemplate")
 
     @model_validator(mode="after")
@@ -54,6 +67,16 @@ class WorkloadStatus(ApiModel):
     phase: Literal["Pending", "Running", "Failed", "Unknown"] = "Pending"
     worker_count: Count = Field(default=0, alias="workerCount")
     ready_workers: Count = Field(default=0, alias="readyWorkers")
+    pod_template_hash: str | None = Field(default=None, alias="podTemplateHash")
+    conditions: list[Condition] = Field(default_factory=list)
+    recommendation: GPUResourcePair | None = None
+    applied_recommended_replicas: int | None = Field(
+        default=None, alias="appliedRecommendedReplicas"
+    )
+    active_cron_scaling_rule: CronScalingRule | None = Field(
+        default=None, alias="activeCronScalingRule"
+    )
+    gang: GangStatus | None = None
 
 
 class TensorFusionWorkload(TensorFusionObject):
@@ -149,4 +172,4 @@ class GPUResourceQuotaSpec(ApiModel):
 class GPUResourceQuota(TensorFusionObject):
     kind: Literal["GPUResourceQuota"]
     spec: GPUResourceQuotaSpec = Field(default_factory=GPUResourceQuotaSpec)
-    status: FreeForm | None = None
+    status: GPUResourceQuotaStatus | None = None
