@@ -39,10 +39,10 @@ from tensorfusion.agent.device_plugin_checkpoint import (
 )
 from tensorfusion.agent.discovery import RegisterReport, host_objects, register
 from tensorfusion.agent.host import host_resources
-from tensorfusion.agent.node_pods import NodePods, PodKey, key_of
+from tensorfusion.agent.node_pods import NodePods
 from tensorfusion.agent.nvml import NvmlDevice, read_devices
 from tensorfusion.agent.provider_models import declared_tflops
-from tensorfusion.agent.regions import WorkerRegions
+from tensorfusion.agent.regions import PodKey, WorkerRegions, key_of
 from tensorfusion.agent.usage_recorder import UsageRecorder
 from tensorfusion.api.gpu_links import OWNER_LABEL, POOL_LABEL, text_at
 from tensorfusion.api.names import dns_subdomain_problem

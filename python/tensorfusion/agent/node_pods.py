@@ -17,18 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tensorfusion.agent.regions import PodKey, key_of
 from tensorfusion.api.annotations import GPU_IDS
 from tensorfusion.api.gpu_links import text_at
 from tensorfusion.errors import StoreError
-from tensorfusion.scheduler.pod_keys import pod_key
+from tensorfusion.scheduler.allocator import TERMINAL_PHASES
 from tensorfusion.store.interface import ChangeFeed, ClusterStore, WatchEvent
 from tensorfusion.store.objects import JsonObject
 
 log = logging.getLogger(__name__)
-
-FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
-PodKey = tuple[str, str]
-"""(namespace, name): what a worker's region directory is named by."""
 
 
 @dataclass
@@ -44,18 +41,13 @@ def is_worker(pod: Mapping[str, Any]) -> bool:
     """Whether the agent of the node `pod` is bound to keeps regions for it."""
     return (
         bool(text_at(pod, "metadata", "annotations", GPU_IDS))
-        and text_at(pod, "status", "phase") not in FINISHED_PHASES
+        and text_at(pod, "status", "phase") not in TERMINAL_PHASES
     )
 
 
 def is_worker_of(pod: Mapping[str, Any], node: str) -> bool:
     """Whether the agent of `node` keeps regions for `pod`."""
     return text_at(pod, "spec", "nodeName") == node and is_worker(pod)
-
-
-def key_of(pod: Mapping[str, Any]) -> PodKey:
-    _, namespace, name = pod_key(pod.get("metadata") or {})
-    return namespace, name
 
 
 class NodePods:

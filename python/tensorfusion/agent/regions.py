@@ -46,6 +46,10 @@ _NAME_MAX = 255
 """Bytes in one file name (Linux NAME_MAX)."""
 
 
+PodKey = tuple[str, str]
+"""(namespace, name): what a worker's region directory is named by."""
+
+
 @dataclass(frozen=True)
 class _Limits:
     vram_limit: int
@@ -69,7 +73,7 @@ class WorkerRegions:
 
     def directory(self, pod: Mapping[str, Any]) -> Path:
         """Where the regions of `pod` live."""
-        namespace, name = _dirnames(pod)
+        namespace, name = key_of(pod)
         for field, part in (("metadata.namespace", namespace), ("metadata.name", name)):
             if len(part.encode()) > _NAME_MAX:
                 raise ConfigError(
@@ -169,7 +173,7 @@ class WorkerRegions:
                 namespaces = sorted(self.root.iterdir())
             except FileNotFoundError:
                 return []
-            keep = {_dirnames(pod) for pod in list_pods()}
+            keep = {key_of(pod) for pod in list_pods()}
             for namespace in namespaces:
                 if not namespace.is_dir() or namespace.is_symlink():
                     continue
@@ -226,7 +230,7 @@ class WorkerRegions:
         return None if found is None else [snapshot for _, snapshot in found]
 
 
-def _dirnames(pod: Mapping[str, Any]) -> tuple[str, str]:
+def key_of(pod: Mapping[str, Any]) -> PodKey:
     _, namespace, name = pod_key(pod.get("metadata") or {})
     return namespace, name
 

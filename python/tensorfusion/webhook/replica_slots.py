@@ -27,6 +27,7 @@ A dry-run admission decides the same way and writes nothing."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import time
@@ -163,6 +164,9 @@ class ReplicaSlots:
         """A new slot's token, or None when the count is full."""
         name = owner.count_name()
         token = secrets.token_hex(8)
+        # Listed once per admission, not per retry: a conflict says another admission took a
+        # slot, nothing about the pods; a pod stored after this list holds a young slot.
+        stored_tokens = functools.cache(lambda: self._stored_tokens(namespace))
         for _ in range(MAX_ATTEMPTS):
             now = self._clock()
             count = self._count(name, namespace)
@@ -176,7 +180,7 @@ class ReplicaSlots:
                 return token
             slots = _slots_of(count, owner)
             if len(slots) >= limit:
-                slots = self._held(slots, namespace, now)
+                slots = self._held(slots, stored_tokens, now)
                 if len(slots) >= limit:
                     return None
             if dry_run:
@@ -203,18 +207,24 @@ class ReplicaSlots:
         except NotFoundError:
             return None
 
-    def _held(self, slots: dict[str, str], namespace: str, now: float) -> dict[str, str]:
+    def _held(
+        self, slots: dict[str, str], stored_tokens: Callable[[], set[str | None]], now: float
+    ) -> dict[str, str]:
         """The slots still held (see the module's docstring)."""
         young = {token for token, stamp in slots.items() if now - _seconds(stamp) < self._grace_s}
         if len(young) == len(slots):
             return slots
-        # Only enabled pods are converted, so they hold every token.
-        held = young | {
+        held = young | stored_tokens()
+        return {token: stamp for token, stamp in slots.items() if token in held}
+
+    def _stored_tokens(self, namespace: str) -> set[str | None]:
+        """The slot tokens of the stored pods that hold theirs. Only enabled pods are
+        converted, so they hold every token."""
+        return {
             (pod["metadata"].get("labels") or {}).get(REPLICA_SLOT_LABEL)
             for pod in self._store.list("Pod", namespace, {ENABLED_LABEL: "true"})
             if _holds_its_slot(pod)
         }
-        return {token: stamp for token, stamp in slots.items() if token in held}
 
 
 def _where(owner: Owner, namespace: str) -> str:
