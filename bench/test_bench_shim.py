@@ -6,19 +6,16 @@ with `python -m pytest bench/test_bench_shim.py --benchmark-only`."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import shutil
 import statistics
-import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
-from tests.mockcuda_build import SOURCE_DIR, MockCuda, build_mockcuda
-from tests.native.mockcuda_run import run_program
+from tests.mockcuda_build import MockCuda, build_mockcuda
+from tests.native.mockcuda_run import run_program, with_program
 
 from tensorfusion import shim_path
 
@@ -49,14 +46,10 @@ static long long now_ns(void) {
 }
 
 /* A context on device 0, a stream in it, and the kernel `name`. */
-static CUfunction kernel(const char* name, CUstream* stream) {
-    CUmodule module;
-    CUfunction f;
+static CUfunction kernel_on_stream(const char* name, CUstream* stream) {
     setup();
-    CHECK(cuModuleLoadData(&module, "image"));
-    CHECK(cuModuleGetFunction(&f, module, name));
     CHECK(cuStreamCreate(stream, CU_STREAM_NON_BLOCKING));
-    return f;
+    return kernel(name);
 }
 
 static void call(const char* op, CUfunction f, CUstream stream) {
@@ -86,7 +79,7 @@ static long long burst(const char* op, CUfunction f, CUstream stream) {
 
 static int cost(const char* op, long calls) {
     CUstream stream;
-    CUfunction f = kernel("sleep_ns_0", &stream); /* no simulated time: the call alone */
+    CUfunction f = kernel_on_stream("sleep_ns_0", &stream); /* no simulated time: the call alone */
     /* Warm-up: lazy binding, first-call setup and, under a TFLOPS limit, the bucket's first
      * fill: a process starts with an empty bucket, and until it holds a quarter of its burst
      * allowance (25 ms of wall time) every launch is measured as if the limit bound. */
@@ -111,7 +104,7 @@ static double elapsed_ns(CUevent from, CUevent to) {
 
 static int pace(double seconds) {
     CUstream stream;
-    CUfunction f = kernel("sleep_us_200", &stream);
+    CUfunction f = kernel_on_stream("sleep_us_200", &stream);
     CUevent start, middle, end;
     CHECK(cuEventCreate(&start, CU_EVENT_DEFAULT));
     CHECK(cuEventCreate(&middle, CU_EVENT_DEFAULT));
@@ -158,20 +151,7 @@ PACE_SECONDS = 2.0
 @pytest.fixture(scope="module")
 def mock(tmp_path_factory: pytest.TempPathFactory) -> MockCuda:
     """The mock, with the bench program built against it among its programs."""
-    compiler = os.environ.get("CC") or shutil.which("cc")
-    if compiler is None:
-        pytest.skip("no C compiler (cc, or $CC) to build the bench program")
-    mockcuda = build_mockcuda()
-    work = tmp_path_factory.mktemp("shim_bench")
-    source, binary = work / f"{PROGRAM}.c", work / PROGRAM
-    source.write_text(SOURCE)
-    command = [compiler, "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"]
-    command += ["-I", str(SOURCE_DIR / "include"), "-I", str(SOURCE_DIR / "programs")]
-    command += ["-o", str(binary), str(source)]
-    command += ["-L", str(mockcuda.lib_dir), "-l:libcuda.so.1"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    return dataclasses.replace(mockcuda, programs={**mockcuda.programs, PROGRAM: binary})
+    return with_program(build_mockcuda(), PROGRAM, SOURCE, tmp_path_factory.mktemp(PROGRAM))
 
 
 def environment(mock: MockCuda, state: Path, shim: dict[str, str] | None) -> dict[str, str]:

@@ -19,6 +19,7 @@ namespace tf::bindings {
 namespace {
 
 using shm::Counter;
+using shm::Gauge;
 using shm::Kind;
 using shm::Membership;
 using shm::Region;
@@ -30,6 +31,7 @@ constexpr std::array<Kind, shm::kKinds> kKinds = {Kind::device, Kind::managed, K
 constexpr std::array<Counter, shm::kCounters> kCounters = {
     Counter::launches, Counter::throttled_launches, Counter::busy_ns, Counter::pages_evicted,
     Counter::pages_resumed};
+constexpr std::array<Gauge, shm::kGauges> kGauges = {Gauge::host, Gauge::disk};
 
 // Looks `name` up among `values` by their names; ValueError lists the valid ones.
 template <typename T, std::size_t N>
@@ -73,10 +75,14 @@ double to_double(const py::object& value, const char* argument) {
 }
 
 shm::Limits to_limits(const py::object& vram_limit, const py::object& tflops_limit,
-                      const py::object& tflops_request, const py::object& gpu_peak_tflops) {
-  return shm::Limits{to_u64(vram_limit, "vram_limit"), to_double(tflops_limit, "tflops_limit"),
+                      const py::object& tflops_request, const py::object& gpu_peak_tflops,
+                      const py::object& host_limit, const py::object& disk_limit) {
+  return shm::Limits{to_u64(vram_limit, "vram_limit"),
+                     to_double(tflops_limit, "tflops_limit"),
                      to_double(tflops_request, "tflops_request"),
-                     to_double(gpu_peak_tflops, "gpu_peak_tflops")};
+                     to_double(gpu_peak_tflops, "gpu_peak_tflops"),
+                     to_u64(host_limit, "host_limit"),
+                     to_u64(disk_limit, "disk_limit")};
 }
 
 [[noreturn]] void raise_os(int error_number, const std::string& message, const std::string& path) {
@@ -140,6 +146,9 @@ py::dict slot_dict(const shm::SlotView& view) {
   for (const Counter counter : kCounters) {
     out[shm::counter_name(counter)] = view.counters[static_cast<std::size_t>(counter)];
   }
+  for (const Gauge gauge : kGauges) {
+    out[shm::gauge_name(gauge)] = view.gauges[static_cast<std::size_t>(gauge)];
+  }
   return out;
 }
 
@@ -157,6 +166,8 @@ py::dict snapshot_dict(const shm::Snapshot& snap) {
   out["tflops_limit"] = snap.limits.tflops_limit;
   out["tflops_request"] = snap.limits.tflops_request;
   out["gpu_peak_tflops"] = snap.limits.gpu_peak_tflops;
+  out["host_limit"] = snap.limits.host_bytes;
+  out["disk_limit"] = snap.limits.disk_bytes;
   out["total_bytes"] = snap.total_bytes;
   out["members"] = snap.members;
   out["slots"] = slots;
@@ -246,6 +257,14 @@ void register_accounting(py::class_<Region>& region) {
           },
           py::arg("slot"), py::arg("counter"), py::arg("amount"))
       .def(
+          "set_gauge",
+          [](Region& self, const Membership& slot, const std::string& gauge,
+             const py::object& value) {
+            const Gauge g = parse_name(gauge, kGauges, shm::gauge_name, "gauge");
+            raise_status(self.set_gauge(owned(slot), g, to_u64(value, "value")), self);
+          },
+          py::arg("slot"), py::arg("gauge"), py::arg("value"))
+      .def(
           "reap",
           [](Region& self) {
             py::gil_scoped_release release;
@@ -303,6 +322,11 @@ void register_shm(py::module_& m) {
     counters.append(shm::counter_name(counter));
   }
   m.attr("SHM_COUNTERS") = py::tuple(counters);
+  py::list gauges;
+  for (const Gauge gauge : kGauges) {
+    gauges.append(shm::gauge_name(gauge));
+  }
+  m.attr("SHM_GAUGES") = py::tuple(gauges);
 
   register_slot(m);
   py::class_<Region> region(m, "ShmRegion",
@@ -312,15 +336,16 @@ void register_shm(py::module_& m) {
           "create",
           [](const std::filesystem::path& path, const py::object& slots, const std::string& worker,
              const py::object& vram_limit, const py::object& tflops_limit,
-             const py::object& tflops_request, const py::object& gpu_peak_tflops) {
+             const py::object& tflops_request, const py::object& gpu_peak_tflops,
+             const py::object& host_limit, const py::object& disk_limit) {
             const std::uint64_t count = to_u64(slots, "slots");
-            const shm::Limits limits =
-                to_limits(vram_limit, tflops_limit, tflops_request, gpu_peak_tflops);
+            const shm::Limits limits = to_limits(vram_limit, tflops_limit, tflops_request,
+                                                 gpu_peak_tflops, host_limit, disk_limit);
             return Region::create(path.string(), count, worker, limits);
           },
           py::arg("path"), py::kw_only(), py::arg("slots"), py::arg("worker"),
           py::arg("vram_limit"), py::arg("tflops_limit"), py::arg("tflops_request"),
-          py::arg("gpu_peak_tflops"))
+          py::arg("gpu_peak_tflops"), py::arg("host_limit") = 0, py::arg("disk_limit") = 0)
       .def_static(
           "open", [](const std::filesystem::path& path) { return Region::open(path.string()); },
           py::arg("path"))
@@ -329,14 +354,16 @@ void register_shm(py::module_& m) {
       .def(
           "set_limits",
           [](Region& self, const py::object& vram_limit, const py::object& tflops_limit,
-             const py::object& tflops_request, const py::object& gpu_peak_tflops) {
-            const shm::Limits limits =
-                to_limits(vram_limit, tflops_limit, tflops_request, gpu_peak_tflops);
+             const py::object& tflops_request, const py::object& gpu_peak_tflops,
+             const py::object& host_limit, const py::object& disk_limit) {
+            const shm::Limits limits = to_limits(vram_limit, tflops_limit, tflops_request,
+                                                 gpu_peak_tflops, host_limit, disk_limit);
             py::gil_scoped_release release;
             return self.set_limits(limits);
           },
           py::kw_only(), py::arg("vram_limit"), py::arg("tflops_limit"),
-          py::arg("tflops_request"), py::arg("gpu_peak_tflops"),
+          py::arg("tflops_request"), py::arg("gpu_peak_tflops"), py::arg("host_limit") = 0,
+          py::arg("disk_limit") = 0,
           "Replaces the limits; returns the new generation.")
       .def("snapshot", [](const Region& self) {
         shm::Snapshot snap;

@@ -9,7 +9,10 @@ Rows:
   share of its unlimited throughput (target: within 2 points); two processes at 30/70 at
   once (target: within 3 points each).
 - Overhead with no binding limit: a launch-bound loop and a matmul loop, with the shim
-  against without (target: <= 50 ns per launch)."""
+  against without (target: <= 50 ns per launch).
+- VRAM tiering (tiering_check.py): a training run paged to host memory against an unlimited
+  one (target: the same loss), and page-in bandwidth from host memory (target: >= 0.8 of a
+  pinned copy's) and from disk (target: the bytes come back right)."""
 
 from __future__ import annotations
 
@@ -21,8 +24,11 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import tiering_check as tiering
 
 import tensorfusion
 
@@ -92,10 +98,20 @@ int main() {
 """
 
 
-def run_python(code: str, env: dict[str, str], *args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=False
-    )
+def run_python(
+    code: str, env: dict[str, str], *args: str, timeout: float | None = None
+) -> dict[str, Any]:
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"child timed out after {timeout:.0f} s") from None
     if done.returncode != 0:
         raise RuntimeError(f"child failed ({done.returncode}): {done.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -204,6 +220,56 @@ def overhead_rows(shim: Path) -> list[tuple[str, str, str]]:
     return rows
 
 
+def tiering_rows(shim: Path, gpu_bytes: int, workdir: Path) -> list[tuple[str, str, str]]:
+    sizes = tiering.sizes(gpu_bytes)
+    plain = dict(os.environ)
+
+    def child(script: str, env: dict[str, str], args: list[str]) -> dict[str, Any]:
+        return run_python(script, env, *args, timeout=tiering.TIMEOUT_S)
+
+    def training() -> str:
+        unlimited = child(tiering.TRAIN, plain, sizes.train_args)
+        env = shim_env(shim, **tiering.training_env(unlimited["working_set"]))
+        return tiering.training_text(unlimited, child(tiering.TRAIN, env, sizes.train_args))
+
+    def from_host() -> str:
+        pinned = child(tiering.PAGE_IN, plain, sizes.page_args("pinned"))["bytes_per_s"]
+        env = shim_env(shim, **tiering.tier_env(sizes.page_budget, host=sizes.page_budget))
+        return tiering.host_text(child(tiering.PAGE_IN, env, sizes.page_args("paged")), pinned)
+
+    def from_disk() -> str:
+        spill = workdir / "spill"
+        spill.mkdir()
+        limits = tiering.tier_env(sizes.page_budget, disk=sizes.page_budget, spill_dir=str(spill))
+        return tiering.disk_text(
+            child(tiering.PAGE_IN, shim_env(shim, **limits), sizes.page_args("paged"))
+        )
+
+    return [
+        tiering.row(
+            f"VRAM tiering, training, working set {tiering.OVERSUBSCRIPTION}x VRAM (host tier)",
+            training,
+            f"same loss (rel {tiering.LOSS_RTOL:g})",
+        ),
+        tiering.row(
+            "VRAM tiering, page-in from host",
+            from_host,
+            f">= {tiering.PAGE_IN_TARGET} of pinned copy, bytes right",
+        ),
+        tiering.row("VRAM tiering, page-in from disk", from_disk, "bytes right"),
+    ]
+
+
+def gpu_memory_bytes() -> int:
+    mib = subprocess.run(
+        ["nvidia-smi", "-i", "0", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return int(mib.strip()) * 1024**2
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vram-limit-gib", type=float, default=4.0)
@@ -217,11 +283,13 @@ def main() -> int:
     ).stdout.strip()
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory() as scratch:
-        for section in (
+        sections: list[Callable[[], list[tuple[str, str, str]]]] = [
             lambda: vram_rows(shim, int(args.vram_limit_gib * GIB), Path(scratch)),
             lambda: tflops_rows(shim),
             lambda: overhead_rows(shim),
-        ):
+            lambda: tiering_rows(shim, gpu_memory_bytes(), Path(scratch)),
+        ]
+        for section in sections:
             try:
                 rows.extend(section())
             except Exception as exc:  # one failing section must not hide the others
@@ -234,7 +302,8 @@ def main() -> int:
     print(
         textwrap.dedent("""
         TFLOPS limits are shares of the matmul loop's own unlimited throughput (peak set to
-        100 and the limit to the percentage).""")
+        100 and the limit to the percentage). Page-in bandwidth is bytes(a) over a paged touch's
+        time less a resident one's; the paged touch also evicts b.""")
     )
     return 0
 

@@ -2,8 +2,10 @@
 # The one check to run on a machine with a real NVIDIA GPU (and PyTorch; nvcc when present):
 # builds and installs the package with its shim, then prints one table of what the shim
 # holds a real workload to: VRAM limits (CUDA C++ and PyTorch, and the three memory queries
-# agreeing), TFLOPS limit accuracy (one process at 10..90%, two at 30/70), and the overhead
-# of the shim when no limit binds. Finishes in a few minutes.
+# agreeing), TFLOPS limit accuracy (one process at 10..90%, two at 30/70), the overhead
+# of the shim when no limit binds, and VRAM tiering (a training run paged to host memory
+# reaching the unlimited run's loss, page-in bandwidth from host memory and from disk).
+# Finishes in a few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

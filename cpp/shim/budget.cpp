@@ -47,7 +47,41 @@ std::uint64_t Budget::limit() const noexcept {
 }
 
 std::uint64_t Budget::used() const {
-  return shared() ? region_->snapshot().total_bytes : own_.load(std::memory_order_relaxed);
+  return shared() ? region_->total_bytes() : own_.load(std::memory_order_relaxed);
+}
+
+void Budget::set_env_tiers(std::uint64_t host, std::uint64_t disk) {
+  const std::uint64_t limit = env_limit_.value_or(0);
+  if (host > limit || disk > limit - host) {
+    if (host + disk > 0) {
+      warn("device " + std::to_string(device_) +
+           ": TF_VRAM_HOST_LIMIT + TF_VRAM_DISK_LIMIT exceed TF_VRAM_LIMIT; nothing is paged");
+    }
+    return;
+  }
+  env_tiers_[static_cast<std::size_t>(shm::Gauge::host)] = host;
+  env_tiers_[static_cast<std::size_t>(shm::Gauge::disk)] = disk;
+}
+
+std::uint64_t Budget::tier_limit(shm::Gauge gauge) const noexcept {
+  if (shared()) {
+    const shm::Limits limits = region_->limits();
+    return gauge == shm::Gauge::host ? limits.host_bytes : limits.disk_bytes;
+  }
+  return env_tiers_[static_cast<std::size_t>(gauge)];
+}
+
+std::uint64_t Budget::offloaded(shm::Gauge gauge) const noexcept {
+  return shared() ? region_->gauge_total(gauge)
+                  : own_offloaded_[static_cast<std::size_t>(gauge)].load(std::memory_order_relaxed);
+}
+
+void Budget::set_offloaded(shm::Gauge gauge, std::uint64_t bytes) noexcept {
+  own_offloaded_[static_cast<std::size_t>(gauge)].store(bytes, std::memory_order_relaxed);
+  const shm::Membership* member = counting_.load(std::memory_order_acquire);
+  if (member != nullptr && shared()) {
+    region_->set_gauge(*member, gauge, bytes);
+  }
 }
 
 bool Budget::try_charge(shm::Kind kind, std::uint64_t bytes) {

@@ -17,6 +17,9 @@ class Budget {
   // Joins the region at `shm_path` if given; on any failure says so once and keeps `env_limit`.
   void configure(int device, std::optional<std::uint64_t> env_limit, const std::string& shm_path,
                  const std::string& worker);
+  // The parts of the environment's limit that may be paged out (used while no region is
+  // joined); host + disk above the limit turns paging off with one line.
+  void set_env_tiers(std::uint64_t host, std::uint64_t disk);
 
   // Whether allocations on this device are charged at all.
   bool enforcing() const noexcept { return shared() || env_limit_.has_value(); }
@@ -28,6 +31,12 @@ class Budget {
   // False when `bytes` more would take the worker past the limit; nothing is charged then.
   bool try_charge(shm::Kind kind, std::uint64_t bytes);
   void credit(shm::Kind kind, std::uint64_t bytes);
+
+  // Paging: the part of the limit that may live in `gauge`'s tier (the region's, else the
+  // environment's), what the worker holds there now, and this process's share of that.
+  std::uint64_t tier_limit(shm::Gauge gauge) const noexcept;
+  std::uint64_t offloaded(shm::Gauge gauge) const noexcept;
+  void set_offloaded(shm::Gauge gauge, std::uint64_t bytes) noexcept;
 
   // The joined region while it works (its limits also set the TFLOPS share), else null.
   const shm::Region* region() const noexcept { return shared() ? &*region_ : nullptr; }
@@ -57,6 +66,8 @@ class Budget {
   bool rejoin_ = false;
   std::atomic<bool> region_failed_{false};
   std::atomic<std::uint64_t> own_{0};  // this process's charged bytes
+  std::uint64_t env_tiers_[shm::kGauges] = {};
+  std::atomic<std::uint64_t> own_offloaded_[shm::kGauges] = {};
   // A copy of member_ for lock-free readers. Replaced copies are never freed: a reader may
   // still hold one, and there is one per join (a few per process).
   std::atomic<const shm::Membership*> counting_{nullptr};

@@ -30,6 +30,20 @@ std::optional<std::uint64_t> vram_limit(const std::string& name,
   return fallback;
 }
 
+// A paged tier's share of the limit: `name`'s bytes, else the unsuffixed value; malformed: one
+// line and nothing paged there.
+std::uint64_t tier_limit(const std::string& name, std::uint64_t fallback) {
+  const char* text = env(name);
+  if (text == nullptr) {
+    return fallback;
+  }
+  if (const std::optional<std::uint64_t> bytes = parse_bytes(text)) {
+    return *bytes;
+  }
+  warn(name + "=\"" + text + "\" is not a byte count (e.g. 8Gi); nothing is paged there");
+  return 0;
+}
+
 // A device's TFLOPS settings: from its suffixed variables, else the unsuffixed ones.
 struct Tflops {
   std::optional<double> limit;
@@ -79,6 +93,9 @@ Config read_config() {
   config.worker = text_or("TF_WORKER_NAME", "");
   config.real_libcuda = text_or("TF_REAL_LIBCUDA", "libcuda.so.1");
   config.real_libnvml = text_or("TF_REAL_LIBNVML", "libnvidia-ml.so.1");
+  config.spill_dir = text_or("TF_VRAM_SPILL_DIR", "");
+  const std::uint64_t every_host = tier_limit("TF_VRAM_HOST_LIMIT", 0);
+  const std::uint64_t every_disk = tier_limit("TF_VRAM_DISK_LIMIT", 0);
   const std::optional<std::uint64_t> every_vram = vram_limit("TF_VRAM_LIMIT", std::nullopt);
   const std::string device0_shm = text_or("TF_SHM_PATH", "");
   const Tflops every_tflops = tflops("", Tflops{});
@@ -86,6 +103,8 @@ Config read_config() {
     const std::string suffix = "_" + std::to_string(device);
     DeviceConfig& out = config.devices[static_cast<std::size_t>(device)];
     out.vram_limit = vram_limit("TF_VRAM_LIMIT" + suffix, every_vram);
+    out.host_limit = tier_limit("TF_VRAM_HOST_LIMIT" + suffix, every_host);
+    out.disk_limit = tier_limit("TF_VRAM_DISK_LIMIT" + suffix, every_disk);
     // A region is one worker on one GPU, so the unsuffixed path names device 0's.
     out.shm_path = text_or("TF_SHM_PATH" + suffix, device == 0 ? device0_shm : "");
     out.tflops_share = paced_share(tflops(suffix, every_tflops));

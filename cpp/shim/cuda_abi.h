@@ -15,6 +15,7 @@ inline constexpr CUresult CUDA_ERROR_OUT_OF_MEMORY = 2;
 inline constexpr CUresult CUDA_ERROR_NOT_FOUND = 500;
 inline constexpr CUresult CUDA_ERROR_NOT_READY = 600;
 inline constexpr CUresult CUDA_ERROR_NOT_SUPPORTED = 801;
+inline constexpr CUresult CUDA_ERROR_STREAM_CAPTURE_INVALIDATED = 901;
 
 using CUdevice = int;
 using CUdeviceptr = std::uintptr_t;
@@ -27,6 +28,21 @@ using CUfunction = struct CUfunc_st*;
 using CUgraphExec = struct CUgraphExec_st*;
 using CUevent = struct CUevent_st*;
 using CUlaunchAttribute = struct CUlaunchAttribute_st;
+using CUgraph = struct CUgraph_st*;
+using CUstreamCaptureMode = int;
+using CUstreamCaptureStatus = int;
+inline constexpr CUstreamCaptureStatus CU_STREAM_CAPTURE_STATUS_NONE = 0;
+inline constexpr unsigned int CU_STREAM_NON_BLOCKING = 1;
+struct CUipcMemHandle {
+  char reserved[64];
+};
+
+// cuLaunchKernel's `extra`: key, value pairs ending with CU_LAUNCH_PARAM_END.
+#define TF_LAUNCH_PARAM(value) reinterpret_cast<void*>(static_cast<std::uintptr_t>(value))
+inline void* const CU_LAUNCH_PARAM_END = TF_LAUNCH_PARAM(0);
+inline void* const CU_LAUNCH_PARAM_BUFFER_POINTER = TF_LAUNCH_PARAM(1);
+inline void* const CU_LAUNCH_PARAM_BUFFER_SIZE = TF_LAUNCH_PARAM(2);
+#undef TF_LAUNCH_PARAM
 
 struct CUlaunchConfig {
   unsigned int gridDimX;
@@ -63,6 +79,10 @@ struct CUDA_ARRAY3D_DESCRIPTOR {
 };
 
 inline constexpr int CU_MEM_LOCATION_TYPE_DEVICE = 1;
+inline constexpr int CU_MEM_ALLOCATION_TYPE_PINNED = 1;
+inline constexpr int CU_MEM_ALLOC_GRANULARITY_MINIMUM = 0;
+inline constexpr unsigned long long CU_MEM_ACCESS_FLAGS_PROT_READWRITE = 3;
+inline constexpr unsigned int CU_MEMHOSTALLOC_PORTABLE = 1;
 struct CUmemLocation {
   int type;
   int id;
@@ -89,6 +109,11 @@ struct CUmemAllocationProp {
   } allocFlags;
 };
 
+struct CUmemAccessDesc {
+  CUmemLocation location;
+  unsigned long long flags;
+};
+
 struct CUuuid {
   char bytes[16];
 };
@@ -102,6 +127,24 @@ using cuEventDestroy_fn = CUresult (*)(CUevent);
 using cuEventRecord_fn = CUresult (*)(CUevent, CUstream);
 using cuEventQuery_fn = CUresult (*)(CUevent);
 using cuEventElapsedTime_fn = CUresult (*)(float*, CUevent, CUevent);
+using cuCtxSynchronize_fn = CUresult (*)();
+using cuStreamCreate_fn = CUresult (*)(CUstream*, unsigned int);
+using cuStreamSynchronize_fn = CUresult (*)(CUstream);
+using cuStreamIsCapturing_fn = CUresult (*)(CUstream, CUstreamCaptureStatus*);
+using cuFuncGetParamInfo_fn = CUresult (*)(CUfunction, std::size_t, std::size_t*, std::size_t*);
+using cuMemGetAllocationGranularity_fn = CUresult (*)(std::size_t*, const CUmemAllocationProp*,
+                                                      int);
+using cuMemAddressReserve_fn = CUresult (*)(CUdeviceptr*, std::size_t, std::size_t, CUdeviceptr,
+                                            unsigned long long);
+using cuMemAddressFree_fn = CUresult (*)(CUdeviceptr, std::size_t);
+using cuMemMap_fn = CUresult (*)(CUdeviceptr, std::size_t, std::size_t,
+                                 CUmemGenericAllocationHandle, unsigned long long);
+using cuMemUnmap_fn = CUresult (*)(CUdeviceptr, std::size_t);
+using cuMemSetAccess_fn = CUresult (*)(CUdeviceptr, std::size_t, const CUmemAccessDesc*,
+                                       std::size_t);
+using cuMemHostAlloc_fn = CUresult (*)(void**, std::size_t, unsigned int);
+using cuMemcpyDtoHAsync_fn = CUresult (*)(void*, CUdeviceptr, std::size_t, CUstream);
+using cuMemcpyHtoDAsync_fn = CUresult (*)(CUdeviceptr, const void*, std::size_t, CUstream);
 
 // --- NVML ----------------------------------------------------------------------------------
 using nvmlReturn_t = int;

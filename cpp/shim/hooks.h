@@ -39,6 +39,41 @@
   X(cuLaunchCooperativeKernel_ptsz, driver) \
   X(cuGraphLaunch, driver)                  \
   X(cuGraphLaunch_ptsz, driver)             \
+  X(cuMemcpy, driver)                       \
+  X(cuMemcpy_ptds, driver)                  \
+  X(cuMemcpyHtoD_v2, driver)                \
+  X(cuMemcpyHtoD_v2_ptds, driver)           \
+  X(cuMemcpyDtoH_v2, driver)                \
+  X(cuMemcpyDtoH_v2_ptds, driver)           \
+  X(cuMemcpyDtoD_v2, driver)                \
+  X(cuMemcpyDtoD_v2_ptds, driver)           \
+  X(cuMemcpyAsync, driver)                  \
+  X(cuMemcpyAsync_ptsz, driver)             \
+  X(cuMemcpyHtoDAsync_v2, driver)           \
+  X(cuMemcpyHtoDAsync_v2_ptsz, driver)      \
+  X(cuMemcpyDtoHAsync_v2, driver)           \
+  X(cuMemcpyDtoHAsync_v2_ptsz, driver)      \
+  X(cuMemcpyDtoDAsync_v2, driver)           \
+  X(cuMemcpyDtoDAsync_v2_ptsz, driver)      \
+  X(cuMemsetD8_v2, driver)                  \
+  X(cuMemsetD8_v2_ptds, driver)             \
+  X(cuMemsetD16_v2, driver)                 \
+  X(cuMemsetD16_v2_ptds, driver)            \
+  X(cuMemsetD32_v2, driver)                 \
+  X(cuMemsetD32_v2_ptds, driver)            \
+  X(cuMemsetD8Async, driver)                \
+  X(cuMemsetD8Async_ptsz, driver)           \
+  X(cuMemsetD16Async, driver)               \
+  X(cuMemsetD16Async_ptsz, driver)          \
+  X(cuMemsetD32Async, driver)               \
+  X(cuMemsetD32Async_ptsz, driver)          \
+  X(cuStreamBeginCapture, driver)           \
+  X(cuStreamBeginCapture_ptsz, driver)      \
+  X(cuStreamBeginCapture_v2, driver)        \
+  X(cuStreamBeginCapture_v2_ptsz, driver)   \
+  X(cuStreamEndCapture, driver)             \
+  X(cuStreamEndCapture_ptsz, driver)        \
+  X(cuIpcGetMemHandle, driver)              \
   X(cuCtxSynchronize, driver)               \
   X(cuStreamSynchronize, driver)            \
   X(cuStreamSynchronize_ptsz, driver)       \
@@ -116,6 +151,44 @@ TF_SHIM_EXPORT CUresult cuLaunchCooperativeKernel_ptsz(
     unsigned int sharedMemBytes, CUstream hStream, void** kernelParams);
 TF_SHIM_EXPORT CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream);
 TF_SHIM_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec hGraphExec, CUstream hStream);
+// Copies and sets: the synchronous ones have a per-thread "_ptds" form, the async "_ptsz".
+#define TF_SHIM_COPY_PROTOTYPES(suffix, async_suffix)                                          \
+  TF_SHIM_EXPORT CUresult cuMemcpy##suffix(CUdeviceptr dst, CUdeviceptr src, std::size_t bytes); \
+  TF_SHIM_EXPORT CUresult cuMemcpyHtoD_v2##suffix(CUdeviceptr dst, const void* src,            \
+                                                  std::size_t bytes);                           \
+  TF_SHIM_EXPORT CUresult cuMemcpyDtoH_v2##suffix(void* dst, CUdeviceptr src, std::size_t bytes); \
+  TF_SHIM_EXPORT CUresult cuMemcpyDtoD_v2##suffix(CUdeviceptr dst, CUdeviceptr src,            \
+                                                  std::size_t bytes);                           \
+  TF_SHIM_EXPORT CUresult cuMemcpyAsync##async_suffix(CUdeviceptr dst, CUdeviceptr src,         \
+                                                      std::size_t bytes, CUstream stream);      \
+  TF_SHIM_EXPORT CUresult cuMemcpyHtoDAsync_v2##async_suffix(                                   \
+      CUdeviceptr dst, const void* src, std::size_t bytes, CUstream stream);                    \
+  TF_SHIM_EXPORT CUresult cuMemcpyDtoHAsync_v2##async_suffix(void* dst, CUdeviceptr src,       \
+                                                             std::size_t bytes, CUstream stream); \
+  TF_SHIM_EXPORT CUresult cuMemcpyDtoDAsync_v2##async_suffix(                                   \
+      CUdeviceptr dst, CUdeviceptr src, std::size_t bytes, CUstream stream);                    \
+  TF_SHIM_EXPORT CUresult cuMemsetD8_v2##suffix(CUdeviceptr dst, unsigned char value,          \
+                                                std::size_t count);                             \
+  TF_SHIM_EXPORT CUresult cuMemsetD16_v2##suffix(CUdeviceptr dst, unsigned short value,        \
+                                                 std::size_t count);                            \
+  TF_SHIM_EXPORT CUresult cuMemsetD32_v2##suffix(CUdeviceptr dst, unsigned int value,          \
+                                                 std::size_t count);                            \
+  TF_SHIM_EXPORT CUresult cuMemsetD8Async##async_suffix(CUdeviceptr dst, unsigned char value,  \
+                                                        std::size_t count, CUstream stream);    \
+  TF_SHIM_EXPORT CUresult cuMemsetD16Async##async_suffix(                                       \
+      CUdeviceptr dst, unsigned short value, std::size_t count, CUstream stream);               \
+  TF_SHIM_EXPORT CUresult cuMemsetD32Async##async_suffix(CUdeviceptr dst, unsigned int value,  \
+                                                         std::size_t count, CUstream stream);
+TF_SHIM_COPY_PROTOTYPES(, )
+TF_SHIM_COPY_PROTOTYPES(_ptds, _ptsz)
+#undef TF_SHIM_COPY_PROTOTYPES
+TF_SHIM_EXPORT CUresult cuStreamBeginCapture(CUstream stream);
+TF_SHIM_EXPORT CUresult cuStreamBeginCapture_ptsz(CUstream stream);
+TF_SHIM_EXPORT CUresult cuStreamBeginCapture_v2(CUstream stream, CUstreamCaptureMode mode);
+TF_SHIM_EXPORT CUresult cuStreamBeginCapture_v2_ptsz(CUstream stream, CUstreamCaptureMode mode);
+TF_SHIM_EXPORT CUresult cuStreamEndCapture(CUstream stream, CUgraph* graph);
+TF_SHIM_EXPORT CUresult cuStreamEndCapture_ptsz(CUstream stream, CUgraph* graph);
+TF_SHIM_EXPORT CUresult cuIpcGetMemHandle(CUipcMemHandle* handle, CUdeviceptr dptr);
 TF_SHIM_EXPORT CUresult cuCtxSynchronize(void);
 TF_SHIM_EXPORT CUresult cuStreamSynchronize(CUstream hStream);
 TF_SHIM_EXPORT CUresult cuStreamSynchronize_ptsz(CUstream hStream);

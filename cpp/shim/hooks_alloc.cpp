@@ -1,5 +1,6 @@
 // Every VRAM allocation and free path, charged and credited through charging.h.
 #include <limits>
+#include <optional>
 
 #include "charging.h"
 
@@ -73,9 +74,28 @@ CUresult alloc_async(decltype(&cuMemAllocAsync) real, CUdeviceptr* dptr, std::si
                  storing(dptr, [&] { return real(dptr, bytesize, stream); }));
 }
 
+// A pitched allocation served by paging: rows padded to kPagedPitch, as the driver pads them.
+std::optional<CUresult> paged_pitch(CUdeviceptr* dptr, std::size_t* pitch, std::size_t width,
+                                    std::size_t height, unsigned int element_bytes) {
+  constexpr std::uint64_t kPagedPitch = 512;
+  if (pitch == nullptr || width == 0 || height == 0 ||
+      (element_bytes != 4 && element_bytes != 8 && element_bytes != 16)) {
+    return std::nullopt;  // the driver's own argument error
+  }
+  const std::uint64_t padded = (width + kPagedPitch - 1) / kPagedPitch * kPagedPitch;
+  const std::optional<CUresult> result = tf::shim::paged_alloc(dptr, product(padded, height));
+  if (result && *result == CUDA_SUCCESS) {
+    *pitch = padded;
+  }
+  return result;
+}
+
 CUresult free_pointer(decltype(&cuMemFreeAsync) real, CUdeviceptr dptr, CUstream stream) {
   if (real == nullptr) {
     return kMissingReal;
+  }
+  if (const std::optional<CUresult> paged = tf::shim::paged_free(dptr)) {
+    return *paged;  // a paged free waits for queued work, which covers the stream's
   }
   return released(Space::pointer, dptr, [&] { return real(dptr, stream); });
 }
@@ -89,6 +109,9 @@ CUresult cuMemAlloc_v2(CUdeviceptr* dptr, std::size_t bytesize) {
   if (real == nullptr) {
     return kMissingReal;
   }
+  if (const std::optional<CUresult> paged = tf::shim::paged_alloc(dptr, bytesize)) {
+    return *paged;
+  }
   return charged(Space::pointer, Record{bytesize, Kind::device, current_device()},
                  storing(dptr, [&] { return real(dptr, bytesize); }));
 }
@@ -98,6 +121,10 @@ CUresult cuMemAllocPitch_v2(CUdeviceptr* dptr, std::size_t* pPitch, std::size_t 
   const auto real = TF_REAL(cuMemAllocPitch_v2);
   if (real == nullptr) {
     return kMissingReal;
+  }
+  if (const std::optional<CUresult> paged = paged_pitch(dptr, pPitch, WidthInBytes, Height,
+                                                       ElementSizeBytes)) {
+    return *paged;
   }
   // The padded pitch is known only afterwards: the unpadded size is charged first, and the
   // padding once the driver has chosen it (freeing the rows again if that does not fit).
@@ -147,6 +174,9 @@ CUresult cuMemFree_v2(CUdeviceptr dptr) {
   const auto real = TF_REAL(cuMemFree_v2);
   if (real == nullptr) {
     return kMissingReal;
+  }
+  if (const std::optional<CUresult> paged = tf::shim::paged_free(dptr)) {
+    return *paged;
   }
   return released(Space::pointer, dptr, [&] { return real(dptr); });
 }

@@ -1,5 +1,6 @@
-// Every kernel launch path, gated by the device's pacer. With nothing watched the hook adds a
-// flag check to the real call: no lookup, lock or system call.
+// Every kernel launch path: paged in (paging.h), then gated by the device's pacer. With nothing
+// paged or watched the hook adds two flag checks to the real call: no lookup, lock or system
+// call.
 #include <cstdint>
 
 #include "charging.h"
@@ -50,6 +51,10 @@ CUresult kernel(decltype(&cuLaunchKernel) real, bool per_thread, CUfunction f, u
   if (real == nullptr) {
     return kMissingReal;
   }
+  if (const CUresult paged = tf::shim::page_for_launch(f, params, extra, stream);
+      paged != CUDA_SUCCESS) {
+    return paged;
+  }
   return gated(f, block_count(gx, gy, gz), stream, per_thread, [&] {
     return real(f, gx, gy, gz, bx, by, bz, shared, stream, params, extra);
   });
@@ -63,6 +68,10 @@ CUresult kernel_ex(decltype(&cuLaunchKernelEx) real, bool per_thread,
   if (config == nullptr) {
     return real(config, f, params, extra);  // the driver reports the error
   }
+  if (const CUresult paged = tf::shim::page_for_launch(f, params, extra, config->hStream);
+      paged != CUDA_SUCCESS) {
+    return paged;
+  }
   const std::uint64_t size = block_count(config->gridDimX, config->gridDimY, config->gridDimZ);
   return gated(f, size, config->hStream, per_thread,
                [&] { return real(config, f, params, extra); });
@@ -75,6 +84,10 @@ CUresult cooperative(decltype(&cuLaunchCooperativeKernel) real, bool per_thread,
   if (real == nullptr) {
     return kMissingReal;
   }
+  if (const CUresult paged = tf::shim::page_for_launch(f, params, nullptr, stream);
+      paged != CUDA_SUCCESS) {
+    return paged;
+  }
   return gated(f, block_count(gx, gy, gz), stream, per_thread,
                [&] { return real(f, gx, gy, gz, bx, by, bz, shared, stream, params); });
 }
@@ -83,6 +96,9 @@ CUresult graph(decltype(&cuGraphLaunch) real, bool per_thread, CUgraphExec exec,
                CUstream stream) {
   if (real == nullptr) {
     return kMissingReal;
+  }
+  if (const CUresult paged = tf::shim::page_for_graph(stream); paged != CUDA_SUCCESS) {
+    return paged;
   }
   return gated(exec, 0, stream, per_thread, [&] { return real(exec, stream); });
 }

@@ -15,28 +15,41 @@ using tf::shim::find_hook;
 using tf::shim::HookInfo;
 
 // How the driver maps a requested (name, CUDA version, flags) to an exported function, for the
-// hooked names: "_v2" from `v2_since` on (0: never), "_ptsz" on request for stream-ordered calls.
-// None of them has a "_ptds" form (the driver gives those to synchronous copies and sets).
+// hooked names: "_v2" from `v2_since` on (0: never), and on request the per-thread form: "_ptsz"
+// for stream-ordered calls, "_ptds" for synchronous copies and sets.
 struct Versioning {
   std::string_view name;
   int v2_since;
-  bool per_thread;
+  std::string_view per_thread;
 };
 
+constexpr std::string_view kNone = "";
+constexpr std::string_view kPtsz = "_ptsz";
+constexpr std::string_view kPtds = "_ptds";
+
 constexpr Versioning kVersioning[] = {
-    {"cuGetProcAddress", 12000, false},     {"cuMemAlloc", 3020, false},
-    {"cuMemAllocPitch", 3020, false},       {"cuMemFree", 3020, false},
-    {"cuMemGetInfo", 3020, false},          {"cuDeviceTotalMem", 3020, false},
-    {"cuArrayCreate", 3020, false},         {"cuArray3DCreate", 3020, false},
-    {"cuArrayDestroy", 0, false},           {"cuMemAllocManaged", 0, false},
-    {"cuMemCreate", 0, false},              {"cuMemRelease", 0, false},
-    {"cuMemPoolCreate", 0, false},          {"cuMemPoolDestroy", 0, false},
-    {"cuDeviceGetDefaultMemPool", 0, false}, {"cuDeviceGetMemPool", 0, false},
-    {"cuMemAllocAsync", 0, true},           {"cuMemAllocFromPoolAsync", 0, true},
-    {"cuMemFreeAsync", 0, true},            {"cuLaunchKernel", 0, true},
-    {"cuLaunchKernelEx", 0, true},          {"cuLaunchCooperativeKernel", 0, true},
-    {"cuGraphLaunch", 0, true},             {"cuCtxSynchronize", 0, false},
-    {"cuStreamSynchronize", 0, true},       {"cuEventSynchronize", 0, false},
+    {"cuGetProcAddress", 12000, kNone},       {"cuMemAlloc", 3020, kNone},
+    {"cuMemAllocPitch", 3020, kNone},         {"cuMemFree", 3020, kNone},
+    {"cuMemGetInfo", 3020, kNone},            {"cuDeviceTotalMem", 3020, kNone},
+    {"cuArrayCreate", 3020, kNone},           {"cuArray3DCreate", 3020, kNone},
+    {"cuArrayDestroy", 0, kNone},             {"cuMemAllocManaged", 0, kNone},
+    {"cuMemCreate", 0, kNone},                {"cuMemRelease", 0, kNone},
+    {"cuMemPoolCreate", 0, kNone},            {"cuMemPoolDestroy", 0, kNone},
+    {"cuDeviceGetDefaultMemPool", 0, kNone},  {"cuDeviceGetMemPool", 0, kNone},
+    {"cuMemAllocAsync", 0, kPtsz},            {"cuMemAllocFromPoolAsync", 0, kPtsz},
+    {"cuMemFreeAsync", 0, kPtsz},             {"cuLaunchKernel", 0, kPtsz},
+    {"cuLaunchKernelEx", 0, kPtsz},           {"cuLaunchCooperativeKernel", 0, kPtsz},
+    {"cuGraphLaunch", 0, kPtsz},              {"cuCtxSynchronize", 0, kNone},
+    {"cuStreamSynchronize", 0, kPtsz},        {"cuEventSynchronize", 0, kNone},
+    {"cuMemcpy", 0, kPtds},                   {"cuMemcpyHtoD", 3020, kPtds},
+    {"cuMemcpyDtoH", 3020, kPtds},            {"cuMemcpyDtoD", 3020, kPtds},
+    {"cuMemcpyAsync", 0, kPtsz},              {"cuMemcpyHtoDAsync", 3020, kPtsz},
+    {"cuMemcpyDtoHAsync", 3020, kPtsz},       {"cuMemcpyDtoDAsync", 3020, kPtsz},
+    {"cuMemsetD8", 3020, kPtds},              {"cuMemsetD16", 3020, kPtds},
+    {"cuMemsetD32", 3020, kPtds},             {"cuMemsetD8Async", 0, kPtsz},
+    {"cuMemsetD16Async", 0, kPtsz},           {"cuMemsetD32Async", 0, kPtsz},
+    {"cuStreamBeginCapture", 10010, kPtsz},   {"cuStreamEndCapture", 0, kPtsz},
+    {"cuIpcGetMemHandle", 0, kNone},
 };
 
 // The exported name the driver hands out for `symbol` at `version` with `flags`.
@@ -45,9 +58,9 @@ std::string exported_name(std::string_view symbol, int version, cuuint64_t flags
     if (entry.name == symbol) {
       std::string name(symbol);
       name += (entry.v2_since != 0 && version >= entry.v2_since) ? "_v2" : "";
-      name += (entry.per_thread && (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) != 0)
-                  ? "_ptsz"
-                  : "";
+      if ((flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) != 0) {
+        name += entry.per_thread;
+      }
       return name;
     }
   }

@@ -73,6 +73,17 @@ void resolve_real(const Config& config) {
   g_plain.cuEventRecord_ptsz = symbol<cuEventRecord_fn>(driver, "cuEventRecord_ptsz");
   g_plain.cuEventQuery = symbol<cuEventQuery_fn>(driver, "cuEventQuery");
   g_plain.cuEventElapsedTime = symbol<cuEventElapsedTime_fn>(driver, "cuEventElapsedTime");
+  g_plain.cuStreamCreate = symbol<cuStreamCreate_fn>(driver, "cuStreamCreate");
+  g_plain.cuStreamIsCapturing = symbol<cuStreamIsCapturing_fn>(driver, "cuStreamIsCapturing");
+  g_plain.cuFuncGetParamInfo = symbol<cuFuncGetParamInfo_fn>(driver, "cuFuncGetParamInfo");
+  g_plain.cuMemGetAllocationGranularity =
+      symbol<cuMemGetAllocationGranularity_fn>(driver, "cuMemGetAllocationGranularity");
+  g_plain.cuMemAddressReserve = symbol<cuMemAddressReserve_fn>(driver, "cuMemAddressReserve");
+  g_plain.cuMemAddressFree = symbol<cuMemAddressFree_fn>(driver, "cuMemAddressFree");
+  g_plain.cuMemMap = symbol<cuMemMap_fn>(driver, "cuMemMap");
+  g_plain.cuMemUnmap = symbol<cuMemUnmap_fn>(driver, "cuMemUnmap");
+  g_plain.cuMemSetAccess = symbol<cuMemSetAccess_fn>(driver, "cuMemSetAccess");
+  g_plain.cuMemHostAlloc = symbol<cuMemHostAlloc_fn>(driver, "cuMemHostAlloc");
   g_plain.nvmlDeviceGetCount_v2 = symbol<nvmlDeviceGetCount_v2_fn>(nvml, "nvmlDeviceGetCount_v2");
   g_plain.nvmlDeviceGetHandleByIndex_v2 =
       symbol<nvmlDeviceGetHandleByIndex_v2_fn>(nvml, "nvmlDeviceGetHandleByIndex_v2");

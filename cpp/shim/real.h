@@ -31,6 +31,17 @@ struct Plain {
   cuEventRecord_fn cuEventRecord_ptsz = nullptr;
   cuEventQuery_fn cuEventQuery = nullptr;
   cuEventElapsedTime_fn cuEventElapsedTime = nullptr;
+  // VRAM paging
+  cuStreamCreate_fn cuStreamCreate = nullptr;
+  cuStreamIsCapturing_fn cuStreamIsCapturing = nullptr;
+  cuFuncGetParamInfo_fn cuFuncGetParamInfo = nullptr;
+  cuMemGetAllocationGranularity_fn cuMemGetAllocationGranularity = nullptr;
+  cuMemAddressReserve_fn cuMemAddressReserve = nullptr;
+  cuMemAddressFree_fn cuMemAddressFree = nullptr;
+  cuMemMap_fn cuMemMap = nullptr;
+  cuMemUnmap_fn cuMemUnmap = nullptr;
+  cuMemSetAccess_fn cuMemSetAccess = nullptr;
+  cuMemHostAlloc_fn cuMemHostAlloc = nullptr;
   nvmlDeviceGetCount_v2_fn nvmlDeviceGetCount_v2 = nullptr;
   nvmlDeviceGetHandleByIndex_v2_fn nvmlDeviceGetHandleByIndex_v2 = nullptr;
   nvmlDeviceGetUUID_fn nvmlDeviceGetUUID = nullptr;

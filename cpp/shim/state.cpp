@@ -58,6 +58,10 @@ void initialise() {
     const DeviceConfig& config = built->config.devices[static_cast<std::size_t>(device)];
     Budget& budget = built->budgets[static_cast<std::size_t>(device)];
     budget.configure(device, config.vram_limit, config.shm_path, built->config.worker);
+    budget.set_env_tiers(config.host_limit, config.disk_limit);
+    Paging& paging = built->paging[static_cast<std::size_t>(device)];
+    paging.configure(device, budget, built->config.spill_dir);
+    built->paging_on = built->paging_on || paging.enabled();
     Pacer& pacer = built->pacers[static_cast<std::size_t>(device)];
     pacer.configure(config.tflops_share, budget);
     built->launches_watched = built->launches_watched || pacer.watched();

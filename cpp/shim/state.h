@@ -7,6 +7,7 @@
 #include "config.h"
 #include "ledger.h"
 #include "pacer.h"
+#include "paging.h"
 #include "real.h"
 
 namespace tf::shim {
@@ -17,6 +18,8 @@ struct State {
   Ledger ledger;
   std::array<Pacer, kMaxDevices> pacers;
   bool launches_watched = false;  // any pacer watched: launches need their device looked up
+  std::array<Paging, kMaxDevices> paging;
+  bool paging_on = false;  // any device pages: allocations, launches and copies consult it
 
   // The budget of `device` if its allocations are charged, else null.
   Budget* enforced(int device) noexcept;

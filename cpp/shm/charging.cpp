@@ -79,4 +79,16 @@ Status Region::add(const Membership& member, Counter counter, std::uint64_t amou
   return Status::ok;
 }
 
+Status Region::set_gauge(const Membership& member, Gauge gauge, std::uint64_t value) noexcept {
+  if (member.slot >= slot_count()) {
+    return Status::stale;
+  }
+  Slot& s = slot(member.slot);
+  if (s.incarnation.load(relaxed) != member.incarnation) {
+    return Status::stale;
+  }
+  s.gauges[static_cast<std::size_t>(gauge)].store(value, relaxed);
+  return Status::ok;
+}
+
 }  // namespace tf::shm

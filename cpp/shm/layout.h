@@ -20,6 +20,9 @@ static_assert(A32::is_always_lock_free, "the region needs lock-free 32-bit atomi
 static_assert(sizeof(A64) == 8 && sizeof(A32) == 4, "atomics must be bare integers in the file");
 
 inline constexpr std::uint32_t kNoSlot = 0xFFFFFFFFU;
+// Limits as words: vram bytes, the bit patterns of the three TFLOPS doubles, host bytes, disk
+// bytes.
+inline constexpr std::size_t kLimitWords = 6;
 
 // What an intent does to its slot besides the header fields it always sets.
 enum class Action : std::uint32_t { none = 0, set_bytes = 1, occupy = 2, release = 3, limits = 4 };
@@ -40,7 +43,7 @@ struct Intent {
   A64 pid;
   A64 start_token;
   A64 generation_after;
-  A64 limits[4];  // vram bytes, then the bit patterns of the three TFLOPS doubles
+  A64 limits[kLimitWords];
 };
 
 struct Region::Header {
@@ -52,7 +55,7 @@ struct Region::Header {
   std::uint64_t file_size;
   A64 limits_seq;  // seqlock over limits[]: odd while a writer is between its two stores
   A64 generation;
-  A64 limits[4];
+  A64 limits[kLimitWords];
   A64 total_bytes;
   A32 members;
   A32 free_head;
@@ -71,7 +74,8 @@ struct Region::Slot {
   std::uint32_t reserved;
   A64 bytes[kKinds];
   A64 counters[kCounters];
-  std::uint64_t padding[3];
+  A64 gauges[kGauges];
+  std::uint64_t padding[1];
 };
 
 static_assert(sizeof(Region::Header) <= kHeaderSize, "header outgrew its reserved size");
@@ -83,6 +87,10 @@ static_assert(offsetof(Region::Slot, bytes) == 32, "layout changed: bump the ver
 inline std::size_t file_size_for(std::uint32_t slot_count) {
   return std::size_t{kHeaderSize} + std::size_t{slot_count} * kSlotSize;
 }
+
+// Limits as the words the header and intents hold, and back.
+void limits_to_words(const Limits& limits, std::uint64_t (&words)[kLimitWords]) noexcept;
+Limits limits_from_words(const std::uint64_t (&words)[kLimitWords]) noexcept;
 
 // Stores everything the armed intent says. Caller holds the mutex (or just recovered it).
 void apply_intent(Region::Header& header, Region::Slot* slots);

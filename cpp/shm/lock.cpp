@@ -1,6 +1,7 @@
 #include "lock.h"
 
 #include <cerrno>
+#include <cstring>
 
 namespace tf::shm {
 
@@ -24,6 +25,9 @@ void apply_slot(const Intent& intent, Region::Slot& slot) noexcept {
       for (auto& counter : slot.counters) {
         counter.store(0, relaxed);
       }
+      for (auto& gauge : slot.gauges) {
+        gauge.store(0, relaxed);
+      }
       // Readers check the incarnation last, so publish it after the fields.
       slot.incarnation.store(intent.incarnation_after.load(relaxed), std::memory_order_release);
       break;
@@ -31,6 +35,9 @@ void apply_slot(const Intent& intent, Region::Slot& slot) noexcept {
       slot.incarnation.store(intent.incarnation_after.load(relaxed), std::memory_order_release);
       for (auto& bytes : slot.bytes) {
         bytes.store(0, relaxed);
+      }
+      for (auto& gauge : slot.gauges) {
+        gauge.store(0, relaxed);
       }
       slot.next_free.store(intent.next_after.load(relaxed), relaxed);
       break;
@@ -45,14 +52,40 @@ void apply_limits(const Intent& intent, Region::Header& header) noexcept {
   const std::uint64_t odd = header.limits_seq.load(relaxed) | 1U;
   header.limits_seq.store(odd, relaxed);
   std::atomic_thread_fence(std::memory_order_release);
-  for (std::size_t i = 0; i < 4; ++i) {
+  for (std::size_t i = 0; i < kLimitWords; ++i) {
     header.limits[i].store(intent.limits[i].load(relaxed), relaxed);
   }
   header.generation.store(intent.generation_after.load(relaxed), relaxed);
   header.limits_seq.store(odd + 1, std::memory_order_release);
 }
 
+std::uint64_t to_bits(double value) {
+  std::uint64_t bits = 0;
+  std::memcpy(&bits, &value, sizeof bits);
+  return bits;
+}
+
+double from_bits(std::uint64_t bits) {
+  double value = 0.0;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
+
 }  // namespace
+
+void limits_to_words(const Limits& limits, std::uint64_t (&words)[kLimitWords]) noexcept {
+  words[0] = limits.vram_bytes;
+  words[1] = to_bits(limits.tflops_limit);
+  words[2] = to_bits(limits.tflops_request);
+  words[3] = to_bits(limits.gpu_peak_tflops);
+  words[4] = limits.host_bytes;
+  words[5] = limits.disk_bytes;
+}
+
+Limits limits_from_words(const std::uint64_t (&words)[kLimitWords]) noexcept {
+  return Limits{words[0],          from_bits(words[1]), from_bits(words[2]),
+                from_bits(words[3]), words[4],          words[5]};
+}
 
 void apply_intent(Region::Header& header, Region::Slot* slots) {
   const Intent& intent = header.intent;

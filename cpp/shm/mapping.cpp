@@ -95,12 +95,10 @@ void initialise(void* base, std::uint32_t slot_count, const std::string& worker,
   header->slot_count = slot_count;
   header->slot_size = kSlotSize;
   header->file_size = file_size_for(slot_count);
-  header->limits[0].store(limits.vram_bytes);
-  const double tflops[3] = {limits.tflops_limit, limits.tflops_request, limits.gpu_peak_tflops};
-  for (std::size_t i = 0; i < 3; ++i) {
-    std::uint64_t bits = 0;
-    std::memcpy(&bits, &tflops[i], sizeof bits);
-    header->limits[i + 1].store(bits);
+  std::uint64_t words[kLimitWords] = {};
+  limits_to_words(limits, words);
+  for (std::size_t i = 0; i < kLimitWords; ++i) {
+    header->limits[i].store(words[i]);
   }
   std::memcpy(header->worker, worker.data(), worker.size());
   header->free_head.store(0);

@@ -37,6 +37,16 @@ const char* counter_name(Counter counter) noexcept {
   return "?";
 }
 
+const char* gauge_name(Gauge gauge) noexcept {
+  switch (gauge) {
+    case Gauge::host:
+      return "host_bytes";
+    case Gauge::disk:
+      return "disk_bytes";
+  }
+  return "?";
+}
+
 const char* status_name(Status status) noexcept {
   switch (status) {
     case Status::ok:
@@ -83,6 +93,14 @@ void validate_limits(const Limits& limits) {
   }
   if (limits.gpu_peak_tflops <= 0.0) {
     throw RegionError(RegionError::Cause::argument, "", 0, "gpu_peak_tflops: must be > 0");
+  }
+  if (limits.host_bytes > limits.vram_bytes ||
+      limits.disk_bytes > limits.vram_bytes - limits.host_bytes) {
+    throw RegionError(RegionError::Cause::argument, "", 0,
+                      "host_bytes, disk_bytes: together must not exceed vram_bytes (" +
+                          std::to_string(limits.host_bytes) + " + " +
+                          std::to_string(limits.disk_bytes) + " > " +
+                          std::to_string(limits.vram_bytes) + ")");
   }
 }
 

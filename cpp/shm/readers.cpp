@@ -1,7 +1,6 @@
 // Lock-free reads for the agent and the shim, and the agent's limits update.
 #include <sched.h>
 
-#include <cstring>
 
 #include "lock.h"
 
@@ -15,18 +14,6 @@ constexpr int kSpinsBeforeRecovery = 1000;
 // Tries to read a slot that keeps changing occupant before reporting it as not live.
 constexpr int kSlotReadTries = 8;
 
-double from_bits(std::uint64_t bits) {
-  double value = 0.0;
-  std::memcpy(&value, &bits, sizeof value);
-  return value;
-}
-
-std::uint64_t to_bits(double value) {
-  std::uint64_t bits = 0;
-  std::memcpy(&bits, &value, sizeof bits);
-  return bits;
-}
-
 // Limits and their generation as one seqlock read; false if a writer was in between.
 bool try_read_limits(const Region::Header& header, Limits& out, std::uint64_t& generation) {
   const std::uint64_t before = header.limits_seq.load(acquire);
@@ -34,10 +21,11 @@ bool try_read_limits(const Region::Header& header, Limits& out, std::uint64_t& g
     return false;
   }
   generation = header.generation.load(relaxed);
-  out.vram_bytes = header.limits[0].load(relaxed);
-  out.tflops_limit = from_bits(header.limits[1].load(relaxed));
-  out.tflops_request = from_bits(header.limits[2].load(relaxed));
-  out.gpu_peak_tflops = from_bits(header.limits[3].load(relaxed));
+  std::uint64_t words[kLimitWords] = {};
+  for (std::size_t i = 0; i < kLimitWords; ++i) {
+    words[i] = header.limits[i].load(relaxed);
+  }
+  out = limits_from_words(words);
   std::atomic_thread_fence(acquire);
   return header.limits_seq.load(relaxed) == before;
 }
@@ -57,6 +45,9 @@ bool read_slot(const Region::Slot& slot, std::uint32_t index, SlotView& out) {
     }
     for (std::size_t c = 0; c < kCounters; ++c) {
       out.counters[c] = slot.counters[c].load(relaxed);
+    }
+    for (std::size_t g = 0; g < kGauges; ++g) {
+      out.gauges[g] = slot.gauges[g].load(relaxed);
     }
     std::atomic_thread_fence(acquire);
     if (slot.incarnation.load(relaxed) == before) {
@@ -97,14 +88,28 @@ std::uint64_t Region::set_limits(const Limits& limits) {
                       path_ + ": region mutex is unrecoverable");
   }
   Intent& intent = lock.stage(kNoSlot, Action::limits);
-  intent.limits[0].store(limits.vram_bytes, relaxed);
-  intent.limits[1].store(to_bits(limits.tflops_limit), relaxed);
-  intent.limits[2].store(to_bits(limits.tflops_request), relaxed);
-  intent.limits[3].store(to_bits(limits.gpu_peak_tflops), relaxed);
+  std::uint64_t words[kLimitWords] = {};
+  limits_to_words(limits, words);
+  for (std::size_t i = 0; i < kLimitWords; ++i) {
+    intent.limits[i].store(words[i], relaxed);
+  }
   const std::uint64_t generation = h.generation.load(relaxed) + 1;
   intent.generation_after.store(generation, relaxed);
   lock.commit();
   return generation;
+}
+
+std::uint64_t Region::total_bytes() const noexcept { return header().total_bytes.load(relaxed); }
+
+std::uint64_t Region::gauge_total(Gauge gauge) const noexcept {
+  std::uint64_t total = 0;
+  for (std::uint32_t index = 0; index < slot_count(); ++index) {
+    const Slot& s = slot(index);
+    if (s.incarnation.load(relaxed) % 2 != 0) {
+      total += s.gauges[static_cast<std::size_t>(gauge)].load(relaxed);
+    }
+  }
+  return total;
 }
 
 Snapshot Region::snapshot() const {

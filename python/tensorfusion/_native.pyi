@@ -147,6 +147,7 @@ def limiter_admit_loop(
 SHM_LAYOUT_VERSION: int
 SHM_KINDS: tuple[str, ...]
 SHM_COUNTERS: tuple[str, ...]
+SHM_GAUGES: tuple[str, ...]
 
 class ShmSlot:
     """A process's claim on one slot of a ShmRegion (from join)."""
@@ -173,8 +174,12 @@ class ShmRegion:
         tflops_limit: float,
         tflops_request: float,
         gpu_peak_tflops: float,
+        host_limit: int = 0,
+        disk_limit: int = 0,
     ) -> ShmRegion:
-        """FileExistsError if `path` exists: a live region is never replaced."""
+        """FileExistsError if `path` exists: a live region is never replaced. `host_limit` and
+        `disk_limit` are the parts of `vram_limit` that may be paged out to pinned host memory
+        and to disk (both 0: no paging)."""
 
     @staticmethod
     def open(path: str | os.PathLike[str]) -> ShmRegion: ...
@@ -183,7 +188,14 @@ class ShmRegion:
     @property
     def slot_count(self) -> int: ...
     def set_limits(
-        self, *, vram_limit: int, tflops_limit: float, tflops_request: float, gpu_peak_tflops: float
+        self,
+        *,
+        vram_limit: int,
+        tflops_limit: float,
+        tflops_request: float,
+        gpu_peak_tflops: float,
+        host_limit: int = 0,
+        disk_limit: int = 0,
     ) -> int:
         """Replaces the limits; returns the new generation."""
 
@@ -204,6 +216,9 @@ class ShmRegion:
         """ValueError for more bytes than the slot holds of that kind."""
 
     def add(self, slot: ShmSlot, counter: str, amount: int) -> None: ...
+    def set_gauge(self, slot: ShmSlot, gauge: str, value: int) -> None:
+        """Sets the slot's own gauge (`host_bytes` or `disk_bytes`: bytes paged out there)."""
+
     def reap(self) -> int:
         """Frees the slots of dead processes; returns how many."""
 

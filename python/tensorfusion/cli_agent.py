@@ -29,6 +29,7 @@ from tensorfusion.agent.kube_agent import (
     KubeAgentConfig,
     SystemNvml,
 )
+from tensorfusion.agent.spill import DEFAULT_SPILL_ROOT
 from tensorfusion.errors import ConfigError, TensorFusionError
 from tensorfusion.metrics.buffered_writer import BufferedWriter
 from tensorfusion.metrics.greptime_env import greptime_from_env
@@ -80,6 +81,7 @@ def _config(args: argparse.Namespace, state_dir: Path) -> KubeAgentConfig:
         regions_root=Path(args.regions_root),
         state_dir=state_dir,
         checkpoint=Path(args.kubelet_checkpoint),
+        spill_root=Path(args.spill_root),
         interval_s=args.interval,
     )
 
@@ -194,6 +196,13 @@ def add_agent_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="default: $KUBECONFIG, else the pod's service account",
     )
     agent.add_argument("--regions-root", default=str(DEFAULT_REGIONS_ROOT), metavar="DIR")
+    agent.add_argument(
+        "--spill-root",
+        default=str(DEFAULT_SPILL_ROOT),
+        metavar="DIR",
+        help="the workers' VRAM paged out to disk, one directory per pod, on local disk "
+        f"(default: {DEFAULT_SPILL_ROOT})",
+    )
     agent.add_argument("--kubelet-checkpoint", default=str(DEFAULT_PATH), metavar="FILE")
     agent.add_argument(
         "--state-dir",

@@ -57,6 +57,32 @@ SHIM_ENV: tuple[ShimVariable, ...] = (
         "TF_VRAM_LIMIT is enforced within the process",
     ),
     ShimVariable(
+        "TF_VRAM_HOST_LIMIT",
+        "bytes: an integer or a Kubernetes quantity",
+        "0 (nothing paged to host memory)",
+        True,
+        "the part of TF_VRAM_LIMIT that may be paged out to pinned host memory, when no region "
+        "is joined (a joined region's host limit replaces it). With this or TF_VRAM_DISK_LIMIT "
+        "above 0 the process may allocate up to TF_VRAM_LIMIT while at most TF_VRAM_LIMIT minus "
+        "both stays in VRAM; the rest is paged back before a kernel or copy uses it",
+    ),
+    ShimVariable(
+        "TF_VRAM_DISK_LIMIT",
+        "bytes: an integer or a Kubernetes quantity",
+        "0 (nothing paged to disk)",
+        True,
+        "the part of TF_VRAM_LIMIT that may be paged out to a file in TF_VRAM_SPILL_DIR, when "
+        "no region is joined (a joined region's disk limit replaces it)",
+    ),
+    ShimVariable(
+        "TF_VRAM_SPILL_DIR",
+        "path of a directory on local disk",
+        "none (no disk tier)",
+        False,
+        "where the disk tier's file is made (tf-spill-<pid>-<device>-*, unlinked as soon as it "
+        "is open, so it never outlives the process)",
+    ),
+    ShimVariable(
         "TF_TFLOPS_LIMIT",
         "TFLOPS: a positive number",
         "none (launches not paced)",

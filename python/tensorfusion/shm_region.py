@@ -26,6 +26,9 @@ class SlotUsage:
     busy_ns: int
     pages_evicted: int
     pages_resumed: int
+    # Bytes of this process's VRAM paged out to pinned host memory and to disk.
+    host_bytes: int
+    disk_bytes: int
 
     @property
     def total_bytes(self) -> int:
@@ -42,6 +45,8 @@ class RegionSnapshot:
     tflops_limit: float
     tflops_request: float
     gpu_peak_tflops: float
+    host_limit: int
+    disk_limit: int
     total_bytes: int
     members: int
     slots: tuple[SlotUsage, ...]

@@ -63,6 +63,7 @@ AGENT_USES: Final = _uses(
     upsert=("GPU",),  # discovery registers its GPUs
     patch_status=("GPUNode",),
     list=("ProviderConfig",),
+    get=("GPUPool",),  # its pool's VRAM expansion sets the workers' paging budgets
 )
 # Not through the store: the management API's TokenReviews, and the lease (its own Role).
 CONTROLLER_EXTRA: Final = {Grant("authentication.k8s.io", "tokenreviews", "create")}

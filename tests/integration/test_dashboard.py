@@ -56,6 +56,7 @@ WINDOW = (1400, 1000)
 GIB = 1024**3
 WORKER = "dash-train"
 USED_VRAM = 3 * GIB // 2
+PAGED_TO_HOST = GIB // 2
 LAUNCHES = 1200
 THROTTLED = 17
 SETTLE_S = 30.0
@@ -264,6 +265,7 @@ def write_usage(shm_path: str) -> None:
     region = ShmRegion.open(shm_path)
     slot = region.join()
     assert region.try_charge(slot, "device", USED_VRAM)
+    region.set_gauge(slot, "host_bytes", PAGED_TO_HOST)  # paged out by the shim
     region.add(slot, "launches", LAUNCHES)
     region.add(slot, "throttled_launches", THROTTLED)
 
@@ -337,6 +339,7 @@ def test_page_shows_pools_gpus_and_the_worker_with_its_usage(
     assert "50 / 100" in row.text()
     assert "4 GiB / 4 GiB" in row.text()
     assert row.one("data-usage", "vram").text() == "1.5 GiB"
+    assert row.one("data-usage", "tiers").text() == "1 GiB GPU · 512 MiB host · 0 disk"
     assert row.one("data-usage", "launches").text() == "1,200"
     assert row.one("data-usage", "throttled").text() == "17 1%"
 

@@ -71,6 +71,7 @@ def agent_config(node: str, root: Path, *, interval_s: float = 0.2) -> KubeAgent
     return KubeAgentConfig(
         node=node,
         regions_root=home / "shm",
+        spill_root=home / "spill",
         state_dir=home / "state",
         checkpoint=home / "kubelet_internal_checkpoint",
         interval_s=interval_s,

@@ -24,6 +24,7 @@ import httpx
 import kubernetes
 import pytest
 
+from tensorfusion.agent.spill import DEFAULT_SPILL_ROOT
 from tensorfusion.api.annotations import (
     ENABLED_LABEL,
     GPU_IDS,
@@ -103,6 +104,7 @@ def _agent(
         "agent",
         f"--kubeconfig={kubeconfig}",
         f"--regions-root={home / 'shm'}",
+        f"--spill-root={home / 'spill'}",
         f"--state-dir={home / 'state'}",
         f"--kubelet-checkpoint={home / 'kubelet_internal_checkpoint'}",
         "--bind-address=127.0.0.1:0",
@@ -136,7 +138,10 @@ def running_cluster(
         nodes = [
             StandInNode(
                 node,
-                {HOST_REGIONS_ROOT: homes[node] / "shm"},
+                {
+                    HOST_REGIONS_ROOT: homes[node] / "shm",
+                    str(DEFAULT_SPILL_ROOT): homes[node] / "spill",
+                },
                 mockcuda.env(homes[node] / "mockcuda.state", devices=GPUS, base={})
                 | {"MOCKCUDA_NAME": H100},
                 labels=GPU_LABEL,

@@ -213,7 +213,17 @@ def test_bad_arguments_give_the_driver_error_codes(mockcuda: MockCuda, state: Pa
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("MOCKCUDA_MEMORY", "lots"), ("MOCKCUDA_MEMORY", "0"), ("MOCKCUDA_DEVICES", "99")],
+    [
+        ("MOCKCUDA_MEMORY", "lots"),
+        ("MOCKCUDA_MEMORY", "0"),
+        ("MOCKCUDA_DEVICES", "99"),
+        ("MOCKCUDA_COPY_GBPS", "fast"),
+        ("MOCKCUDA_COPY_GBPS", "0"),
+        ("MOCKCUDA_COPY_LATENCY_NS", "-1"),
+        ("MOCKCUDA_COPY_LATENCY_NS", "2us"),
+        ("MOCKCUDA_DRIVER_VERSION", "12.8"),
+        ("MOCKCUDA_FAIL_MEMCREATE_AFTER", "some"),
+    ],
 )
 def test_bad_configuration_fails_cuinit_naming_the_variable(
     mockcuda: MockCuda, state: Path, variable: str, value: str

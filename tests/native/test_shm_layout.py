@@ -143,7 +143,10 @@ def test_open_rejects_another_layout_version(tmp_path: Path) -> None:
     path = tmp_path / "region"
     create_region(path)
     patched(path, VERSION_OFFSET, struct.pack("=I", _native.SHM_LAYOUT_VERSION + 1))
-    with pytest.raises(ValueError, match="layout version 2, this build reads version 1"):
+    theirs, ours = _native.SHM_LAYOUT_VERSION + 1, _native.SHM_LAYOUT_VERSION
+    with pytest.raises(
+        ValueError, match=f"layout version {theirs}, this build reads version {ours}"
+    ):
         ShmRegion.open(path)
 
 
@@ -182,8 +185,8 @@ def test_open_rejects_garbage(tmp_path: Path, seed: int) -> None:
         (12, struct.pack("=I", 512), "header size 512"),
         (16, struct.pack("=I", 0), "slot count 0"),
         (16, struct.pack("=I", 9), "9 slots need"),
-        (92, struct.pack("=I", 8), "free list"),
-        (104, b"x" * 128, "worker name is not terminated"),
+        (108, struct.pack("=I", 8), "free list"),
+        (120, b"x" * 128, "worker name is not terminated"),
     ],
 )
 def test_open_rejects_corrupt_header_fields(

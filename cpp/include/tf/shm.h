@@ -5,7 +5,7 @@
 //   offset 0    header, kHeaderSize bytes: magic, layout version, header size, slot count, slot
 //               size, file size, limits generation, limits, worker name, accounting state
 //   kHeaderSize slot_count slots of kSlotSize bytes: incarnation, pid, start-time token, bytes
-//               by kind, launch and paging counters
+//               by kind, launch and paging counters, bytes paged out per tier
 //
 // Concurrency:
 // - VRAM accounting (join, leave, reap, try_charge, credit) is serialised by one robust,
@@ -28,7 +28,7 @@
 namespace tf::shm {
 
 inline constexpr std::uint64_t kMagic = 0x3147455253465446ULL;  // "TFSREGE1" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::uint32_t kLayoutVersion = 2;
 inline constexpr std::uint32_t kHeaderSize = 1024;
 inline constexpr std::uint32_t kSlotSize = 128;
 inline constexpr std::uint32_t kMinSlots = 1;
@@ -51,11 +51,21 @@ enum class Counter : std::uint8_t {
 inline constexpr std::size_t kCounters = 5;
 const char* counter_name(Counter counter) noexcept;
 
+// Where a process's paged-out VRAM lives: gauges its own process sets (no lock), so the worker's
+// device-resident bytes are its charged total less the sum of these over its processes.
+enum class Gauge : std::uint8_t { host, disk };
+inline constexpr std::size_t kGauges = 2;
+const char* gauge_name(Gauge gauge) noexcept;
+
 struct Limits {
   std::uint64_t vram_bytes = 0;
   double tflops_limit = 0.0;
   double tflops_request = 0.0;
   double gpu_peak_tflops = 0.0;
+  // The parts of vram_bytes that may live in pinned host memory and in a file on the node's
+  // disk; VRAM itself holds at most vram_bytes - host_bytes - disk_bytes. Both 0: no paging.
+  std::uint64_t host_bytes = 0;
+  std::uint64_t disk_bytes = 0;
 };
 
 // Why a region could not be created or opened, or an argument was refused. `os` carries errno.
@@ -97,6 +107,7 @@ struct SlotView {
   std::uint64_t start_token = 0;
   std::uint64_t bytes[kKinds] = {};
   std::uint64_t counters[kCounters] = {};
+  std::uint64_t gauges[kGauges] = {};
 };
 
 struct Snapshot {
@@ -145,6 +156,10 @@ class Region {
   Status credit(const Membership& member, Kind kind, std::uint64_t bytes);
   // Lock-free; an add from a stale membership is dropped (returns stale).
   Status add(const Membership& member, Counter counter, std::uint64_t amount) noexcept;
+  // Lock-free store of the member's own gauge; stale as add().
+  Status set_gauge(const Membership& member, Gauge gauge, std::uint64_t value) noexcept;
+  // The gauge summed over occupied slots (O(slots), lock-free: each slot exact at some instant).
+  std::uint64_t gauge_total(Gauge gauge) const noexcept;
 
   // Frees every slot whose process is gone (no /proc entry, a zombie, or a different start
   // time); returns how many. Pids are read in the caller's pid namespace.
@@ -154,6 +169,8 @@ class Region {
   // RegionError (argument) for invalid limits, before anything is written.
   std::uint64_t set_limits(const Limits& limits);
   Limits limits() const noexcept;
+  // The worker's charged bytes (every kind, every process), lock-free.
+  std::uint64_t total_bytes() const noexcept;
   Snapshot snapshot() const;
 
   // Whether `member` was claimed by the calling process (false in a forked child).
@@ -176,7 +193,8 @@ class Region {
   std::size_t size_ = 0;
 };
 
-// Throws RegionError (argument) naming the field: finite values, request <= limit, peak > 0.
+// Throws RegionError (argument) naming the field: finite values, request <= limit, peak > 0,
+// host_bytes + disk_bytes <= vram_bytes.
 void validate_limits(const Limits& limits);
 
 }  // namespace tf::shm

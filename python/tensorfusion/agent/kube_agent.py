@@ -10,14 +10,16 @@ Each pass (`tick`):
   pool it is in, are the controller's (it makes one for each node a pool selects): a GPU
   carries no pool label, so it follows its GPUNode's pool;
 - keeps the shared regions of the pods bound to the node (`NodePods`): made from gpu-ids and
-  the limits when a pod comes or changes, removed when it is gone; at the start, regions
-  left by pods deleted while the agent was down are removed;
+  the limits (split into tiers by the GPUNode's pool) when a pod comes or changes, removed
+  with the pod's spill directory when it is gone; at the start, regions and spill
+  directories left by pods deleted while the agent was down are removed;
 - records `tf_worker_usage` and `tf_gpu_usage` (`UsageRecorder`) when given somewhere to.
 
 Between passes, `run` prepares the regions of newly bound pods as soon as their change
 arrives, so a container rarely starts before its regions exist. The agent never reaps the
 slots of dead processes: the shim runs in the pod's pid namespace, not the agent's, and
-members free the slots of dead ones as they join.
+members free the slots of dead ones as they join. For the same reason it cannot tell whose
+spill file is a dead process's: those go with the pod's spill directory.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from tensorfusion.agent.node_pods import NodePods
 from tensorfusion.agent.nvml import NvmlDevice, read_devices
 from tensorfusion.agent.provider_models import declared_tflops
 from tensorfusion.agent.regions import PodKey, WorkerRegions, key_of
+from tensorfusion.agent.spill import DEFAULT_SPILL_ROOT
 from tensorfusion.agent.usage_recorder import UsageRecorder
 from tensorfusion.api.gpu_links import OWNER_LABEL, POOL_LABEL, text_at
 from tensorfusion.api.names import dns_subdomain_problem
@@ -117,6 +120,8 @@ class KubeAgentConfig:
     state_dir: Path
     """Its filesystem's size bounds how much VRAM may spill to disk."""
     checkpoint: Path = DEFAULT_PATH
+    spill_root: Path = DEFAULT_SPILL_ROOT
+    """Where the workers' spill directories are (the converted pods' disk tier)."""
     interval_s: float = DEFAULT_INTERVAL_S
 
     def __post_init__(self) -> None:
@@ -168,7 +173,7 @@ class KubeAgent:
         self.record = record
         self.clock = clock
         self.metrics = metrics or AgentMetrics()
-        self.regions = WorkerRegions(config.regions_root)
+        self.regions = WorkerRegions(config.regions_root, spill_root=config.spill_root)
         self.pods = NodePods(store, config.node)
         self.checkpoint = DevicePluginCheckpoint(config.checkpoint, clock=clock)
         self.recorder = UsageRecorder(
@@ -217,6 +222,7 @@ class KubeAgent:
         `run` also does as soon as pods change. StoreError when the pods cannot be read."""
         result = result if result is not None else KubeAgentTick()
         first = not self.pods.synced
+        pools = self._pools()  # before the changes are taken, which come only once
         changes = self.pods.sync()
         if first:
             result.removed += self.regions.remove_orphans(self.pods.pods)
@@ -226,7 +232,7 @@ class KubeAgent:
         retried = {key_of(pod) for pod in changes.changed}
         retry = [pod for key, (pod, _) in self._failed.items() if key not in retried]
         for pod in [*changes.changed, *retry]:
-            self._attempt(pod, result, remove=False)
+            self._attempt(pod, result, remove=False, pools=pools)
         result.workers = len(self.pods.pods())
         return result
 
@@ -328,7 +334,14 @@ class KubeAgent:
             log.warning("ProviderConfigs not read, no declared TFLOPS: %s", exc)
             return []
 
-    def _attempt(self, pod: JsonObject, result: KubeAgentTick, *, remove: bool) -> None:
+    def _attempt(
+        self,
+        pod: JsonObject,
+        result: KubeAgentTick,
+        *,
+        remove: bool,
+        pools: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         """Prepare (or remove) one worker's regions; a failure is logged and, for a
         preparation, tried again next pass: one broken pod never stops the others."""
         namespace, name = key_of(pod)
@@ -336,7 +349,7 @@ class KubeAgent:
             if remove:
                 self.regions.remove(pod)
             else:
-                self.regions.prepare(pod, self._gpus)
+                self.regions.prepare(pod, self._pooled_gpus(), pools)
         except Exception as exc:
             # Deliberately broad: bad annotations, a full disk, a name too long.
             problem = f"{namespace}/{name}: {exc}"
@@ -350,6 +363,17 @@ class KubeAgent:
             return
         self._failed.pop((namespace, name), None)
         (result.removed if remove else result.prepared).append(f"{namespace}/{name}")
+
+    def _pools(self) -> dict[str, JsonObject]:
+        """The GPUNode's pool by name, whose oversubscription splits limits into tiers; none
+        (nothing paged out) without one. StoreError when it cannot be read: the regions then
+        keep the limits they have."""
+        if self._pool is None:
+            return {}
+        try:
+            return {self._pool: self.store.get("GPUPool", self._pool)}
+        except NotFoundError:
+            return {}
 
     def _pooled_gpus(self) -> list[JsonObject]:
         """The registered GPUs with their GPUNode's pool, for the usage rows' pool tag."""

@@ -5,6 +5,8 @@ It lives while one of those processes, or a process that joined one of its share
 is alive; after that it is finished and its Pod is deleted, which releases its allocation. A
 worker with no process recorded (asked for without a pid) is not watched: it lives until it
 is deleted through the API.
+The agent shares its workers' pid namespace, so it also removes the spill files that killed
+processes left behind (`spill`).
 The rule needs no memory of earlier passes, so after a restart the first pass keeps exactly
 the workers whose processes survived.
 """
@@ -45,21 +47,23 @@ class NodeAgent:
     def __init__(self, store: ClusterStore, regions: WorkerRegions) -> None:
         self.store = store
         self.regions = regions
-        self._usage: dict[str, dict[str, int] | None] = {}
+        self._usage: dict[str, dict[str, Any] | None] = {}
         self._lock = threading.Lock()
 
-    def usage(self, uid: str) -> dict[str, int] | None:
+    def usage(self, uid: str) -> dict[str, Any] | None:
         """The worker's usage as of the last pass; None before its regions were read."""
         with self._lock:
             return self._usage.get(uid)
 
     def tick(self) -> AgentTick:
         """One pass: regions made sure of and read for every bound worker, finished workers
-        deleted with their regions, region directories of vanished workers removed. A
+        deleted with their regions, region and spill directories of vanished workers and the
+        spill files of dead processes removed. A
         worker that cannot be handled is logged and retried next pass; it never stops the
         others."""
         result = AgentTick()
-        usage: dict[str, dict[str, int] | None] = {}
+        usage: dict[str, dict[str, Any] | None] = {}
+        pools = self.pools()
         for pod in self._workers():
             result.workers += 1
             uid, namespace, name = pod_key(pod["metadata"])
@@ -69,7 +73,7 @@ class NodeAgent:
                     result.finished.append(f"{namespace}/{name}")
                     continue
                 if text_at(pod, "spec", "nodeName") is not None:
-                    self.regions.prepare(pod, self.gpus_of(pod))
+                    self.regions.prepare(pod, self.gpus_of(pod), pools)
                 usage[uid] = self.regions.usage(pod)
             except Exception as exc:
                 # Deliberately broad: one broken worker must not stop the node's bookkeeping.
@@ -79,6 +83,7 @@ class NodeAgent:
             self._usage = usage
         try:
             result.orphans_removed = self.regions.remove_orphans(self._workers)
+            self.regions.remove_dead_spill_files()
         except OSError as exc:
             log.warning("cannot remove the regions of vanished workers: %s", exc)
             result.problems.append(f"orphan regions: {exc}")
@@ -86,6 +91,14 @@ class NodeAgent:
 
     def _workers(self) -> list[dict[str, Any]]:
         return list_workers(self.store)
+
+    def prepare(self, pod: Mapping[str, Any]) -> dict[str, str]:
+        """The bound worker's regions made sure of; the environment its processes need."""
+        return self.regions.prepare(pod, self.gpus_of(pod), self.pools())
+
+    def pools(self) -> dict[str, dict[str, Any]]:
+        """The GPUPool objects by name: they say how much VRAM may be paged out."""
+        return {pool["metadata"]["name"]: pool for pool in self.store.list("GPUPool")}
 
     def gpus_of(self, pod: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The GPU objects a bound worker holds (a missing one is left out: `prepare` names

@@ -6,6 +6,10 @@ container given those GPUs (NVIDIA_VISIBLE_DEVICES with CUDA_DEVICE_ORDER=PCI_BU
 env is written at admission, before its GPUs are known, so it names its regions by these
 links.
 
+Each limit is split into the parts that may live on the device, in pinned host memory and on
+disk by the pool of the GPU (`vram_tiers`); where a spill root is given, each worker also gets
+a directory there for its disk tier (`spill`), removed with its regions.
+
 The agent creates each region with the worker's per-GPU limits before the worker's processes
 start; the shim in those processes joins it (TF_SHM_PATH_<i>) and charges VRAM and counts
 launches there; the agent reads the counters back and frees the slots of dead processes.
@@ -25,9 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from tensorfusion._native import ShmRegion
+from tensorfusion.agent.spill import (
+    SPILL_DIR_ENV,
+    is_spill_directory,
+    prepare_directory,
+    remove_dead_files,
+)
+from tensorfusion.agent.vram_tiers import pool_expansion, tier_budget
 from tensorfusion.api.annotations import GPU_IDS, parse_workload_request
 from tensorfusion.api.gpu_capacity import gpu_capacity
-from tensorfusion.api.gpu_links import text_at
+from tensorfusion.api.gpu_links import gpu_pool_name, text_at
 from tensorfusion.api.quantity import Quantity
 from tensorfusion.errors import AnnotationError, ConfigError, FleetError
 from tensorfusion.scheduler.pod_keys import pod_key
@@ -56,19 +67,25 @@ class _Limits:
     tflops_limit: float
     tflops_request: float
     gpu_peak_tflops: float
+    host_limit: int
+    disk_limit: int
 
 
 class WorkerRegions:
     """Creates, reads and removes workers' regions under `root`. Safe to share between the
-    agent's thread and the server's: changes to the files happen under one lock."""
+    agent's thread and the server's: changes to the files happen under one lock. `spill_root`
+    holds the workers' spill directories (None: the agent keeps none)."""
 
-    def __init__(self, root: Path, slots: int = DEFAULT_SLOTS) -> None:
+    def __init__(
+        self, root: Path, slots: int = DEFAULT_SLOTS, *, spill_root: Path | None = None
+    ) -> None:
         if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= MAX_SLOTS:
             raise ConfigError(
                 "slots", f"must be a whole number from 1 to {MAX_SLOTS}, got {slots!r}"
             )
         self.root = root
         self.slots = slots
+        self.spill_root = spill_root
         self._lock = threading.Lock()
 
     def directory(self, pod: Mapping[str, Any]) -> Path:
@@ -81,11 +98,24 @@ class WorkerRegions:
                 )
         return self.root / namespace / name
 
-    def prepare(self, pod: Mapping[str, Any], gpus: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    def spill_directory(self, pod: Mapping[str, Any]) -> Path | None:
+        """Where the worker's VRAM paged out to disk lives; None without a spill root."""
+        if self.spill_root is None:
+            return None
+        return self.spill_root / self.directory(pod).relative_to(self.root)
+
+    def prepare(
+        self,
+        pod: Mapping[str, Any],
+        gpus: Iterable[Mapping[str, Any]],
+        pools: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> dict[str, str]:
         """Creates (or keeps, with its limits set again) a region on each GPU the pod is bound
         to, and returns the environment its processes need. `gpus` may hold other GPUs too;
-        the pod's gpu-ids annotation decides which and in what order. Every GPU is checked
-        before any region is made."""
+        the pod's gpu-ids annotation decides which and in what order. `pools` are the GPUPool
+        objects by name: a GPU's pool (its pool label) decides how much of the limit may be
+        paged out; a GPU of no pool given pages nothing. Every GPU is checked before any
+        region is made."""
         metadata = pod.get("metadata") or {}
         request = parse_workload_request(
             metadata.get("labels") or {}, metadata.get("annotations") or {}
@@ -99,8 +129,11 @@ class WorkerRegions:
             if gpu is None:
                 raise AnnotationError(GPU_IDS, f"names GPU {gpu_id!r}, which is not registered")
             peak, vram, index = _gpu_facts(gpu_id, gpu)
+            vram_limit = request.vram_limit or vram
+            pool = (pools or {}).get(gpu_pool_name(gpu, None) or "")
+            budget = tier_budget(vram_limit, pool_expansion(pool))
             limits = _Limits(
-                vram_limit=request.vram_limit or vram,
+                vram_limit=vram_limit,
                 tflops_limit=_tflops(
                     request.tflops_limit, request.compute_percent_limit, peak, peak
                 ),
@@ -108,10 +141,13 @@ class WorkerRegions:
                     request.tflops_request, request.compute_percent_request, peak, 0.0
                 ),
                 gpu_peak_tflops=peak,
+                host_limit=budget.host,
+                disk_limit=budget.disk,
             )
             planned.append((gpu_id, index, limits))
         worker, _, _ = pod_key(metadata)
         directory = self.directory(pod)
+        spill = self.spill_directory(pod)
         env = {
             # CUDA numbers devices fastest first unless told otherwise; NVML and the GPU
             # objects number them in PCI bus order.
@@ -120,12 +156,18 @@ class WorkerRegions:
             "TF_WORKER_NAME": worker,
         }
         with self._lock:
+            if spill is not None:
+                # Before the regions: a container waits for those, and then finds both.
+                prepare_directory(spill)
+                env[SPILL_DIR_ENV] = str(spill)
             directory.mkdir(parents=True, exist_ok=True)
             for ordinal, (gpu_id, _, limits) in enumerate(planned):
                 path = directory / f"{gpu_id}{SUFFIX}"
                 self._ensure(path, worker, limits)
                 env[f"TF_SHM_PATH_{ordinal}"] = str(path)
                 env[f"TF_VRAM_LIMIT_{ordinal}"] = str(limits.vram_limit)
+                env[f"TF_VRAM_HOST_LIMIT_{ordinal}"] = str(limits.host_limit)
+                env[f"TF_VRAM_DISK_LIMIT_{ordinal}"] = str(limits.disk_limit)
                 env[f"TF_TFLOPS_LIMIT_{ordinal}"] = repr(limits.tflops_limit)
                 env[f"TF_GPU_PEAK_TFLOPS_{ordinal}"] = repr(limits.gpu_peak_tflops)
             by_bus = sorted(planned, key=lambda plan: plan[1])
@@ -133,21 +175,26 @@ class WorkerRegions:
                 _link(directory / DEVICE_LINK.format(ordinal=ordinal), f"{gpu_id}{SUFFIX}")
         return env
 
-    def usage(self, pod: Mapping[str, Any]) -> dict[str, int] | None:
+    def usage(self, pod: Mapping[str, Any]) -> dict[str, Any] | None:
         """What the worker's processes use and did, summed over its GPUs; None before any of
-        its regions exists. `processes` counts distinct live processes."""
+        its regions exists. `processes` counts distinct live processes; `vramTiers` splits
+        `vram` by where it lives now."""
         snapshots = self._snapshots(pod)
         if snapshots is None:
             return None
         slots = [slot for snap in snapshots for slot in snap.slots]
+        vram = sum(snap.total_bytes for snap in snapshots)
+        host = sum(slot.host_bytes for slot in slots)
+        disk = sum(slot.disk_bytes for slot in slots)
         return {
-            "vram": sum(snap.total_bytes for snap in snapshots),
+            "vram": vram,
             "processes": len({slot.pid for slot in slots}),
             "launches": sum(slot.launches for slot in slots),
             "throttledLaunches": sum(slot.throttled_launches for slot in slots),
             "busyNs": sum(slot.busy_ns for slot in slots),
             "pagesEvicted": sum(slot.pages_evicted for slot in slots),
             "pagesResumed": sum(slot.pages_resumed for slot in slots),
+            "vramTiers": vram_tiers(vram, host, disk),
         }
 
     def live_members(self, pod: Mapping[str, Any]) -> set[int]:
@@ -156,32 +203,36 @@ class WorkerRegions:
         return {slot.pid for snap in self._snapshots(pod) or () for slot in snap.slots}
 
     def remove(self, pod: Mapping[str, Any]) -> None:
-        """Deletes the worker's regions and their directory; processes still mapping them keep
-        their mapping, nothing new can join. Missing files are fine."""
+        """Deletes the worker's regions and their directory, and its spill directory;
+        processes still mapping them keep their mapping, nothing new can join. Missing files
+        are fine."""
         with self._lock:
             _remove_directory(self.directory(pod))
+            spill = self.spill_directory(pod)
+            if spill is not None:
+                _remove_directory(spill)
+
+    def remove_dead_spill_files(self) -> list[Path]:
+        """Removes the spill files of processes that are gone (see `spill.remove_dead_files`:
+        only for an agent in the workers' pid namespace); returns them."""
+        if self.spill_root is None:
+            return []
+        with self._lock:
+            return remove_dead_files(self.spill_root)
 
     def remove_orphans(self, list_pods: Callable[[], Iterable[Mapping[str, Any]]]) -> list[str]:
-        """Removes region directories that belong to no pod (a worker deleted while the agent
-        was down); returns their names. The pods are listed under the lock that `prepare`
-        holds, so the regions of a worker created meanwhile are never taken for orphans. Only
-        directories holding nothing but region files are touched: a misconfigured root loses
-        nothing else."""
-        removed = []
+        """Removes region and spill directories that belong to no pod (a worker deleted while
+        the agent was down); returns their names. The pods are listed under the lock that
+        `prepare` holds, so the regions of a worker created meanwhile are never taken for
+        orphans. Only directories holding nothing but region (or spill) files are touched: a
+        misconfigured root loses nothing else."""
+        removed: list[str] = []
         with self._lock:
-            try:
-                namespaces = sorted(self.root.iterdir())
-            except FileNotFoundError:
-                return []
             keep = {key_of(pod) for pod in list_pods()}
-            for namespace in namespaces:
-                if not namespace.is_dir() or namespace.is_symlink():
-                    continue
-                for entry in sorted(namespace.iterdir()):
-                    if (namespace.name, entry.name) in keep or not _is_region_directory(entry):
-                        continue
-                    _remove_directory(entry)
-                    removed.append(f"{namespace.name}/{entry.name}")
+            removed += _remove_unkept(self.root, keep, _is_region_directory)
+            if self.spill_root is not None:
+                spilled = _remove_unkept(self.spill_root, keep, is_spill_directory)
+                removed += [name for name in spilled if name not in removed]
         return removed
 
     def _ensure(self, path: Path, worker: str, limits: _Limits) -> None:
@@ -262,9 +313,20 @@ def _tflops(
     return default
 
 
+def vram_tiers(total: int, host: int, disk: int) -> dict[str, int]:
+    """A worker's charged VRAM by where it lives now (`vramTiers` of /api/workers). The
+    gauges are read apart from the total, so the device's part is never shown below 0."""
+    return {"device": max(total - host - disk, 0), "host": host, "disk": disk}
+
+
 def _limits_of(region: RegionSnapshot) -> _Limits:
     return _Limits(
-        region.vram_limit, region.tflops_limit, region.tflops_request, region.gpu_peak_tflops
+        region.vram_limit,
+        region.tflops_limit,
+        region.tflops_request,
+        region.gpu_peak_tflops,
+        region.host_limit,
+        region.disk_limit,
     )
 
 
@@ -294,6 +356,26 @@ def _is_region_directory(path: Path) -> bool:
         _is_device_link(entry) or (entry.suffix == SUFFIX and entry.is_file())
         for entry in path.iterdir()
     )
+
+
+def _remove_unkept(
+    root: Path, keep: set[PodKey], is_worker_directory: Callable[[Path], bool]
+) -> list[str]:
+    """Removes the worker directories under `root` not in `keep`; returns their names."""
+    try:
+        namespaces = sorted(root.iterdir())
+    except FileNotFoundError:
+        return []
+    removed = []
+    for namespace in namespaces:
+        if not namespace.is_dir() or namespace.is_symlink():
+            continue
+        for entry in sorted(namespace.iterdir()):
+            if (namespace.name, entry.name) in keep or not is_worker_directory(entry):
+                continue
+            _remove_directory(entry)
+            removed.append(f"{namespace.name}/{entry.name}")
+    return removed
 
 
 def _remove_directory(directory: Path) -> None:

@@ -1,7 +1,9 @@
 """The node agent's usage tables: `tf_worker_usage` (one row per worker and GPU) and
 `tf_gpu_usage` (one row per GPU the agent reports on), sampled at each call of `points`.
 
-Workers are read from their shared regions. VRAM is the region's total. The shim counts
+Workers are read from their shared regions. VRAM is the region's total, and the
+`vram_*_bytes` fields split it by where it lives now: paged out to host memory and to disk
+(the slots' gauges summed) and the rest on the device. The shim counts
 launches, throttling, busy time and paging per process slot, and a slot's counts vanish with
 its process, so the recorder keeps each worker's counts itself: the `*_cnt` columns only grow
 while the worker lives (the alert rules read their increase over a window), and compute is the
@@ -20,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tensorfusion.agent.regions import WorkerRegions
+from tensorfusion.agent.regions import WorkerRegions, vram_tiers
 from tensorfusion.api.gpu_capacity import gpu_capacity
 from tensorfusion.api.gpu_links import gpu_node_name, gpu_pool_name, text_at
 from tensorfusion.errors import ConfigError, FleetError
@@ -67,6 +69,8 @@ class _WorkerOnGpu:
     tags: Mapping[str, str]
     gpu: _Gpu
     vram_bytes: int
+    tiers: Mapping[str, int]
+    """`vram_bytes` by tier (`regions.vram_tiers`)."""
     totals: Counts
     """Counted since the recorder first saw the worker on this GPU."""
     busy_added_ns: int
@@ -145,9 +149,19 @@ class UsageRecorder:
                     "node": gpu.node,
                     "uuid": gpu.uuid,
                 }
+                tiers = vram_tiers(
+                    region.total_bytes,
+                    sum(slot.host_bytes for slot in region.slots),
+                    sum(slot.disk_bytes for slot in region.slots),
+                )
                 samples.append(
                     _WorkerOnGpu(
-                        known_tags(tags), gpu, region.total_bytes, totals[key], added[_BUSY]
+                        known_tags(tags),
+                        gpu,
+                        region.total_bytes,
+                        tiers,
+                        totals[key],
+                        added[_BUSY],
                     )
                 )
         self._occupants, self._totals = occupants, totals
@@ -189,6 +203,9 @@ def _worker_point(worker: _WorkerOnGpu, elapsed_ns: int, now_ns: int) -> Point:
         "compute_throttled_cnt": worker.totals[_THROTTLED],
         "vram_freezed_cnt": worker.totals[_EVICTED],
         "vram_resumed_cnt": worker.totals[_RESUMED],
+        "vram_device_bytes": Unsigned(worker.tiers["device"]),
+        "vram_host_bytes": Unsigned(worker.tiers["host"]),
+        "vram_disk_bytes": Unsigned(worker.tiers["disk"]),
     }
     if elapsed_ns > 0:
         fields |= _compute(percent(worker.busy_added_ns, elapsed_ns), gpu.peak_tflops)

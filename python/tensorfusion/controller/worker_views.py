@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from tensorfusion.agent.node_pods import is_worker_of
+from tensorfusion.agent.regions import vram_tiers
 from tensorfusion.agent.usage_recorder import WORKER_USAGE
 from tensorfusion.alert.model import rfc3339
 from tensorfusion.api.annotations import gpu_ids_of
@@ -54,6 +55,9 @@ class UsageRow:
     throttled_launches: int
     pages_evicted: int
     pages_resumed: int
+    host_bytes: int
+    disk_bytes: int
+    """Paged out to host memory and to disk (0 in rows of agents that page nothing)."""
     ts_ms: int
 
 
@@ -89,6 +93,8 @@ def usage_rows(records: Iterable[Mapping[str, Any]]) -> dict[UsageKey, UsageRow]
             throttled_launches=_count(record.get("compute_throttled_cnt")) or 0,
             pages_evicted=_count(record.get("vram_freezed_cnt")) or 0,
             pages_resumed=_count(record.get("vram_resumed_cnt")) or 0,
+            host_bytes=_count(record.get("vram_host_bytes")) or 0,
+            disk_bytes=_count(record.get("vram_disk_bytes")) or 0,
             ts_ms=ts_ms,
         )
     return rows
@@ -100,13 +106,17 @@ def worker_usage(rows: Iterable[UsageRow]) -> dict[str, Any] | None:
     if not rows:
         return None
     tflops = [row.compute_tflops for row in rows if row.compute_tflops is not None]
+    vram = sum(row.vram for row in rows)
     return {
-        "vram": sum(row.vram for row in rows),
+        "vram": vram,
         "computeTflops": sum(tflops) if tflops else None,
         "throttledLaunches": sum(row.throttled_launches for row in rows),
         "pagesEvicted": sum(row.pages_evicted for row in rows),
         "pagesResumed": sum(row.pages_resumed for row in rows),
         "sampledAt": rfc3339(max(row.ts_ms for row in rows) * 1_000_000),
+        "vramTiers": vram_tiers(
+            vram, sum(row.host_bytes for row in rows), sum(row.disk_bytes for row in rows)
+        ),
     }
 
 

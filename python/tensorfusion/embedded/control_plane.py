@@ -125,7 +125,7 @@ class ControlPlane(Home[Running]):
             store = LocalStore(state.paths.store)
             resources.callback(store.close)
             self._register_gpus(store, state)
-            regions = WorkerRegions(state.paths.regions)
+            regions = WorkerRegions(state.paths.regions, spill_root=state.paths.spill)
             agent = NodeAgent(store, regions)
             workers = WorkerService(
                 store, regions, agent, self.simulate, self._stop, catch_up=self.catch_up

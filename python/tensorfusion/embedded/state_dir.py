@@ -1,6 +1,7 @@
 """The state directory of an embedded control plane: the store, the API token, the shared
-regions of workers, and where the running server listens. One `up` at a time holds it (an
-exclusive file lock, released by the kernel even when the process is killed -9)."""
+regions of workers and their spill directories, and where the running server listens. One
+`up` at a time holds it (an exclusive file lock, released by the kernel even when the process
+is killed -9)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,11 @@ class StatePaths:
     @property
     def regions(self) -> Path:
         return self.root / "shm"
+
+    @property
+    def spill(self) -> Path:
+        """Workers' VRAM paged out to disk: under the state dir, so on disk, not in RAM."""
+        return self.root / "spill"
 
     def read_endpoint(self) -> str | None:
         """The URL of the control plane running on this state dir, if one said so."""

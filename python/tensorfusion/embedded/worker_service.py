@@ -58,7 +58,7 @@ class WorkerService:
         if not report["schedulable"]:
             raise UnschedulableError(report["diagnosis"]["message"], report)
         bound = self._wait_bound(self.store.create(pod), report)
-        env = self.regions.prepare(bound, self.agent.gpus_of(bound))
+        env = self.agent.prepare(bound)
         return self._view(bound, self.gpu_indices([bound])) | {"env": env}
 
     def _wait_bound(self, pod: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:

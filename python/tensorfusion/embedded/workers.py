@@ -90,7 +90,10 @@ def worker_view(
     gpu_indices: Mapping[str, int | None],
     usage: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    """A worker as `/api/workers` lists it (docs/api.md)."""
+    """A worker as `/api/workers` lists it (docs/api.md). The usage's VRAM by tier is listed
+    beside it as `vramTiers`."""
+    usage = dict(usage) if usage is not None else None
+    tiers = usage.pop("vramTiers", None) if usage is not None else None
     metadata = pod.get("metadata") or {}
     annotations = metadata.get("annotations") or {}
     request, _ = keys.read_workload_request(metadata.get("labels") or {}, annotations)
@@ -109,7 +112,8 @@ def worker_view(
         "pids": _pids(annotations.get(keys.WORKER_PIDS, "")),
         "command": _command(annotations.get(keys.WORKER_COMMAND, "[]")),
         "createdAt": metadata.get("creationTimestamp"),
-        "usage": dict(usage) if usage is not None else None,
+        "usage": usage,
+        "vramTiers": tiers,
     }
 
 

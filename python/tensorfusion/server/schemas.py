@@ -103,6 +103,15 @@ class WorkerUsage(Wire):
     pages_resumed: int
 
 
+class VramTiers(Wire):
+    """Bytes of a worker's VRAM by where they live now: on the GPU, paged out to pinned host
+    memory, paged out to local disk."""
+
+    device: int
+    host: int
+    disk: int
+
+
 class Worker(Wire):
     name: str
     namespace: str
@@ -117,6 +126,8 @@ class Worker(Wire):
     command: list[str]
     created_at: str
     usage: WorkerUsage | None
+    vram_tiers: VramTiers | None
+    """None while `usage` is."""
 
 
 class CreatedWorker(Worker):

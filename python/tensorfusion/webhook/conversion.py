@@ -102,5 +102,5 @@ def convert_pod(
     tolerations = list_at(spec, "tolerations")
     if USED_BY_TOLERATION not in tolerations:
         tolerations.append(dict(USED_BY_TOLERATION))
-    inject_shim(spec, inject, workload, gpu_count, image)
+    inject_shim(spec, inject, workload, gpu_count, image, spill=pool.pages_to_disk)
     return converted

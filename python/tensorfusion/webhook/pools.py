@@ -1,5 +1,6 @@
 """The pool a converted pod goes to, resolved from the cluster's GPUPool objects as the
-scheduler resolves it, with that pool's default QoS and its patches to the pod."""
+scheduler resolves it, with that pool's default QoS, its patches to the pod, and whether it
+lets VRAM be paged out to disk."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tensorfusion.agent.vram_tiers import pool_expansion
 from tensorfusion.api.common import QOS_LEVELS, QoSLevel
 from tensorfusion.api.gpu_links import is_default_pool, text_at
 from tensorfusion.scheduler.pools import PoolDirectory, PoolInfo
@@ -19,6 +21,8 @@ class ChosenPool:
     default_qos: QoSLevel | None
     """`spec.qosConfig.defaultQoS`, when it names a QoS level."""
     patches: PoolPatches = field(default_factory=PoolPatches)
+    pages_to_disk: bool = False
+    """`vramExpandToHostDisk` > 0: the pod's shim needs a spill directory."""
 
 
 def choose_pool(name: str | None, pools: Iterable[Mapping[str, Any]]) -> ChosenPool | str:
@@ -42,4 +46,9 @@ def choose_pool(name: str | None, pools: Iterable[Mapping[str, Any]]) -> ChosenP
     if isinstance(patches, str):
         return patches
     default_qos = text_at(pool, "spec", "qosConfig", "defaultQoS")
-    return ChosenPool(chosen.name, next((q for q in QOS_LEVELS if q == default_qos), None), patches)
+    return ChosenPool(
+        chosen.name,
+        next((q for q in QOS_LEVELS if q == default_qos), None),
+        patches,
+        pages_to_disk=pool_expansion(pool).disk_percent > 0,
+    )

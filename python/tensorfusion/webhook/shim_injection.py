@@ -1,6 +1,7 @@
 """What a converted pod gets so that the shim limits it: an init container that copies
 `libtfshim.so` from the project's image into an emptyDir, `LD_PRELOAD` on it, the worker's
-shared-region directory from the node (where the agent writes it), and the shim's settings
+shared-region directory from the node (where the agent writes it), its spill directory on the
+node's disk when its pool pages VRAM out to disk, and the shim's settings
 that admission already knows. Every addition is keyed by name and replaced, never added
 twice, so that converting a converted pod changes nothing."""
 
@@ -10,6 +11,7 @@ from collections.abc import Iterable, MutableMapping
 from typing import Any, Final
 
 from tensorfusion.agent.regions import DEVICE_LINK
+from tensorfusion.agent.spill import DEFAULT_SPILL_ROOT, SPILL_DIR_ENV
 from tensorfusion.api.annotations import GPU_INDICES, WorkloadRequest
 from tensorfusion.shim import SHIM_FILENAME
 from tensorfusion.webhook import worker_setup
@@ -25,6 +27,10 @@ HOST_REGIONS_ROOT: Final = "/run/tensor-fusion/shm"
 """The agent's region root on a node; mounted at the same path in the workload."""
 REGIONS_SUBPATH: Final = "$(POD_NAMESPACE)/$(POD_NAME)"
 """The worker's own directory under the root, named as the agent names it (`<ns>/<pod>`)."""
+SPILL_VOLUME: Final = "tensor-fusion-spill"
+SPILL_DIR: Final = "/run/tensor-fusion/spill"
+"""Where the inject container sees its own spill directory (`<root>/<ns>/<pod>` on the node,
+mounted by the same subpath as the regions)."""
 REGIONS_WAIT_S: Final = 120
 """How long the init container waits for the agent's regions before it fails (the kubelet
 then retries it): on a node without a running agent the pod stays in Init, saying why, rather
@@ -78,24 +84,36 @@ def _regions_mount(*, read_only: bool = False) -> dict[str, Any]:
     return mount
 
 
-def volumes() -> list[dict[str, Any]]:
-    return [
+def volumes(*, spill: bool = False) -> list[dict[str, Any]]:
+    """`spill`: with the node's spill root (the agent's), on local disk."""
+    found = [
         {"name": SHIM_VOLUME, "emptyDir": {}},
         {
             "name": REGIONS_VOLUME,
             "hostPath": {"path": HOST_REGIONS_ROOT, "type": "DirectoryOrCreate"},
         },
     ]
+    if spill:
+        host = {"path": str(DEFAULT_SPILL_ROOT), "type": "DirectoryOrCreate"}
+        found.append({"name": SPILL_VOLUME, "hostPath": host})
+    return found
 
 
-def volume_mounts() -> list[dict[str, Any]]:
-    return [
+def volume_mounts(*, spill: bool = False) -> list[dict[str, Any]]:
+    mounts = [
         {"name": SHIM_VOLUME, "mountPath": SHIM_DIR, "readOnly": True},
         _regions_mount(),
     ]
+    if spill:
+        mounts.append(
+            {"name": SPILL_VOLUME, "mountPath": SPILL_DIR, "subPathExpr": REGIONS_SUBPATH}
+        )
+    return mounts
 
 
-def shim_env(workload: WorkloadRequest, gpu_count: int) -> list[dict[str, Any]]:
+def shim_env(
+    workload: WorkloadRequest, gpu_count: int, *, spill: bool = False
+) -> list[dict[str, Any]]:
     """The inject container's variables, in dependency order (kube expands `$(NAME)` only
     from variables listed before)."""
     env = [
@@ -118,6 +136,8 @@ def shim_env(workload: WorkloadRequest, gpu_count: int) -> list[dict[str, Any]]:
         _field_env("NVIDIA_VISIBLE_DEVICES", f"metadata.annotations['{GPU_INDICES}']"),
         {"name": "CUDA_DEVICE_ORDER", "value": "PCI_BUS_ID"},
     ]
+    if spill:
+        env.append({"name": SPILL_DIR_ENV, "value": SPILL_DIR})
     return env
 
 
@@ -150,14 +170,17 @@ def inject_shim(
     workload: WorkloadRequest,
     gpu_count: int,
     image: str,
+    *,
+    spill: bool = False,
 ) -> None:
-    """Adds the shim to `spec` (changed in place) for the containers named in `inject`."""
+    """Adds the shim to `spec` (changed in place) for the containers named in `inject`;
+    `spill`: with a spill directory for VRAM paged out to disk."""
     _upsert(list_at(spec, "initContainers"), [init_container(image, gpu_count)])
-    _upsert(list_at(spec, "volumes"), volumes())
+    _upsert(list_at(spec, "volumes"), volumes(spill=spill))
     names = set(inject)
     for container in spec.get("containers") or ():
         if container.get("name") not in names:
             continue
         env = list_at(container, "env")
-        _upsert(env, [*shim_env(workload, gpu_count), _preload(env)])
-        _upsert(list_at(container, "volumeMounts"), volume_mounts())
+        _upsert(env, [*shim_env(workload, gpu_count, spill=spill), _preload(env)])
+        _upsert(list_at(container, "volumeMounts"), volume_mounts(spill=spill))

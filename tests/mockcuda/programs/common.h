@@ -42,4 +42,21 @@ static inline CUcontext setup(void) {
     return ctx;
 }
 
+/* A function of a freshly loaded module: the mock's built-in kernels are found by name. */
+static inline CUfunction kernel(const char* name) {
+    CUmodule module;
+    CUfunction f;
+    CHECK(cuModuleLoadData(&module, "any image"));
+    CHECK(cuModuleGetFunction(&f, module, name));
+    return f;
+}
+
+/* Launches `mock_fill` (the built-in kernel: dst[0..bytes) = value) with kernelParams. */
+static inline CUresult fill(CUfunction mock_fill, CUdeviceptr dst,
+                                   unsigned long long bytes, unsigned int value,
+                                   CUstream stream) {
+    void* params[] = {&dst, &bytes, &value};
+    return cuLaunchKernel(mock_fill, 1, 1, 1, 32, 1, 1, 0, stream, params, NULL);
+}
+
 #endif

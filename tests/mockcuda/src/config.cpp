@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -54,7 +55,78 @@ std::vector<int> visible_devices(const char* text, int devices) {
     return visible;
 }
 
+// A whole number from `low` to `high`; false when malformed or out of range.
+bool parse_integer(const char* text, long long low, long long high, long long& value) {
+    if (*text == '\0') {
+        return false;
+    }
+    errno = 0;
+    char* end = nullptr;
+    value = std::strtoll(text, &end, 10);
+    return errno == 0 && *end == '\0' && value >= low && value <= high;
+}
+
+bool parse_driver_version(const char* text, int& version) {
+    long long value = 0;
+    if (!parse_integer(text, 2000, 99990, value)) {
+        return false;
+    }
+    version = static_cast<int>(value);
+    return true;
+}
+
+// The numeric variables: each sets one field and says what it accepts when malformed.
+bool load_numbers(Config& config, std::string& error) {
+    long long value = 0;
+    if (const char* gbps = std::getenv("MOCKCUDA_COPY_GBPS")) {
+        char* end = nullptr;
+        config.copy_gbps = std::strtod(gbps, &end);
+        if (end == gbps || *end != '\0' || !std::isfinite(config.copy_gbps) ||
+            config.copy_gbps <= 0) {
+            error = std::string("MOCKCUDA_COPY_GBPS must be a positive number of GB/s, got '") +
+                    gbps + "'";
+            return false;
+        }
+    }
+    if (const char* latency = std::getenv("MOCKCUDA_COPY_LATENCY_NS")) {
+        if (!parse_integer(latency, 0, INT64_MAX / 2, value)) {
+            error = std::string("MOCKCUDA_COPY_LATENCY_NS must be a whole number of ns, got '") +
+                    latency + "'";
+            return false;
+        }
+        config.copy_latency_ns = value;
+    }
+    if (const char* version = std::getenv("MOCKCUDA_DRIVER_VERSION")) {
+        int parsed = 0;
+        if (!parse_driver_version(version, parsed)) {
+            error = std::string("MOCKCUDA_DRIVER_VERSION must be a CUDA version such as 12080, "
+                                "got '") + version + "'";
+            return false;
+        }
+    }
+    if (const char* after = std::getenv("MOCKCUDA_FAIL_MEMCREATE_AFTER")) {
+        if (!parse_integer(after, 0, INT64_MAX, value)) {
+            error = std::string("MOCKCUDA_FAIL_MEMCREATE_AFTER must be a whole number of calls, "
+                                "got '") + after + "'";
+            return false;
+        }
+        config.fail_memcreate_after = value;
+    }
+    return true;
+}
+
 }  // namespace
+
+int driver_version() {
+    static const int version = [] {
+        int parsed = kDefaultDriverVersion;
+        if (const char* text = std::getenv("MOCKCUDA_DRIVER_VERSION")) {
+            parse_driver_version(text, parsed);  // leaves the default when malformed
+        }
+        return parsed;
+    }();
+    return version;
+}
 
 bool parse_bytes(const char* text, uint64_t& bytes) {
     if (text == nullptr || *text < '0' || *text > '9') {
@@ -99,6 +171,9 @@ bool load_config(Config& config, std::string& error) {
     }
     if (const char* name = std::getenv("MOCKCUDA_NAME"); name != nullptr && *name != '\0') {
         config.name = name;
+    }
+    if (!load_numbers(config, error)) {
+        return false;
     }
     config.visible = visible_devices(std::getenv("CUDA_VISIBLE_DEVICES"), config.devices);
     const char* state = std::getenv("MOCKCUDA_STATE");

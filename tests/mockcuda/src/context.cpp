@@ -129,6 +129,9 @@ MOCK_API CUresult cuCtxGetDevice(CUdevice* device) {
 MOCK_API CUresult cuCtxSynchronize(void) {
     int64_t done = 0;
     const CUresult r = mockcuda::with_context([&](Process&, CUctx_st* ctx) {
+        if (ctx->capturing > 0) {
+            return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+        }
         done = ctx->done_ns;
         return CUDA_SUCCESS;
     });

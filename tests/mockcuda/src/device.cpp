@@ -12,8 +12,6 @@ using mockcuda::process;
 
 namespace {
 
-constexpr int kDriverVersion = 12080;
-
 // A100-like figures; only their presence and consistency matter to the callers. `physical` is
 // the device's index among all of them, as NVML numbers it.
 int attribute_value(CUdevice_attribute attribute, int physical, bool& known) {
@@ -79,7 +77,7 @@ MOCK_API CUresult cuDriverGetVersion(int* version) {
     if (version == nullptr) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    *version = kDriverVersion;
+    *version = mockcuda::driver_version();
     return CUDA_SUCCESS;
 }
 

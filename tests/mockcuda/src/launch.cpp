@@ -1,6 +1,6 @@
-// Modules, kernels and graphs. A launch occupies the device's shared timeline for its
-// simulated duration: the function's cost per block times the number of blocks.
-#include <algorithm>
+// Modules, kernels, graphs and launches. A launch occupies the device's shared timeline for its
+// simulated duration: the function's cost per block times the number of blocks. A built-in
+// kernel (kernels.h) also runs, at the launch, on the memory its parameters point to.
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +14,7 @@
 
 using mockcuda::Function;
 using mockcuda::Graph;
+using mockcuda::KernelNode;
 using mockcuda::Module;
 using mockcuda::Process;
 using mockcuda::Stream;
@@ -42,9 +43,48 @@ double cost_from_name(const std::string& name) {
     return kDefaultNsPerBlock;
 }
 
-// Validates a launch's shape and function; its simulated duration in `ns`.
-CUresult launch_cost(const Process& p, CUfunction f, const unsigned int grid[3],
-                     const unsigned int block[3], int64_t& ns) {
+// The parameter values of a launch of `kernel`, packed at their offsets, from kernelParams
+// (a pointer to each value) or from `extra` (a buffer holding them all). A kernel that is not
+// built in reads none.
+CUresult pack_args(const mockcuda::Kernel* kernel, void** params, void** extra,
+                   std::vector<unsigned char>& args) {
+    if (kernel == nullptr) {
+        return CUDA_SUCCESS;
+    }
+    if ((params == nullptr) == (extra == nullptr)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    args.assign(kernel->args_size(), 0);
+    if (params != nullptr) {
+        for (size_t i = 0; i < kernel->params.size(); ++i) {
+            if (params[i] == nullptr) {
+                return CUDA_ERROR_INVALID_VALUE;
+            }
+            std::memcpy(args.data() + kernel->params[i].offset, params[i], kernel->params[i].size);
+        }
+        return CUDA_SUCCESS;
+    }
+    const void* buffer = nullptr;
+    const size_t* size = nullptr;
+    for (size_t i = 0; extra[i] != CU_LAUNCH_PARAM_END; i += 2) {
+        if (extra[i] == CU_LAUNCH_PARAM_BUFFER_POINTER) {
+            buffer = extra[i + 1];
+        } else if (extra[i] == CU_LAUNCH_PARAM_BUFFER_SIZE) {
+            size = static_cast<const size_t*>(extra[i + 1]);
+        } else {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+    }
+    if (buffer == nullptr || size == nullptr || *size < args.size()) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    std::memcpy(args.data(), buffer, args.size());
+    return CUDA_SUCCESS;
+}
+
+// Validates a launch's function, shape and parameters; what it runs in `node`.
+CUresult make_node(const Process& p, CUfunction f, const unsigned int grid[3],
+                   const unsigned int block[3], void** params, void** extra, KernelNode& node) {
     const Function* function = mockcuda::lookup(p.functions, f);
     if (function == nullptr) {
         return CUDA_ERROR_INVALID_HANDLE;
@@ -59,34 +99,43 @@ CUresult launch_cost(const Process& p, CUfunction f, const unsigned int grid[3],
         return CUDA_ERROR_INVALID_VALUE;
     }
     const double blocks = static_cast<double>(grid[0]) * grid[1] * grid[2];
-    ns = static_cast<int64_t>(function->ns_per_block * blocks);
+    node.kernel = function->kernel;
+    node.ns = static_cast<int64_t>(function->ns_per_block * blocks);
+    return pack_args(function->kernel, params, extra, node.args);
+}
+
+// Runs a launch on `stream`, or adds it to the graph the stream is capturing. The kernel
+// reads and writes memory at once; its time is queued on the device.
+CUresult submit(Process& p, Stream* stream, const KernelNode& node) {
+    if (stream->capture) {
+        stream->capture->nodes.push_back(node);
+        return CUDA_SUCCESS;
+    }
+    if (node.kernel != nullptr) {
+        uintptr_t bad = 0;
+        const mockcuda::RangeCheck check = [&](uint64_t ptr, uint64_t bytes) {
+            return mockcuda::device_accessible(p, ptr, bytes, bad);
+        };
+        if (!node.kernel->run(node.args.data(), check)) {
+            return mockcuda::fault(p, bad);
+        }
+    }
+    mockcuda::queue_work(p, stream, node.ns);
     return CUDA_SUCCESS;
 }
 
-void queue_work(Process& p, Stream* stream, int64_t ns) {
-    const int64_t now = mockcuda::now_ns();
-    const int64_t end = p.shared->enqueue(stream->ctx->device, now, ns);
-    // Active from now on if the stream was idle, else from where its earlier work ends.
-    stream->active_ns += end - std::max(now, stream->done_ns);
-    stream->done_ns = end;
-    if (end > stream->ctx->done_ns) {
-        stream->ctx->done_ns = end;
-    }
-}
-
 CUresult launch(CUfunction f, const unsigned int grid[3], const unsigned int block[3],
-                CUstream hStream) {
+                CUstream hStream, void** params, void** extra) {
     return mockcuda::with_context([&](Process& p, CUctx_st* ctx) {
-        int64_t ns = 0;
-        if (CUresult r = launch_cost(p, f, grid, block, ns)) {
+        KernelNode node{};
+        if (CUresult r = make_node(p, f, grid, block, params, extra, node)) {
             return r;
         }
         Stream* stream = nullptr;
         if (CUresult r = mockcuda::resolve_stream(p, hStream, ctx, stream)) {
             return r;
         }
-        queue_work(p, stream, ns);
-        return CUDA_SUCCESS;
+        return submit(p, stream, node);
     });
 }
 
@@ -95,19 +144,20 @@ CUresult launch(CUfunction f, const unsigned int grid[3], const unsigned int blo
 // A cooperative launch is a plain one: the mock has no grid-wide synchronisation to honour.
 CUresult launch_kernel(CUfunction f, unsigned int gridX, unsigned int gridY, unsigned int gridZ,
                        unsigned int blockX, unsigned int blockY, unsigned int blockZ,
-                       CUstream hStream) {
+                       CUstream hStream, void** params, void** extra) {
     const unsigned int grid[3] = {gridX, gridY, gridZ};
     const unsigned int block[3] = {blockX, blockY, blockZ};
-    return launch(f, grid, block, hStream);
+    return launch(f, grid, block, hStream, params, extra);
 }
 
-CUresult launch_kernel_ex(const CUlaunchConfig* config, CUfunction f) {
+CUresult launch_kernel_ex(const CUlaunchConfig* config, CUfunction f, void** params,
+                          void** extra) {
     if (config == nullptr) {
         return process().initialized ? CUDA_ERROR_INVALID_VALUE : CUDA_ERROR_NOT_INITIALIZED;
     }
     const unsigned int grid[3] = {config->gridDimX, config->gridDimY, config->gridDimZ};
     const unsigned int block[3] = {config->blockDimX, config->blockDimY, config->blockDimZ};
-    return launch(f, grid, block, config->hStream);
+    return launch(f, grid, block, config->hStream, params, extra);
 }
 
 CUresult instantiate(CUgraphExec* exec, CUgraph handle) {
@@ -140,8 +190,10 @@ CUresult graph_launch(CUgraphExec handle, CUstream hStream) {
         if (CUresult r = mockcuda::resolve_stream(p, hStream, ctx, stream)) {
             return r;
         }
-        for (const int64_t ns : instance->kernel_ns) {
-            queue_work(p, stream, ns);
+        for (const KernelNode& node : instance->nodes) {
+            if (CUresult r = submit(p, stream, node)) {
+                return r;
+            }
         }
         return CUDA_SUCCESS;
     });
@@ -186,9 +238,29 @@ MOCK_API CUresult cuModuleGetFunction(CUfunction* func, CUmodule handle, const c
                 return CUDA_SUCCESS;
             }
         }
-        module->functions.push_back(
-            std::make_unique<Function>(Function{name, cost_from_name(name)}));
+        module->functions.push_back(std::make_unique<Function>(
+            Function{name, cost_from_name(name), mockcuda::find_kernel(name)}));
         return mockcuda::publish(p.functions, module->functions.back().get(), func);
+    });
+}
+
+MOCK_API CUresult cuFuncGetParamInfo(CUfunction func, size_t paramIndex, size_t* paramOffset,
+                                     size_t* paramSize) {
+    if (mockcuda::driver_version() < 12040) {
+        return CUDA_ERROR_NOT_SUPPORTED;  // as a driver older than the call
+    }
+    return mockcuda::with_initialized([&](Process& p) {
+        const Function* function = mockcuda::lookup(p.functions, func);
+        if (function == nullptr) {
+            return CUDA_ERROR_INVALID_HANDLE;
+        }
+        if (paramOffset == nullptr || paramSize == nullptr || function->kernel == nullptr ||
+            paramIndex >= function->kernel->params.size()) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        *paramOffset = function->kernel->params[paramIndex].offset;
+        *paramSize = function->kernel->params[paramIndex].size;
+        return CUDA_SUCCESS;
     });
 }
 
@@ -211,9 +283,7 @@ MOCK_API CUresult cuLaunchKernel(CUfunction f, unsigned int gridX, unsigned int 
                                  unsigned int blockZ, unsigned int sharedMemBytes,
                                  CUstream hStream, void** params, void** extra) {
     (void)sharedMemBytes;
-    (void)params;
-    (void)extra;
-    return launch_kernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ, hStream);
+    return launch_kernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ, hStream, params, extra);
 }
 
 MOCK_API CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gridX, unsigned int gridY,
@@ -222,23 +292,17 @@ MOCK_API CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gridX, unsigned
                                       unsigned int sharedMemBytes, CUstream hStream,
                                       void** params, void** extra) {
     (void)sharedMemBytes;
-    (void)params;
-    (void)extra;
-    return launch_kernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ, hStream);
+    return launch_kernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ, hStream, params, extra);
 }
 
 MOCK_API CUresult cuLaunchKernelEx(const CUlaunchConfig* config, CUfunction f, void** params,
                                    void** extra) {
-    (void)params;
-    (void)extra;
-    return launch_kernel_ex(config, f);
+    return launch_kernel_ex(config, f, params, extra);
 }
 
 MOCK_API CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig* config, CUfunction f,
                                         void** params, void** extra) {
-    (void)params;
-    (void)extra;
-    return launch_kernel_ex(config, f);
+    return launch_kernel_ex(config, f, params, extra);
 }
 
 MOCK_API CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gridX, unsigned int gridY,
@@ -247,8 +311,7 @@ MOCK_API CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gridX, un
                                             unsigned int sharedMemBytes, CUstream hStream,
                                             void** params) {
     (void)sharedMemBytes;
-    (void)params;
-    return launch_kernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ, hStream);
+    return launch_kernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ, hStream, params, nullptr);
 }
 
 MOCK_API CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int gridX,
@@ -257,8 +320,7 @@ MOCK_API CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int grid
                                                  unsigned int blockZ, unsigned int sharedMemBytes,
                                                  CUstream hStream, void** params) {
     (void)sharedMemBytes;
-    (void)params;
-    return launch_kernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ, hStream);
+    return launch_kernel(f, gridX, gridY, gridZ, blockX, blockY, blockZ, hStream, params, nullptr);
 }
 
 MOCK_API CUresult cuGraphCreate(CUgraph* graph, unsigned int flags) {
@@ -288,12 +350,13 @@ MOCK_API CUresult cuGraphAddKernelNode_v2(CUgraphNode* node, CUgraph handle,
         }
         const unsigned int grid[3] = {params->gridDimX, params->gridDimY, params->gridDimZ};
         const unsigned int block[3] = {params->blockDimX, params->blockDimY, params->blockDimZ};
-        int64_t ns = 0;
-        if (launch_cost(p, params->func, grid, block, ns) != CUDA_SUCCESS) {
+        KernelNode added{};
+        if (make_node(p, params->func, grid, block, params->kernelParams, params->extra, added) !=
+            CUDA_SUCCESS) {
             return CUDA_ERROR_INVALID_VALUE;
         }
-        graph->kernel_ns.push_back(ns);
-        *node = reinterpret_cast<CUgraphNode>(graph->kernel_ns.size());
+        graph->nodes.push_back(std::move(added));
+        *node = reinterpret_cast<CUgraphNode>(graph->nodes.size());
         return CUDA_SUCCESS;
     });
 }
@@ -328,4 +391,14 @@ MOCK_API CUresult cuGraphLaunch(CUgraphExec handle, CUstream hStream) {
 
 MOCK_API CUresult cuGraphLaunch_ptsz(CUgraphExec handle, CUstream hStream) {
     return graph_launch(handle, hStream);
+}
+
+MOCK_API CUresult mockcudaLastFault(unsigned long long* address) {
+    return mockcuda::with_initialized([&](Process& p) {
+        if (address == nullptr) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        *address = p.fault_address;
+        return CUDA_SUCCESS;
+    });
 }

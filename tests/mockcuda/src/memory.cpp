@@ -1,6 +1,6 @@
 // Device memory: linear allocations (plain, pitched, managed, stream-ordered), arrays, pinned
-// host memory, copies and pointer queries. Device memory is host memory reserved with
-// MAP_NORESERVE, so a 16 GiB device costs nothing until written, and copies are memcpy.
+// host memory, pointer queries and IPC handles. Device memory is host memory reserved with
+// MAP_NORESERVE, so a 16 GiB device costs nothing until written (copies: copy.cpp).
 #include <sys/mman.h>
 
 #include <cstdlib>
@@ -33,7 +33,7 @@ CUresult allocate(Process& p, CUctx_st* ctx, int device, uint64_t size, bool is_
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     base = reinterpret_cast<uintptr_t>(memory);
-    p.allocations[base] = Allocation{size, size, device, ctx, is_array, false, 0};
+    p.allocations[base] = Allocation{size, size, device, ctx, is_array, false, 0, true};
     return CUDA_SUCCESS;
 }
 
@@ -73,25 +73,6 @@ unsigned int format_bytes(CUarray_format format) {
     return 0;
 }
 
-// Synchronous copies wait for the work already queued in the context, as on the legacy
-// default stream; a program reading results back therefore waits for its kernels.
-CUresult wait_for_context(bool (*check)(const Process&, uintptr_t, uintptr_t, size_t),
-                          uintptr_t dst, uintptr_t src, size_t bytes) {
-    int64_t done = 0;
-    const CUresult r = mockcuda::with_context([&](Process& p, CUctx_st* ctx) {
-        if (!check(p, dst, src, bytes)) {
-            return CUDA_ERROR_INVALID_VALUE;
-        }
-        done = ctx->done_ns;
-        return CUDA_SUCCESS;
-    });
-    return mockcuda::wait_after(r, done);
-}
-
-bool device_range(const Process& p, uintptr_t ptr, size_t bytes) {
-    return ptr != 0 && mockcuda::find_allocation(p, ptr, bytes) != nullptr;
-}
-
 // The implementations behind the exported entry points that have a second exported name (an
 // older version or a per-thread variant): both names call these, never each other, so no call
 // inside the driver goes through a symbol a preloaded library could interpose.
@@ -122,50 +103,6 @@ CUresult free_async(CUdeviceptr dptr, CUstream hStream) {
     return free_linear(dptr);
 }
 
-CUresult copy_host_to_device(CUdeviceptr dst, const void* src, size_t bytes) {
-    auto check = [](const Process& p, uintptr_t d, uintptr_t s, size_t n) {
-        return s != 0 && device_range(p, d, n);
-    };
-    const auto s = reinterpret_cast<uintptr_t>(src);
-    if (CUresult r = wait_for_context(check, dst, s, bytes)) {
-        return r;
-    }
-    std::memcpy(reinterpret_cast<void*>(dst), src, bytes);
-    return CUDA_SUCCESS;
-}
-
-CUresult copy_device_to_host(void* dst, CUdeviceptr src, size_t bytes) {
-    auto check = [](const Process& p, uintptr_t d, uintptr_t s, size_t n) {
-        return d != 0 && device_range(p, s, n);
-    };
-    if (CUresult r = wait_for_context(check, reinterpret_cast<uintptr_t>(dst), src, bytes)) {
-        return r;
-    }
-    std::memcpy(dst, reinterpret_cast<const void*>(src), bytes);
-    return CUDA_SUCCESS;
-}
-
-// Unified addressing: either side may be host or device memory.
-CUresult copy_any(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
-    auto check = [](const Process&, uintptr_t d, uintptr_t s, size_t) { return d != 0 && s != 0; };
-    if (CUresult r = wait_for_context(check, dst, src, bytes)) {
-        return r;
-    }
-    std::memmove(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), bytes);
-    return CUDA_SUCCESS;
-}
-
-CUresult set_bytes(CUdeviceptr dst, unsigned char value, size_t count) {
-    auto check = [](const Process& p, uintptr_t d, uintptr_t, size_t n) {
-        return device_range(p, d, n);
-    };
-    if (CUresult r = wait_for_context(check, dst, 0, count)) {
-        return r;
-    }
-    std::memset(reinterpret_cast<void*>(dst), value, count);
-    return CUDA_SUCCESS;
-}
-
 // Behind both array entry points: a 2D descriptor is a 3D one of depth 0.
 CUresult create_array(CUarray* handle, const CUDA_ARRAY3D_DESCRIPTOR* desc) {
     return mockcuda::with_context([&](Process& p, CUctx_st* ctx) {
@@ -190,6 +127,25 @@ CUresult create_array(CUarray* handle, const CUDA_ARRAY3D_DESCRIPTOR* desc) {
             return r;
         }
         *handle = reinterpret_cast<CUarray>(base);
+        return CUDA_SUCCESS;
+    });
+}
+
+// Pinned host memory: plain host memory, charged to no device. The flags change nothing the
+// mock simulates.
+CUresult allocate_host(void** pp, size_t bytesize, unsigned int flags) {
+    constexpr unsigned int kKnown =
+        CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_WRITECOMBINED;
+    return mockcuda::with_context([&](Process& p, CUctx_st*) {
+        if (pp == nullptr || bytesize == 0 || (flags & ~kKnown) != 0) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        void* memory = std::malloc(bytesize);
+        if (memory == nullptr) {
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        p.host_allocations.insert(memory);
+        *pp = memory;
         return CUDA_SUCCESS;
     });
 }
@@ -286,18 +242,11 @@ MOCK_API CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream) {
 }
 
 MOCK_API CUresult cuMemAllocHost_v2(void** pp, size_t bytesize) {
-    return mockcuda::with_context([&](Process& p, CUctx_st*) {
-        if (pp == nullptr || bytesize == 0) {
-            return CUDA_ERROR_INVALID_VALUE;
-        }
-        void* memory = std::malloc(bytesize);
-        if (memory == nullptr) {
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        }
-        p.host_allocations.insert(memory);
-        *pp = memory;
-        return CUDA_SUCCESS;
-    });
+    return allocate_host(pp, bytesize, 0);
+}
+
+MOCK_API CUresult cuMemHostAlloc(void** pp, size_t bytesize, unsigned int flags) {
+    return allocate_host(pp, bytesize, flags);
 }
 
 MOCK_API CUresult cuMemFreeHost(void* ptr) {
@@ -334,32 +283,6 @@ MOCK_API CUresult cuArrayDestroy(CUarray handle) {
     });
 }
 
-MOCK_API CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void* src, size_t bytes) {
-    return copy_host_to_device(dst, src, bytes);
-}
-MOCK_API CUresult cuMemcpyDtoH_v2(void* dst, CUdeviceptr src, size_t bytes) {
-    return copy_device_to_host(dst, src, bytes);
-}
-MOCK_API CUresult cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
-    return copy_any(dst, src, bytes);
-}
-MOCK_API CUresult cuMemsetD8_v2(CUdeviceptr dst, unsigned char value, size_t count) {
-    return set_bytes(dst, value, count);
-}
-
-MOCK_API CUresult cuMemcpyHtoD_v2_ptds(CUdeviceptr dst, const void* src, size_t bytes) {
-    return copy_host_to_device(dst, src, bytes);
-}
-MOCK_API CUresult cuMemcpyDtoH_v2_ptds(void* dst, CUdeviceptr src, size_t bytes) {
-    return copy_device_to_host(dst, src, bytes);
-}
-MOCK_API CUresult cuMemcpy_ptds(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
-    return copy_any(dst, src, bytes);
-}
-MOCK_API CUresult cuMemsetD8_v2_ptds(CUdeviceptr dst, unsigned char value, size_t count) {
-    return set_bytes(dst, value, count);
-}
-
 MOCK_API CUresult cuPointerGetAttribute(void* data, CUpointer_attribute attribute,
                                         CUdeviceptr ptr) {
     return mockcuda::with_initialized([&](Process& p) {
@@ -374,10 +297,24 @@ MOCK_API CUresult cuPointerGetAttribute(void* data, CUpointer_attribute attribut
         case CU_POINTER_ATTRIBUTE_CONTEXT:
             *static_cast<CUcontext*>(data) = allocation->ctx;
             return CUDA_SUCCESS;
-        case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
-            *static_cast<unsigned int*>(data) = CU_MEMORYTYPE_DEVICE;
+        case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:  // VMM host memory has no device
+            *static_cast<unsigned int*>(data) =
+                allocation->device < 0 ? CU_MEMORYTYPE_HOST : CU_MEMORYTYPE_DEVICE;
             return CUDA_SUCCESS;
         }
         return CUDA_ERROR_INVALID_VALUE;
+    });
+}
+
+// Only a linear allocation's base can be exported; VMM memory goes through shareable handles.
+MOCK_API CUresult cuIpcGetMemHandle(CUipcMemHandle* handle, CUdeviceptr dptr) {
+    return mockcuda::with_context([&](Process& p, CUctx_st*) {
+        if (handle == nullptr || find_linear(p, dptr) == p.allocations.end()) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        // Names the allocation to this process; no other process opens it in the mock.
+        std::memset(handle->reserved, 0, sizeof handle->reserved);
+        std::memcpy(handle->reserved, &dptr, sizeof dptr);
+        return CUDA_SUCCESS;
     });
 }

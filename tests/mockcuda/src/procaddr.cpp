@@ -3,6 +3,7 @@
 // the per-thread flag, the _ptsz/_ptds variant where one exists.
 #include <cstring>
 
+#include "config.h"
 #include "entry_points.h"
 #include "export.h"
 #include "mockcuda/mockcuda.h"
@@ -55,6 +56,7 @@ const Entry kEntries[] = {
     {"cuMemFreeAsync", 11020, fn(cuMemFreeAsync), fn(cuMemFreeAsync_ptsz)},
     {"cuMemFree", 3020, fn(cuMemFree_v2), nullptr},
     {"cuMemAllocHost", 3020, fn(cuMemAllocHost_v2), nullptr},
+    {"cuMemHostAlloc", 2020, fn(cuMemHostAlloc), nullptr},
     {"cuMemFreeHost", 2000, fn(cuMemFreeHost), nullptr},
     {"cuArrayCreate", 3020, fn(cuArrayCreate_v2), nullptr},
     {"cuArray3DCreate", 3020, fn(cuArray3DCreate_v2), nullptr},
@@ -68,7 +70,18 @@ const Entry kEntries[] = {
     {"cuMemcpyHtoD", 3020, fn(cuMemcpyHtoD_v2), fn(cuMemcpyHtoD_v2_ptds)},
     {"cuMemcpyDtoH", 3020, fn(cuMemcpyDtoH_v2), fn(cuMemcpyDtoH_v2_ptds)},
     {"cuMemcpy", 4000, fn(cuMemcpy), fn(cuMemcpy_ptds)},
+    {"cuMemcpyDtoD", 3020, fn(cuMemcpyDtoD_v2), fn(cuMemcpyDtoD_v2_ptds)},
+    {"cuMemcpyHtoDAsync", 3020, fn(cuMemcpyHtoDAsync_v2), fn(cuMemcpyHtoDAsync_v2_ptsz)},
+    {"cuMemcpyDtoHAsync", 3020, fn(cuMemcpyDtoHAsync_v2), fn(cuMemcpyDtoHAsync_v2_ptsz)},
+    {"cuMemcpyDtoDAsync", 3020, fn(cuMemcpyDtoDAsync_v2), fn(cuMemcpyDtoDAsync_v2_ptsz)},
+    {"cuMemcpyAsync", 4000, fn(cuMemcpyAsync), fn(cuMemcpyAsync_ptsz)},
     {"cuMemsetD8", 3020, fn(cuMemsetD8_v2), fn(cuMemsetD8_v2_ptds)},
+    {"cuMemsetD16", 3020, fn(cuMemsetD16_v2), fn(cuMemsetD16_v2_ptds)},
+    {"cuMemsetD32", 3020, fn(cuMemsetD32_v2), fn(cuMemsetD32_v2_ptds)},
+    {"cuMemsetD8Async", 3020, fn(cuMemsetD8Async), fn(cuMemsetD8Async_ptsz)},
+    {"cuMemsetD16Async", 3020, fn(cuMemsetD16Async), fn(cuMemsetD16Async_ptsz)},
+    {"cuMemsetD32Async", 3020, fn(cuMemsetD32Async), fn(cuMemsetD32Async_ptsz)},
+    {"cuIpcGetMemHandle", 4010, fn(cuIpcGetMemHandle), nullptr},
     {"cuPointerGetAttribute", 4000, fn(cuPointerGetAttribute), nullptr},
     {"cuMemGetAllocationGranularity", 10020, fn(cuMemGetAllocationGranularity), nullptr},
     {"cuMemCreate", 10020, fn(cuMemCreate), nullptr},
@@ -82,6 +95,10 @@ const Entry kEntries[] = {
     {"cuStreamDestroy", 4000, fn(cuStreamDestroy_v2), nullptr},
     {"cuStreamSynchronize", 2000, fn(cuStreamSynchronize), fn(cuStreamSynchronize_ptsz)},
     {"cuStreamQuery", 2000, fn(cuStreamQuery), fn(cuStreamQuery_ptsz)},
+    {"cuStreamBeginCapture", 10010, fn(cuStreamBeginCapture_v2),
+     fn(cuStreamBeginCapture_v2_ptsz)},
+    {"cuStreamEndCapture", 10000, fn(cuStreamEndCapture), fn(cuStreamEndCapture_ptsz)},
+    {"cuStreamIsCapturing", 10000, fn(cuStreamIsCapturing), fn(cuStreamIsCapturing_ptsz)},
     {"cuEventCreate", 2000, fn(cuEventCreate), nullptr},
     {"cuEventDestroy", 4000, fn(cuEventDestroy_v2), nullptr},
     {"cuEventRecord", 2000, fn(cuEventRecord), fn(cuEventRecord_ptsz)},
@@ -92,6 +109,7 @@ const Entry kEntries[] = {
     {"cuModuleLoadData", 2000, fn(cuModuleLoadData), nullptr},
     {"cuModuleUnload", 2000, fn(cuModuleUnload), nullptr},
     {"cuModuleGetFunction", 2000, fn(cuModuleGetFunction), nullptr},
+    {"cuFuncGetParamInfo", 12040, fn(cuFuncGetParamInfo), nullptr},
     {"cuLaunchKernel", 4000, fn(cuLaunchKernel), fn(cuLaunchKernel_ptsz)},
     {"cuLaunchKernelEx", 11060, fn(cuLaunchKernelEx), fn(cuLaunchKernelEx_ptsz)},
     {"cuLaunchCooperativeKernel", 9000, fn(cuLaunchCooperativeKernel),
@@ -110,7 +128,8 @@ constexpr cuuint64_t kKnownFlags =
     CU_GET_PROC_ADDRESS_LEGACY_STREAM | CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM;
 
 // Behind both signatures of cuGetProcAddress (neither calls the other: a call through an
-// exported name could be interposed by a preloaded library).
+// exported name could be interposed by a preloaded library). Entries newer than the simulated
+// driver (MOCKCUDA_DRIVER_VERSION) are not in it at all.
 CUresult resolve(const char* symbol, void** pfn, int cudaVersion, cuuint64_t flags,
                  CUdriverProcAddressQueryResult* symbolStatus) {
     if (symbol == nullptr || pfn == nullptr || (flags & ~kKnownFlags) != 0) {
@@ -119,8 +138,9 @@ CUresult resolve(const char* symbol, void** pfn, int cudaVersion, cuuint64_t fla
     *pfn = nullptr;
     const Entry* best = nullptr;
     bool named = false;
+    const int driver = mockcuda::driver_version();
     for (const Entry& entry : kEntries) {
-        if (std::strcmp(entry.name, symbol) != 0) {
+        if (entry.version > driver || std::strcmp(entry.name, symbol) != 0) {
             continue;
         }
         named = true;

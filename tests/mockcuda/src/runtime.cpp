@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 namespace mockcuda {
 
 namespace {
@@ -73,7 +75,7 @@ CUresult current_or_error(const Process& p, CUctx_st*& ctx) {
     if (ctx == nullptr || p.contexts.count(ctx) == 0) {
         return CUDA_ERROR_INVALID_CONTEXT;
     }
-    return CUDA_SUCCESS;
+    return p.faulted ? CUDA_ERROR_ILLEGAL_ADDRESS : CUDA_SUCCESS;
 }
 
 CUresult resolve_stream(const Process& p, CUstream handle, CUctx_st* ctx, Stream*& stream) {
@@ -100,6 +102,55 @@ const Allocation* find_allocation(const Process& p, uintptr_t ptr, uint64_t byte
         return nullptr;
     }
     return &it->second;
+}
+
+bool reserved(const Process& p, uintptr_t ptr) {
+    auto it = p.reservations.upper_bound(ptr);
+    if (it == p.reservations.begin()) {
+        return false;
+    }
+    --it;
+    return ptr - it->first < it->second;
+}
+
+// Walks the allocations covering the range back to back (a VMM allocation is several mappings).
+bool device_accessible(const Process& p, uintptr_t ptr, uint64_t bytes, uintptr_t& bad) {
+    if (bytes > UINTPTR_MAX - ptr) {
+        bad = ptr;
+        return false;
+    }
+    const uintptr_t end = ptr + bytes;
+    for (uintptr_t at = ptr; at < end;) {
+        auto it = p.allocations.upper_bound(at);
+        if (it == p.allocations.begin()) {
+            bad = at;
+            return false;
+        }
+        --it;
+        if (at - it->first >= it->second.size || !it->second.accessible) {
+            bad = at;
+            return false;
+        }
+        at = it->first + it->second.size;
+    }
+    return true;
+}
+
+CUresult fault(Process& p, uintptr_t address) {
+    if (!p.faulted) {
+        p.faulted = true;
+        p.fault_address = address;
+    }
+    return CUDA_ERROR_ILLEGAL_ADDRESS;
+}
+
+void queue_work(Process& p, Stream* stream, int64_t ns) {
+    const int64_t now = now_ns();
+    const int64_t end = p.shared->enqueue(stream->ctx->device, now, ns);
+    // Active from now on if the stream was idle, else from where its earlier work ends.
+    stream->active_ns += end - std::max(now, stream->done_ns);
+    stream->done_ns = end;
+    stream->ctx->done_ns = std::max(stream->ctx->done_ns, end);
 }
 
 }  // namespace mockcuda

@@ -4,7 +4,8 @@
 // elapsed time between two events of one stream is the simulated time the stream was active
 // in between: the work's durations and its waits behind other work, never the host's time
 // between queueing calls (which would make the measured time of one launch depend on how
-// quickly the host got from recording an event to launching).
+// quickly the host got from recording an event to launching). A stream being captured queues
+// nothing: its launches become nodes of the graph that cuStreamEndCapture returns.
 #include "export.h"
 #include "guards.h"
 #include "handles.h"
@@ -17,9 +18,13 @@ using mockcuda::Stream;
 
 namespace {
 
-// Resolves a stream handle in the current context and returns when its work completes.
+// Resolves a stream handle in the current context and returns when its work completes; a
+// stream being captured has no work to wait for.
 CUresult stream_done(CUstream handle, int64_t& done) {
     return mockcuda::with_stream(handle, [&](Process&, Stream* stream) {
+        if (stream->capture) {
+            return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+        }
         done = stream->done_ns;
         return CUDA_SUCCESS;
     });
@@ -30,6 +35,9 @@ CUresult event_time(CUevent handle, int64_t& time) {
         const Event* event = mockcuda::lookup(p.events, handle);
         if (event == nullptr) {
             return CUDA_ERROR_INVALID_HANDLE;
+        }
+        if (p.faulted) {
+            return CUDA_ERROR_ILLEGAL_ADDRESS;
         }
         time = event->recorded ? event->time_ns : 0;  // an unrecorded event is complete
         return CUDA_SUCCESS;
@@ -103,6 +111,49 @@ CUresult elapsed(float* ms, CUevent start, CUevent end) {
     });
 }
 
+// Behind the capture entry points and their per-thread variants (none calls another). The
+// default stream cannot be captured: the mock's per-thread default stream is the legacy one.
+CUresult begin_capture(CUstream handle, CUstreamCaptureMode mode) {
+    return mockcuda::with_stream(handle, [&](Process&, Stream* stream) {
+        if (mode != CU_STREAM_CAPTURE_MODE_GLOBAL && mode != CU_STREAM_CAPTURE_MODE_THREAD_LOCAL &&
+            mode != CU_STREAM_CAPTURE_MODE_RELAXED) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        if (stream == &stream->ctx->default_stream) {
+            return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+        }
+        if (stream->capture) {
+            return CUDA_ERROR_ILLEGAL_STATE;
+        }
+        stream->capture = std::make_unique<mockcuda::Graph>();
+        ++stream->ctx->capturing;
+        return CUDA_SUCCESS;
+    });
+}
+
+CUresult end_capture(CUstream handle, CUgraph* graph) {
+    return mockcuda::with_stream(handle, [&](Process& p, Stream* stream) {
+        if (graph == nullptr) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        if (!stream->capture) {
+            return CUDA_ERROR_ILLEGAL_STATE;
+        }
+        --stream->ctx->capturing;
+        return mockcuda::publish(p.graphs, stream->capture.release(), graph);
+    });
+}
+
+CUresult is_capturing(CUstream handle, CUstreamCaptureStatus* status) {
+    return mockcuda::with_stream(handle, [&](Process&, Stream* stream) {
+        if (status == nullptr) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        *status = stream->capture ? CU_STREAM_CAPTURE_STATUS_ACTIVE : CU_STREAM_CAPTURE_STATUS_NONE;
+        return CUDA_SUCCESS;
+    });
+}
+
 }  // namespace
 
 MOCK_API CUresult cuStreamCreate(CUstream* phStream, unsigned int flags) {
@@ -116,6 +167,10 @@ MOCK_API CUresult cuStreamCreate(CUstream* phStream, unsigned int flags) {
 
 MOCK_API CUresult cuStreamDestroy_v2(CUstream handle) {
     return mockcuda::with_initialized([&](Process& p) {
+        const Stream* stream = mockcuda::lookup(p.streams, handle);
+        if (stream != nullptr && stream->capture) {
+            --stream->ctx->capturing;  // its capture ends with it
+        }
         return mockcuda::destroy(p.streams, handle, CUDA_ERROR_INVALID_HANDLE);
     });
 }
@@ -174,4 +229,23 @@ MOCK_API CUresult mockcudaGetEventRecords(unsigned long long* count) {
         *count = p.event_records;
         return CUDA_SUCCESS;
     });
+}
+
+MOCK_API CUresult cuStreamBeginCapture_v2(CUstream handle, CUstreamCaptureMode mode) {
+    return begin_capture(handle, mode);
+}
+MOCK_API CUresult cuStreamBeginCapture_v2_ptsz(CUstream handle, CUstreamCaptureMode mode) {
+    return begin_capture(handle, mode);
+}
+MOCK_API CUresult cuStreamEndCapture(CUstream handle, CUgraph* graph) {
+    return end_capture(handle, graph);
+}
+MOCK_API CUresult cuStreamEndCapture_ptsz(CUstream handle, CUgraph* graph) {
+    return end_capture(handle, graph);
+}
+MOCK_API CUresult cuStreamIsCapturing(CUstream handle, CUstreamCaptureStatus* status) {
+    return is_capturing(handle, status);
+}
+MOCK_API CUresult cuStreamIsCapturing_ptsz(CUstream handle, CUstreamCaptureStatus* status) {
+    return is_capturing(handle, status);
 }

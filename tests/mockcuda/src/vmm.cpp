@@ -1,8 +1,12 @@
-// Virtual memory management: physical handles (cuMemCreate, charged at creation), reserved
-// address ranges, and mappings of the one into the other. A handle's bytes live in a memfd,
-// so every mapping of it sees the same memory, as on the device.
+// Virtual memory management: physical handles (cuMemCreate, device memory charged at creation,
+// host memory charged to no device), reserved address ranges, and mappings of the one into the
+// other. A handle's bytes live in a memfd, so every mapping of it sees the same memory, as on
+// the device. As on a GPU, a new mapping is not accessible to the device until
+// cuMemSetAccess grants it, and cuMemUnmap / cuMemSetAccess work on whole mappings only.
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include <vector>
 
 #include "export.h"
 #include "guards.h"
@@ -16,11 +20,15 @@ namespace {
 
 constexpr uint64_t kGranularity = 2ULL << 20;
 
+// A device by ordinal, or host memory (any NUMA node).
 CUresult check_location(const Process& p, const CUmemLocation& location) {
-    if (location.type != CU_MEM_LOCATION_TYPE_DEVICE) {
-        return CUDA_ERROR_INVALID_VALUE;
+    switch (location.type) {
+    case CU_MEM_LOCATION_TYPE_DEVICE: return mockcuda::check_device(p, location.id);
+    case CU_MEM_LOCATION_TYPE_HOST: return CUDA_SUCCESS;
+    case CU_MEM_LOCATION_TYPE_HOST_NUMA:
+        return location.id >= 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    default: return CUDA_ERROR_INVALID_VALUE;
     }
-    return mockcuda::check_device(p, location.id);
 }
 
 CUresult check_prop(const Process& p, const CUmemAllocationProp* prop) {
@@ -39,12 +47,14 @@ void drop_if_unused(Process& p, uint64_t handle) {
         return;
     }
     close(it->second.fd);
-    p.shared->uncharge(it->second.device, it->second.size);
+    if (it->second.device >= 0) {
+        p.shared->uncharge(it->second.device, it->second.size);
+    }
     p.physical.erase(it);
 }
 
 // True when [ptr, ptr + size) lies inside one reservation.
-bool reserved(const Process& p, uintptr_t ptr, uint64_t size) {
+bool within_reservation(const Process& p, uintptr_t ptr, uint64_t size) {
     auto it = p.reservations.upper_bound(ptr);
     if (it == p.reservations.begin()) {
         return false;
@@ -62,22 +72,32 @@ bool overlaps_mapping(const Process& p, uintptr_t ptr, uint64_t size) {
     return mockcuda::find_allocation(p, ptr, 1) != nullptr;
 }
 
-// True when [ptr, ptr + size) is covered by back-to-back mappings (one cuMemSetAccess often
-// spans several chunks).
-bool mapped(const Process& p, uintptr_t ptr, uint64_t size) {
+// The bases of the mappings that [ptr, ptr + size) consists of, whole and back to back (one
+// call often spans several chunks); false when the range cuts a mapping or covers a hole.
+bool whole_mappings(const Process& p, uintptr_t ptr, uint64_t size, std::vector<uintptr_t>& bases) {
+    if (size == 0 || size > UINTPTR_MAX - ptr) {
+        return false;
+    }
     const uintptr_t end = ptr + size;
-    while (ptr < end) {
-        auto it = p.allocations.upper_bound(ptr);
-        if (it == p.allocations.begin()) {
+    for (uintptr_t at = ptr; at < end;) {
+        auto it = p.allocations.find(at);
+        if (it == p.allocations.end() || !it->second.is_vmm || it->second.size > end - at) {
             return false;
         }
-        --it;
-        if (!it->second.is_vmm || ptr - it->first >= it->second.size) {
-            return false;
-        }
-        ptr = it->first + it->second.size;
+        bases.push_back(at);
+        at += it->second.size;
     }
     return true;
+}
+
+// Whether an access descriptor lets the device touch memory, or INVALID_VALUE.
+CUresult grants(const CUmemAccessDesc& desc, bool& device_access) {
+    switch (desc.flags) {
+    case CU_MEM_ACCESS_FLAGS_PROT_NONE: device_access = false; return CUDA_SUCCESS;
+    case CU_MEM_ACCESS_FLAGS_PROT_READ:
+    case CU_MEM_ACCESS_FLAGS_PROT_READWRITE: device_access = true; return CUDA_SUCCESS;
+    }
+    return CUDA_ERROR_INVALID_VALUE;
 }
 
 }  // namespace
@@ -101,14 +121,23 @@ MOCK_API CUresult cuMemGetAllocationGranularity(size_t* granularity,
 MOCK_API CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, size_t size,
                               const CUmemAllocationProp* prop, unsigned long long flags) {
     return mockcuda::with_initialized([&](Process& p) {
+        if (p.faulted) {
+            return CUDA_ERROR_ILLEGAL_ADDRESS;
+        }
         if (handle == nullptr || flags != 0 || !aligned(size)) {
             return CUDA_ERROR_INVALID_VALUE;
         }
         if (CUresult r = check_prop(p, prop)) {
             return r;
         }
-        const int device = prop->location.id;  // where it lands, whatever context is current
-        if (!p.shared->charge(device, size, p.config.memory)) {
+        const int64_t limit = p.config.fail_memcreate_after;
+        if (limit >= 0 && p.memcreate_calls >= limit) {
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        // Where it lands, whatever context is current; host memory is charged to no device.
+        const int device =
+            prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE ? prop->location.id : -1;
+        if (device >= 0 && !p.shared->charge(device, size, p.config.memory)) {
             return CUDA_ERROR_OUT_OF_MEMORY;
         }
         const int fd = memfd_create("mockcuda", MFD_CLOEXEC);
@@ -116,9 +145,12 @@ MOCK_API CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, size_t size,
             if (fd >= 0) {
                 close(fd);
             }
-            p.shared->uncharge(device, size);
+            if (device >= 0) {
+                p.shared->uncharge(device, size);
+            }
             return CUDA_ERROR_OUT_OF_MEMORY;
         }
+        ++p.memcreate_calls;
         const uint64_t id = p.next_physical++;
         p.physical[id] = Physical{fd, size, device};
         *handle = id;
@@ -180,7 +212,8 @@ MOCK_API CUresult cuMemAddressFree(CUdeviceptr ptr, size_t size) {
 MOCK_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset,
                            CUmemGenericAllocationHandle handle, unsigned long long flags) {
     return mockcuda::with_initialized([&](Process& p) {
-        if (flags != 0 || !aligned(size) || offset % kGranularity != 0 || !reserved(p, ptr, size)) {
+        if (flags != 0 || !aligned(size) || offset % kGranularity != 0 ||
+            !within_reservation(p, ptr, size)) {
             return CUDA_ERROR_INVALID_VALUE;
         }
         auto it = p.physical.find(handle);
@@ -200,42 +233,61 @@ MOCK_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset,
             return CUDA_ERROR_OUT_OF_MEMORY;
         }
         ++physical.mappings;
-        p.allocations[ptr] = Allocation{size, 0, physical.device, nullptr, false, true, handle};
+        p.allocations[ptr] =
+            Allocation{size, 0, physical.device, nullptr, false, true, handle, false};
         return CUDA_SUCCESS;
     });
 }
 
 MOCK_API CUresult cuMemUnmap(CUdeviceptr ptr, size_t size) {
     return mockcuda::with_initialized([&](Process& p) {
-        auto it = p.allocations.find(ptr);
-        if (it == p.allocations.end() || !it->second.is_vmm || it->second.size != size) {
+        std::vector<uintptr_t> bases;
+        if (!whole_mappings(p, ptr, size, bases)) {
             return CUDA_ERROR_INVALID_VALUE;
         }
-        // Back to an inaccessible reservation, as before the mapping.
-        mmap(reinterpret_cast<void*>(ptr), size, PROT_NONE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-        const uint64_t handle = it->second.handle;
-        p.allocations.erase(it);
-        --p.physical[handle].mappings;
-        drop_if_unused(p, handle);
+        for (const uintptr_t base : bases) {
+            auto it = p.allocations.find(base);
+            // Back to an inaccessible reservation, as before the mapping.
+            mmap(reinterpret_cast<void*>(base), it->second.size, PROT_NONE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+            const uint64_t handle = it->second.handle;
+            p.allocations.erase(it);
+            --p.physical[handle].mappings;
+            drop_if_unused(p, handle);
+        }
         return CUDA_SUCCESS;
     });
 }
 
+// The device's access follows the descriptors for devices; host descriptors are accepted and
+// change nothing the mock checks (only device work is checked).
 MOCK_API CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc* desc,
                                  size_t count) {
     return mockcuda::with_initialized([&](Process& p) {
-        if (desc == nullptr || count == 0) {
+        std::vector<uintptr_t> bases;
+        if (desc == nullptr || count == 0 || !whole_mappings(p, ptr, size, bases)) {
             return CUDA_ERROR_INVALID_VALUE;
         }
-        if (size == 0 || !mapped(p, ptr, size)) {
-            return CUDA_ERROR_INVALID_VALUE;
-        }
+        bool device_access = false;
+        bool device_named = false;
         for (size_t i = 0; i < count; ++i) {
+            bool granted = false;
             if (CUresult r = check_location(p, desc[i].location)) {
                 return r;
             }
+            if (CUresult r = grants(desc[i], granted)) {
+                return r;
+            }
+            if (desc[i].location.type == CU_MEM_LOCATION_TYPE_DEVICE) {
+                device_named = true;
+                device_access = granted;
+            }
         }
-        return CUDA_SUCCESS;  // mappings are read-write from the start
+        for (const uintptr_t base : bases) {
+            if (device_named) {
+                p.allocations.find(base)->second.accessible = device_access;
+            }
+        }
+        return CUDA_SUCCESS;
     });
 }

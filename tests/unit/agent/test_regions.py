@@ -37,6 +37,7 @@ USAGE_KEYS = (
     "pagesEvicted",
     "pagesResumed",
 )
+NO_USAGE = dict.fromkeys(USAGE_KEYS, 0) | {"vramTiers": {"device": 0, "host": 0, "disk": 0}}
 GPUS = [gpu("node-0-gpu-0", 0), gpu("node-0-gpu-1", 1), gpu("node-0-gpu-2", 2, tflops="121")]
 
 
@@ -68,10 +69,14 @@ def test_regions_carry_the_pods_limits_per_gpu(regions: WorkerRegions) -> None:
         "TF_VRAM_LIMIT_0": str(8 * GIB),
         "TF_TFLOPS_LIMIT_0": "100.0",
         "TF_GPU_PEAK_TFLOPS_0": "121.0",
+        "TF_VRAM_HOST_LIMIT_0": "0",
+        "TF_VRAM_DISK_LIMIT_0": "0",
         "TF_SHM_PATH_1": str(directory / "node-0-gpu-0.shm"),
         "TF_VRAM_LIMIT_1": str(8 * GIB),
         "TF_TFLOPS_LIMIT_1": "100.0",
         "TF_GPU_PEAK_TFLOPS_1": "989.0",
+        "TF_VRAM_HOST_LIMIT_1": "0",
+        "TF_VRAM_DISK_LIMIT_1": "0",
     }
 
 
@@ -237,7 +242,7 @@ def test_no_usage_before_the_regions_exist(regions: WorkerRegions) -> None:
 def test_usage_sums_the_workers_gpus(regions: WorkerRegions, processes: Processes) -> None:
     pod = worker("train", gpu_ids="node-0-gpu-0,node-0-gpu-1")
     env = regions.prepare(pod, GPUS)
-    assert regions.usage(pod) == dict.fromkeys(USAGE_KEYS, 0)
+    assert regions.usage(pod) == NO_USAGE
     first = processes.member(Path(env["TF_SHM_PATH_0"]), charge=3000)
     second = processes.member(Path(env["TF_SHM_PATH_1"]), charge=4000)
     # This process uses both GPUs: it counts once among the processes.
@@ -247,6 +252,8 @@ def test_usage_sums_the_workers_gpus(regions: WorkerRegions, processes: Processe
     own[1].add(slots[1], "busy_ns", 700)
     own[0].add(slots[0], "pages_evicted", 3)
     own[0].add(slots[0], "pages_resumed", 1)
+    own[0].set_gauge(slots[0], "host_bytes", 1000)
+    own[1].set_gauge(slots[1], "disk_bytes", 500)
     usage = regions.usage(pod)
     assert usage == {
         "vram": 7000,
@@ -256,6 +263,7 @@ def test_usage_sums_the_workers_gpus(regions: WorkerRegions, processes: Processe
         "busyNs": 700,
         "pagesEvicted": 3,
         "pagesResumed": 1,
+        "vramTiers": {"device": 5500, "host": 1000, "disk": 500},
     }
     assert regions.live_members(pod) == {first.pid, second.pid, os.getpid()}
     for region, slot in zip(own, slots, strict=True):
@@ -280,7 +288,7 @@ def test_an_unreadable_region_counts_as_empty(regions: WorkerRegions) -> None:
     path = Path(regions.prepare(pod, GPUS)["TF_SHM_PATH_0"])
     path.write_bytes(b"garbage" * 200)
     assert regions.live_members(pod) == set()
-    assert regions.usage(pod) == dict.fromkeys(USAGE_KEYS, 0)
+    assert regions.usage(pod) == NO_USAGE
 
 
 def test_remove_deletes_files_and_directory(regions: WorkerRegions) -> None:

@@ -48,6 +48,7 @@ WORKER_USAGE_COLUMNS = {
     *("workload", "worker", "namespace", "pool", "node", "uuid"),
     *("compute_tflops", "compute_percentage", "memory_bytes", "memory_percentage"),
     *("compute_throttled_cnt", "vram_freezed_cnt", "vram_resumed_cnt"),
+    *("vram_device_bytes", "vram_host_bytes", "vram_disk_bytes"),
 }
 GPU_USAGE_COLUMNS = {
     "ts",
@@ -178,10 +179,29 @@ def test_a_worker_row_carries_its_tags_vram_and_counts(host: Host) -> None:
         "compute_throttled_cnt": 4,
         "vram_freezed_cnt": 5,
         "vram_resumed_cnt": 2,
+        "vram_device_bytes": Unsigned(12 * GI),
+        "vram_host_bytes": Unsigned(0),
+        "vram_disk_bytes": Unsigned(0),
     }
     idle = workers["train", "GPU-small"]
     assert idle.fields["memory_bytes"] == Unsigned(0)
     assert idle.fields["compute_throttled_cnt"] == 0
+
+
+def test_a_worker_row_splits_its_vram_by_tier_over_its_processes(host: Host) -> None:
+    region = host.add_worker("train")[BIG]
+    first = host.join(region, vram=8 * GI, pages_evicted=4, pages_resumed=1)
+    second = host.join(region, vram=4 * GI, pages_evicted=2, pages_resumed=2)
+    region.set_gauge(first, "host_bytes", 3 * GI)
+    region.set_gauge(second, "host_bytes", GI)
+    region.set_gauge(second, "disk_bytes", 2 * GI)
+    workers, _ = host.sample(T0)
+    fields = workers["train", "GPU-big"].fields
+    assert (fields["vram_freezed_cnt"], fields["vram_resumed_cnt"]) == (6, 3)
+    assert fields["memory_bytes"] == Unsigned(12 * GI)
+    assert fields["vram_host_bytes"] == Unsigned(4 * GI)
+    assert fields["vram_disk_bytes"] == Unsigned(2 * GI)
+    assert fields["vram_device_bytes"] == Unsigned(6 * GI)
 
 
 def test_a_worker_without_workload_label_is_its_own_workload(host: Host) -> None:

@@ -95,6 +95,8 @@ def test_workers_are_listed_with_the_usage_their_agents_recorded(
     agent.run(serve, GPU_A, vram=GI // 2)
     agent.record(T0)
     region.add(slot, "busy_ns", SECOND // 4)
+    region.set_gauge(slot, "host_bytes", GI // 2)  # paged out meanwhile
+    region.set_gauge(slot, "disk_bytes", GI // 4)
     agent.record(T0 + SECOND)
     clock.now_ns = T0 + 2 * SECOND
 
@@ -112,6 +114,13 @@ def test_workers_are_listed_with_the_usage_their_agents_recorded(
     assert workers["team-b/serve"]["usage"]["vram"] == GI // 2
     assert workers["team-b/serve"]["usage"]["computeTflops"] == 0.0
     assert workers["default/idle"]["usage"] is None
+    assert workers["default/train"]["vramTiers"] == {
+        "device": 3 * GI - GI // 2 - GI // 4,
+        "host": GI // 2,
+        "disk": GI // 4,
+    }
+    assert workers["team-b/serve"]["vramTiers"] == {"device": GI // 2, "host": 0, "disk": 0}
+    assert workers["default/idle"]["vramTiers"] is None
     assert workers["default/train"]["gpus"] == [GPU_A, GPU_B]
     assert workers["default/train"]["gpuIndices"] == [0, 1]
     assert workers["default/idle"]["gpuIndices"] == [1]

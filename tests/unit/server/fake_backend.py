@@ -70,6 +70,7 @@ WORKER = {
     "command": ["python", "train.py"],
     "createdAt": "2026-11-28T10:00:00Z",
     "usage": None,
+    "vramTiers": None,
 }
 REPORT = {
     "pod": "default/test-pod",

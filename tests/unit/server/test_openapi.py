@@ -65,7 +65,8 @@ def test_responses_have_real_schemas(
 def test_worker_schemas_use_the_wire_names(spec: dict[str, Any]) -> None:
     schemas = spec["components"]["schemas"]
     worker = schemas["Worker"]["properties"]
-    assert {"gpuIndices", "createdAt", "usage", "pids"} <= set(worker)
+    assert {"gpuIndices", "createdAt", "usage", "vramTiers", "pids"} <= set(worker)
+    assert set(schemas["VramTiers"]["properties"]) == {"device", "host", "disk"}
     assert "env" in schemas["CreatedWorker"]["properties"]
     create = operation(spec, "post", "/api/workers")
     assert response_ref(create, "201") == "CreatedWorker"

@@ -44,6 +44,12 @@ function fmtBytes(bytes) {
   return `${fmtNumber(value)} ${BYTE_UNITS[unit]}`;
 }
 
+// Where a worker's VRAM lives now: "3 GiB GPU · 1.2 GiB host · 0 disk".
+function fmtTiers(tiers) {
+  const part = (bytes, where) => `${bytes ? fmtBytes(bytes) : "0"} ${where}`;
+  return [part(tiers.device, "GPU"), part(tiers.host, "host"), part(tiers.disk, "disk")].join(" · ");
+}
+
 function fmtShare(part, whole) {
   if (whole <= 0) return "–";
   const percent = (100 * part) / whole;
@@ -429,7 +435,15 @@ function drawGpu(gpu) {
 
 function drawWorkers(workers) {
   if (!workers.length) return el("p", { class: "empty small" }, "No workers.");
-  const head = ["Worker", "TFLOPS req/lim", "VRAM req/lim", "VRAM used", "Launches", "Throttled"];
+  const head = [
+    "Worker",
+    "TFLOPS req/lim",
+    "VRAM req/lim",
+    "VRAM used",
+    "VRAM tiers",
+    "Launches",
+    "Throttled",
+  ];
   return el(
     "table",
     { class: "workers" },
@@ -464,7 +478,7 @@ function drawWorker(worker) {
     // A pod holding part of the GPU that is not a worker of this control plane (a pod of
     // the declared fleet, say): the API gives its name only.
     const note = "allocation only: not a process of this control plane";
-    return el("tr", { "data-worker": label }, name, el("td", { class: "muted", colspan: 5 }, note));
+    return el("tr", { "data-worker": label }, name, el("td", { class: "muted", colspan: 6 }, note));
   }
   const cells = [name, ...METRICS.map((metric) => el("td", {}, requestAndLimit(worker, metric)))];
   const usage = worker.usage;
@@ -480,6 +494,7 @@ function drawWorker(worker) {
         fmtBytes(usage.vram),
         el("span", { class: "meter" }, el("span", { style: `width:${used.toFixed(1)}%` })),
       ),
+      el("td", { "data-usage": "tiers" }, worker.vramTiers ? fmtTiers(worker.vramTiers) : "–"),
       el("td", { "data-usage": "launches" }, fmtNumber(usage.launches)),
       el(
         "td",
@@ -490,7 +505,7 @@ function drawWorker(worker) {
     );
   } else {
     const note = "no usage yet";
-    cells.push(el("td", { class: "muted", colspan: 3, title: "the agent has not read it" }, note));
+    cells.push(el("td", { class: "muted", colspan: 4, title: "the agent has not read it" }, note));
   }
   return el("tr", { "data-worker": label }, cells);
 }

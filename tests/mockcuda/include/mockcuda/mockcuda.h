@@ -17,6 +17,12 @@ CUresult mockcudaSetKernelCost(CUfunction func, double nsPerBlock);
  * test can see how many launches a library preloaded in front of the driver timed. */
 CUresult mockcudaGetEventRecords(unsigned long long* count);
 
+/* The first device address a kernel, copy or memset touched without it being memory the device
+ * may access (outside every linear allocation and every mapped, accessible VMM range): from
+ * then on every call that uses a context returns CUDA_ERROR_ILLEGAL_ADDRESS, as on a GPU.
+ * `*address` is 0 while no such access happened. */
+CUresult mockcudaLastFault(unsigned long long* address);
+
 #ifdef __cplusplus
 }
 #endif

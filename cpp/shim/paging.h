@@ -1,0 +1,56 @@
+// VRAM paging in the hooks: a device whose budget names a host or disk tier serves
+// cuMemAlloc / cuMemAllocPitch from the tier manager, and every launch, copy and set on it first
+// makes the allocations it touches resident. Everything else, and every device without a tier,
+// behaves as without paging.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "budget.h"
+#include "cuda_abi.h"
+#include "paging_backend.h"
+#include "tf/tiering.h"
+
+namespace tf::shim {
+
+class Paging {
+ public:
+  // On when `budget` (the region's limits, else the environment's) names a host or disk tier.
+  void configure(int device, Budget& budget, const std::string& spill_dir);
+  bool enabled() const noexcept { return budget_ != nullptr; }
+  // The tier manager once something was paged on this device; null before.
+  tiering::Manager* active() const noexcept { return active_.load(std::memory_order_acquire); }
+  // A paged allocation of `bytes` on this device.
+  CUresult allocate(CUdeviceptr* dptr, std::uint64_t bytes);
+
+ private:
+  int device_ = 0;
+  Budget* budget_ = nullptr;
+  std::string spill_dir_;
+  std::mutex mutex_;  // building the manager
+  std::unique_ptr<DriverBackend> backend_;
+  std::unique_ptr<tiering::Manager> manager_;
+  std::atomic<tiering::Manager*> active_{nullptr};
+};
+
+// The hooks' entry points; each is a flag check while no device pages.
+// nullopt: not a paged allocation (capturing, no tier, or another device): the caller goes on.
+std::optional<CUresult> paged_alloc(CUdeviceptr* dptr, std::uint64_t bytes);
+std::optional<CUresult> paged_free(CUdeviceptr ptr);
+CUresult page_for_launch(CUfunction f, void** params, void** extra, CUstream stream);
+// A graph's kernels cannot be seen from here: the whole worker is made resident.
+CUresult page_for_graph(CUstream stream);
+// A copy or set touching [dst, dst + dst_bytes) and [src, src + src_bytes) (0 bytes: none).
+CUresult page_for_copy(CUdeviceptr dst, std::size_t dst_bytes, CUdeviceptr src,
+                       std::size_t src_bytes);
+// Exported memory stays resident from now on.
+CUresult pin_exported(CUdeviceptr ptr);
+// Stream capture begun or ended (by `result` of the call that tried).
+void capture_begun(CUresult result) noexcept;
+void capture_ended(CUresult result) noexcept;
+
+}  // namespace tf::shim
