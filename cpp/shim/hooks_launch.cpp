@@ -51,9 +51,9 @@ CUresult kernel(decltype(&cuLaunchKernel) real, bool per_thread, CUfunction f, u
   if (real == nullptr) {
     return kMissingReal;
   }
-  if (const CUresult paged = tf::shim::page_for_launch(f, params, extra, stream);
-      paged != CUDA_SUCCESS) {
-    return paged;
+  const tf::shim::PagedUse paged = tf::shim::page_for_launch(f, params, extra, stream);
+  if (paged.result() != CUDA_SUCCESS) {
+    return paged.result();
   }
   return gated(f, block_count(gx, gy, gz), stream, per_thread, [&] {
     return real(f, gx, gy, gz, bx, by, bz, shared, stream, params, extra);
@@ -68,9 +68,9 @@ CUresult kernel_ex(decltype(&cuLaunchKernelEx) real, bool per_thread,
   if (config == nullptr) {
     return real(config, f, params, extra);  // the driver reports the error
   }
-  if (const CUresult paged = tf::shim::page_for_launch(f, params, extra, config->hStream);
-      paged != CUDA_SUCCESS) {
-    return paged;
+  const tf::shim::PagedUse paged = tf::shim::page_for_launch(f, params, extra, config->hStream);
+  if (paged.result() != CUDA_SUCCESS) {
+    return paged.result();
   }
   const std::uint64_t size = block_count(config->gridDimX, config->gridDimY, config->gridDimZ);
   return gated(f, size, config->hStream, per_thread,
@@ -84,9 +84,9 @@ CUresult cooperative(decltype(&cuLaunchCooperativeKernel) real, bool per_thread,
   if (real == nullptr) {
     return kMissingReal;
   }
-  if (const CUresult paged = tf::shim::page_for_launch(f, params, nullptr, stream);
-      paged != CUDA_SUCCESS) {
-    return paged;
+  const tf::shim::PagedUse paged = tf::shim::page_for_launch(f, params, nullptr, stream);
+  if (paged.result() != CUDA_SUCCESS) {
+    return paged.result();
   }
   return gated(f, block_count(gx, gy, gz), stream, per_thread,
                [&] { return real(f, gx, gy, gz, bx, by, bz, shared, stream, params); });
@@ -97,8 +97,9 @@ CUresult graph(decltype(&cuGraphLaunch) real, bool per_thread, CUgraphExec exec,
   if (real == nullptr) {
     return kMissingReal;
   }
-  if (const CUresult paged = tf::shim::page_for_graph(stream); paged != CUDA_SUCCESS) {
-    return paged;
+  const tf::shim::PagedUse paged = tf::shim::page_for_graph(stream);
+  if (paged.result() != CUDA_SUCCESS) {
+    return paged.result();
   }
   return gated(exec, 0, stream, per_thread, [&] { return real(exec, stream); });
 }

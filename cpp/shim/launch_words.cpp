@@ -23,7 +23,11 @@ Layout query_layout(CUfunction f) {
   if (info == nullptr) {
     return layout;
   }
-  for (std::size_t index = 0; index < LaunchWords::kMax; ++index) {
+  constexpr std::size_t kMaxParams = 32764;  // one byte each fills the largest parameter space
+  for (std::size_t index = 0; index <= kMaxParams; ++index) {
+    if (index == kMaxParams) {
+      return layout;  // a driver that never says where the list ends is not believed
+    }
     std::size_t offset = 0;
     std::size_t size = 0;
     const CUresult result = info(f, index, &offset, &size);
@@ -69,10 +73,16 @@ const Layout& layout_of(CUfunction f) {
   return *layout;
 }
 
-void append(LaunchWords& out, const char* bytes, std::size_t size) {
-  for (std::size_t at = 0; at + 8 <= size && out.count < LaunchWords::kMax; at += 8) {
+// False when the words do not all fit: the launch is then treated as one whose pointers
+// cannot be known.
+bool append(LaunchWords& out, const char* bytes, std::size_t size) {
+  if (size / 8 > LaunchWords::kMax - out.count) {
+    return false;
+  }
+  for (std::size_t at = 0; at + 8 <= size; at += 8) {
     std::memcpy(&out.words[out.count++], bytes + at, 8);
   }
+  return true;
 }
 
 // The parameter buffer `extra` names, or false when it names none.
@@ -89,8 +99,7 @@ bool from_extra(void** extra, LaunchWords& out) {
   if (buffer == nullptr) {
     return false;
   }
-  append(out, buffer, size);  // pointer parameters sit at 8-byte offsets
-  return true;
+  return append(out, buffer, size);  // pointer parameters sit at 8-byte offsets
 }
 
 }  // namespace
@@ -105,7 +114,9 @@ bool launch_words(CUfunction f, void** params, void** extra, LaunchWords& out) {
     return false;
   }
   for (std::size_t i = 0; i < layout.params.size(); ++i) {
-    append(out, static_cast<const char*>(params[i]), layout.params[i].second);
+    if (!append(out, static_cast<const char*>(params[i]), layout.params[i].second)) {
+      return false;
+    }
   }
   return true;
 }

@@ -10,7 +10,8 @@
 namespace tf::shim {
 
 struct LaunchWords {
-  static constexpr std::size_t kMax = 512;  // 4 KiB of parameters, the driver's own limit
+  // 4 KiB of parameters; a launch with more (CUDA >= 12.1 allows 32 KiB) takes the fallback.
+  static constexpr std::size_t kMax = 512;
   std::uint64_t words[kMax];
   std::size_t count = 0;
 };

@@ -26,6 +26,10 @@ bool capturing(CUstream stream) {
          status != CU_STREAM_CAPTURE_STATUS_NONE;
 }
 
+// Set while this thread holds a use: a driver entry point calling another through an
+// exported name comes back into a hook, which must not page (or wait for itself) again.
+TF_SHIM_TLS thread_local bool t_holding = false;
+
 CUresult refused(const char* what, int device, Outcome outcome) {
   if (outcome == Outcome::ok) {
     return CUDA_SUCCESS;
@@ -38,21 +42,25 @@ CUresult refused(const char* what, int device, Outcome outcome) {
   return CUDA_ERROR_OUT_OF_MEMORY;
 }
 
-// Calls `step(device, manager)` for every device with paged allocations, until one fails.
+// Runs `step(manager)` on every device with paged allocations until one refuses; `use` holds
+// each that began.
 template <typename Step>
-CUresult each_active(Step step) {
+PagedUse each_active(const char* what, Step step) {
   State& shim = state();
-  if (!shim.paging_on) {
-    return CUDA_SUCCESS;
+  PagedUse use;
+  if (!shim.paging_on || t_holding) {
+    return use;
   }
   for (int device = 0; device < kMaxDevices; ++device) {
     if (Manager* manager = shim.paging[static_cast<std::size_t>(device)].active()) {
-      if (const CUresult result = step(device, *manager); result != CUDA_SUCCESS) {
-        return result;
+      const Outcome outcome = step(*manager);
+      if (outcome != Outcome::ok) {
+        return PagedUse(refused(what, device, outcome));  // `use` gives back what began
       }
+      use.hold(device);
     }
   }
-  return CUDA_SUCCESS;
+  return use;
 }
 
 }  // namespace
@@ -110,58 +118,79 @@ std::optional<CUresult> paged_alloc(CUdeviceptr* dptr, std::uint64_t bytes) {
 }
 
 std::optional<CUresult> paged_free(CUdeviceptr ptr) {
-  bool freed = false;
-  each_active([&](int, Manager& manager) {
-    freed = freed || manager.release(ptr);
-    return CUDA_SUCCESS;
-  });
-  return freed ? std::optional<CUresult>(CUDA_SUCCESS) : std::nullopt;
-}
-
-CUresult page_for_launch(CUfunction f, void** params, void** extra, CUstream stream) {
   State& shim = state();
   if (!shim.paging_on) {
-    return CUDA_SUCCESS;
+    return std::nullopt;
+  }
+  for (Paging& paging : shim.paging) {
+    if (Manager* manager = paging.active(); manager != nullptr && manager->release(ptr)) {
+      return CUDA_SUCCESS;
+    }
+  }
+  return std::nullopt;
+}
+
+PagedUse::~PagedUse() {
+  if (held_ == 0) {
+    return;
+  }
+  State& shim = state();
+  for (std::uint32_t left = held_; left != 0; left &= left - 1) {
+    shim.paging[static_cast<std::size_t>(__builtin_ctz(left))].active()->done();
+  }
+  t_holding = false;
+}
+
+void PagedUse::hold(int device) noexcept {
+  held_ |= 1U << device;
+  t_holding = true;
+}
+
+PagedUse page_for_launch(CUfunction f, void** params, void** extra, CUstream stream) {
+  State& shim = state();
+  PagedUse use;
+  if (!shim.paging_on || t_holding) {
+    return use;
   }
   const int device = launch_device();
   if (device < 0 || device >= kMaxDevices) {
-    return CUDA_SUCCESS;
+    return use;
   }
   Manager* manager = shim.paging[static_cast<std::size_t>(device)].active();
   if (manager == nullptr || manager->empty() || capturing(stream)) {
-    return CUDA_SUCCESS;
+    return use;
   }
   LaunchWords words;  // on the stack: too large for the static TLS a preloaded library gets
   const Outcome outcome = launch_words(f, params, extra, words)
                               ? manager->use(words.words, words.count)
                               : manager->use_all();
-  return refused("a kernel launch", device, outcome);
-}
-
-CUresult page_for_graph(CUstream stream) {
-  if (capturing(stream)) {
-    return CUDA_SUCCESS;
+  if (outcome != Outcome::ok) {
+    return PagedUse(refused("a kernel launch", device, outcome));
   }
-  return each_active([](int device, Manager& manager) {
-    return refused("a graph launch", device, manager.use_all());
-  });
+  use.hold(device);
+  return use;
 }
 
-CUresult page_for_copy(CUdeviceptr dst, std::size_t dst_bytes, CUdeviceptr src,
-                       std::size_t src_bytes) {
+PagedUse page_for_graph(CUstream stream) {
+  if (capturing(stream)) {
+    return PagedUse();
+  }
+  return each_active("a graph launch", [](Manager& manager) { return manager.use_all(); });
+}
+
+PagedUse page_for_copy(CUdeviceptr dst, std::size_t dst_bytes, CUdeviceptr src,
+                       std::size_t src_bytes, CUstream stream) {
+  if (capturing(stream)) {
+    return PagedUse();  // recorded into a graph, paged for when the graph launches
+  }
   const std::uint64_t words[4] = {dst, dst + (dst_bytes > 0 ? dst_bytes - 1 : 0), src,
                                   src + (src_bytes > 0 ? src_bytes - 1 : 0)};
   const std::size_t count = src_bytes > 0 ? 4 : 2;
-  return each_active([&](int device, Manager& manager) {
-    return manager.empty() ? CUDA_SUCCESS
-                           : refused("a copy", device, manager.use(words, count));
-  });
+  return each_active("a copy", [&](Manager& manager) { return manager.use(words, count); });
 }
 
-CUresult pin_exported(CUdeviceptr ptr) {
-  return each_active([ptr](int device, Manager& manager) {
-    return refused("an IPC export", device, manager.pin(ptr));
-  });
+PagedUse pin_exported(CUdeviceptr ptr) {
+  return each_active("an IPC export", [ptr](Manager& manager) { return manager.pin(ptr); });
 }
 
 void capture_begun(CUresult result) noexcept {

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "budget.h"
 #include "cuda_abi.h"
@@ -37,18 +38,39 @@ class Paging {
   std::atomic<tiering::Manager*> active_{nullptr};
 };
 
+// What a launch, copy or export made resident stays so until this is destroyed: the hook keeps
+// it across its real call, so the work is queued before anything can be evicted.
+class PagedUse {
+ public:
+  explicit PagedUse(CUresult result = CUDA_SUCCESS) noexcept : result_(result) {}
+  PagedUse(PagedUse&& other) noexcept
+      : result_(other.result_), held_(std::exchange(other.held_, 0U)) {}
+  PagedUse(const PagedUse&) = delete;
+  PagedUse& operator=(const PagedUse&) = delete;
+  PagedUse& operator=(PagedUse&&) = delete;
+  ~PagedUse();
+  CUresult result() const noexcept { return result_; }
+  // Records that `device`'s manager began this use (its done() is due).
+  void hold(int device) noexcept;
+
+ private:
+  CUresult result_;
+  std::uint32_t held_ = 0;  // devices, one bit each
+};
+
 // The hooks' entry points; each is a flag check while no device pages.
 // nullopt: not a paged allocation (capturing, no tier, or another device): the caller goes on.
 std::optional<CUresult> paged_alloc(CUdeviceptr* dptr, std::uint64_t bytes);
 std::optional<CUresult> paged_free(CUdeviceptr ptr);
-CUresult page_for_launch(CUfunction f, void** params, void** extra, CUstream stream);
+PagedUse page_for_launch(CUfunction f, void** params, void** extra, CUstream stream);
 // A graph's kernels cannot be seen from here: the whole worker is made resident.
-CUresult page_for_graph(CUstream stream);
-// A copy or set touching [dst, dst + dst_bytes) and [src, src + src_bytes) (0 bytes: none).
-CUresult page_for_copy(CUdeviceptr dst, std::size_t dst_bytes, CUdeviceptr src,
-                       std::size_t src_bytes);
+PagedUse page_for_graph(CUstream stream);
+// A copy or set on `stream` touching [dst, dst + dst_bytes) and [src, src + src_bytes) (0
+// bytes: none).
+PagedUse page_for_copy(CUdeviceptr dst, std::size_t dst_bytes, CUdeviceptr src,
+                       std::size_t src_bytes, CUstream stream);
 // Exported memory stays resident from now on.
-CUresult pin_exported(CUdeviceptr ptr);
+PagedUse pin_exported(CUdeviceptr ptr);
 // Stream capture begun or ended (by `result` of the call that tried).
 void capture_begun(CUresult result) noexcept;
 void capture_ended(CUresult result) noexcept;

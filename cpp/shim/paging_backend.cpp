@@ -43,7 +43,38 @@ bool whole(Io io, int fd, Buffer buffer, std::uint64_t size, std::uint64_t offse
   return true;
 }
 
+// Makes `context` current for a scope, then the caller's again.
+class InContext {
+ public:
+  explicit InContext(CUcontext context) {
+    const Plain& real = plain();
+    if (context == nullptr || real.cuCtxGetCurrent == nullptr || real.cuCtxSetCurrent == nullptr ||
+        real.cuCtxGetCurrent(&previous_) != CUDA_SUCCESS || previous_ == context) {
+      return;
+    }
+    switched_ = real.cuCtxSetCurrent(context) == CUDA_SUCCESS;
+  }
+  ~InContext() {
+    if (switched_) {
+      plain().cuCtxSetCurrent(previous_);
+    }
+  }
+  InContext(const InContext&) = delete;
+  InContext& operator=(const InContext&) = delete;
+
+ private:
+  CUcontext previous_ = nullptr;
+  bool switched_ = false;
+};
+
 }  // namespace
+
+DriverBackend::DriverBackend(int device, Budget& budget, std::string spill_dir)
+    : device_(device), budget_(budget), spill_dir_(std::move(spill_dir)) {
+  if (plain().cuCtxGetCurrent != nullptr) {
+    plain().cuCtxGetCurrent(&context_);
+  }
+}
 
 DriverBackend::~DriverBackend() {
   if (disk_fd_ >= 0) {
@@ -140,10 +171,14 @@ bool DriverBackend::map(std::uint64_t at, std::uint64_t size, std::uint64_t hand
 
 void DriverBackend::unmap(std::uint64_t at, std::uint64_t size) { plain().cuMemUnmap(at, size); }
 
-bool DriverBackend::quiesce() { return TF_REAL(cuCtxSynchronize)() == CUDA_SUCCESS; }
+bool DriverBackend::quiesce() {
+  const InContext in(context_);
+  return TF_REAL(cuCtxSynchronize)() == CUDA_SUCCESS;
+}
 
 CUstream DriverBackend::stream() {
   if (stream_ == nullptr && plain().cuStreamCreate != nullptr) {
+    const InContext in(context_);
     plain().cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING);
   }
   return stream_;
@@ -151,15 +186,18 @@ CUstream DriverBackend::stream() {
 
 bool DriverBackend::copy_out(void* host, std::uint64_t device, std::uint64_t size) {
   const CUstream on = stream();
+  const InContext in(context_);
   return on != nullptr && TF_REAL(cuMemcpyDtoHAsync_v2)(host, device, size, on) == CUDA_SUCCESS;
 }
 
 bool DriverBackend::copy_in(std::uint64_t device, const void* host, std::uint64_t size) {
   const CUstream on = stream();
+  const InContext in(context_);
   return on != nullptr && TF_REAL(cuMemcpyHtoDAsync_v2)(device, host, size, on) == CUDA_SUCCESS;
 }
 
 bool DriverBackend::finish() {
+  const InContext in(context_);
   return stream_ == nullptr || TF_REAL(cuStreamSynchronize)(stream_) == CUDA_SUCCESS;
 }
 

@@ -12,8 +12,9 @@ namespace tf::shim {
 
 class DriverBackend final : public tiering::Backend {
  public:
-  DriverBackend(int device, Budget& budget, std::string spill_dir)
-      : device_(device), budget_(budget), spill_dir_(std::move(spill_dir)) {}
+  // Copies and waits run in the context current at construction (the first paged allocation's),
+  // whatever context the thread that causes them has current.
+  DriverBackend(int device, Budget& budget, std::string spill_dir);
   ~DriverBackend() override;
   DriverBackend(const DriverBackend&) = delete;
   DriverBackend& operator=(const DriverBackend&) = delete;
@@ -48,6 +49,7 @@ class DriverBackend final : public tiering::Backend {
   int device_;
   Budget& budget_;
   std::string spill_dir_;
+  CUcontext context_ = nullptr;
   CUstream stream_ = nullptr;
   int disk_fd_ = -1;
 };

@@ -73,6 +73,8 @@ void resolve_real(const Config& config) {
   g_plain.cuEventRecord_ptsz = symbol<cuEventRecord_fn>(driver, "cuEventRecord_ptsz");
   g_plain.cuEventQuery = symbol<cuEventQuery_fn>(driver, "cuEventQuery");
   g_plain.cuEventElapsedTime = symbol<cuEventElapsedTime_fn>(driver, "cuEventElapsedTime");
+  g_plain.cuCtxGetCurrent = symbol<cuCtxGetCurrent_fn>(driver, "cuCtxGetCurrent");
+  g_plain.cuCtxSetCurrent = symbol<cuCtxSetCurrent_fn>(driver, "cuCtxSetCurrent");
   g_plain.cuStreamCreate = symbol<cuStreamCreate_fn>(driver, "cuStreamCreate");
   g_plain.cuStreamIsCapturing = symbol<cuStreamIsCapturing_fn>(driver, "cuStreamIsCapturing");
   g_plain.cuFuncGetParamInfo = symbol<cuFuncGetParamInfo_fn>(driver, "cuFuncGetParamInfo");

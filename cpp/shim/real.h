@@ -32,6 +32,8 @@ struct Plain {
   cuEventQuery_fn cuEventQuery = nullptr;
   cuEventElapsedTime_fn cuEventElapsedTime = nullptr;
   // VRAM paging
+  cuCtxGetCurrent_fn cuCtxGetCurrent = nullptr;
+  cuCtxSetCurrent_fn cuCtxSetCurrent = nullptr;
   cuStreamCreate_fn cuStreamCreate = nullptr;
   cuStreamIsCapturing_fn cuStreamIsCapturing = nullptr;
   cuFuncGetParamInfo_fn cuFuncGetParamInfo = nullptr;

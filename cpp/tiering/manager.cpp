@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <thread>
 
 #include "tf/tiering.h"
 
@@ -33,6 +34,7 @@ struct Manager::Segment {
   std::uint32_t away = 0;                        // chunks not in VRAM
   std::map<std::uint64_t, std::uint64_t> holes;  // slab: free offset -> length
   std::uint32_t live = 0;                        // allocations in it
+  bool pinned = false;                           // never evicted (exported memory in it)
 };
 
 const char* outcome_text(Outcome outcome) noexcept {
@@ -71,7 +73,7 @@ Outcome Manager::allocate(std::uint64_t size, std::uint64_t& ptr) {
   segment->live = 1;
   ptr = segment->base;
   const auto last = static_cast<std::uint32_t>(segment->chunks.size() - 1);
-  allocations_[ptr] = Allocation{size, segment, 0, last, ++clock_, false};
+  allocations_[ptr] = Allocation{size, segment, 0, last, ++clock_};
   live_.fetch_add(1, std::memory_order_relaxed);
   return Outcome::ok;
 }
@@ -107,7 +109,7 @@ Outcome Manager::allocate_in_slab(std::uint64_t size, std::uint64_t& ptr) {
   }
   ++found->live;
   ptr = found->base + offset;
-  allocations_[ptr] = Allocation{size, found, 0, 0, ++clock_, false};
+  allocations_[ptr] = Allocation{size, found, 0, 0, ++clock_};
   live_.fetch_add(1, std::memory_order_relaxed);
   return Outcome::ok;
 }
@@ -260,7 +262,7 @@ Outcome Manager::use(const std::uint64_t* words, std::size_t count) {
     }
   }
   if (touched.empty()) {
-    return Outcome::ok;
+    return begun(Outcome::ok);
   }
   ++clock_;
   bool all_resident = true;
@@ -268,30 +270,39 @@ Outcome Manager::use(const std::uint64_t* words, std::size_t count) {
     it->second.last_use = clock_;
     all_resident = all_resident && (chunks_away_ == 0 || resident(it->second));
   }
-  return all_resident ? Outcome::ok : make_resident(touched);
+  return begun(all_resident ? Outcome::ok : make_resident(touched));
 }
 
 Outcome Manager::use_all() {
   const std::lock_guard<std::mutex> lock(mutex_);
   if (chunks_away_ == 0) {
-    return Outcome::ok;
+    return begun(Outcome::ok);
   }
   Touched touched;
   for (auto it = allocations_.begin(); it != allocations_.end(); ++it) {
     touched.push_back(it);
   }
-  return make_resident(touched);
+  return begun(make_resident(touched));
 }
 
 Outcome Manager::pin(std::uint64_t address) {
   const std::lock_guard<std::mutex> lock(mutex_);
   const auto it = find_containing(allocations_, address);
   if (it == allocations_.end()) {
-    return Outcome::ok;
+    return begun(Outcome::ok);
   }
-  it->second.pinned = true;
-  return resident(it->second) ? Outcome::ok : make_resident({it});
+  it->second.segment->pinned = true;  // with every allocation sharing its chunks
+  return begun(resident(it->second) ? Outcome::ok : make_resident({it}));
 }
+
+Outcome Manager::begun(Outcome outcome) noexcept {
+  if (outcome == Outcome::ok) {
+    in_flight_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return outcome;
+}
+
+void Manager::done() noexcept { in_flight_.fetch_sub(1, std::memory_order_release); }
 
 Outcome Manager::make_resident(const Touched& touched) {
   const Outcome outcome = page_in(touched);
@@ -338,13 +349,22 @@ Outcome Manager::page_in(const Touched& touched) {
   // Host chunks: every copy queued, then one wait. Disk chunks: through the staging buffer,
   // kStagingChunks at a time. Eviction above may have moved host chunks to disk: read the tier
   // only now.
+  // On a failure the chunks stay where they were: the new mappings go (after the copies
+  // queued so far are done with the slots they read).
+  auto undo = [&] {
+    backend_.finish();
+    for (std::size_t i = 0; i < missing.size(); ++i) {
+      unback(missing[i].first->base + missing[i].second * granularity_, handles[i]);
+    }
+    return Outcome::failed;
+  };
   for (std::size_t i = 0; i < missing.size(); ++i) {
     const auto& [segment, index] = missing[i];
     const Chunk& chunk = segment->chunks[index];
     if (chunk.tier == Tier::host &&
         !backend_.copy_in(segment->base + index * granularity_, host_slot(chunk.slot),
                           granularity_)) {
-      return Outcome::failed;
+      return undo();
     }
   }
   std::uint32_t staged = 0;
@@ -356,19 +376,19 @@ Outcome Manager::page_in(const Touched& touched) {
     }
     if (staged == kStagingChunks) {
       if (!backend_.finish()) {
-        return Outcome::failed;
+        return undo();
       }
       staged = 0;
     }
     char* buffer = static_cast<char*>(staging_) + staged * granularity_;
     if (!backend_.read_disk(std::uint64_t{chunk.slot} * granularity_, buffer, granularity_) ||
         !backend_.copy_in(segment->base + index * granularity_, buffer, granularity_)) {
-      return Outcome::failed;
+      return undo();
     }
     ++staged;
   }
   if (!backend_.finish()) {
-    return Outcome::failed;
+    return undo();
   }
   for (std::size_t i = 0; i < missing.size(); ++i) {
     const auto& [segment, index] = missing[i];
@@ -386,6 +406,12 @@ Outcome Manager::page_in(const Touched& touched) {
 Outcome Manager::make_device_room(std::uint64_t bytes, const Touched& keep) {
   if (backend_.room(Tier::device) >= bytes) {
     return Outcome::ok;
+  }
+  // Calls that made their memory resident and have not yet queued their work finish first
+  // (they take no lock to do so; none can begin while this holds the lock), then the work
+  // queued so far.
+  while (in_flight_.load(std::memory_order_acquire) != 0) {
+    std::this_thread::yield();
   }
   if (!backend_.quiesce()) {
     return Outcome::failed;
@@ -406,7 +432,7 @@ Manager::Allocations::iterator Manager::least_recent(Tier tier, const Touched& k
   auto best = allocations_.end();
   for (auto it = allocations_.begin(); it != allocations_.end(); ++it) {
     const Allocation& candidate = it->second;
-    if (candidate.pinned || (best != allocations_.end() &&
+    if (candidate.segment->pinned || (best != allocations_.end() &&
                              candidate.last_use >= best->second.last_use)) {
       continue;
     }
@@ -552,12 +578,10 @@ bool Manager::demote_host_chunks() {
 }
 
 bool Manager::take_disk_slot(std::uint32_t& slot) {
-  if (!disk_tried_) {
+  const std::uint64_t count = backend_.room(Tier::disk) / granularity_;
+  if (!disk_tried_ && count > 0) {  // no room yet (the worker's other processes hold it): later
     disk_tried_ = true;
-    const std::uint64_t count = backend_.room(Tier::disk) / granularity_;
-    if (count > 0) {
-      staging_ = backend_.pin(kStagingChunks * granularity_);
-    }
+    staging_ = backend_.pin(kStagingChunks * granularity_);
     if (staging_ != nullptr && backend_.open_disk(count * granularity_)) {
       disk_slots_ = count;
     }

@@ -254,6 +254,19 @@ def test_two_workers_on_one_gpu_each_twice_oversubscribed(mockcuda: Any, tmp_pat
     assert second.finish() == ""
 
 
+def test_threads_never_see_their_memory_evicted_between_page_in_and_launch(
+    mockcuda: Any, tmp_path: Path
+) -> None:
+    # Eight threads, each with its own chunk and stream, for a VRAM budget that holds five of
+    # them (and their outputs' slab): every launch pages in while others evict.
+    work = workload(mockcuda, tmp_path, Tiers(device=12 * MiB, host=16 * MiB, disk=0))
+    work.ok(f"threads 8 20 {3 * MiB // 2}")
+    held = slot(tmp_path / "region-w")
+    assert held["pages_evicted"] > 0
+    assert held["pages_resumed"] > 0
+    assert work.finish() == ""
+
+
 def test_chunks_are_the_granularity(mockcuda: Any, tmp_path: Path) -> None:
     work = workload(mockcuda, tmp_path, Tiers(device=8 * MiB, host=8 * MiB, disk=0))
     work.ok(f"alloc 1 {CHUNK + 1}")  # two chunks, charged whole

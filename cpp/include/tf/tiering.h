@@ -101,11 +101,14 @@ class Manager {
 
   // A launch or copy is about to use whatever allocations contain any of `words` (pointers,
   // or any 8-byte values that might be): they are made resident whole and marked used.
+  // Each of these three, when it returns ok, begins a use that lasts until done(): the caller
+  // queues its work in between, and nothing is evicted until it has.
   Outcome use(const std::uint64_t* words, std::size_t count);
   // Every allocation made resident: for uses whose pointers cannot be known.
   Outcome use_all();
   // The allocation containing `address` stays resident from now on (exported memory).
   Outcome pin(std::uint64_t address);
+  void done() noexcept;
 
   Stats stats() const;
 
@@ -122,7 +125,6 @@ class Manager {
     std::uint32_t first = 0;  // chunk indices covered, inclusive
     std::uint32_t last = 0;
     std::uint64_t last_use = 0;
-    bool pinned = false;
   };
   using Allocations = std::map<std::uint64_t, Allocation>;
   using Touched = std::vector<Allocations::iterator>;
@@ -131,6 +133,7 @@ class Manager {
   Outcome allocate_in_slab(std::uint64_t size, std::uint64_t& ptr);
   Outcome new_segment(std::uint64_t size, bool slab, Segment*& out);
   void drop_segment(Segment& segment);
+  Outcome begun(Outcome outcome) noexcept;  // counts a use in flight when `outcome` is ok
   Outcome make_resident(const Touched& touched);  // page_in(), then release_spares()
   Outcome page_in(const Touched& touched);
   Outcome make_device_room(std::uint64_t bytes, const Touched& keep);
@@ -156,6 +159,7 @@ class Manager {
   Allocations allocations_;
   std::map<std::uint64_t, std::unique_ptr<Segment>> segments_;
   std::atomic<std::size_t> live_{0};
+  std::atomic<int> in_flight_{0};  // uses begun and not done
   std::uint64_t clock_ = 0;      // bumped on every use, for least-recently-used order
   std::uint64_t chunks_away_ = 0;  // chunks not in VRAM now: none means every use is resident
   Stats stats_;

@@ -21,7 +21,11 @@
  *   capture ID VALUE      mock_fill captured on a stream into a graph, launched
  *   ipc ID                cuIpcGetMemHandle -> "ok" or "err CODE"
  *   sync                  cuCtxSynchronize
+ *   threads N ROUNDS BYTES  N threads, each with its own allocation of BYTES and stream,
+ *                         ROUNDS x (fill with the round's value, checksum, check)
+ *                         -> "ok" or "err CODE"
  * Anything else: "err bad-command". A failed call answers "err CODE" and the program goes on. */
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -35,13 +39,25 @@ static CUfunction g_fill, g_add, g_xor, g_sum;
 static CUstream g_stream;
 static CUdeviceptr g_out;
 
+static uint32_t g_crc_table[256];
+static pthread_once_t g_crc_once = PTHREAD_ONCE_INIT;
+
+static void fill_crc_table(void) {
+    for (uint32_t n = 0; n < 256; ++n) {
+        uint32_t c = n;
+        for (int bit = 0; bit < 8; ++bit) {
+            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+        }
+        g_crc_table[n] = c;
+    }
+}
+
+/* zlib's CRC-32, as the mock's checksum kernel computes it. */
 static uint32_t crc32_of(const unsigned char* bytes, size_t size) {
+    pthread_once(&g_crc_once, fill_crc_table);
     uint32_t crc = 0xFFFFFFFFu;
     for (size_t i = 0; i < size; ++i) {
-        crc ^= bytes[i];
-        for (int bit = 0; bit < 8; ++bit) {
-            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-        }
+        crc = g_crc_table[(crc ^ bytes[i]) & 0xFFu] ^ (crc >> 8);
     }
     return ~crc;
 }
@@ -125,6 +141,60 @@ static CUresult capture_fill(CUdeviceptr dst, unsigned long long bytes, unsigned
     CHECK(fill(g_fill, dst, bytes, value, g_stream));
     CHECK(cuStreamEndCapture(g_stream, &graph));
     return run_graph(graph);
+}
+
+struct Worker {
+    CUcontext ctx;
+    int rounds;
+    size_t bytes;
+    CUresult result;
+};
+
+/* One thread's loop: every checksum must match the value it just wrote, whatever the other
+ * threads evict meanwhile. */
+static void* work(void* arg) {
+    struct Worker* w = arg;
+    CUdeviceptr buffer, out;
+    CUstream stream;
+    unsigned char* expected = malloc(w->bytes);
+    w->result = cuCtxSetCurrent(w->ctx);
+    if (w->result == CUDA_SUCCESS) w->result = cuStreamCreate(&stream, 0);
+    if (w->result == CUDA_SUCCESS) w->result = cuMemAlloc(&buffer, w->bytes);
+    if (w->result == CUDA_SUCCESS) w->result = cuMemAlloc(&out, sizeof(unsigned long long));
+    for (int r = 0; r < w->rounds && w->result == CUDA_SUCCESS; ++r) {
+        unsigned long long bytes = w->bytes, crc = 0;
+        unsigned int value = (unsigned int)(r * 7 + 1) & 0xff;
+        void* params[] = {&buffer, &bytes, &out};
+        w->result = fill(g_fill, buffer, bytes, value, stream);
+        if (w->result == CUDA_SUCCESS) {
+            w->result = cuLaunchKernel(g_sum, 1, 1, 1, 32, 1, 1, 0, stream, params, NULL);
+        }
+        if (w->result == CUDA_SUCCESS) w->result = cuStreamSynchronize(stream);
+        if (w->result == CUDA_SUCCESS) w->result = cuMemcpyDtoH(&crc, out, sizeof crc);
+        memset(expected, (int)value, w->bytes);
+        if (w->result == CUDA_SUCCESS && crc != crc32_of(expected, w->bytes)) {
+            w->result = CUDA_ERROR_UNKNOWN;
+        }
+    }
+    free(expected);
+    return NULL;
+}
+
+static CUresult threads(int count, int rounds, size_t bytes) {
+    pthread_t ids[16];
+    struct Worker workers[16];
+    CUresult result = CUDA_SUCCESS;
+    count = count < 16 ? count : 16;
+    for (int i = 0; i < count; ++i) {
+        workers[i] = (struct Worker){NULL, rounds, bytes, CUDA_SUCCESS};
+        CHECK(cuCtxGetCurrent(&workers[i].ctx));
+        pthread_create(&ids[i], NULL, work, &workers[i]);
+    }
+    for (int i = 0; i < count; ++i) {
+        pthread_join(ids[i], NULL);
+        if (workers[i].result != CUDA_SUCCESS) result = workers[i].result;
+    }
+    return result;
 }
 
 static int valid(int id) { return id >= 0 && id < MAX_IDS && g_ptr[id] != 0; }
@@ -224,6 +294,8 @@ static void run(const char* line) {
     } else if (strcmp(command, "ipc") == 0 && valid(a)) {
         CUipcMemHandle handle;
         answer(cuIpcGetMemHandle(&handle, g_ptr[a]));
+    } else if (strcmp(command, "threads") == 0 && fields == 4) {
+        answer(threads(a, b, (size_t)c));
     } else if (strcmp(command, "sync") == 0) {
         answer(cuCtxSynchronize());
     } else {
