@@ -34,6 +34,27 @@ using CUstreamCaptureMode = int;
 using CUstreamCaptureStatus = int;
 inline constexpr CUstreamCaptureStatus CU_STREAM_CAPTURE_STATUS_NONE = 0;
 inline constexpr unsigned int CU_STREAM_NON_BLOCKING = 1;
+// cuMemcpy2D's description of a copy; memory types HOST 1, DEVICE 2, ARRAY 3, UNIFIED 4.
+inline constexpr int CU_MEMORYTYPE_DEVICE = 2;
+inline constexpr int CU_MEMORYTYPE_UNIFIED = 4;
+struct CUDA_MEMCPY2D {
+  std::size_t srcXInBytes;
+  std::size_t srcY;
+  int srcMemoryType;
+  const void* srcHost;
+  CUdeviceptr srcDevice;
+  CUarray srcArray;
+  std::size_t srcPitch;
+  std::size_t dstXInBytes;
+  std::size_t dstY;
+  int dstMemoryType;
+  void* dstHost;
+  CUdeviceptr dstDevice;
+  CUarray dstArray;
+  std::size_t dstPitch;
+  std::size_t WidthInBytes;
+  std::size_t Height;
+};
 struct CUipcMemHandle {
   char reserved[64];
 };

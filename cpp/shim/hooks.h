@@ -67,6 +67,28 @@
   X(cuMemsetD16Async_ptsz, driver)          \
   X(cuMemsetD32Async, driver)               \
   X(cuMemsetD32Async_ptsz, driver)          \
+  X(cuMemcpy2D_v2, driver)                  \
+  X(cuMemcpy2D_v2_ptds, driver)             \
+  X(cuMemcpy2DUnaligned_v2, driver)         \
+  X(cuMemcpy2DUnaligned_v2_ptds, driver)    \
+  X(cuMemcpy2DAsync_v2, driver)             \
+  X(cuMemcpy2DAsync_v2_ptsz, driver)        \
+  X(cuMemsetD2D8_v2, driver)                \
+  X(cuMemsetD2D8_v2_ptds, driver)           \
+  X(cuMemsetD2D16_v2, driver)               \
+  X(cuMemsetD2D16_v2_ptds, driver)          \
+  X(cuMemsetD2D32_v2, driver)               \
+  X(cuMemsetD2D32_v2_ptds, driver)          \
+  X(cuMemsetD2D8Async, driver)              \
+  X(cuMemsetD2D8Async_ptsz, driver)         \
+  X(cuMemsetD2D16Async, driver)             \
+  X(cuMemsetD2D16Async_ptsz, driver)        \
+  X(cuMemsetD2D32Async, driver)             \
+  X(cuMemsetD2D32Async_ptsz, driver)        \
+  X(cuMemcpyPeer, driver)                   \
+  X(cuMemcpyPeer_ptds, driver)              \
+  X(cuMemcpyPeerAsync, driver)              \
+  X(cuMemcpyPeerAsync_ptsz, driver)         \
   X(cuStreamBeginCapture, driver)           \
   X(cuStreamBeginCapture_ptsz, driver)      \
   X(cuStreamBeginCapture_v2, driver)        \
@@ -182,6 +204,39 @@ TF_SHIM_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec hGraphExec, CUstream hStr
 TF_SHIM_COPY_PROTOTYPES(, )
 TF_SHIM_COPY_PROTOTYPES(_ptds, _ptsz)
 #undef TF_SHIM_COPY_PROTOTYPES
+// 2D copies and sets, and copies between devices.
+#define TF_SHIM_COPY_2D_PROTOTYPES(suffix, async_suffix)                                        \
+  TF_SHIM_EXPORT CUresult cuMemcpy2D_v2##suffix(const CUDA_MEMCPY2D* copy);                     \
+  TF_SHIM_EXPORT CUresult cuMemcpy2DUnaligned_v2##suffix(const CUDA_MEMCPY2D* copy);            \
+  TF_SHIM_EXPORT CUresult cuMemcpy2DAsync_v2##async_suffix(const CUDA_MEMCPY2D* copy,           \
+                                                           CUstream stream);                    \
+  TF_SHIM_EXPORT CUresult cuMemsetD2D8_v2##suffix(CUdeviceptr dst, std::size_t pitch,           \
+                                                  unsigned char value, std::size_t width,       \
+                                                  std::size_t height);                          \
+  TF_SHIM_EXPORT CUresult cuMemsetD2D16_v2##suffix(CUdeviceptr dst, std::size_t pitch,          \
+                                                   unsigned short value, std::size_t width,     \
+                                                   std::size_t height);                         \
+  TF_SHIM_EXPORT CUresult cuMemsetD2D32_v2##suffix(CUdeviceptr dst, std::size_t pitch,          \
+                                                   unsigned int value, std::size_t width,       \
+                                                   std::size_t height);                         \
+  TF_SHIM_EXPORT CUresult cuMemsetD2D8Async##async_suffix(                                      \
+      CUdeviceptr dst, std::size_t pitch, unsigned char value, std::size_t width,               \
+      std::size_t height, CUstream stream);                                                     \
+  TF_SHIM_EXPORT CUresult cuMemsetD2D16Async##async_suffix(                                     \
+      CUdeviceptr dst, std::size_t pitch, unsigned short value, std::size_t width,              \
+      std::size_t height, CUstream stream);                                                     \
+  TF_SHIM_EXPORT CUresult cuMemsetD2D32Async##async_suffix(                                     \
+      CUdeviceptr dst, std::size_t pitch, unsigned int value, std::size_t width,                \
+      std::size_t height, CUstream stream);                                                     \
+  TF_SHIM_EXPORT CUresult cuMemcpyPeer##suffix(CUdeviceptr dst, CUcontext dst_context,          \
+                                               CUdeviceptr src, CUcontext src_context,          \
+                                               std::size_t bytes);                              \
+  TF_SHIM_EXPORT CUresult cuMemcpyPeerAsync##async_suffix(                                      \
+      CUdeviceptr dst, CUcontext dst_context, CUdeviceptr src, CUcontext src_context,           \
+      std::size_t bytes, CUstream stream);
+TF_SHIM_COPY_2D_PROTOTYPES(, )
+TF_SHIM_COPY_2D_PROTOTYPES(_ptds, _ptsz)
+#undef TF_SHIM_COPY_2D_PROTOTYPES
 TF_SHIM_EXPORT CUresult cuStreamBeginCapture(CUstream stream);
 TF_SHIM_EXPORT CUresult cuStreamBeginCapture_ptsz(CUstream stream);
 TF_SHIM_EXPORT CUresult cuStreamBeginCapture_v2(CUstream stream, CUstreamCaptureMode mode);

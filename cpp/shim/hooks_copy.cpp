@@ -5,19 +5,7 @@
 namespace {
 
 using tf::shim::kMissingReal;
-
-// Pages for a copy or set on `stream` (null: a synchronous one) touching [dst, dst +
-// dst_bytes) and [src, src + src_bytes) (host ranges and others' memory are ignored), then
-// makes the real call while what it touches is held resident.
-template <typename Real, typename... Args>
-CUresult paged(Real real, CUstream stream, CUdeviceptr dst, std::size_t dst_bytes,
-               CUdeviceptr src, std::size_t src_bytes, Args... args) {
-  if (real == nullptr) {
-    return kMissingReal;
-  }
-  const tf::shim::PagedUse use = tf::shim::page_for_copy(dst, dst_bytes, src, src_bytes, stream);
-  return use.result() != CUDA_SUCCESS ? use.result() : real(args...);
-}
+using tf::shim::paged_call;
 
 CUresult begin_capture(CUresult result) {
   tf::shim::capture_begun(result);
@@ -31,62 +19,69 @@ CUresult end_capture(CUresult result) {
 
 }  // namespace
 
-#define TF_SHIM_COPY_HOOKS(suffix, async_suffix)                                                \
-  CUresult cuMemcpy##suffix(CUdeviceptr dst, CUdeviceptr src, std::size_t bytes) {              \
-    return paged(TF_REAL(cuMemcpy##suffix), nullptr, dst, bytes, src, bytes, dst, src, bytes);           \
-  }                                                                                             \
-  CUresult cuMemcpyHtoD_v2##suffix(CUdeviceptr dst, const void* src, std::size_t bytes) {       \
-    return paged(TF_REAL(cuMemcpyHtoD_v2##suffix), nullptr, dst, bytes, 0, 0, dst, src, bytes);          \
-  }                                                                                             \
-  CUresult cuMemcpyDtoH_v2##suffix(void* dst, CUdeviceptr src, std::size_t bytes) {             \
-    return paged(TF_REAL(cuMemcpyDtoH_v2##suffix), nullptr, src, bytes, 0, 0, dst, src, bytes);          \
-  }                                                                                             \
-  CUresult cuMemcpyDtoD_v2##suffix(CUdeviceptr dst, CUdeviceptr src, std::size_t bytes) {       \
-    return paged(TF_REAL(cuMemcpyDtoD_v2##suffix), nullptr, dst, bytes, src, bytes, dst, src, bytes);    \
-  }                                                                                             \
-  CUresult cuMemcpyAsync##async_suffix(CUdeviceptr dst, CUdeviceptr src, std::size_t bytes,     \
-                                       CUstream stream) {                                       \
-    return paged(TF_REAL(cuMemcpyAsync##async_suffix), stream, dst, bytes, src, bytes, dst, src, bytes, \
-                 stream);                                                                       \
-  }                                                                                             \
-  CUresult cuMemcpyHtoDAsync_v2##async_suffix(CUdeviceptr dst, const void* src,                 \
-                                              std::size_t bytes, CUstream stream) {             \
-    return paged(TF_REAL(cuMemcpyHtoDAsync_v2##async_suffix), stream, dst, bytes, 0, 0, dst, src,       \
-                 bytes, stream);                                                                \
-  }                                                                                             \
-  CUresult cuMemcpyDtoHAsync_v2##async_suffix(void* dst, CUdeviceptr src, std::size_t bytes,    \
-                                              CUstream stream) {                                \
-    return paged(TF_REAL(cuMemcpyDtoHAsync_v2##async_suffix), stream, src, bytes, 0, 0, dst, src,       \
-                 bytes, stream);                                                                \
-  }                                                                                             \
-  CUresult cuMemcpyDtoDAsync_v2##async_suffix(CUdeviceptr dst, CUdeviceptr src,                 \
-                                              std::size_t bytes, CUstream stream) {             \
-    return paged(TF_REAL(cuMemcpyDtoDAsync_v2##async_suffix), stream, dst, bytes, src, bytes, dst, src, \
-                 bytes, stream);                                                                \
-  }                                                                                             \
-  CUresult cuMemsetD8_v2##suffix(CUdeviceptr dst, unsigned char value, std::size_t count) {     \
-    return paged(TF_REAL(cuMemsetD8_v2##suffix), nullptr, dst, count, 0, 0, dst, value, count);          \
-  }                                                                                             \
-  CUresult cuMemsetD16_v2##suffix(CUdeviceptr dst, unsigned short value, std::size_t count) {   \
-    return paged(TF_REAL(cuMemsetD16_v2##suffix), nullptr, dst, count * 2, 0, 0, dst, value, count);     \
-  }                                                                                             \
-  CUresult cuMemsetD32_v2##suffix(CUdeviceptr dst, unsigned int value, std::size_t count) {     \
-    return paged(TF_REAL(cuMemsetD32_v2##suffix), nullptr, dst, count * 4, 0, 0, dst, value, count);     \
-  }                                                                                             \
-  CUresult cuMemsetD8Async##async_suffix(CUdeviceptr dst, unsigned char value,                  \
-                                         std::size_t count, CUstream stream) {                  \
-    return paged(TF_REAL(cuMemsetD8Async##async_suffix), stream, dst, count, 0, 0, dst, value, count,   \
-                 stream);                                                                       \
-  }                                                                                             \
-  CUresult cuMemsetD16Async##async_suffix(CUdeviceptr dst, unsigned short value,                \
-                                          std::size_t count, CUstream stream) {                 \
-    return paged(TF_REAL(cuMemsetD16Async##async_suffix), stream, dst, count * 2, 0, 0, dst, value,     \
-                 count, stream);                                                                \
-  }                                                                                             \
-  CUresult cuMemsetD32Async##async_suffix(CUdeviceptr dst, unsigned int value,                  \
-                                          std::size_t count, CUstream stream) {                 \
-    return paged(TF_REAL(cuMemsetD32Async##async_suffix), stream, dst, count * 4, 0, 0, dst, value,     \
-                 count, stream);                                                                \
+#define TF_SHIM_COPY_HOOKS(suffix, async_suffix)                                                   \
+  CUresult cuMemcpy##suffix(CUdeviceptr dst, CUdeviceptr src, std::size_t bytes) {                 \
+    return paged_call(TF_REAL(cuMemcpy##suffix), nullptr, dst, bytes, src, bytes, dst, src,        \
+        bytes);                                                                                    \
+  }                                                                                                \
+  CUresult cuMemcpyHtoD_v2##suffix(CUdeviceptr dst, const void* src, std::size_t bytes) {          \
+    return paged_call(TF_REAL(cuMemcpyHtoD_v2##suffix), nullptr, dst, bytes, 0, 0, dst, src,       \
+        bytes);                                                                                    \
+  }                                                                                                \
+  CUresult cuMemcpyDtoH_v2##suffix(void* dst, CUdeviceptr src, std::size_t bytes) {                \
+    return paged_call(TF_REAL(cuMemcpyDtoH_v2##suffix), nullptr, src, bytes, 0, 0, dst, src,       \
+        bytes);                                                                                    \
+  }                                                                                                \
+  CUresult cuMemcpyDtoD_v2##suffix(CUdeviceptr dst, CUdeviceptr src, std::size_t bytes) {          \
+    return paged_call(TF_REAL(cuMemcpyDtoD_v2##suffix), nullptr, dst, bytes, src, bytes, dst, src, \
+        bytes);                                                                                    \
+  }                                                                                                \
+  CUresult cuMemcpyAsync##async_suffix(CUdeviceptr dst, CUdeviceptr src, std::size_t bytes,        \
+                                       CUstream stream) {                                          \
+    return paged_call(TF_REAL(cuMemcpyAsync##async_suffix), stream, dst, bytes, src, bytes, dst,   \
+        src, bytes, stream);                                                                       \
+  }                                                                                                \
+  CUresult cuMemcpyHtoDAsync_v2##async_suffix(CUdeviceptr dst, const void* src,                    \
+                                              std::size_t bytes, CUstream stream) {                \
+    return paged_call(TF_REAL(cuMemcpyHtoDAsync_v2##async_suffix), stream, dst, bytes, 0, 0, dst,  \
+        src, bytes, stream);                                                                       \
+  }                                                                                                \
+  CUresult cuMemcpyDtoHAsync_v2##async_suffix(void* dst, CUdeviceptr src, std::size_t bytes,       \
+                                              CUstream stream) {                                   \
+    return paged_call(TF_REAL(cuMemcpyDtoHAsync_v2##async_suffix), stream, src, bytes, 0, 0, dst,  \
+        src, bytes, stream);                                                                       \
+  }                                                                                                \
+  CUresult cuMemcpyDtoDAsync_v2##async_suffix(CUdeviceptr dst, CUdeviceptr src,                    \
+                                              std::size_t bytes, CUstream stream) {                \
+    return paged_call(TF_REAL(cuMemcpyDtoDAsync_v2##async_suffix), stream, dst, bytes, src, bytes, \
+        dst, src, bytes, stream);                                                                  \
+  }                                                                                                \
+  CUresult cuMemsetD8_v2##suffix(CUdeviceptr dst, unsigned char value, std::size_t count) {        \
+    return paged_call(TF_REAL(cuMemsetD8_v2##suffix), nullptr, dst, count, 0, 0, dst, value,       \
+        count);                                                                                    \
+  }                                                                                                \
+  CUresult cuMemsetD16_v2##suffix(CUdeviceptr dst, unsigned short value, std::size_t count) {      \
+    return paged_call(TF_REAL(cuMemsetD16_v2##suffix), nullptr, dst, count * 2, 0, 0, dst, value,  \
+        count);                                                                                    \
+  }                                                                                                \
+  CUresult cuMemsetD32_v2##suffix(CUdeviceptr dst, unsigned int value, std::size_t count) {        \
+    return paged_call(TF_REAL(cuMemsetD32_v2##suffix), nullptr, dst, count * 4, 0, 0, dst, value,  \
+        count);                                                                                    \
+  }                                                                                                \
+  CUresult cuMemsetD8Async##async_suffix(CUdeviceptr dst, unsigned char value,                     \
+                                         std::size_t count, CUstream stream) {                     \
+    return paged_call(TF_REAL(cuMemsetD8Async##async_suffix), stream, dst, count, 0, 0, dst,       \
+        value, count, stream);                                                                     \
+  }                                                                                                \
+  CUresult cuMemsetD16Async##async_suffix(CUdeviceptr dst, unsigned short value,                   \
+                                          std::size_t count, CUstream stream) {                    \
+    return paged_call(TF_REAL(cuMemsetD16Async##async_suffix), stream, dst, count * 2, 0, 0, dst,  \
+        value, count, stream);                                                                     \
+  }                                                                                                \
+  CUresult cuMemsetD32Async##async_suffix(CUdeviceptr dst, unsigned int value,                     \
+                                          std::size_t count, CUstream stream) {                    \
+    return paged_call(TF_REAL(cuMemsetD32Async##async_suffix), stream, dst, count * 4, 0, 0, dst,  \
+        value, count, stream);                                                                     \
   }
 
 extern "C" {

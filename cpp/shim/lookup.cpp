@@ -49,7 +49,12 @@ constexpr Versioning kVersioning[] = {
     {"cuMemsetD32", 3020, kPtds},             {"cuMemsetD8Async", 0, kPtsz},
     {"cuMemsetD16Async", 0, kPtsz},           {"cuMemsetD32Async", 0, kPtsz},
     {"cuStreamBeginCapture", 10010, kPtsz},   {"cuStreamEndCapture", 0, kPtsz},
-    {"cuIpcGetMemHandle", 0, kNone},
+    {"cuIpcGetMemHandle", 0, kNone},         {"cuMemcpy2D", 3020, kPtds},
+    {"cuMemcpy2DUnaligned", 3020, kPtds},     {"cuMemcpy2DAsync", 3020, kPtsz},
+    {"cuMemsetD2D8", 3020, kPtds},            {"cuMemsetD2D16", 3020, kPtds},
+    {"cuMemsetD2D32", 3020, kPtds},           {"cuMemsetD2D8Async", 0, kPtsz},
+    {"cuMemsetD2D16Async", 0, kPtsz},         {"cuMemsetD2D32Async", 0, kPtsz},
+    {"cuMemcpyPeer", 0, kPtds},               {"cuMemcpyPeerAsync", 0, kPtsz},
 };
 
 // The exported name the driver hands out for `symbol` at `version` with `flags`.

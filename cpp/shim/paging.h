@@ -14,6 +14,7 @@
 #include "budget.h"
 #include "cuda_abi.h"
 #include "paging_backend.h"
+#include "real.h"
 #include "tf/tiering.h"
 
 namespace tf::shim {
@@ -71,6 +72,19 @@ PagedUse page_for_copy(CUdeviceptr dst, std::size_t dst_bytes, CUdeviceptr src,
                        std::size_t src_bytes, CUstream stream);
 // Exported memory stays resident from now on.
 PagedUse pin_exported(CUdeviceptr ptr);
+// Pages for a copy or set on `stream` (null: a synchronous one) touching [dst, dst +
+// dst_bytes) and [src, src + src_bytes) (host ranges and others' memory are ignored), then
+// makes the real call while what it touches is held resident.
+template <typename Real, typename... Args>
+CUresult paged_call(Real real, CUstream stream, CUdeviceptr dst, std::size_t dst_bytes,
+                    CUdeviceptr src, std::size_t src_bytes, Args... args) {
+  if (real == nullptr) {
+    return kMissingReal;
+  }
+  const PagedUse use = page_for_copy(dst, dst_bytes, src, src_bytes, stream);
+  return use.result() != CUDA_SUCCESS ? use.result() : real(args...);
+}
+
 // Stream capture begun or ended (by `result` of the call that tried).
 void capture_begun(CUresult result) noexcept;
 void capture_ended(CUresult result) noexcept;

@@ -257,7 +257,8 @@ Outcome Manager::use(const std::uint64_t* words, std::size_t count) {
   Touched touched;
   for (std::size_t i = 0; i < count; ++i) {
     const auto it = find_containing(allocations_, words[i]);
-    if (it != allocations_.end() && std::find(touched.begin(), touched.end(), it) == touched.end()) {
+    if (it != allocations_.end() &&
+        std::find(touched.begin(), touched.end(), it) == touched.end()) {
       touched.push_back(it);
     }
   }

@@ -124,9 +124,13 @@ LOOKUPS = [
 ]
 
 
-def test_get_proc_address_finds_the_new_entry_points(mockcuda: MockCuda, state: Path) -> None:
+def assert_lookups(
+    mockcuda: MockCuda, state: Path, lookups: list[tuple[str, int, int, str]]
+) -> None:
+    """Each (name, version, flags, exported name) resolves through cuGetProcAddress to the
+    exported function of that name."""
     done = subprocess.run(
-        ["python3", "-c", PROC_ADDRESS, str(mockcuda.libcuda), json.dumps(LOOKUPS)],
+        ["python3", "-c", PROC_ADDRESS, str(mockcuda.libcuda), json.dumps(lookups)],
         env=mockcuda.env(state),
         capture_output=True,
         text=True,
@@ -134,4 +138,8 @@ def test_get_proc_address_finds_the_new_entry_points(mockcuda: MockCuda, state: 
         check=True,
     )
     out = json.loads(done.stdout)
-    assert out == {f"{name}:{flags}": [0, 0, True] for name, _, flags, _ in LOOKUPS}
+    assert out == {f"{name}:{flags}": [0, 0, True] for name, _, flags, _ in lookups}
+
+
+def test_get_proc_address_finds_the_new_entry_points(mockcuda: MockCuda, state: Path) -> None:
+    assert_lookups(mockcuda, state, LOOKUPS)

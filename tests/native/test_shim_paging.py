@@ -87,6 +87,20 @@ def test_every_write_path_pages_its_allocation_in(mockcuda: Any, tmp_path: Path,
     assert work.finish() == ""
 
 
+@pytest.mark.parametrize("copy", ["copy2d 3 1 3", "peer 3 1"])
+def test_2d_and_peer_copies_page_in_both_sides(mockcuda: Any, tmp_path: Path, copy: str) -> None:
+    work = workload(mockcuda, tmp_path, Tiers(device=12 * MiB, host=16 * MiB, disk=0))
+    for i in range(1, 4):
+        work.ok(f"alloc {i} {SIZE}")
+        work.ok(f"fill {i} {i}")
+    work.ok("set2d 1 9 3")  # 1 was evicted by 2 and 3: its rows come back whole
+    assert work.ok("download 1") == crc(9)
+    work.ok("fill 2 2")  # 2 back in, pushing others out
+    work.ok(copy)
+    assert work.ok("sum 3") == crc(9)
+    assert work.finish() == ""
+
+
 def test_a_struct_of_pointers_parameter_pages_in_both(mockcuda: Any, tmp_path: Path) -> None:
     work = workload(mockcuda, tmp_path, Tiers(device=14 * MiB, host=16 * MiB, disk=0))
     for i, value in enumerate([0x0F, 0xF0, 0, 0], start=1):

@@ -17,6 +17,9 @@
  *   set ID VALUE          cuMemsetD8
  *   set32 ID VALUE        cuMemsetD32Async + stream sync (size a multiple of 4)
  *   copy DST SRC          cuMemcpyDtoD over DST's size
+ *   copy2d DST SRC ROWS   cuMemcpy2D device to device, DST's size as ROWS rows
+ *   set2d ID VALUE ROWS   cuMemsetD2D8 over the allocation as ROWS rows
+ *   peer DST SRC          cuMemcpyPeer between the current context and itself
  *   graph ID VALUE        a graph with one mock_fill node, launched
  *   capture ID VALUE      mock_fill captured on a stream into a graph, launched
  *   ipc ID                cuIpcGetMemHandle -> "ok" or "err CODE"
@@ -287,6 +290,22 @@ static void run(const char* line) {
         answer(result);
     } else if (strcmp(command, "copy") == 0 && valid(a) && valid(b)) {
         answer(cuMemcpyDtoD(g_ptr[a], g_ptr[b], g_size[a]));
+    } else if (strcmp(command, "copy2d") == 0 && valid(a) && valid(b) && c > 0) {
+        CUDA_MEMCPY2D copy;
+        memset(&copy, 0, sizeof copy);
+        copy.srcMemoryType = copy.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+        copy.srcDevice = g_ptr[b];
+        copy.dstDevice = g_ptr[a];
+        copy.srcPitch = copy.dstPitch = copy.WidthInBytes = g_size[a] / (size_t)c;
+        copy.Height = (size_t)c;
+        answer(cuMemcpy2D_v2(&copy));
+    } else if (strcmp(command, "set2d") == 0 && valid(a) && fields == 4 && c > 0) {
+        const size_t pitch = g_size[a] / (size_t)c;
+        answer(cuMemsetD2D8_v2(g_ptr[a], pitch, (unsigned char)b, pitch, (size_t)c));
+    } else if (strcmp(command, "peer") == 0 && valid(a) && valid(b)) {
+        CUcontext ctx;
+        CHECK(cuCtxGetCurrent(&ctx));
+        answer(cuMemcpyPeer(g_ptr[a], ctx, g_ptr[b], ctx, g_size[a]));
     } else if (strcmp(command, "graph") == 0 && valid(a) && fields == 3) {
         answer(graph_fill(g_ptr[a], g_size[a], (unsigned int)b));
     } else if (strcmp(command, "capture") == 0 && valid(a) && fields == 3) {
