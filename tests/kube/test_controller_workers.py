@@ -111,6 +111,11 @@ def test_with_greptimedb_down_the_pod_is_listed_without_usage(
             pod = bound_pod(store, "r9")
             with recorded(store, standin, tmp_path / "regions", pod, vram=GI):
                 assert listed(running)["usage"]["vram"] == GI
+            # GreptimeDB was down when the controller started: its metricsTTL comes later.
+            wait_for(
+                "metricsTTL set once GreptimeDB is up",
+                lambda: any("'ttl'" in sql for sql in list(standin.statements)) or None,
+            )
         # The stand-in has stopped: GreptimeDB went away under the running controller.
         worker = listed(running)
     assert worker["uid"] == pod["metadata"]["uid"]

@@ -272,6 +272,13 @@ def test_a_pods_whole_path(start_cluster: Callable[..., AbstractContextManager[C
             ),
         )
         assert rows[-1].tags["namespace"] == "default"
+        # The leader's allocation metrics reach the same GreptimeDB, where its alert rules read.
+        wait_for(
+            "the leader's tf_node_metrics in GreptimeDB",
+            lambda: (
+                any(p.measurement == "tf_node_metrics" for p in list(c.greptime.points)) or None
+            ),
+        )
         with httpx.Client(base_url=c.api_url, timeout=30) as http:
             (view,) = http.get("/api/workers").json()["workers"]
         assert (view["name"], view["usage"]["vram"]) == ("train", LIMIT), view

@@ -158,9 +158,12 @@ class Controller(Home[Running]):
                 except OSError as exc:
                     raise ConfigError("--state-dir", f"cannot create {state_root}: {exc}") from exc
             observability = Observability(
+                # The leader's allocation metrics go where the agents write, and its alert rules
+                # read both from there.
                 ObservabilityConfig(
                     dynamic_config=flags.dynamic_config,
                     alert_manager_addr=flags.alert_manager_addr,
+                    greptime=greptime,
                 ),
                 state_root,
             )

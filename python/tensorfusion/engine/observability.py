@@ -19,7 +19,7 @@ from tensorfusion.alert.evaluator import Evaluator
 from tensorfusion.alert.rule_loader import RuleSource
 from tensorfusion.api.dynamic_config import DynamicConfig
 from tensorfusion.api.helm_values import GreptimeValues
-from tensorfusion.errors import ConfigError
+from tensorfusion.errors import ConfigError, SinkUnavailable
 from tensorfusion.metrics.buffered_writer import BufferedWriter
 from tensorfusion.metrics.embedded_sink import EmbeddedSink
 from tensorfusion.metrics.greptime_sink import GreptimeSink
@@ -83,7 +83,8 @@ class Observability:
                 # The built-in rules read NVML's columns too; on a host without NVML they
                 # exist empty, so those rules find nothing rather than fail.
                 self.sink.declare(GPU_USAGE, NVML_ONLY_FIELDS)
-            self.sink.set_ttl(dynamic.metrics_ttl)
+            self._ttl: str | None = dynamic.metrics_ttl
+            self._apply_ttl()
             self.writer = BufferedWriter(
                 self.sink, state_root / "metrics-buffer", flush_interval_s=config.interval_s
             )
@@ -95,8 +96,23 @@ class Observability:
             self.evaluator = Evaluator(self.sink, sender)
             self.evaluator.set_rules(dynamic.alert_rules)
 
+    def _apply_ttl(self) -> None:
+        """Sets metricsTTL on the sink once it can be reached: an outage at start-up (GreptimeDB
+        not up yet) delays the setting, as it delays writes, rather than stopping the process."""
+        if self._ttl is None:
+            return
+        try:
+            self.sink.set_ttl(self._ttl)
+        except SinkUnavailable as exc:
+            log.warning(
+                "metricsTTL %s not applied yet (retried with the next sample): %s", self._ttl, exc
+            )
+            return
+        self._ttl = None
+
     def record(self, source: PointSource) -> None:
         """One sample into the writer; a failing recorder is logged, never fatal."""
+        self._apply_ttl()
         try:
             self.writer.write(source(time.time_ns()))
             self.writer.poll()
