@@ -252,6 +252,7 @@ def _agent_config(container: Container) -> KubeAgentConfig:
     return KubeAgentConfig(
         node=container.env["NODE_NAME"],
         regions_root=Path(args.regions_root),
+        spill_root=Path(args.spill_root),
         state_dir=Path(args.state_dir),
         checkpoint=Path(args.kubelet_checkpoint),
         interval_s=args.interval,
