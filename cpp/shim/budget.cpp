@@ -51,8 +51,7 @@ std::uint64_t Budget::used() const {
 }
 
 void Budget::set_env_tiers(std::uint64_t host, std::uint64_t disk) {
-  const std::uint64_t limit = env_limit_.value_or(0);
-  if (host > limit || disk > limit - host) {
+  if (!shm::tiers_fit(env_limit_.value_or(0), host, disk)) {
     if (host + disk > 0) {
       warn("device " + std::to_string(device_) +
            ": TF_VRAM_HOST_LIMIT + TF_VRAM_DISK_LIMIT exceed TF_VRAM_LIMIT; nothing is paged");

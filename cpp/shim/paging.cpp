@@ -42,8 +42,8 @@ CUresult refused(const char* what, int device, Outcome outcome) {
   return CUDA_ERROR_OUT_OF_MEMORY;
 }
 
-// Runs `step(manager)` on every device with paged allocations until one refuses; `use` holds
-// each that began.
+// Runs `step(manager)` on every device with paged allocations now until one refuses; `use`
+// holds each that began.
 template <typename Step>
 PagedUse each_active(const char* what, Step step) {
   State& shim = state();
@@ -52,7 +52,8 @@ PagedUse each_active(const char* what, Step step) {
     return use;
   }
   for (int device = 0; device < kMaxDevices; ++device) {
-    if (Manager* manager = shim.paging[static_cast<std::size_t>(device)].active()) {
+    Manager* manager = shim.paging[static_cast<std::size_t>(device)].active();
+    if (manager != nullptr && !manager->empty()) {
       const Outcome outcome = step(*manager);
       if (outcome != Outcome::ok) {
         return PagedUse(refused(what, device, outcome));  // `use` gives back what began

@@ -92,19 +92,19 @@ std::uint64_t DriverBackend::granularity(int device) noexcept {
 }
 
 std::uint64_t DriverBackend::room(Tier tier) {
-  const std::uint64_t host = budget_.tier_limit(shm::Gauge::host);
-  const std::uint64_t disk = budget_.tier_limit(shm::Gauge::disk);
   switch (tier) {
     case Tier::device: {
-      const std::uint64_t vram = minus(minus(budget_.limit(), host), disk);
+      const std::uint64_t vram =
+          minus(minus(budget_.limit(), budget_.tier_limit(shm::Gauge::host)),
+                budget_.tier_limit(shm::Gauge::disk));
       const std::uint64_t away =
           budget_.offloaded(shm::Gauge::host) + budget_.offloaded(shm::Gauge::disk);
       return minus(vram, minus(budget_.used(), away));
     }
     case Tier::host:
-      return minus(host, budget_.offloaded(shm::Gauge::host));
+      return minus(budget_.tier_limit(shm::Gauge::host), budget_.offloaded(shm::Gauge::host));
     case Tier::disk:
-      return minus(disk, budget_.offloaded(shm::Gauge::disk));
+      return minus(budget_.tier_limit(shm::Gauge::disk), budget_.offloaded(shm::Gauge::disk));
   }
   return 0;
 }

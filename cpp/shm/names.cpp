@@ -81,6 +81,10 @@ void check_tflops(const char* field, double value) {
 
 }  // namespace
 
+bool tiers_fit(std::uint64_t vram, std::uint64_t host, std::uint64_t disk) noexcept {
+  return host <= vram && disk <= vram - host;
+}
+
 void validate_limits(const Limits& limits) {
   check_tflops("tflops_limit", limits.tflops_limit);
   check_tflops("tflops_request", limits.tflops_request);
@@ -94,8 +98,7 @@ void validate_limits(const Limits& limits) {
   if (limits.gpu_peak_tflops <= 0.0) {
     throw RegionError(RegionError::Cause::argument, "", 0, "gpu_peak_tflops: must be > 0");
   }
-  if (limits.host_bytes > limits.vram_bytes ||
-      limits.disk_bytes > limits.vram_bytes - limits.host_bytes) {
+  if (!tiers_fit(limits.vram_bytes, limits.host_bytes, limits.disk_bytes)) {
     throw RegionError(RegionError::Cause::argument, "", 0,
                       "host_bytes, disk_bytes: together must not exceed vram_bytes (" +
                           std::to_string(limits.host_bytes) + " + " +

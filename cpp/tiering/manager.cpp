@@ -242,11 +242,6 @@ void Manager::give_back(Chunk& chunk) {
   }
 }
 
-bool Manager::owns(std::uint64_t address) const {
-  const std::lock_guard<std::mutex> lock(mutex_);
-  return find_containing(allocations_, address) != allocations_.end();
-}
-
 bool Manager::resident(const Allocation& allocation) const {
   const Segment& segment = *allocation.segment;
   return segment.slab ? segment.chunks[0].tier == Tier::device : segment.away == 0;
@@ -608,13 +603,6 @@ void Manager::report(std::uint64_t chunks_out, std::uint64_t chunks_in) {
   stats_.chunks_out += chunks_out;
   stats_.chunks_in += chunks_in;
   backend_.report(stats_.host_bytes, stats_.disk_bytes, chunks_out, chunks_in);
-}
-
-Stats Manager::stats() const {
-  const std::lock_guard<std::mutex> lock(mutex_);
-  Stats out = stats_;
-  out.allocations = allocations_.size();
-  return out;
 }
 
 }  // namespace tf::tiering

@@ -194,7 +194,9 @@ class Region {
 };
 
 // Throws RegionError (argument) naming the field: finite values, request <= limit, peak > 0,
-// host_bytes + disk_bytes <= vram_bytes.
+// tiers_fit(vram_bytes, host_bytes, disk_bytes).
 void validate_limits(const Limits& limits);
+// Whether host + disk bytes paged out of a limit of `vram` bytes fit in it (no overflow).
+bool tiers_fit(std::uint64_t vram, std::uint64_t host, std::uint64_t disk) noexcept;
 
 }  // namespace tf::shm

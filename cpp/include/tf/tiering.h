@@ -79,7 +79,6 @@ struct Stats {
   std::uint64_t disk_bytes = 0;
   std::uint64_t chunks_out = 0;  // moved out of VRAM, ever
   std::uint64_t chunks_in = 0;   // moved back, ever
-  std::size_t allocations = 0;
 };
 
 class Manager {
@@ -94,8 +93,6 @@ class Manager {
   Outcome allocate(std::uint64_t size, std::uint64_t& ptr);
   // Frees the allocation starting at `ptr`; false when it is not one of this manager's.
   bool release(std::uint64_t ptr);
-  // Whether `address` lies in one of this manager's allocations.
-  bool owns(std::uint64_t address) const;
   // Whether anything is allocated: nothing to page otherwise.
   bool empty() const noexcept { return live_.load(std::memory_order_relaxed) == 0; }
 
@@ -110,7 +107,6 @@ class Manager {
   Outcome pin(std::uint64_t address);
   void done() noexcept;
 
-  Stats stats() const;
 
  private:
   struct Chunk {
@@ -155,7 +151,7 @@ class Manager {
 
   Backend& backend_;
   const std::uint64_t granularity_;
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   Allocations allocations_;
   std::map<std::uint64_t, std::unique_ptr<Segment>> segments_;
   std::atomic<std::size_t> live_{0};

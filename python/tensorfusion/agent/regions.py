@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -183,18 +183,15 @@ class WorkerRegions:
         if snapshots is None:
             return None
         slots = [slot for snap in snapshots for slot in snap.slots]
-        vram = sum(snap.total_bytes for snap in snapshots)
-        host = sum(slot.host_bytes for slot in slots)
-        disk = sum(slot.disk_bytes for slot in slots)
         return {
-            "vram": vram,
+            "vram": sum(snap.total_bytes for snap in snapshots),
             "processes": len({slot.pid for slot in slots}),
             "launches": sum(slot.launches for slot in slots),
             "throttledLaunches": sum(slot.throttled_launches for slot in slots),
             "busyNs": sum(slot.busy_ns for slot in slots),
             "pagesEvicted": sum(slot.pages_evicted for slot in slots),
             "pagesResumed": sum(slot.pages_resumed for slot in slots),
-            "vramTiers": vram_tiers(vram, host, disk),
+            "vramTiers": region_tiers(snapshots),
         }
 
     def live_members(self, pod: Mapping[str, Any]) -> set[int]:
@@ -317,6 +314,16 @@ def vram_tiers(total: int, host: int, disk: int) -> dict[str, int]:
     """A worker's charged VRAM by where it lives now (`vramTiers` of /api/workers). The
     gauges are read apart from the total, so the device's part is never shown below 0."""
     return {"device": max(total - host - disk, 0), "host": host, "disk": disk}
+
+
+def region_tiers(regions: Sequence[RegionSnapshot]) -> dict[str, int]:
+    """`vram_tiers` of what the regions' processes hold together."""
+    slots = [slot for region in regions for slot in region.slots]
+    return vram_tiers(
+        sum(region.total_bytes for region in regions),
+        sum(slot.host_bytes for slot in slots),
+        sum(slot.disk_bytes for slot in slots),
+    )
 
 
 def _limits_of(region: RegionSnapshot) -> _Limits:

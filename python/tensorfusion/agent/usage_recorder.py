@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tensorfusion.agent.regions import WorkerRegions, vram_tiers
+from tensorfusion.agent.regions import WorkerRegions, region_tiers
 from tensorfusion.api.gpu_capacity import gpu_capacity
 from tensorfusion.api.gpu_links import gpu_node_name, gpu_pool_name, text_at
 from tensorfusion.errors import ConfigError, FleetError
@@ -70,7 +70,7 @@ class _WorkerOnGpu:
     gpu: _Gpu
     vram_bytes: int
     tiers: Mapping[str, int]
-    """`vram_bytes` by tier (`regions.vram_tiers`)."""
+    """`vram_bytes` by tier (`regions.region_tiers`)."""
     totals: Counts
     """Counted since the recorder first saw the worker on this GPU."""
     busy_added_ns: int
@@ -149,11 +149,7 @@ class UsageRecorder:
                     "node": gpu.node,
                     "uuid": gpu.uuid,
                 }
-                tiers = vram_tiers(
-                    region.total_bytes,
-                    sum(slot.host_bytes for slot in region.slots),
-                    sum(slot.disk_bytes for slot in region.slots),
-                )
+                tiers = region_tiers([region])
                 samples.append(
                     _WorkerOnGpu(
                         known_tags(tags),

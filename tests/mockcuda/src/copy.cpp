@@ -58,7 +58,7 @@ Side linear(uintptr_t at, Memory memory) {
 
 // Unified addressing: a pointer in no allocation or reservation is host memory.
 bool known_to_device(const Process& p, uintptr_t ptr) {
-    return mockcuda::find_allocation(p, ptr, 1) != nullptr || mockcuda::reserved(p, ptr);
+    return mockcuda::find_allocation(p, ptr, 1) != nullptr || mockcuda::within_reservation(p, ptr, 1);
 }
 
 CUresult check_device_range(Process& p, uintptr_t ptr, uint64_t bytes) {
@@ -67,7 +67,7 @@ CUresult check_device_range(Process& p, uintptr_t ptr, uint64_t bytes) {
         return mockcuda::find_allocation(p, ptr, bytes) != nullptr ? CUDA_SUCCESS
                                                                    : CUDA_ERROR_INVALID_VALUE;
     }
-    if (allocation == nullptr && !mockcuda::reserved(p, ptr)) {
+    if (allocation == nullptr && !mockcuda::within_reservation(p, ptr, 1)) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     uintptr_t bad = 0;

@@ -104,13 +104,14 @@ const Allocation* find_allocation(const Process& p, uintptr_t ptr, uint64_t byte
     return &it->second;
 }
 
-bool reserved(const Process& p, uintptr_t ptr) {
+bool within_reservation(const Process& p, uintptr_t ptr, uint64_t size) {
     auto it = p.reservations.upper_bound(ptr);
     if (it == p.reservations.begin()) {
         return false;
     }
     --it;
-    return ptr - it->first < it->second;
+    const uint64_t offset = ptr - it->first;
+    return offset < it->second && size <= it->second - offset;
 }
 
 // Walks the allocations covering the range back to back (a VMM allocation is several mappings).

@@ -139,8 +139,8 @@ CUresult allocate_linear(Process& p, CUctx_st* ctx, int device, uint64_t size,
                          CUdeviceptr* dptr);
 // The allocation containing [ptr, ptr + bytes), or nullptr.
 const Allocation* find_allocation(const Process& p, uintptr_t ptr, uint64_t bytes);
-// True when `ptr` lies in a range from cuMemAddressReserve.
-bool reserved(const Process& p, uintptr_t ptr);
+// True when [ptr, ptr + size) lies inside one range from cuMemAddressReserve.
+bool within_reservation(const Process& p, uintptr_t ptr, uint64_t size);
 // True when the device may touch every byte of [ptr, ptr + bytes): each lies in a linear
 // allocation or in a mapped, accessible VMM range. Otherwise the first byte it may not touch
 // is in `bad`.

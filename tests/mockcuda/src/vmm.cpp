@@ -53,17 +53,6 @@ void drop_if_unused(Process& p, uint64_t handle) {
     p.physical.erase(it);
 }
 
-// True when [ptr, ptr + size) lies inside one reservation.
-bool within_reservation(const Process& p, uintptr_t ptr, uint64_t size) {
-    auto it = p.reservations.upper_bound(ptr);
-    if (it == p.reservations.begin()) {
-        return false;
-    }
-    --it;
-    const uint64_t offset = ptr - it->first;
-    return offset < it->second && size <= it->second - offset;
-}
-
 bool overlaps_mapping(const Process& p, uintptr_t ptr, uint64_t size) {
     auto it = p.allocations.lower_bound(ptr);
     if (it != p.allocations.end() && it->first < ptr + size) {
@@ -213,7 +202,7 @@ MOCK_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset,
                            CUmemGenericAllocationHandle handle, unsigned long long flags) {
     return mockcuda::with_initialized([&](Process& p) {
         if (flags != 0 || !aligned(size) || offset % kGranularity != 0 ||
-            !within_reservation(p, ptr, size)) {
+            !mockcuda::within_reservation(p, ptr, size)) {
             return CUDA_ERROR_INVALID_VALUE;
         }
         auto it = p.physical.find(handle);
