@@ -18,8 +18,8 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from tensorfusion.api.base import API_VERSION
-from tensorfusion.operator.reconcilers import Controller
 from tensorfusion.operator.reconcilers.cache import WATCHED_KINDS
+from tensorfusion.operator.reconcilers.runner import Controller
 from tensorfusion.scheduler.fleet_generator import generate_fleet
 from tensorfusion.store.local import LocalStore
 

@@ -13,7 +13,7 @@ import sys
 from tensorfusion.controller.control_plane import Controller
 from tensorfusion.controller.flags import USAGE, HelpRequested, parse_flags
 from tensorfusion.errors import ConfigError, TensorFusionError
-from tensorfusion.operator.reconcilers import leader_loops
+from tensorfusion.operator.leader_loops import leader_loops
 from tensorfusion.server.metrics_listener import metrics_app
 from tensorfusion.server.runner import serve, start_in_thread
 from tensorfusion.webhook.admission_review import WEBHOOK_PATH

@@ -44,6 +44,20 @@ class FleetError(TensorFusionError, ValueError):
         self.message = message
 
 
+class CloudError(TensorFusionError):
+    """A cloud vendor's API refused a call; `kind` says whether waiting mends it (throttled,
+    capacity, other) or a person must (credentials, invalid); `code` is the vendor's code."""
+
+    def __init__(self, kind: str, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.kind = kind
+        self.code = code
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in ("throttled", "capacity", "other")
+
+
 class StoreError(TensorFusionError):
     """The cluster store refused an operation."""
 
@@ -53,6 +67,10 @@ class NotFoundError(StoreError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "not found"
+
+
+class NotServedError(StoreError):
+    """The API server does not serve a kind at all (its CRD is not installed)."""
 
 
 class AlreadyExistsError(StoreError):

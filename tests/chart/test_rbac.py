@@ -47,11 +47,14 @@ CONTROLLER_USES: Final = _uses(
     # The scheduler's and the reconcilers' informers, and the pods list every feed starts with.
     follow=(*SCHEDULED_KINDS, *RECONCILED_KINDS),
     bind=("Pod",),
-    # Why a pod is unschedulable (scheduler); capacity and phase (reconcilers).
-    patch_status=("Pod", "TensorFusionCluster", "GPUPool", "GPUNode", "GPU"),
-    create=("GPUPool", "GPUNode", "Event"),
-    patch=("GPUPool", "GPUNode", "Node"),
-    delete=("GPUPool", "GPUNode"),
+    # Why a pod is unschedulable (scheduler); capacity and phase (reconcilers); claims'
+    # phases (node provisioning).
+    patch_status=("Pod", "TensorFusionCluster", "GPUPool", "GPUNode", "GPU", "GPUNodeClaim"),
+    # Node pools: claims for new nodes, cordons, the agents a rolling update restarts, the
+    # pods a compacted node is drained of, and the nodes whose instances are gone.
+    create=("GPUPool", "GPUNode", "Event", "NodeClaim", "GPUNodeClaim"),
+    patch=("GPUPool", "GPUNode", "Node", "GPUNodeClaim"),
+    delete=("GPUPool", "GPUNode", "Pod", "Node", "NodeClaim", "GPUNodeClaim"),
     own_blocking=("TensorFusionCluster",),
     # The webhook: the pools, and the count of converted replicas of each workload.
     list=("GPUPool", "Pod", "GPU"),

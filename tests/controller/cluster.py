@@ -24,7 +24,7 @@ from tensorfusion.controller.control_plane import (
     LeaderLoop,
 )
 from tensorfusion.controller.flags import ControllerFlags
-from tensorfusion.operator.reconcilers import leader_loops
+from tensorfusion.operator.leader_loops import leader_loops
 from tensorfusion.scheduler.fleet import Fleet
 from tensorfusion.scheduler.fleet_generator import generate_fleet
 from tensorfusion.server.runner import RunningServer, start_in_thread

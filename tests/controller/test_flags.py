@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -15,6 +16,7 @@ from tensorfusion.controller.flags import (
     parse_flags,
 )
 from tensorfusion.errors import ConfigError
+from tensorfusion.operator.nodepool.config import NodePoolConfig
 
 UPSTREAM_COMMAND = [
     "-metrics-bind-address",
@@ -71,6 +73,8 @@ def test_every_valued_flag() -> None:
         "-webhook-port=10250",
         "-webhook-cert-dir=/certs",
         "-webhook-image=registry.example/tf:1",
+        "-agent-daemonset=rel-agent",
+        "-time-zone=Europe/Berlin",
     )
     assert flags == ControllerFlags(
         kubeconfig=Path("/k"),
@@ -84,6 +88,11 @@ def test_every_valued_flag() -> None:
         webhook_port=10250,
         webhook_cert_dir=Path("/certs"),
         webhook_image="registry.example/tf:1",
+        agent_daemonset="rel-agent",
+        time_zone=ZoneInfo("Europe/Berlin"),
+    )
+    assert flags.node_pools == NodePoolConfig(
+        agent_namespace="tf", agent_daemonset="rel-agent", time_zone=ZoneInfo("Europe/Berlin")
     )
 
 
@@ -119,6 +128,9 @@ def test_flags_end_at_a_double_dash() -> None:
         (["-webhook-port=:9443"], "--webhook-port", "must be a port from 0"),
         (["-webhook-cert-dir="], "--webhook-cert-dir", "must not be empty"),
         (["-webhook-image="], "--webhook-image", "must not be empty"),
+        (["-agent-daemonset="], "--agent-daemonset", "must not be empty"),
+        (["-time-zone=Mars/Olympus"], "--time-zone", "not an IANA time zone"),
+        (["-time-zone=../etc"], "--time-zone", "not an IANA time zone"),
         (["-enable-alert"], "--alert-manager-addr", "required with --enable-alert"),
         (["---leader-elect"], "---leader-elect", "bad flag syntax"),
         (["-leader-elect", "false"], "false", "the controller takes only flags"),

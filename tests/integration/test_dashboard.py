@@ -448,6 +448,9 @@ class CannedBackend:
     def nodes(self) -> list[dict[str, Any]]:
         raise UnavailableError("not served by this backend")
 
+    def pool_plan(self, name: str) -> dict[str, Any]:
+        raise UnavailableError("not served by this backend")
+
     def simulate(self, pod: dict[str, Any]) -> dict[str, Any]:
         raise UnavailableError("not served by this backend")
 

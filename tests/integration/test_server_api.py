@@ -191,6 +191,20 @@ def test_inventory_matches_the_fleet(api: httpx.Client) -> None:
     assert snapshot["gpus"][0]["capacity"] == {"tflops": "989", "vram": "80Gi"}
 
 
+def test_the_pool_plan_is_served_from_the_store(api: httpx.Client) -> None:
+    """The embedded pool selects its declared nodes (AutoSelect): nothing to provision or
+    compact, and no agent DaemonSet to roll; each part says why on the plan."""
+    plan = api.get("/api/pools/default/plan").json()
+    assert plan["pool"] == "default"
+    assert plan["actions"] == []
+    reasons = {c["type"]: c["reason"] for c in plan["conditions"]}
+    assert reasons["Compaction"] == "Disabled"
+    assert reasons["AgentRollout"] == "NoAgentRevision"
+    missing = api.get("/api/pools/nope/plan")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "NotFound"
+
+
 def test_the_plain_allocation_body_is_the_backends_snapshot(
     plane: ControlPlane, api: httpx.Client
 ) -> None:

@@ -69,6 +69,7 @@ BUILTIN: tuple[ApiResource, ...] = (
     ApiResource("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",), _STATUS),
     ApiResource("apps", "v1", "statefulsets", "StatefulSet", True, ("sts",), _STATUS),
     ApiResource("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), _STATUS),
+    ApiResource("apps", "v1", "controllerrevisions", "ControllerRevision", True),
     ApiResource("batch", "v1", "jobs", "Job", True, (), _STATUS),
     ApiResource("coordination.k8s.io", "v1", "leases", "Lease", True),
     ApiResource("events.k8s.io", "v1", "events", "Event", True, ("ev",)),

@@ -31,7 +31,7 @@ from tensorfusion.api.gpu_links import DEFAULT_POOL_ANNOTATION, OWNER_LABEL
 from tensorfusion.api.pool import Oversubscription
 from tensorfusion.api.quantity import Quantity
 from tensorfusion.api.scheduler_config import SCHEDULER_NAME
-from tensorfusion.operator.reconcilers import run_reconcilers
+from tensorfusion.operator.reconcilers.runner import run_reconcilers
 from tensorfusion.scheduler.fleet import Fleet
 from tensorfusion.scheduler.fleet_generator import gpu_name
 from tensorfusion.scheduler.loop import WATCHED_KINDS, SchedulingLoop

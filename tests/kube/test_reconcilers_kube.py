@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tensorfusion.api.crd import crd_files
-from tensorfusion.operator.reconcilers import Controller
+from tensorfusion.operator.reconcilers.runner import Controller
 from tensorfusion.store.kube import KubeStore
 from tests.controller.cluster import wait_for
 from tests.kube.runner import KubeApi

@@ -7,6 +7,7 @@ node. Without the flag the loop does not run and no node is marked."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 
 from tensorfusion.api.gpu_links import text_at
 from tensorfusion.errors import ConflictError
-from tensorfusion.operator.reconcilers import run_reconcilers
+from tensorfusion.operator.reconcilers.runner import run_reconcilers
 from tensorfusion.store.kube import KubeStore
 from tests.controller.cluster import fleet_store, guide_pod, running_controller, wait_for
 from tests.kube.runner import KubeApi
@@ -101,7 +102,9 @@ def test_without_the_flag_no_node_is_marked(
     kube_api: KubeApi, store: KubeStore, tmp_path: Path
 ) -> None:
     with running_controller(kube_api.kubeconfig, tmp_path, command_loops=True) as running:
-        assert running.controller.loops == (run_reconcilers,)
+        [fleet] = running.controller.loops
+        assert isinstance(fleet, partial)
+        assert fleet.func is run_reconcilers
 
         def share_counted(name: str) -> bool:
             """The fleet's reconcilers, which run beside where the used-by loop would, have

@@ -12,7 +12,7 @@ from tensorfusion.api.cron import check_cron
 from tensorfusion.api.duration import parse_duration
 from tensorfusion.api.dynamic_config import DynamicConfig
 from tensorfusion.api.node import MetadataOptions
-from tensorfusion.api.pool import GPUPool, Oversubscription
+from tensorfusion.api.pool import GPUPool, NodeRollingUpdatePolicy, Oversubscription
 from tensorfusion.api.quantity import Quantity
 from tensorfusion.api.scheduler_config import (
     SCHEDULER_NAME,
@@ -197,7 +197,16 @@ def test_bad_durations(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "expr", ["1 1 * * *", "*/5 * * * *", "0 9-17 * * mon-fri", "@daily", "0 0 1,15 jan,jul 0"]
+    "expr",
+    [
+        "1 1 * * *",
+        "*/5 * * * *",
+        "0 9-17 * * mon-fri",
+        "@daily",
+        "0 0 1,15 jan,jul 0",
+        "0 0 29 2 *",  # leap years only
+        "0 0 31 2 mon",  # a day of week is enough when both day fields are given
+    ],
 )
 def test_good_cron(expr: str) -> None:
     check_cron(expr)
@@ -214,8 +223,19 @@ def test_good_cron(expr: str) -> None:
         ("*/0 * * * *", "step"),
         ("5-1 * * * *", "runs backwards"),
         ("x * * * *", "not a number"),
+        ("0 0 30 2 *", "day of month and month: '0 0 30 2 \\*' never matches any date"),
+        ("0 0 31 apr,jun *", "never matches any date"),
+        ("0 0 30-31 2 *", "never matches any date"),
     ],
 )
 def test_bad_cron(expr: str, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         check_cron(expr)
+
+
+def test_a_maintenance_window_that_never_opens_is_refused_with_its_place() -> None:
+    window = {"maintenanceWindow": {"includes": ["1 1 * * *", "0 0 30 2 *"]}}
+    with pytest.raises(
+        ValueError, match=r"maintenanceWindow\.includes\.1\n.*never matches any date"
+    ):
+        NodeRollingUpdatePolicy.model_validate(window)

@@ -1,5 +1,6 @@
 """The alert rules that ship by default: upstream's list, rewritten for our tables and for
-SQL that runs unchanged on both the embedded sink (SQLite) and GreptimeDB, plus WatchDog.
+SQL that runs unchanged on both the embedded sink (SQLite) and GreptimeDB, plus the node
+provisioning rules (a pool held at maxResources, a pool over its daily budget) and WatchDog.
 
 Counters (`*_cnt`) are cumulative, so "increased" is max - min within the window. Gauges
 use the window's average, so one noisy sample does not count as a hit; `consecutiveCount`
@@ -164,6 +165,36 @@ def _builtin_rules() -> list[dict[str, Any]]:
             description="GPU {{ .uuid }} on node {{ .node }}: compute {{ .compute }}% and VRAM "
             "{{ .memory }}%, idle",
             instance="{{ .node }}-{{ .uuid }}",
+        ),
+        # Provisioning, from the pool rows: a pool capped for a whole window, and a pool
+        # whose provisioned nodes cost more per day than its budget allows (0: no budget).
+        _rule(
+            "PoolCapacityCapped",
+            "SELECT pool, MAX(capped_by) AS cap FROM tf_pool_metrics WHERE {{ .Conditions }} "
+            "GROUP BY pool HAVING MIN(capacity_capped) > {{ .Threshold }}",
+            threshold=0,
+            interval="5m",
+            consecutive=1,
+            severity="P1",
+            summary="Pool capacity capped",
+            description="Pool {{ .pool }} cannot add the nodes it needs: {{ .cap }}",
+            instance="{{ .pool }}",
+        ),
+        _rule(
+            "PoolBudgetExceeded",
+            "SELECT pool, AVG(cost_per_hour) * 24 AS cost_per_day, "
+            "MAX(budget_per_day) AS budget_per_day FROM tf_pool_metrics "
+            "WHERE {{ .Conditions }} GROUP BY pool "
+            "HAVING MAX(budget_per_day) > 0 "
+            "AND AVG(cost_per_hour) * 24 - MAX(budget_per_day) > {{ .Threshold }}",
+            threshold=0,
+            interval="10m",
+            consecutive=1,
+            severity="P1",
+            summary="Pool over its daily budget",
+            description="Pool {{ .pool }}: its nodes cost {{ .cost_per_day }} per day at "
+            "on-demand prices, over its budgetPerDay of {{ .budget_per_day }}",
+            instance="{{ .pool }}",
         ),
         # Always fires: if it stops arriving, the alert pipeline itself is broken.
         _rule(

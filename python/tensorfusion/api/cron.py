@@ -1,9 +1,14 @@
 """Five-field cron expressions (minute hour day-of-month month day-of-week), as used by
-maintenance windows, checked field by field so an error says which field is wrong."""
+maintenance windows, checked field by field so an error says which field is wrong, and
+refused when they never match (such as "0 0 30 2 *"), since a window that never opens would
+hold an update for ever."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
+
+from croniter import CroniterBadDateError, croniter
 
 from tensorfusion.api.checked_text import CheckedText
 from tensorfusion.api.names import is_decimal
@@ -52,6 +57,12 @@ def check_cron(expr: str) -> None:
                 raise ValueError(f"{name}: range {body!r} has no end")
             if end and _value(end, name, low, high, names) < first:
                 raise ValueError(f"{name}: range {body!r} runs backwards")
+    try:
+        # The maintenance windows follow croniter, so it decides what matches.
+        croniter(expr, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        # Every field is in range, so only a day of month that none of the months has is left.
+        raise ValueError(f"day of month and month: {expr!r} never matches any date") from None
 
 
 CronSchedule = Annotated[str, CheckedText(check_cron, "cron", {"type": "string"})]

@@ -14,7 +14,8 @@ OWNER_LABEL = "tensor-fusion.ai/owner"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 """In a GPU's `status.nodeSelector`: its node, where the owner label is absent."""
 POOL_LABEL = GPU_POOL
-"""On a GPU: the name of its pool (the same key as the pod annotation)."""
+"""On a GPU: the name of its pool (the same key as the pod annotation). On a node that a pool
+provisioned, its NodeClaim or its GPUNodeClaim: that pool's name."""
 DEFAULT_POOL_ANNOTATION = "tensor-fusion.ai/is-default-pool"
 """On a GPUPool, value "true": pods that name no pool go there."""
 

@@ -158,9 +158,20 @@ class GPUNodeClaimSpec(ApiModel):
     extra_params: dict[str, str] = Field(default_factory=dict, alias="extraParams")
 
 
+ClaimPhase = Literal["Pending", "Provisioning", "Running", "Terminating", "Failed"]
+"""Pending: recorded, not launched yet (or waiting to retry); Provisioning: launched, its node
+not registered; Running: its node registered; Terminating: released, the instance going;
+Failed: the vendor refused it for a reason that waiting does not mend."""
+
+
 class GPUNodeClaimStatus(ApiModel):
     phase: str = "Pending"
+    """Upstream's free string; tensor-fusion writes one of ClaimPhase."""
     instance_id: str | None = Field(default=None, alias="instanceID")
+    cost_per_hour: QuantityText | None = Field(default=None, alias="costPerHour")
+    """The instance's price per hour, a decimal string (e.g. "0.805")."""
+    message: str = ""
+    """Why the claim is where it is: types passed over, the vendor's last error."""
 
 
 class GPUNodeClaim(TensorFusionObject):

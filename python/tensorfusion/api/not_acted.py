@@ -17,7 +17,6 @@ REBALANCING = "rebalancing workers across GPUs"
 GANG = "gang scheduling"
 PARTITIONS = "GPU partitions"
 ISOLATION = "isolation modes other than soft"
-DEFRAG = "scheduled defragmentation of nodes"
 MULTI_VENDOR = "multi-vendor node selection"
 COMPONENTS = "pool component images and their rolling updates"
 WORKER_AFFINITY = "node affinity of remote workers"
@@ -59,7 +58,6 @@ NOT_ACTED: dict[str, tuple[NotActed, ...]] = {
         NotActed("nodeManagerConfig.defaultIsolationMode", ISOLATION, (ISOLATION_MODE_ACTED_ON,)),
         NotActed("nodeManagerConfig.isolationModeRules", ISOLATION),
         NotActed("nodeManagerConfig.multiVendorNodeSelector", MULTI_VENDOR),
-        NotActed("nodeManagerConfig.nodeCompaction.defrag", DEFRAG),
         NotActed(f"{_COMPONENT_ROLLOUT}.autoUpdateClient", COMPONENTS),
         NotActed(f"{_COMPONENT_ROLLOUT}.autoUpdateWorker", COMPONENTS),
         NotActed(f"{_COMPONENT_ROLLOUT}.autoUpdateHypervisor", COMPONENTS),

@@ -75,8 +75,15 @@ class GroupKindName(ApiModel):
     version: str | None = None
 
 
+CAPACITY_CAPPED_CONDITION = "CapacityCapped"
+"""The GPUPool condition saying that maxResources or the daily budget holds nodes back (node
+provisioning writes it; the allocation tables report it)."""
+
+
 class PeriodicalBudget(ApiModel):
-    """Spending caps in dollars; a new VM that would exceed one is not created."""
+    """Spending caps in dollars. budgetPerDay is enforced: no new VM is provisioned that would
+    take the pool's cost per hour x 24 past it (AlertAndTerminateVM terminates nothing: new
+    VMs are held and the alert fires); the month and quarter caps are kept, not checked."""
 
     budget_per_day: QuantityText = Field(default="100", alias="budgetPerDay")
     budget_per_month: QuantityText = Field(default="1000", alias="budgetPerMonth")
@@ -257,6 +264,9 @@ class GPUPoolStatus(CapacityStatus):
     last_compaction_time: str | None = Field(default=None, alias="lastCompactionTime")
     last_defrag_time: str | None = Field(default=None, alias="lastDefragTime")
     budget_exceeded: str = Field(default="", alias="budgetExceeded")
+    cost_per_hour: str | None = Field(default=None, alias="costPerHour")
+    """Dollars per hour of the nodes provisioned for the pool, a decimal string: an estimate
+    at on-demand prices (spot capacity costs less)."""
     potential_savings_per_month: str | None = Field(default=None, alias="potentialSavingsPerMonth")
     saved_costs_per_month: str | None = Field(default=None, alias="savedCostsPerMonth")
 

@@ -122,6 +122,7 @@ class Controller(Home[Running]):
         give it a short grace or their own clock)."""
         super().__init__()
         self.flags = flags
+        self.node_pools = flags.node_pools
         self.loops = tuple(loops)
         self.holder = holder or f"{socket.gethostname()}_{uuid.uuid4()}"
         self.lease_duration_s = lease_duration_s

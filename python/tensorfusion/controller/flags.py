@@ -12,18 +12,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tensorfusion.api.names import is_decimal
 from tensorfusion.errors import ConfigError
+from tensorfusion.operator.nodepool.config import NodePoolConfig
 from tensorfusion.server.metrics_listener import parse_bind_address
 from tensorfusion.webhook.serving_certs import DEFAULT_CERT_DIR
 from tensorfusion.webhook.shim_injection import DEFAULT_IMAGE
 
 SERVICE_ACCOUNT_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 DEFAULT_NAMESPACE: Final = "tensor-fusion-sys"
+DEFAULT_AGENT_DAEMONSET: Final = "tensor-fusion-agent"
 NOT_IMPLEMENTED: Final = frozenset({"enable-auto-scale", "enable-auto-expander"})
 """Upstream's boolean flags for features this controller does not have yet."""
 API_AUTH_MODES: Final = ("writes", "all")
+UTC_ZONE: Final = ZoneInfo("UTC")
 HELP_FLAGS: Final = frozenset({"h", "help"})
 
 USAGE: Final = f"""usage: tensor-fusion controller [flags]
@@ -50,6 +54,10 @@ profile, and the management API. Flags take one dash or two, and a value as -fla
                                  when the default does not exist, no webhook is served)
   -webhook-image IMAGE           the image converted pods copy the shim from
                                  (default {DEFAULT_IMAGE})
+  -agent-daemonset NAME          the node agents' DaemonSet in -namespace, whose agents the
+                                 pools' rolling update restarts (default tensor-fusion-agent)
+  -time-zone NAME                 the IANA time zone the pools' maintenance windows are
+                                 read in (default UTC)
   -nvidia-operator-progressive-migration
                                  share GPU nodes with the NVIDIA device plugin: pods
                                  that keep nvidia.com/gpu avoid nodes with TensorFusion
@@ -90,8 +98,23 @@ class ControllerFlags:
     webhook_cert_dir: Path | None = None
     """None: controller-runtime's default directory, served from only when it exists."""
     webhook_image: str = DEFAULT_IMAGE
+    agent_daemonset: str = DEFAULT_AGENT_DAEMONSET
+    """The node agents' DaemonSet, in `namespace`: the node pools' rolling update restarts
+    its pods."""
+    time_zone: ZoneInfo = UTC_ZONE
+    """Where the pools' maintenance-window cron schedules are read."""
     nvidia_operator_progressive_migration: bool = False
     """The chart's `controller.nvidiaOperatorProgressiveMigration` (R6)."""
+
+    @property
+    def node_pools(self) -> NodePoolConfig:
+        """What the node pools' upkeep (and the plans the API shows) is configured with."""
+        return NodePoolConfig(
+            agent_namespace=self.namespace,
+            agent_daemonset=self.agent_daemonset,
+            time_zone=self.time_zone,
+        )
+
     not_implemented: tuple[str, ...] = ()
     """Upstream flags given that this controller accepts and ignores."""
 
@@ -142,6 +165,15 @@ def _port(flag: str, text: str) -> int:
     return int(text)
 
 
+def _zone(flag: str, text: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(text)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ConfigError(
+            flag, f"{text!r} is not an IANA time zone (such as UTC or Europe/Berlin)"
+        ) from None
+
+
 def _text(flag: str, text: str) -> str:
     if not text:
         raise ConfigError(flag, "must not be empty")
@@ -162,6 +194,8 @@ _VALUED: Final[Mapping[str, Callable[[str, str], object]]] = {
     "webhook-port": _port,
     "webhook-cert-dir": _path,
     "webhook-image": _text,
+    "agent-daemonset": _text,
+    "time-zone": _zone,
 }
 _BOOLEAN: Final = frozenset(
     {"leader-elect", "enable-alert", "nvidia-operator-progressive-migration", *NOT_IMPLEMENTED}

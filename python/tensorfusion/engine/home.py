@@ -10,6 +10,9 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from tensorfusion.engine.leader_duties import JOIN_TIMEOUT_S, LeaderDuties
 from tensorfusion.errors import UnavailableError
+from tensorfusion.operator.nodepool.config import NodePoolConfig
+from tensorfusion.operator.nodepool.reconciler import plan_from_store
+from tensorfusion.operator.reconcilers.context import utc_now
 
 
 class StartedParts(Protocol):
@@ -31,6 +34,8 @@ class Home(Generic[Parts]):
 
     NAME: ClassVar[str]
     """What the home is called in "not started" errors."""
+    node_pools: NodePoolConfig = NodePoolConfig()
+    """Where the node agents run and how clouds are reached, for the pools' plans."""
 
     def __init__(self) -> None:
         self._stop = threading.Event()
@@ -66,6 +71,10 @@ class Home(Generic[Parts]):
 
     def pools(self) -> list[dict[str, Any]]:
         return self._parts().leader.pools()
+
+    def pool_plan(self, name: str) -> dict[str, Any]:
+        store = self._parts().leader.loop.store
+        return plan_from_store(store, name, self.node_pools, utc_now()).to_json()
 
     def nodes(self) -> list[dict[str, Any]]:
         return self._parts().leader.nodes()

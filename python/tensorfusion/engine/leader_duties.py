@@ -55,7 +55,7 @@ class LeaderDuties:
         self.loop = SchedulingLoop(store, scheduler_config, on_unschedulable=on_unschedulable)
         self.election = election
         self.observability = observability
-        self.allocations = AllocationRecorder(self.loop)
+        self.allocations = AllocationRecorder(self.loop, pools=lambda: store.list("GPUPool"))
         self.stopping = stopping
         self.lock = threading.Lock()
         self.ready = threading.Event()

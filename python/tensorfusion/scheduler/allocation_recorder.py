@@ -2,7 +2,10 @@
 
 - `tf_node_metrics`, `tf_pool_metrics`, `tf_gpu_metrics`: what is allocated (the sum of
   requests) against physical and virtual capacity, per node, pool and GPU; pools also carry
-  the sum of limits against virtual capacity, which is what oversubscription spends.
+  the sum of limits against virtual capacity, which is what oversubscription spends, and,
+  from the pool objects' status, what node provisioning reports: the provisioned nodes' cost
+  per hour (an estimate at on-demand prices; spot capacity costs less), whether a limit
+  (maxResources or the daily budget) holds capacity back and which, and the daily budget.
 - `tf_worker_resources`: each worker's per-GPU request and limit, and its GPU count.
 - `tf_gpu_allocation`: which GPUs (model:index) each worker holds.
 - `tf_system_metrics`: one cluster-wide row of counts; the allocation counts are cumulative
@@ -15,11 +18,19 @@ TensorFusion databases, so rows land in tables created by either.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, replace
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from tensorfusion.api.gpu_links import text_at
+from tensorfusion.api.pool import CAPACITY_CAPPED_CONDITION, PeriodicalBudget
+from tensorfusion.api.quantity import Quantity
+from tensorfusion.errors import StoreError, UnavailableError
 from tensorfusion.metrics.point import FieldValue, Point
 from tensorfusion.metrics.row_values import known_tags, percent, workload_of
 from tensorfusion.scheduler.allocation import Allocation, GpuRecord
@@ -40,6 +51,10 @@ WORKER_RESOURCES = "tf_worker_resources"
 SYSTEM_METRICS = "tf_system_metrics"
 GPU_ALLOCATION = "tf_gpu_allocation"
 POOL_RUNNING, POOL_PENDING = "Running", "Pending"
+PoolObjects = Callable[[], Iterable[Mapping[str, Any]]]
+"""Reads the GPUPool objects (the scheduler keeps only their placement settings)."""
+
+log = logging.getLogger(__name__)
 
 
 class AllocationSource(Protocol):
@@ -62,8 +77,13 @@ class AllocationFigures:
 
 
 class AllocationRecorder:
-    def __init__(self, source: AllocationSource) -> None:
+    def __init__(self, source: AllocationSource, pools: PoolObjects | None = None) -> None:
+        """`pools`, when given, is read once per `points` (outside the scheduler's lock) for
+        what provisioning writes into each pool's status; without it, or while the store
+        cannot be read, every pool's row reports nothing provisioned (the rules that read
+        those columns still run, and the other rows are still written)."""
         self.source = source
+        self.pools = pools
 
     def figures(self) -> AllocationFigures:
         """Call where the cluster state holds still: with the lock the scheduling loop holds
@@ -86,15 +106,32 @@ class AllocationRecorder:
             (allocation, tuple(map(view.record, allocation.gpus)), _labels(f, allocation))
             for allocation in view.allocations
         ]
+        provisioning = {
+            name: _provisioning(pool)
+            for pool in self._pool_objects()
+            if (name := text_at(pool, "metadata", "name")) is not None
+        }
         rows = [
             *(_node_row(node, _phase(f.gpu_nodes, node["name"])) for node in nodes),
-            *(_pool_row(pool) for pool in pool_inventory(view)),
+            *(
+                _pool_row(pool, provisioning.get(pool["name"]) or _provisioning({}))
+                for pool in pool_inventory(view)
+            ),
             *(_gpu_row(gpu, _phase(f.gpu_objects, gpu["name"])) for gpu in gpu_inventory(view)),
             *(_worker_row(*worker) for worker in workers),
             *(_allocation_row(allocation, records) for allocation, records, _ in workers),
             _system_row(f.totals, workers=len(workers), nodes=len(nodes)),
         ]
         return [Point(table, tags, fields, now_ns) for table, tags, fields in rows]
+
+    def _pool_objects(self) -> list[Mapping[str, Any]]:
+        if self.pools is None:
+            return []
+        try:
+            return list(self.pools())
+        except (StoreError, UnavailableError) as exc:
+            log.warning("pool rows report nothing provisioned: the pools cannot be read: %s", exc)
+            return []
 
 
 def _phase(objects: Mapping[str, Mapping[str, Any]], name: str) -> str | None:
@@ -127,7 +164,41 @@ def _node_row(node: Mapping[str, Any], phase: str | None) -> _Row:
     return NODE_METRICS, tags, {**_allocated(node), "gpu_count": node["gpus"]}
 
 
-def _pool_row(pool: Mapping[str, Any]) -> _Row:
+def _provisioning(pool: Mapping[str, Any]) -> dict[str, FieldValue]:
+    """What node provisioning wrote into the pool's status, and the pool's daily budget.
+    Every field is always there, so the rules that read them find their columns: a pool
+    with nothing provisioned costs 0, and `budget_per_day` is 0 for a pool with no budget
+    (a budget of nothing would let no node be provisioned at all)."""
+    status = pool.get("status") or {}
+    capped = next(
+        (
+            c
+            for c in status.get("conditions") or ()
+            if isinstance(c, Mapping) and c.get("type") == CAPACITY_CAPPED_CONDITION
+        ),
+        None,
+    )
+    is_capped = capped is not None and capped.get("status") == "True"
+    cost = 0.0
+    with suppress(KeyError, InvalidOperation):  # nothing provisioned: nothing spent
+        cost = float(Decimal(str(status["costPerHour"])))
+    per_day = 0.0
+    manager = (pool.get("spec") or {}).get("nodeManagerConfig") or {}
+    budget = (manager.get("nodeProvisioner") or {}).get("budget")
+    # A spec the model refuses is the pool reconciler's to report.
+    with suppress(ValidationError):
+        if isinstance(budget, Mapping):
+            text = PeriodicalBudget.model_validate(budget).budget_per_day
+            per_day = float(Quantity.parse(text).exact)
+    return {
+        "capacity_capped": int(is_capped),
+        "capped_by": str(capped.get("message") or "") if capped and is_capped else "",
+        "cost_per_hour": cost,
+        "budget_per_day": per_day,
+    }
+
+
+def _pool_row(pool: Mapping[str, Any], provisioning: Mapping[str, FieldValue]) -> _Row:
     # The scheduler keeps no pool status; a pool is running once it has a GPU to place on.
     phase = POOL_RUNNING if pool["gpus"] else POOL_PENDING
     limits, virtual = pool["allocatedLimits"], pool["virtualCapacity"]
@@ -138,6 +209,7 @@ def _pool_row(pool: Mapping[str, Any]) -> _Row:
         "limited_vram_bytes": float(limits["vram"]),
         "limited_vram_percent_virtual": percent(limits["vram"], virtual["vram"]),
         "gpu_count": pool["gpus"],
+        **provisioning,
     }
     return POOL_METRICS, {"pool": pool["name"], "phase": phase}, fields
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from tensorfusion.api.annotations import WorkloadRequest
+from tensorfusion.scheduler.gpu_fit import GpuFitRequest
 
 PPM = 1_000_000
 """Percentages are carried as parts per million of the GPU's TFLOPS, so that the native
@@ -26,6 +28,20 @@ class GpuDemand:
     percent_request_ppm: int = -1
     percent_limit_ppm: int = -1
     gpu_count: int = 1
+
+    def fit_request(self, **placement: Any) -> GpuFitRequest:
+        """The fit kernel's request for this demand; `placement` gives the rest (pool,
+        model, mode, weights)."""
+        return GpuFitRequest(
+            tflops_request=self.tflops_request,
+            tflops_limit=self.tflops_limit,
+            vram_request=self.vram_request,
+            vram_limit=self.vram_limit,
+            percent_request_ppm=self.percent_request_ppm,
+            percent_limit_ppm=self.percent_limit_ppm,
+            gpu_count=self.gpu_count,
+            **placement,
+        )
 
     def tflops_on(self, capacity_milli: int) -> tuple[int, int]:
         """The (request, limit) in milli-TFLOPS on a GPU of the given capacity."""

@@ -98,6 +98,16 @@ MODELS: tuple[GPUModel, ...] = (
         host=HostShape("p5en.48xlarge", 192, 2048 * GIB, 8 * 3840 * GB),
     ),
     GPUModel(
+        name="A10G",
+        product="NVIDIA A10G",
+        aliases=("A10G-24GB",),
+        # AWS's variant of the A10 (g5 instances), with a lower dense FP16 tensor-core figure.
+        tflops=Quantity.parse("70"),
+        vram_bytes=24 * GIB,
+        form_factor="PCIe",
+        host=HostShape("g5.48xlarge", 192, 768 * GIB, 7600 * GB),
+    ),
+    GPUModel(
         name="L4",
         product="NVIDIA L4",
         aliases=("L4-24GB",),

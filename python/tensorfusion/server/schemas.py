@@ -90,6 +90,33 @@ class GPUList(Wire):
     gpus: list[GPU]
 
 
+class PlannedAction(Wire):
+    part: str
+    """The part of the pool's upkeep that plans it: provisioning, compaction, rollout."""
+    kind: str
+    target: str
+    state: str
+    """due (carried out now), waiting (at `at`), held (blocked: a condition says why),
+    proposed (never carried out automatically)."""
+    reason: str
+    at: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+class PlanCondition(Wire):
+    type: str
+    status: str
+    reason: str
+    message: str
+
+
+class PoolPlan(Wire):
+    pool: str
+    at: str
+    actions: list[PlannedAction]
+    conditions: list[PlanCondition]
+
+
 # --- workers ----------------------------------------------------------------------------
 
 

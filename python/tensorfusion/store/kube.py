@@ -413,7 +413,9 @@ class KubeStore:
 
     def _watched(self, kinds: object) -> builtins.list[KubeKind]:
         wanted = checked_kinds(kinds)
-        return [KUBE_KINDS[kind] for kind in (KUBE_KINDS if wanted is None else wanted)]
+        if wanted is None:
+            return [kind for kind in KUBE_KINDS.values() if not kind.optional]
+        return [KUBE_KINDS[kind] for kind in wanted]
 
     def _checked_since(self, since: int) -> int:
         """The current version, after refusing a `since` from beyond it."""

@@ -17,6 +17,7 @@ from tensorfusion.errors import (
     ConfigError,
     ConflictError,
     NotFoundError,
+    NotServedError,
     ResourceExpiredError,
     StoreError,
 )
@@ -166,7 +167,7 @@ def api_error(code: int, status: JsonObject, what: str) -> StoreError | ConfigEr
     if code == 404 and isinstance(details, dict) and details.get("name"):
         return NotFoundError(f"{what} not found")
     if code == 404:  # no object named: the server does not serve the resource at all
-        return StoreError(f"{what}: the API server does not serve this resource: {message}")
+        return NotServedError(f"{what}: the API server does not serve this resource: {message}")
     if code == 409 and reason == "AlreadyExists":
         return AlreadyExistsError(f"{what} already exists")
     if code == 409:

@@ -21,6 +21,9 @@ class KubeKind:
     plural: str
     namespaced: bool
     status_subresource: bool
+    optional: bool = False
+    """Served only where an add-on installed its CRD (Karpenter's NodeClaim): a watch of
+    every kind leaves it out."""
 
     @property
     def api_version(self) -> str:
@@ -57,6 +60,7 @@ _BUILTIN_KINDS = (
     _builtin("ReplicaSet", "apps", "v1", "replicasets", True),
     _builtin("StatefulSet", "apps", "v1", "statefulsets", True),
     _builtin("DaemonSet", "apps", "v1", "daemonsets", True),
+    _builtin("ControllerRevision", "apps", "v1", "controllerrevisions", False),
     _builtin("Job", "batch", "v1", "jobs", True),
     _builtin("PriorityClass", "scheduling.k8s.io", "v1", "priorityclasses", False),
 )
@@ -64,6 +68,9 @@ _BUILTIN_KINDS = (
 # Every CRD of ours declares the status subresource (see charts/tensor-fusion/crds).
 KUBE_KINDS: Mapping[str, KubeKind] = {
     **{kind.kind: kind for kind in _BUILTIN_KINDS},
+    "NodeClaim": KubeKind(
+        "NodeClaim", "karpenter.sh", "v1", "nodeclaims", False, True, optional=True
+    ),
     **{
         info.kind: KubeKind(
             info.kind, CRD_GROUP, CRD_VERSION, info.plural, info.scope == "Namespaced", True

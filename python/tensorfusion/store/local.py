@@ -62,6 +62,7 @@ from tensorfusion.store.objects import (
 from tensorfusion.store.polled_feed import PolledFeed
 from tensorfusion.store.rewrites import checked_rewrite, refuse_version_on_create
 from tensorfusion.store.scopes import checked_kinds, checked_versions
+from tensorfusion.store.timestamps import rfc3339
 
 STATE_FILE = "state.db"
 _SCHEMA_VERSION = 2
@@ -117,7 +118,7 @@ def database_file(path: str | Path) -> str:
 
 def _timestamp() -> str:
     """Now in RFC 3339, UTC, whole seconds: the form Kubernetes writes."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(datetime.now(UTC))
 
 
 def _current_version(conn: sqlite3.Connection) -> int:

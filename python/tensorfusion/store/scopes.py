@@ -28,10 +28,12 @@ _KUBERNETES_KINDS: dict[str, Scope] = {
     "ReplicaSet": "Namespaced",
     "StatefulSet": "Namespaced",
     "DaemonSet": "Namespaced",
+    "ControllerRevision": "Namespaced",
     "Job": "Namespaced",
     "Node": "Cluster",
     "Namespace": "Cluster",
     "PriorityClass": "Cluster",
+    "NodeClaim": "Cluster",
 }
 
 KIND_SCOPES: Mapping[str, Scope] = {

@@ -14,7 +14,9 @@ from tensorfusion.api.duration import parse_duration
 from tensorfusion.api.dynamic_config import AlertRule
 from tensorfusion.metrics.embedded_sink import EmbeddedSink
 from tensorfusion.metrics.point import FieldValue, Point
+from tensorfusion.scheduler.allocation_recorder import POOL_METRICS, AllocationRecorder
 from tests.unit.alert.conftest import SECOND_NS
+from tests.unit.scheduler.test_allocation_recorder import Source, cluster
 
 NOW = 1_700_000_000 * SECOND_NS
 
@@ -46,7 +48,12 @@ TABLES: dict[str, tuple[dict[str, str], dict[str, FieldValue]]] = {
         },
     ),
     "tf_system_metrics": ({}, {"total_allocation_fail_cnt": 3, "total_allocation_success_cnt": 9}),
+    "tf_pool_metrics": (
+        {"pool": "p", "phase": "Running"},
+        {"capacity_capped": 0, "capped_by": "", "cost_per_hour": 2.0, "budget_per_day": 100.0},
+    ),
 }
+CAP = "maxResources.tflops 400 reached: 3 pods stay pending"
 
 TFLOPS_FULL: dict[str, FieldValue] = {"allocated_tflops_percent": 97.0}
 VRAM_FULL: dict[str, FieldValue] = {"allocated_vram_percent": 97.0}
@@ -88,6 +95,16 @@ TRIGGERS: dict[str, tuple[str, list[dict[str, FieldValue]], str]] = {
         [{"compute_percentage": 0.2, "memory_percentage": 1.0}] * 2,
         "n1-GPU-0",
     ),
+    "PoolCapacityCapped": (
+        "tf_pool_metrics",
+        [{"capacity_capped": 1, "capped_by": CAP}] * 2,
+        "p",
+    ),
+    "PoolBudgetExceeded": (
+        "tf_pool_metrics",
+        [{"cost_per_hour": 4.5}, {"cost_per_hour": 4.0}],
+        "p",
+    ),
 }
 # Samples that must not trigger the rule (calm values unless listed), e.g. just below a limit.
 NEAR_MISSES: dict[str, list[dict[str, FieldValue]]] = {
@@ -96,6 +113,9 @@ NEAR_MISSES: dict[str, list[dict[str, FieldValue]]] = {
     "NodeTFlopsAllocationCritical": [{"allocated_tflops_percent": 92.0}],  # only a warning
     "PoolVRAMAllocationCritical": [{"allocated_vram_percent": 92.0}],
     "IdleGPU": [{"compute_percentage": 0.2, "memory_percentage": 40.0}],
+    # capped for only part of the window: it could grow again
+    "PoolCapacityCapped": [{"capacity_capped": 1, "capped_by": CAP}, {"capacity_capped": 0}],
+    "PoolBudgetExceeded": [{"cost_per_hour": 4.5}, {"cost_per_hour": 3.5}],  # 96 a day
 }
 
 
@@ -179,3 +199,59 @@ def test_default_dynamic_config_carries_the_builtins() -> None:
     config = default_dynamic_config()
     assert [rule.name for rule in config.alert_rules] == [rule.name for rule in builtin_rules()]
     assert config.metrics_ttl == "30d"
+
+
+def test_the_capped_alert_names_the_cap(sink: EmbeddedSink) -> None:
+    rule = by_name()["PoolCapacityCapped"]
+    write_samples(sink, "tf_pool_metrics", TRIGGERS[rule.name][1], interval_ns(rule))
+    [alert] = evaluate(sink, rule)
+    assert alert["annotations"]["description"] == f"Pool p cannot add the nodes it needs: {CAP}"
+
+
+def test_a_pool_without_a_budget_is_never_over_it(sink: EmbeddedSink) -> None:
+    rule = by_name()["PoolBudgetExceeded"]
+    samples: list[dict[str, FieldValue]] = [{"cost_per_hour": 50.0, "budget_per_day": 0.0}] * 2
+    write_samples(sink, "tf_pool_metrics", samples, interval_ns(rule))  # no budget set
+    assert evaluate(sink, rule) == []
+
+
+def pool_rows(pool: dict[str, Any]) -> Point:
+    """The tf_pool_metrics row the leader records for pool-a, whose object is `pool`."""
+    points = AllocationRecorder(Source(cluster()), pools=lambda: [pool]).points(NOW - SECOND_NS)
+    return next(p for p in points if p.measurement == POOL_METRICS and p.tags["pool"] == "pool-a")
+
+
+def test_pool_rows_carry_what_provisioning_wrote_into_the_pool(sink: EmbeddedSink) -> None:
+    pool = {
+        "metadata": {"name": "pool-a"},
+        "spec": {"nodeManagerConfig": {"nodeProvisioner": {"budget": {"budgetPerDay": "20"}}}},
+        "status": {
+            "costPerHour": "9.2032",
+            "conditions": [
+                {
+                    "type": "CapacityCapped",
+                    "status": "True",
+                    "reason": "MaxResources",
+                    "message": CAP,
+                }
+            ],
+        },
+    }
+    row = pool_rows(pool)
+    assert row.fields["cost_per_hour"] == 9.2032
+    assert row.fields["budget_per_day"] == 20.0
+    assert (row.fields["capacity_capped"], row.fields["capped_by"]) == (1, CAP)
+    sink.write([row])
+    budget = by_name()["PoolBudgetExceeded"]
+    [alert] = evaluate(sink, budget)  # 220.8 a day
+    assert alert["labels"]["instance"] == "pool-a"
+
+
+def test_pool_rows_of_a_pool_nothing_was_provisioned_for() -> None:
+    nothing = {"capacity_capped": 0, "capped_by": "", "cost_per_hour": 0.0, "budget_per_day": 0.0}
+    row = pool_rows({"metadata": {"name": "pool-a"}, "status": {"costPerHour": "n/a"}})
+    assert {k: row.fields[k] for k in nothing} == nothing
+    # Without the pool objects the columns are still there, so the rules run.
+    points = AllocationRecorder(Source(cluster())).points(NOW)
+    row = next(p for p in points if p.measurement == POOL_METRICS)
+    assert {k: row.fields[k] for k in nothing} == nothing

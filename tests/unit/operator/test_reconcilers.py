@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tensorfusion.api.gpu_links import DEFAULT_POOL_ANNOTATION, OWNER_LABEL
-from tensorfusion.operator.reconcilers import Controller, run_reconcilers
+from tensorfusion.operator.reconcilers.runner import Controller, run_reconcilers
 from tensorfusion.operator.reconcilers.work_queue import Key
 from tensorfusion.store.local import LocalStore
 from tensorfusion.store.objects import JsonObject
@@ -67,7 +67,7 @@ def test_cluster_makes_owned_pools_and_a_second_pass_writes_nothing(store: Local
     owner = pool["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"]) == ("TensorFusionCluster", "c")
     assert owner["uid"] == store.get("TensorFusionCluster", "c")["metadata"]["uid"]
-    assert pool["metadata"]["annotations"] == {DEFAULT_POOL_ANNOTATION: "true"}
+    assert pool["metadata"]["annotations"][DEFAULT_POOL_ANNOTATION] == "true"
     assert pool["spec"] == pool_entry("p")["specTemplate"]
     before, writes = versions(store), controller.context.writes
     controller.start()  # every key queued again
@@ -119,10 +119,30 @@ def test_a_pool_dropped_from_the_spec_is_deleted(store: LocalStore) -> None:
     store.patch("TensorFusionCluster", "c", {"spec": {"gpuPools": [pool_entry("q")]}})
     controller.drain()
     assert [p["metadata"]["name"] for p in store.list("GPUPool")] == ["c-q"]
-    assert store.get("GPUPool", "c-q")["metadata"]["annotations"] == {
-        DEFAULT_POOL_ANNOTATION: "true"
-    }
+    assert store.get("GPUPool", "c-q")["metadata"]["annotations"][DEFAULT_POOL_ANNOTATION] == "true"
     assert status(store, "TensorFusionCluster", "c")["totalPools"] == 1
+
+
+def test_a_pool_with_server_defaults_settles_and_follows_its_template(store: LocalStore) -> None:
+    """The API server adds the CRD's defaults to a written pool: a pool holding more than its
+    template is left alone, and a key dropped from the template is dropped from the pool."""
+    entry = pool_entry("p")
+    entry["specTemplate"]["capacityConfig"] = {}
+    store.create(cluster([entry]))
+    controller = converge(store)
+    store.patch("GPUPool", "c-p", {"spec": {"capacityConfig": {"oversubscription": {}}}})
+    writes = controller.context.writes
+    controller.start()
+    controller.drain()
+    assert controller.context.writes == writes
+    assert store.get("GPUPool", "c-p")["spec"]["capacityConfig"] == {"oversubscription": {}}
+    del entry["specTemplate"]["capacityConfig"]
+    store.patch("TensorFusionCluster", "c", {"spec": {"gpuPools": [entry]}})
+    controller.drain()
+    assert "capacityConfig" not in store.get("GPUPool", "c-p")["spec"]
+    store.patch("GPUPool", "c-p", {"spec": {"nodeManagerConfig": None}})
+    controller.drain()
+    assert store.get("GPUPool", "c-p")["spec"] == entry["specTemplate"]
 
 
 def test_a_bad_pool_spec_is_reported_by_field_and_changes_nothing_else(store: LocalStore) -> None:

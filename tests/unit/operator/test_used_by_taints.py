@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,9 @@ import pytest
 
 from tensorfusion.api.annotations import GPU_IDS
 from tensorfusion.controller.flags import parse_flags
-from tensorfusion.operator.reconcilers import (
-    Controller,
-    leader_loops,
-    run_reconcilers,
-    run_used_by_taints,
-)
-from tensorfusion.operator.reconcilers.used_by_taints import USED_BY_TAINTS
+from tensorfusion.operator.leader_loops import leader_loops
+from tensorfusion.operator.reconcilers.runner import Controller, run_reconcilers
+from tensorfusion.operator.reconcilers.used_by_taints import USED_BY_TAINTS, run_used_by_taints
 from tensorfusion.operator.reconcilers.work_queue import Key
 from tensorfusion.store.local import LocalStore
 from tensorfusion.webhook.conversion import USED_BY_TAINT
@@ -180,16 +177,19 @@ def test_unreadable_taints_are_reported_and_nothing_changes(store: LocalStore) -
 
 
 @pytest.mark.parametrize(
-    ("argv", "loops"),
-    [
-        ([], (run_reconcilers,)),
-        (["-nvidia-operator-progressive-migration"], (run_reconcilers, run_used_by_taints)),
-    ],
+    ("argv", "migration"),
+    [([], ()), (["-nvidia-operator-progressive-migration"], (run_used_by_taints,))],
 )
 def test_the_used_by_taints_run_only_with_progressive_migration(
-    argv: list[str], loops: tuple[object, ...]
+    argv: list[str], migration: tuple[object, ...]
 ) -> None:
-    assert leader_loops(parse_flags(argv, namespace=lambda: "tf")) == loops
+    flags = parse_flags([*argv, "-agent-daemonset=rel-agent"], namespace=lambda: "tf")
+    fleet, *rest = leader_loops(flags)
+    assert isinstance(fleet, partial)
+    assert fleet.func is run_reconcilers
+    node_pools = fleet.keywords["node_pools"]
+    assert (node_pools.agent_namespace, node_pools.agent_daemonset) == ("tf", "rel-agent")
+    assert tuple(rest) == migration
 
 
 def test_a_finished_worker_does_not_count(store: LocalStore) -> None:

@@ -1,5 +1,6 @@
 """The leader's allocation tables from a known cluster and from a running scheduling loop:
-the columns, the figures, and the rows read back from the embedded sink.
+the columns, the figures, the rows read back from the embedded sink, and every row still
+written while the pools cannot be read.
 
 The expected column sets are written out here: COMPAT.md ("Metrics tables") lists
 tf_node_metrics in full and names the others; their remaining columns are TensorFusion's own
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from tensorfusion.api.annotations import VRAM_LIMIT, VRAM_REQUEST
+from tensorfusion.errors import UnavailableError
 from tensorfusion.metrics.embedded_sink import EmbeddedSink
 from tensorfusion.metrics.point import Point
 from tensorfusion.metrics.row_values import WORKLOAD_LABEL
@@ -51,6 +53,7 @@ COLUMNS = {
         *("ts", "pool", "phase", *ALLOCATED),
         *("limited_tflops", "limited_vram_bytes"),
         *("limited_tflops_percent_virtual", "limited_vram_percent_virtual"),
+        *("capacity_capped", "capped_by", "cost_per_hour", "budget_per_day"),
     },
     GPU_METRICS: {
         *("ts", "gpu", "uuid", "node", "pool", "gpu_model", "phase"),
@@ -176,7 +179,11 @@ def test_pools_add_limits_against_virtual_capacity(points: list[Point]) -> None:
     assert a.fields["gpu_count"] == 2
     empty = pools["pool-c"]
     assert empty.tags == {"pool": "pool-c", "phase": "Pending"}
-    assert empty.fields == dict.fromkeys(empty.fields, 0.0) | {"gpu_count": 0}
+    nothing_provisioned = {"capacity_capped": 0, "capped_by": ""}
+    assert empty.fields == dict.fromkeys(empty.fields, 0.0) | {
+        "gpu_count": 0,
+        **nothing_provisioned,
+    }
 
 
 def test_gpus_show_capacity_available_and_allocated(points: list[Point]) -> None:
@@ -289,6 +296,48 @@ def test_a_gpu_that_left_the_cluster_still_names_its_workers_allocations() -> No
     assert sorted(rows(points, GPU_METRICS, "gpu")) == ["n1-g0", "n2-g0"]
     assert rows(points, GPU_ALLOCATION, "pod")["pair"].tags["gpu_model_index"] == "H100:0,L4:1"
     assert rows(points, NODE_METRICS, "node")["n1"].fields["gpu_count"] == 1
+
+
+def test_a_closed_store_loses_no_rows_and_pools_report_nothing_provisioned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = LocalStore(tmp_path / "store.db")
+    store.create(pool("pool-a"))
+    store.patch("GPUPool", "pool-a", {"status": {"costPerHour": "4.6016"}})
+    store.close()  # as when the store goes down between two metrics ticks
+    recorder = AllocationRecorder(Source(cluster()), pools=lambda: store.list("GPUPool"))
+    points = recorder.points(NOW)
+    assert points == AllocationRecorder(Source(cluster())).points(NOW)
+    nothing = {"capacity_capped": 0, "capped_by": "", "cost_per_hour": 0.0, "budget_per_day": 0.0}
+    for row in rows(points, POOL_METRICS, "pool").values():
+        assert {name: row.fields[name] for name in nothing} == nothing
+    assert "the pools cannot be read" in caplog.text
+    assert "is closed" in caplog.text
+
+
+def test_an_unavailable_store_loses_no_rows() -> None:
+    def unavailable() -> list[dict[str, Any]]:
+        raise UnavailableError("shutting down")
+
+    points = AllocationRecorder(Source(cluster()), pools=unavailable).points(NOW)
+    assert points == AllocationRecorder(Source(cluster())).points(NOW)
+
+
+def test_a_fault_other_than_the_store_still_surfaces() -> None:
+    def broken() -> list[dict[str, Any]]:
+        raise TypeError("not a list of pools")
+
+    with pytest.raises(TypeError, match="not a list of pools"):
+        AllocationRecorder(Source(cluster()), pools=broken).points(NOW)
+
+
+def test_pool_rows_report_what_a_readable_store_holds(tmp_path: Path) -> None:
+    with LocalStore(tmp_path / "store.db") as store:
+        store.create(pool("pool-a"))
+        store.patch("GPUPool", "pool-a", {"status": {"costPerHour": "4.6016"}})
+        recorder = AllocationRecorder(Source(cluster()), pools=lambda: store.list("GPUPool"))
+        row = rows(recorder.points(NOW), POOL_METRICS, "pool")["pool-a"]
+    assert row.fields["cost_per_hour"] == pytest.approx(4.6016)
 
 
 # --- the scheduler's counters ----------------------------------------------------------------

@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from tensorfusion.errors import NotFoundError
 from tensorfusion.server.backend import WorkerRequest
 
 GIB = 1 << 30
@@ -22,6 +23,23 @@ def amounts(tflops: float, vram: int) -> dict[str, Any]:
     }
 
 
+PLAN = {
+    "pool": "default-pool",
+    "at": "2026-12-07T00:45:00Z",
+    "actions": [
+        {
+            "part": "rollout",
+            "kind": "update-agents",
+            "target": "node-0",
+            "state": "waiting",
+            "reason": "outside the maintenance window",
+            "at": "2026-12-07T01:01:00Z",
+        }
+    ],
+    "conditions": [
+        {"type": "AgentRollout", "status": "True", "reason": "Updating", "message": "0 of 1"}
+    ],
+}
 POOL = {
     "name": "default-pool",
     "default": True,
@@ -110,6 +128,11 @@ class FakeBackend:
 
     def pools(self) -> list[dict[str, Any]]:
         return list(self._answer([POOL]))
+
+    def pool_plan(self, name: str) -> dict[str, Any]:
+        if name != PLAN["pool"]:
+            raise NotFoundError(f"GPUPool {name!r} not found")
+        return dict(self._answer(PLAN, name))
 
     def nodes(self) -> list[dict[str, Any]]:
         return list(self._answer([NODE]))

@@ -33,6 +33,7 @@ def test_every_documented_route_is_there(spec: dict[str, Any]) -> None:
         "/api/simulate-schedule",
         "/api/allocation",
         "/api/pools",
+        "/api/pools/{name}/plan",
         "/api/nodes",
         "/api/gpus",
         "/api/workers",
@@ -47,6 +48,7 @@ def test_every_documented_route_is_there(spec: dict[str, Any]) -> None:
     ("method", "path", "schema"),
     [
         ("get", "/api/pools", "PoolList"),
+        ("get", "/api/pools/{name}/plan", "PoolPlan"),
         ("get", "/api/gpus", "GPUList"),
         ("get", "/api/workers", "WorkerList"),
         ("post", "/api/simulate-schedule", "SimulateReport"),

@@ -12,7 +12,7 @@ from tensorfusion.errors import ConfigError, UnavailableError
 from tensorfusion.server.backend import WorkerRequest
 from tensorfusion.server.worker_requests import WorkerCreate
 from tests.unit.server.conftest import AUTH
-from tests.unit.server.fake_backend import GPU, NODE, POOL, SNAPSHOT, WORKER, FakeBackend
+from tests.unit.server.fake_backend import GPU, NODE, PLAN, POOL, SNAPSHOT, WORKER, FakeBackend
 
 
 @pytest.mark.parametrize(
@@ -126,6 +126,15 @@ def test_reads_wrap_the_backend_lists(local: TestClient, path: str, body: object
     answer = local.get(path)
     assert answer.status_code == 200
     assert answer.json() == body
+
+
+def test_a_pool_plan_is_served_and_an_unknown_pool_is_404(local: TestClient) -> None:
+    answer = local.get("/api/pools/default-pool/plan")
+    assert answer.status_code == 200
+    assert answer.json() == PLAN
+    missing = local.get("/api/pools/nope/plan")
+    assert missing.status_code == 404
+    assert "nope" in missing.json()["message"]
 
 
 def test_health_and_readiness(local: TestClient, backend: FakeBackend) -> None:

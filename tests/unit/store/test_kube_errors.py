@@ -15,6 +15,7 @@ from tensorfusion.errors import (
     ConfigError,
     ConflictError,
     NotFoundError,
+    NotServedError,
     ResourceExpiredError,
     StoreError,
 )
@@ -105,7 +106,7 @@ def status(reason: str, message: str, **details: Any) -> dict[str, Any]:
         (
             404,
             status("NotFound", "the server could not find the requested resource"),
-            StoreError,
+            NotServedError,
             "does not serve this resource: the server could not find",
         ),
         (

@@ -8,7 +8,9 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tensorfusion.api.gpu_links import OWNER_LABEL, gpu_node_name, text_at
+from tensorfusion.api.gpu_links import OWNER_LABEL, POOL_LABEL, gpu_node_name, text_at
+from tensorfusion.errors import NotServedError
+from tensorfusion.store.interface import ClusterStore
 from tensorfusion.store.objects import JsonObject
 
 
@@ -23,13 +25,41 @@ def owner_name(obj: Mapping[str, Any], kind: str) -> str | None:
 
 _PARENTS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "GPU": gpu_node_name,
-    "Pod": lambda pod: text_at(pod, "spec", "nodeName"),
+    "Pod": lambda pod: text_at(pod, "spec", "nodeName") or "",
     "GPUNode": lambda gpu_node: text_at(gpu_node, "metadata", "labels", OWNER_LABEL),
     "GPUPool": lambda pool: owner_name(pool, "TensorFusionCluster"),
+    "NodeClaim": lambda claim: text_at(claim, "metadata", "labels", POOL_LABEL),
+    "GPUNodeClaim": lambda claim: text_at(claim, "metadata", "labels", POOL_LABEL),
 }
-"""Per kind, the name it hangs off: a GPU's and a pod's node, a GPUNode's pool, a pool's
-cluster."""
-WATCHED_KINDS = ("TensorFusionCluster", "GPUPool", "Node", "GPUNode", "GPU", "Pod")
+"""Per kind, the name it hangs off: a GPU's and a pod's node ("" for a pod not yet bound), a
+GPUNode's pool, a pool's cluster, a provisioned claim's pool."""
+WATCHED_KINDS = (
+    "TensorFusionCluster",
+    "GPUPool",
+    "Node",
+    "GPUNode",
+    "GPU",
+    "Pod",
+    "GPUNodeClaim",
+    "ControllerRevision",
+    "NodeClaim",
+)
+OPTIONAL_KINDS = frozenset({"NodeClaim"})
+"""Kinds whose API may not be served (Karpenter's NodeClaim where Karpenter is not installed):
+the cache holds none of them then, and nothing that needs them is done."""
+
+
+def list_into(cache: ObjectCache, store: ClusterStore, kind: str) -> int | None:
+    """Fill the cache with everything of `kind` from a fresh list; returns the list's version
+    to follow from, or None for an optional kind whose API is not served (none held then)."""
+    try:
+        objects, version = store.list_with_version(kind)
+    except NotServedError:
+        if kind not in OPTIONAL_KINDS:
+            raise
+        objects, version = [], None
+    cache.replace(kind, objects)
+    return version
 
 
 def _version(obj: Mapping[str, Any]) -> int:

@@ -4,6 +4,9 @@ A spec the model refuses changes nothing but the status, and is reported in an E
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,6 +21,8 @@ from tensorfusion.operator.reconcilers.totals import summed_capacity
 from tensorfusion.operator.reconcilers.work_queue import Key, Result
 
 KIND = "TensorFusionCluster"
+TEMPLATE_ANNOTATION = "tensor-fusion.ai/pool-template"
+"""On a GPUPool: the digest of the cluster's `specTemplate` it was last written from."""
 INVALID_SPEC = "InvalidSpec"
 
 
@@ -63,9 +68,12 @@ def _ensure_pool(ctx: Context, cluster: dict[str, Any], name: str, entry: dict[s
         "blockOwnerDeletion": True,
     }
     default = "true" if entry.get("isDefault") else None
+    template = _digest(spec)
     pool = ctx.cache.get("GPUPool", name)
     if pool is None:
-        annotations = {DEFAULT_POOL_ANNOTATION: default} if default else {}
+        annotations = {TEMPLATE_ANNOTATION: template}
+        if default:
+            annotations[DEFAULT_POOL_ANNOTATION] = default
         ctx.create(
             {
                 "apiVersion": API_VERSION,
@@ -76,10 +84,12 @@ def _ensure_pool(ctx: Context, cluster: dict[str, Any], name: str, entry: dict[s
         )
         return
     metadata = pool["metadata"]
+    annotations = metadata.get("annotations") or {}
     if (
-        pool.get("spec") == spec
+        annotations.get(TEMPLATE_ANNOTATION) == template
+        and _holds(pool.get("spec"), spec)
         and metadata.get("ownerReferences") == [owner]
-        and (metadata.get("annotations") or {}).get(DEFAULT_POOL_ANNOTATION) == default
+        and annotations.get(DEFAULT_POOL_ANNOTATION) == default
     ):
         return
     ctx.patch(
@@ -90,10 +100,31 @@ def _ensure_pool(ctx: Context, cluster: dict[str, Any], name: str, entry: dict[s
             "spec": {**dict.fromkeys(pool.get("spec") or {}), **spec},
             "metadata": {
                 "ownerReferences": [owner],
-                "annotations": {DEFAULT_POOL_ANNOTATION: default},
+                "annotations": {DEFAULT_POOL_ANNOTATION: default, TEMPLATE_ANNOTATION: template},
             },
         },
     )
+
+
+def _digest(spec: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _holds(stored: object, wanted: object) -> bool:
+    """Whether the stored spec has every value the template sets. The API server adds the
+    CRD's defaults to what was written, so the stored spec may hold more than the template;
+    a template that drops a key changes its digest instead."""
+    if isinstance(wanted, Mapping):
+        return isinstance(stored, Mapping) and all(
+            _holds(stored.get(key), value) for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(stored, list)
+            and len(stored) == len(wanted)
+            and all(_holds(have, want) for have, want in zip(stored, wanted, strict=True))
+        )
+    return stored == wanted
 
 
 def _write_status(ctx: Context, cluster: dict[str, Any], pool_names: list[str]) -> None:

@@ -7,15 +7,21 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from tensorfusion.errors import AlreadyExistsError, NotFoundError
+from tensorfusion.operator.nodepool.config import NodePoolConfig
 from tensorfusion.operator.reconcilers.cache import ObjectCache
 from tensorfusion.store.interface import ClusterStore
 from tensorfusion.store.objects import JsonObject
 
 EVENT_NAMESPACE = "default"
 """Where Events about cluster-scoped objects go."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -27,6 +33,10 @@ class Context:
     takes the write at once, so its watch event will look like no change."""
     writes: int = 0
     """Writes made (creates, patches, deletes, Events): an idempotent pass makes none."""
+    now: Callable[[], datetime] = field(default=utc_now)
+    """The wall clock decisions in time are made by (maintenance windows, intervals,
+    compaction periods); tests drive a simulated one."""
+    node_pools: NodePoolConfig = field(default_factory=NodePoolConfig)
 
     def create(self, obj: Mapping[str, object]) -> JsonObject:
         created = self.store.create(obj)
@@ -72,6 +82,16 @@ class Context:
     def warn(self, obj: Mapping[str, Any], reason: str, message: str) -> None:
         """A Warning Event about `obj`; the same warning again is not repeated (its name is
         derived from what it says)."""
+        self.event(obj, "Warning", reason, message)
+
+    def event(
+        self,
+        obj: Mapping[str, Any],
+        kind: Literal["Normal", "Warning"],
+        reason: str,
+        message: str,
+    ) -> None:
+        """An Event about `obj`, recorded once for the same reason and message."""
         metadata = obj["metadata"]
         digest = hashlib.sha256(f"{reason}\n{message}".encode()).hexdigest()[:12]
         namespace = metadata.get("namespace") or EVENT_NAMESPACE
@@ -85,7 +105,7 @@ class Context:
                 "name": metadata["name"],
                 "uid": metadata.get("uid"),
             },
-            "type": "Warning",
+            "type": kind,
             "reason": reason,
             "message": message,
         }

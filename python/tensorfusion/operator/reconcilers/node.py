@@ -1,4 +1,5 @@
-"""Node -> GPUNode: a node that a pool's `nodeManagerConfig.nodeSelector` selects gets a
+"""Node -> GPUNode: a node that a pool's `nodeManagerConfig.nodeSelector` selects (or, for a
+pool that provisions its nodes, one labelled with the pool's name) gets a
 GPUNode of the same name, labelled with that pool (the first such pool by name) and owned by
 the node; when no pool selects it any more, or the node is gone, that GPUNode is deleted.
 GPUNodes made by hand or by the agent (not owned by their node) are left alone."""
@@ -9,18 +10,26 @@ from collections.abc import Mapping
 from typing import Any
 
 from tensorfusion.api.base import API_VERSION
-from tensorfusion.api.gpu_links import OWNER_LABEL, text_at
+from tensorfusion.api.gpu_links import OWNER_LABEL, POOL_LABEL, text_at
 from tensorfusion.operator.reconcilers.cache import owner_name
 from tensorfusion.operator.reconcilers.context import Context
 from tensorfusion.operator.reconcilers.work_queue import Key, Result
 from tensorfusion.scheduler.plugins.node_selection import NodeSelectorTerm, read_required
 from tensorfusion.scheduler.plugins.spec_reader import SpecReader
 
+PROVISIONING_MODES = ("Karpenter", "Provisioned")
+
 
 def pool_selects(pool: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
-    """Whether the pool's node selector picks the node; a pool without one (its nodes are
-    provisioned or registered by hand) or with a malformed one picks none."""
-    selector = ((pool.get("spec") or {}).get("nodeManagerConfig") or {}).get("nodeSelector")
+    """Whether the pool takes the node: a pool that provisions its nodes takes those labelled
+    with its name (as it labels the nodes it provisions); otherwise its node selector picks
+    it, and a pool without one (nodes registered by hand) or with a malformed one picks none."""
+    manager = (pool.get("spec") or {}).get("nodeManagerConfig") or {}
+    if manager.get("provisioningMode") in PROVISIONING_MODES and text_at(
+        node, "metadata", "labels", POOL_LABEL
+    ) == text_at(pool, "metadata", "name"):
+        return True
+    selector = manager.get("nodeSelector")
     reader = SpecReader()
     terms = read_required(reader, selector, "spec.nodeManagerConfig.nodeSelector")
     if terms is None or reader.problems:

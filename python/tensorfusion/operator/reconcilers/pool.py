@@ -3,11 +3,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tensorfusion.errors import FleetError
 from tensorfusion.operator.reconcilers.cache import owner_name
+from tensorfusion.operator.reconcilers.conditions import merged_conditions
 from tensorfusion.operator.reconcilers.context import Context
 from tensorfusion.operator.reconcilers.totals import summed_capacity
 from tensorfusion.operator.reconcilers.work_queue import Key, Result
+from tensorfusion.store.objects import JsonObject
+
+READY = "Ready"
 
 
 def reconcile_pool(ctx: Context, key: Key) -> Result:
@@ -20,12 +26,12 @@ def reconcile_pool(ctx: Context, key: Key) -> Result:
         capacity = summed_capacity(statuses)
     except FleetError as exc:
         condition = {
-            "type": "Ready",
+            "type": READY,
             "status": "False",
             "reason": "BadCapacity",
             "message": str(exc),
         }
-        ctx.write_status(pool, {"phase": "Unknown", "conditions": [condition]})
+        ctx.write_status(pool, {"phase": "Unknown", "conditions": _ready(ctx, pool, [condition])})
         return Result()
     ready = sum(1 for _, status in statuses if status.get("phase") == "Running")
     ctx.write_status(
@@ -38,7 +44,13 @@ def reconcile_pool(ctx: Context, key: Key) -> Result:
             "readyNodes": ready,
             "notReadyNodes": len(nodes) - ready,
             "totalGPUs": sum(int(status.get("totalGPUs") or 0) for _, status in statuses),
-            "conditions": [],
+            "conditions": _ready(ctx, pool, []),
         },
     )
     return Result()
+
+
+def _ready(ctx: Context, pool: JsonObject, conditions: list[dict[str, str]]) -> list[Any]:
+    """The pool's conditions with this reconciler's own (Ready) replaced; the node pool's
+    upkeep writes the others."""
+    return merged_conditions(pool, (READY,), conditions, ctx.now())

@@ -16,13 +16,23 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from tensorfusion.api.gpu_links import OWNER_LABEL, gpu_node_name, text_at
+from tensorfusion.api.gpu_links import OWNER_LABEL, POOL_LABEL, gpu_node_name, text_at
 from tensorfusion.errors import ResourceExpiredError
-from tensorfusion.operator.reconcilers.cache import WATCHED_KINDS, ObjectCache, owner_name
+from tensorfusion.operator.nodepool.config import NodePoolConfig
+from tensorfusion.operator.nodepool.reconciler import KIND as NODE_POOL
+from tensorfusion.operator.nodepool.reconciler import reconcile_node_pool
+from tensorfusion.operator.nodepool.view import unschedulable
+from tensorfusion.operator.reconcilers.cache import (
+    WATCHED_KINDS,
+    ObjectCache,
+    list_into,
+    owner_name,
+)
 from tensorfusion.operator.reconcilers.cluster import reconcile_cluster
-from tensorfusion.operator.reconcilers.context import Context
+from tensorfusion.operator.reconcilers.context import Context, utc_now
 from tensorfusion.operator.reconcilers.gpu_node import reconcile_gpu_node
 from tensorfusion.operator.reconcilers.node import reconcile_node
 from tensorfusion.operator.reconcilers.pool import reconcile_pool
@@ -39,6 +49,7 @@ RECONCILERS: Mapping[str, Reconciler] = {
     "GPUPool": reconcile_pool,
     "Node": reconcile_node,
     "GPUNode": reconcile_gpu_node,
+    NODE_POOL: reconcile_node_pool,
 }
 IDLE_WAIT_S = 0.5
 
@@ -52,6 +63,13 @@ def affected_keys(
     obj: Mapping[str, Any], old: Mapping[str, Any] | None, cache: ObjectCache
 ) -> Iterator[Key]:
     """The keys whose reconcile reads `obj` (in its new state or its `old` one)."""
+    yield from _fleet_keys(obj, old, cache)
+    yield from _node_pool_keys(obj, old, cache)
+
+
+def _fleet_keys(
+    obj: Mapping[str, Any], old: Mapping[str, Any] | None, cache: ObjectCache
+) -> Iterator[Key]:
     kind, name = obj["kind"], obj["metadata"]["name"]
     versions = [obj] if old is None else [obj, old]
     if kind == "TensorFusionCluster":
@@ -80,6 +98,48 @@ def affected_keys(
             yield from _key("GPUNode", text_at(version, "spec", "nodeName"))
 
 
+def _all_pools(cache: ObjectCache) -> Iterator[Key]:
+    yield from (Key(NODE_POOL, "", p["metadata"]["name"]) for p in cache.all("GPUPool"))
+
+
+def _node_pool_keys(
+    obj: Mapping[str, Any], old: Mapping[str, Any] | None, cache: ObjectCache
+) -> Iterator[Key]:
+    """The node pools whose upkeep reads `obj`: a pool's own, its cluster's (the computing
+    vendor), its nodes' and their GPUs' and pods', its claims', and the agents' revisions;
+    a pod that could not be scheduled may be any pool's to provision for."""
+    kind, name = obj["kind"], obj["metadata"]["name"]
+    versions = [obj] if old is None else [obj, old]
+    if kind == "GPUPool":
+        yield Key(NODE_POOL, "", name)
+    elif kind == "TensorFusionCluster":
+        for pool in cache.children("GPUPool", name):
+            yield Key(NODE_POOL, "", pool["metadata"]["name"])
+    elif kind in ("NodeClaim", "GPUNodeClaim"):
+        for version in versions:
+            yield from _key(NODE_POOL, text_at(version, "metadata", "labels", POOL_LABEL))
+    elif kind == "ControllerRevision":
+        yield from _all_pools(cache)
+    elif kind in ("Node", "GPUNode", "GPU", "Pod"):
+        for version in versions:
+            node = _node_of(kind, version)
+            if node:
+                gpu_node = cache.get("GPUNode", node)
+                yield from _key(NODE_POOL, text_at(gpu_node, "metadata", "labels", OWNER_LABEL))
+                yield from _key(NODE_POOL, text_at(version, "metadata", "labels", POOL_LABEL))
+            elif unschedulable(version):
+                yield from _all_pools(cache)
+
+
+def _node_of(kind: str, obj: Mapping[str, Any]) -> str | None:
+    """The node a Node, GPUNode, GPU or Pod is, or is on (None for a pod not bound)."""
+    if kind in ("Node", "GPUNode"):
+        return text_at(obj, "metadata", "name")
+    if kind == "GPU":
+        return gpu_node_name(obj)
+    return text_at(obj, "spec", "nodeName")
+
+
 @dataclass(frozen=True)
 class ReconcilerSet:
     """What one controller runs: the kinds its cache holds, the reconciler of each kind of
@@ -104,11 +164,17 @@ class Controller:
         reconcilers: ReconcilerSet = FLEET,
         *,
         clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utc_now,
+        node_pools: NodePoolConfig | None = None,
     ):
+        """`clock` times the queue's delays and `now` is the wall clock the node pools'
+        decisions read: a simulated test clock drives both together."""
         self.store = store
         self.reconcilers = reconcilers
         self.cache = ObjectCache()
-        self.context = Context(store, self.cache, self._enqueue)
+        self.context = Context(
+            store, self.cache, self._enqueue, now=now, node_pools=node_pools or NodePoolConfig()
+        )
         self.queue = WorkQueue(clock=clock)
         self._feed: ChangeFeed | None = None
 
@@ -117,8 +183,9 @@ class Controller:
         changes from its own list."""
         listed_at: dict[str, int] = {}
         for kind in self.reconcilers.kinds:
-            objects, listed_at[kind] = self.store.list_with_version(kind)
-            self.cache.replace(kind, objects)
+            version = list_into(self.cache, self.store, kind)
+            if version is not None:
+                listed_at[kind] = version
         for kind in self.reconcilers.kinds:
             for obj in self.cache.all(kind):
                 self._enqueue(obj, None)
@@ -195,7 +262,11 @@ class Controller:
 
 
 def run_reconcilers(
-    store: ClusterStore, stop: threading.Event, *, clock: Callable[[], float] = time.monotonic
+    store: ClusterStore,
+    stop: threading.Event,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    node_pools: NodePoolConfig | None = None,
 ) -> None:
     """Reconcile until `stop` is set (the controller's leader runs this)."""
-    Controller(store, clock=clock).run(stop)
+    Controller(store, clock=clock, node_pools=node_pools).run(stop)

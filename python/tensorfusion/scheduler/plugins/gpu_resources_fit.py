@@ -160,14 +160,7 @@ class GPUResourcesFit:
         placement: PlacementMode,
     ) -> PreparedRequest:
         demand = demand_of(workload)
-        request = GpuFitRequest(
-            tflops_request=demand.tflops_request,
-            tflops_limit=demand.tflops_limit,
-            vram_request=demand.vram_request,
-            vram_limit=demand.vram_limit,
-            percent_request_ppm=demand.percent_request_ppm,
-            percent_limit_ppm=demand.percent_limit_ppm,
-            gpu_count=demand.gpu_count,
+        request = demand.fit_request(
             pool_id=pool_id,
             model_id=model_id,
             max_worker_per_node=self.args.max_worker_per_node,

@@ -1,0 +1,16 @@
+"""Object timestamps as Kubernetes writes them (creationTimestamp, lastTransitionTime):
+RFC 3339 in UTC, to the second."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def rfc3339(moment: datetime) -> str:
+    """An aware moment as Kubernetes writes it."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """What `rfc3339` wrote (or any ISO 8601 time with a zone), as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
