@@ -60,7 +60,8 @@ class DaemonSetStandIn:
         return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
 
     def sync(self) -> None:
-        """Record the template's revision if it is new, then make each node's missing pod."""
+        """Record the template's revision if it is new, make each node's missing pod, and
+        count the nodes it runs on in its status."""
         daemonset = self._daemonset()
         current = self.current_hash()
         revisions = self._owned("ControllerRevision")
@@ -84,6 +85,10 @@ class DaemonSetStandIn:
             node_name = node["metadata"]["name"]
             if node_name not in running:
                 self.store.create(self._pod(daemonset, node_name, current))
+        nodes = len(self.store.list("Node"))
+        if (daemonset.get("status") or {}).get("desiredNumberScheduled") != nodes:
+            status = {"desiredNumberScheduled": nodes}
+            self.store.patch("DaemonSet", self.name, {"status": status}, self.namespace)
 
     def make_ready(self, *nodes: str) -> None:
         """The agent pods on `nodes` become Ready."""

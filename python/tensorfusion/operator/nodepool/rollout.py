@@ -43,7 +43,7 @@ from tensorfusion.errors import ConfigError
 from tensorfusion.operator.nodepool.config import NodePoolConfig
 from tensorfusion.operator.nodepool.maintenance_window import CronWindow
 from tensorfusion.operator.nodepool.plan import Action, ActionState, PartPlan, PoolCondition
-from tensorfusion.operator.nodepool.view import REVISION_LABEL, PoolView
+from tensorfusion.operator.nodepool.view import REVISION_LABEL, PoolView, pod_ready
 from tensorfusion.store.objects import JsonObject
 from tensorfusion.store.timestamps import parse_rfc3339, rfc3339
 
@@ -133,14 +133,6 @@ def rollout_record(pool: Mapping[str, Any], revision: str) -> RolloutRecord:
 def batch_size(percentage: int, nodes: int) -> int:
     """ceil(percentage% of `nodes`), at least one node."""
     return max(1, math.ceil(percentage * nodes / 100))
-
-
-def _ready(pod: Mapping[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(
-        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
-        for c in conditions
-    )
 
 
 @dataclass(frozen=True)
@@ -234,7 +226,11 @@ class _Agents:
         return cls(
             nodes,
             [n for n in nodes if n in pods and _revision(pods[n]) != current],
-            {n for n in nodes if n in pods and _revision(pods[n]) == current and _ready(pods[n])},
+            {
+                n
+                for n in nodes
+                if n in pods and _revision(pods[n]) == current and pod_ready(pods[n])
+            },
         )
 
     def progress(self, current: str) -> str:

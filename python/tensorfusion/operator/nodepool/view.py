@@ -122,7 +122,9 @@ def unschedulable(pod: Mapping[str, Any]) -> bool:
     )
 
 
-def _agent(cache: ObjectCache, config: NodePoolConfig, node_names: list[str]) -> AgentRevision:
+def current_revision(cache: ObjectCache, config: NodePoolConfig) -> str | None:
+    """The hash of the agent DaemonSet's newest ControllerRevision: the template its agents
+    should run (None while it has none)."""
     revisions = [
         r
         for r in cache.all("ControllerRevision")
@@ -130,16 +132,31 @@ def _agent(cache: ObjectCache, config: NodePoolConfig, node_names: list[str]) ->
         and owner_name(r, "DaemonSet") == config.agent_daemonset
     ]
     newest = max(revisions, key=lambda r: int(r.get("revision") or 0), default=None)
-    pods: dict[str, JsonObject] = {}
-    for node in node_names:
-        for pod in cache.children("Pod", node):
-            if (
-                text_at(pod, "metadata", "namespace") == config.agent_namespace
-                and owner_name(pod, "DaemonSet") == config.agent_daemonset
-                and not (pod.get("metadata") or {}).get("deletionTimestamp")
-            ):
-                pods[node] = pod
-    return AgentRevision(
-        current=text_at(newest, "metadata", "labels", REVISION_LABEL),
-        pods=pods,
+    return text_at(newest, "metadata", "labels", REVISION_LABEL)
+
+
+def is_agent(pod: Mapping[str, Any], config: NodePoolConfig) -> bool:
+    """Whether the pod is a node agent of the DaemonSet, and not on its way out."""
+    return (
+        text_at(pod, "metadata", "namespace") == config.agent_namespace
+        and owner_name(pod, "DaemonSet") == config.agent_daemonset
+        and not (pod.get("metadata") or {}).get("deletionTimestamp")
     )
+
+
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(
+        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
+        for c in conditions
+    )
+
+
+def _agent(cache: ObjectCache, config: NodePoolConfig, node_names: list[str]) -> AgentRevision:
+    pods = {
+        node: pod
+        for node in node_names
+        for pod in cache.children("Pod", node)
+        if is_agent(pod, config)
+    }
+    return AgentRevision(current=current_revision(cache, config), pods=pods)

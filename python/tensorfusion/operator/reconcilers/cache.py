@@ -42,6 +42,7 @@ WATCHED_KINDS = (
     "Pod",
     "GPUNodeClaim",
     "ControllerRevision",
+    "DaemonSet",
     "NodeClaim",
 )
 OPTIONAL_KINDS = frozenset({"NodeClaim"})

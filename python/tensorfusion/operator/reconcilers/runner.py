@@ -24,6 +24,9 @@ from tensorfusion.errors import ResourceExpiredError
 from tensorfusion.operator.nodepool.config import NodePoolConfig
 from tensorfusion.operator.nodepool.reconciler import KIND as NODE_POOL
 from tensorfusion.operator.nodepool.reconciler import reconcile_node_pool
+from tensorfusion.operator.nodepool.unpooled_agents import KEY as UNPOOLED_AGENTS_KEY
+from tensorfusion.operator.nodepool.unpooled_agents import KIND as UNPOOLED_AGENTS
+from tensorfusion.operator.nodepool.unpooled_agents import reconcile_unpooled_agents
 from tensorfusion.operator.nodepool.view import unschedulable
 from tensorfusion.operator.reconcilers.cache import (
     WATCHED_KINDS,
@@ -50,6 +53,7 @@ RECONCILERS: Mapping[str, Reconciler] = {
     "Node": reconcile_node,
     "GPUNode": reconcile_gpu_node,
     NODE_POOL: reconcile_node_pool,
+    UNPOOLED_AGENTS: reconcile_unpooled_agents,
 }
 IDLE_WAIT_S = 0.5
 
@@ -120,7 +124,12 @@ def _node_pool_keys(
             yield from _key(NODE_POOL, text_at(version, "metadata", "labels", POOL_LABEL))
     elif kind == "ControllerRevision":
         yield from _all_pools(cache)
+        yield UNPOOLED_AGENTS_KEY
+    elif kind == "DaemonSet":
+        yield UNPOOLED_AGENTS_KEY
     elif kind in ("Node", "GPUNode", "GPU", "Pod"):
+        if kind == "GPUNode" or (kind == "Pod" and owner_name(obj, "DaemonSet")):
+            yield UNPOOLED_AGENTS_KEY  # an agent came or went, or a node joined or left a pool
         for version in versions:
             node = _node_of(kind, version)
             if node:
