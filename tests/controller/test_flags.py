@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tensorfusion.controller.flags import (
-    DEFAULT_NAMESPACE,
     USAGE,
     ControllerFlags,
     HelpRequested,
@@ -16,7 +15,7 @@ from tensorfusion.controller.flags import (
     parse_flags,
 )
 from tensorfusion.errors import ConfigError
-from tensorfusion.operator.nodepool.config import NodePoolConfig
+from tensorfusion.operator.nodepool.config import DEFAULT_NAMESPACE, NodePoolConfig
 
 UPSTREAM_COMMAND = [
     "-metrics-bind-address",

@@ -16,14 +16,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tensorfusion.api.names import is_decimal
 from tensorfusion.errors import ConfigError
-from tensorfusion.operator.nodepool.config import NodePoolConfig
+from tensorfusion.operator.nodepool.config import (
+    DEFAULT_AGENT_DAEMONSET,
+    DEFAULT_NAMESPACE,
+    NodePoolConfig,
+)
 from tensorfusion.server.metrics_listener import parse_bind_address
 from tensorfusion.webhook.serving_certs import DEFAULT_CERT_DIR
 from tensorfusion.webhook.shim_injection import DEFAULT_IMAGE
 
 SERVICE_ACCOUNT_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-DEFAULT_NAMESPACE: Final = "tensor-fusion-sys"
-DEFAULT_AGENT_DAEMONSET: Final = "tensor-fusion-agent"
 NOT_IMPLEMENTED: Final = frozenset({"enable-auto-scale", "enable-auto-expander"})
 """Upstream's boolean flags for features this controller does not have yet."""
 API_AUTH_MODES: Final = ("writes", "all")
@@ -55,7 +57,7 @@ profile, and the management API. Flags take one dash or two, and a value as -fla
   -webhook-image IMAGE           the image converted pods copy the shim from
                                  (default {DEFAULT_IMAGE})
   -agent-daemonset NAME          the node agents' DaemonSet in -namespace, whose agents the
-                                 pools' rolling update restarts (default tensor-fusion-agent)
+                                 pools' rolling update restarts (default {DEFAULT_AGENT_DAEMONSET})
   -time-zone NAME                 the IANA time zone the pools' maintenance windows are
                                  read in (default UTC)
   -nvidia-operator-progressive-migration

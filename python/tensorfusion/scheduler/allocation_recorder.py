@@ -111,10 +111,11 @@ class AllocationRecorder:
             for pool in self._pool_objects()
             if (name := text_at(pool, "metadata", "name")) is not None
         }
+        nothing = _provisioning({})
         rows = [
             *(_node_row(node, _phase(f.gpu_nodes, node["name"])) for node in nodes),
             *(
-                _pool_row(pool, provisioning.get(pool["name"]) or _provisioning({}))
+                _pool_row(pool, provisioning.get(pool["name"], nothing))
                 for pool in pool_inventory(view)
             ),
             *(_gpu_row(gpu, _phase(f.gpu_objects, gpu["name"])) for gpu in gpu_inventory(view)),
@@ -192,7 +193,7 @@ def _provisioning(pool: Mapping[str, Any]) -> dict[str, FieldValue]:
             per_day = float(Quantity.parse(text).exact)
     return {
         "capacity_capped": int(is_capped),
-        "capped_by": str(capped.get("message") or "") if capped and is_capped else "",
+        "capped_by": str(capped.get("message") or "") if capped is not None and is_capped else "",
         "cost_per_hour": cost,
         "budget_per_day": per_day,
     }

@@ -259,12 +259,17 @@ BUILTIN_CLOUDS: Mapping[str, CloudFactory] = {"aws": _aws_factory}
 """The providers used when `NodePoolConfig.clouds` is None, per `computingVendor.type`."""
 
 
+def served_clouds(clouds: Mapping[str, CloudFactory] | None) -> Mapping[str, CloudFactory]:
+    """The vendors' factories in use: `clouds` when given, else the built-in ones."""
+    return BUILTIN_CLOUDS if clouds is None else clouds
+
+
 def cloud_provider(
     vendor: ComputingVendor, clouds: Mapping[str, CloudFactory] | None
 ) -> CloudProvider:
     """The provider of `vendor` from `clouds` (or the built-in ones); ConfigError naming
     `computingVendor.type` when none serves its type."""
-    factories = BUILTIN_CLOUDS if clouds is None else clouds
+    factories = served_clouds(clouds)
     factory = factories.get(vendor.type or "")
     if factory is None:
         served = ", ".join(sorted(factories)) or "none"

@@ -40,7 +40,7 @@ from tensorfusion.operator.nodepool.view import PoolView
 from tensorfusion.operator.reconcilers.cache import owner_name
 from tensorfusion.scheduler.allocator import TERMINAL_PHASES
 from tensorfusion.scheduler.pod_info import PodInfo
-from tensorfusion.store.timestamps import parse_rfc3339, rfc3339
+from tensorfusion.store.timestamps import parse_rfc3339, parse_rfc3339_or_none, rfc3339
 
 if TYPE_CHECKING:
     from tensorfusion.operator.reconcilers.context import Context
@@ -160,11 +160,9 @@ COMPACTION = _Part()
 def last_compaction(pool: Mapping[str, Any]) -> datetime | None:
     """When the pool was last compacted, by its annotation; None if never (or unreadable,
     which a run then rewrites)."""
-    text = text_at(pool, "metadata", "annotations", LAST_COMPACTION_ANNOTATION)
-    try:
-        return parse_rfc3339(text) if text else None
-    except ValueError:
-        return None
+    return parse_rfc3339_or_none(
+        text_at(pool, "metadata", "annotations", LAST_COMPACTION_ANNOTATION)
+    )
 
 
 def select_nodes(view: PoolView, spec: GPUPoolSpec, now: datetime, period: timedelta) -> Selection:

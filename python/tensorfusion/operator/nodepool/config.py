@@ -15,10 +15,15 @@ CloudFactory = Callable[[Mapping[str, Any]], CloudProvider]
 """Builds a vendor's provider from a pool's `computingVendor` (its type, authType, params)."""
 
 
+DEFAULT_NAMESPACE = "tensor-fusion-sys"
+"""The chart's namespace: the controller's and its agents'."""
+DEFAULT_AGENT_DAEMONSET = "tensor-fusion-agent"
+
+
 @dataclass(frozen=True)
 class NodePoolConfig:
-    agent_namespace: str = "tensor-fusion-sys"
-    agent_daemonset: str = "tensor-fusion-agent"
+    agent_namespace: str = DEFAULT_NAMESPACE
+    agent_daemonset: str = DEFAULT_AGENT_DAEMONSET
     """The node agents' DaemonSet (the chart's `<release>-agent`), updated with OnDelete so
     that the rolling update decides when each node's agent restarts."""
     time_zone: tzinfo = UTC

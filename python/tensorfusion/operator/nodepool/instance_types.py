@@ -8,7 +8,7 @@ capacity, which costs less."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -81,6 +81,17 @@ CATALOG: Mapping[str, NodeShape] = {
     )
 }
 """By instance type; prices from the public on-demand price list (us-east-1, Linux)."""
+
+
+def interchangeable(shape: NodeShape, shapes: Sequence[NodeShape]) -> list[str]:
+    """`shape`'s instance type, then the other types of `shapes` (in their order) with the
+    same GPUs, model and count: a node of any of them brings what the capacity plan counted
+    on (more GPUs could pass maxResources)."""
+    return [shape.instance_type] + [
+        s.instance_type
+        for s in shapes
+        if s != shape and s.gpu_model == shape.gpu_model and s.gpus == shape.gpus
+    ]
 
 
 def shapes_for(spec: GPUPoolSpec) -> list[NodeShape]:

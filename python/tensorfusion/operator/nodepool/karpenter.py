@@ -18,7 +18,12 @@ from typing import Any
 from tensorfusion.api.gpu_links import POOL_LABEL, text_at
 from tensorfusion.api.pool import GPUPoolSpec
 from tensorfusion.errors import ConfigError
-from tensorfusion.operator.nodepool.instance_types import CATALOG, INSTANCE_TYPE_KEY, NodeShape
+from tensorfusion.operator.nodepool.instance_types import (
+    CATALOG,
+    INSTANCE_TYPE_KEY,
+    NodeShape,
+    interchangeable,
+)
 from tensorfusion.operator.nodepool.view import PoolView
 from tensorfusion.store.objects import JsonObject
 from tensorfusion.store.timestamps import parse_rfc3339
@@ -73,11 +78,7 @@ def node_claim(
             "nodeProvisioner.karpenterNodeClassRef", "missing: no NodeClaim without it"
         )
     ref = provisioner.karpenter_node_class_ref
-    types = [shape.instance_type] + [
-        s.instance_type
-        for s in shapes
-        if s != shape and s.gpu_model == shape.gpu_model and s.gpus == shape.gpus
-    ]
+    types = interchangeable(shape, shapes)
     requirements: list[dict[str, Any]] = [
         {"key": INSTANCE_TYPE_KEY, "operator": "In", "values": types}
     ]

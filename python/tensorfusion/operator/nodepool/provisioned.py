@@ -43,25 +43,24 @@ from tensorfusion.errors import (
     NotFoundError,
     StoreError,
 )
-from tensorfusion.operator.nodepool.aws import BUILTIN_CLOUDS, cloud_provider
+from tensorfusion.operator.nodepool.aws import cloud_provider, served_clouds
 from tensorfusion.operator.nodepool.cloud import CloudProvider, Instance, LaunchRequest
 from tensorfusion.operator.nodepool.config import NodePoolConfig
-from tensorfusion.operator.nodepool.instance_types import CATALOG, NodeShape, shapes_for
+from tensorfusion.operator.nodepool.instance_types import CATALOG, NodeShape, interchangeable
 from tensorfusion.operator.nodepool.karpenter import arriving
 from tensorfusion.operator.nodepool.plan import Action, PartPlan, PoolCondition
 from tensorfusion.operator.nodepool.release import releasing
 from tensorfusion.operator.nodepool.view import PoolView
 from tensorfusion.store.objects import JsonObject
-from tensorfusion.store.timestamps import parse_rfc3339, rfc3339
+from tensorfusion.store.timestamps import parse_rfc3339_or_none, rfc3339
 
 if TYPE_CHECKING:
     from tensorfusion.operator.nodepool.capacity_plan import ScaleDecision
     from tensorfusion.operator.reconcilers.context import Context
 
-# The same names as provisioning.py's: importing them from there would be an import cycle
-# (provisioning imports this module).
 PART = "provisioning"
 CONDITION = "Provisioning"
+CREATE_NODECLAIM = "create-nodeclaim"
 INSTANCE_ANNOTATION = "tensor-fusion.ai/instance-id"
 LAUNCHED_ANNOTATION = "tensor-fusion.ai/launched-at"
 ATTEMPTS_ANNOTATION = "tensor-fusion.ai/launch-attempts"
@@ -90,6 +89,11 @@ _REASONS = {
     "invalid": "InvalidRequest",
     "other": "CloudError",
 }
+
+
+def _reason(error: CloudError) -> str:
+    """The pool condition's reason for a cloud error."""
+    return _REASONS.get(error.kind, "CloudError")
 
 
 def _annotations(obj: Mapping[str, Any]) -> Mapping[str, str]:
@@ -166,31 +170,17 @@ def vendor_problem(view: PoolView, config: NodePoolConfig) -> str | None:
         return "computingVendor: the cluster names no computing vendor to launch nodes with"
     if not vendor.enable:
         return "computingVendor.enable: false, so no node is launched"
-    served = BUILTIN_CLOUDS if config.clouds is None else config.clouds
-    if vendor.type not in served:
+    if vendor.type not in served_clouds(config.clouds):
         return f"computingVendor.type: {vendor.type!r} cannot launch nodes here"
     if not vendor.params.default_region:
         return "computingVendor.params.defaultRegion: missing, the region to launch nodes in"
     return None
 
 
-def _fallbacks(spec: GPUPoolSpec, instance_type: str) -> tuple[str, ...]:
-    """The types to try for a claim of `instance_type`: it first, then the pool's other types
-    (in the pool's order) with the same GPUs, model and count, so that the node brings what
-    the capacity plan counted on (more GPUs could pass maxResources)."""
+def _fallbacks(shapes: Sequence[NodeShape], instance_type: str) -> tuple[str, ...]:
+    """The types to try for a claim of `instance_type`, in order (see `interchangeable`)."""
     shape = CATALOG.get(instance_type)
-    if shape is None:
-        return (instance_type,)
-    try:
-        shapes = shapes_for(spec)
-    except ConfigError:
-        shapes = []  # the capacity plan reports the pool's requirements
-    same = [
-        other.instance_type
-        for other in shapes
-        if other != shape and other.gpu_model == shape.gpu_model and other.gpus == shape.gpus
-    ]
-    return (instance_type, *same)
+    return (instance_type,) if shape is None else tuple(interchangeable(shape, shapes))
 
 
 def _claim_names(view: PoolView, count: int) -> list[str]:
@@ -200,8 +190,13 @@ def _claim_names(view: PoolView, count: int) -> list[str]:
 
 
 def plan_provisioned(
-    view: PoolView, decision: ScaleDecision, now: datetime, config: NodePoolConfig
+    view: PoolView,
+    decision: ScaleDecision,
+    shapes: Sequence[NodeShape],
+    now: datetime,
+    config: NodePoolConfig,
 ) -> PartPlan:
+    """`shapes`: what the pool may provision (`instance_types.shapes_for`), in its order."""
     problem = vendor_problem(view, config)
     if problem is not None or view.spec is None:
         reason = "NoComputingVendor" if problem else "InvalidSpec"
@@ -222,7 +217,7 @@ def plan_provisioned(
             on_the_way = True
         elif phase == "Pending":
             at = _retry_at(claim)
-            fallbacks = _fallbacks(view.spec, text_at(claim, "spec", "instanceType") or "")
+            fallbacks = _fallbacks(shapes, text_at(claim, "spec", "instanceType") or "")
             detail: dict[str, Any] = {"instanceTypes": list(fallbacks)}
             if at is not None and at > now and error is not None:
                 retrying.append((name, error, at))
@@ -235,14 +230,14 @@ def plan_provisioned(
     ):
         detail = {
             "instanceType": shape.instance_type,
-            "instanceTypes": list(_fallbacks(view.spec, shape.instance_type)),
+            "instanceTypes": list(_fallbacks(shapes, shape.instance_type)),
             "costPerHour": str(shape.cost_per_hour),
         }
         if held is None:
-            actions.append(Action("create-nodeclaim", name, why, detail=detail))
+            actions.append(Action(CREATE_NODECLAIM, name, why, detail=detail))
         else:
             reason = f"claim {held[0]} failed ({held[1].code}): fix the cause and delete it"
-            actions.append(Action("create-nodeclaim", name, reason, "held", detail=detail))
+            actions.append(Action(CREATE_NODECLAIM, name, reason, "held", detail=detail))
     # Looked at when a node settles (the pods it takes no longer need another), and in any
     # case every sweep (SWEEP_S): a late-listed instance changes nothing in the cluster.
     settles = _arrivals(view, now)[1]
@@ -257,11 +252,7 @@ def plan_provisioned(
 
 
 def _retry_at(claim: Mapping[str, Any]) -> datetime | None:
-    text = _annotations(claim).get(RETRY_ANNOTATION)
-    try:
-        return parse_rfc3339(text) if text else None
-    except ValueError:
-        return None
+    return parse_rfc3339_or_none(_annotations(claim).get(RETRY_ANNOTATION))
 
 
 def _condition(
@@ -274,7 +265,7 @@ def _condition(
         return PoolCondition(
             CONDITION,
             "False",
-            _REASONS.get(error.kind, "CloudError"),
+            _reason(error),
             f"claim {name} failed: {error}; no node is launched until it is deleted",
         )
     if retrying:
@@ -282,7 +273,7 @@ def _condition(
         return PoolCondition(
             CONDITION,
             "False",
-            _REASONS.get(error.kind, "CloudError"),
+            _reason(error),
             f"claim {name}: {error}; next attempt at {rfc3339(at)}",
         )
     phases = [claim_phase(claim, view) for claim in view.gpu_node_claims]
@@ -327,7 +318,7 @@ def apply_provisioned(ctx: Context, view: PoolView, plan: PartPlan) -> None:
         _follow(run, claim, live)
     for action in plan.due():
         target: JsonObject | None = None
-        if action.kind == "create-nodeclaim":
+        if action.kind == CREATE_NODECLAIM:
             target = _create(run, action)
         elif action.kind == "launch-instance":
             target = ctx.cache.get("GPUNodeClaim", action.target)
@@ -386,11 +377,7 @@ def _follow(run: _Pass, claim: JsonObject, live: Mapping[str, Instance]) -> None
 
 
 def _launch_settled(claim: Mapping[str, Any], now: datetime) -> bool:
-    text = _annotations(claim).get(LAUNCHED_ANNOTATION)
-    try:
-        launched = parse_rfc3339(text) if text else None
-    except ValueError:
-        launched = None
+    launched = parse_rfc3339_or_none(_annotations(claim).get(LAUNCHED_ANNOTATION))
     return launched is None or (now - launched).total_seconds() >= LAUNCH_GRACE_S
 
 
@@ -559,7 +546,7 @@ def _refused(run: _Pass, claim: JsonObject, error: CloudError) -> None:
         phase = "Failed"
     updated = run.ctx.patch(claim, {"metadata": {"annotations": annotations}})
     run.ctx.write_status(updated, {"phase": phase, "message": message})
-    reason = _REASONS.get(error.kind, "CloudError")
+    reason = _reason(error)
     run.ctx.warn(run.pool, reason, f"claim {_name(claim)}: {message}")
 
 

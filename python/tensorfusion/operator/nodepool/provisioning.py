@@ -36,9 +36,9 @@ from tensorfusion.operator.nodepool.view import PoolView
 if TYPE_CHECKING:
     from tensorfusion.operator.reconcilers.context import Context
 
-PART = "provisioning"
-PROVISIONING_CONDITION = "Provisioning"
-CREATE_NODECLAIM = "create-nodeclaim"
+PART = provisioned.PART
+PROVISIONING_CONDITION = provisioned.CONDITION
+CREATE_NODECLAIM = provisioned.CREATE_NODECLAIM
 NOT_CAPPED = PoolCondition(CAPACITY_CAPPED_CONDITION, "False", "WithinLimits", "")
 _CAPPED_REASONS = {"maxResources": "MaxResources", "budgetPerDay": "BudgetPerDay"}
 
@@ -113,12 +113,11 @@ def _karpenter_plan(view: PoolView, spec: GPUPoolSpec, now: datetime) -> PartPla
 def _provisioned_plan(
     view: PoolView, spec: GPUPoolSpec, now: datetime, config: NodePoolConfig
 ) -> PartPlan:
+    shapes = shapes_for(spec)
     decision = scale_decision(
-        view, shapes_for(spec), provisioned.provisioned_in_flight(view, now), provisioned_cost(view)
+        view, shapes, provisioned.provisioned_in_flight(view, now), provisioned_cost(view)
     )
-    plan = provisioned.plan_provisioned(view, decision, now, config)
-    if any(c.type == CAPACITY_CAPPED_CONDITION for c in plan.conditions):
-        return plan
+    plan = provisioned.plan_provisioned(view, decision, shapes, now, config)
     return replace(plan, conditions=(*plan.conditions, _capped(decision)))
 
 

@@ -56,7 +56,8 @@ def plan_from_store(
     """`plan_for_pool` over a fresh read of the store (for a replica that holds no cache)."""
     cache = ObjectCache()
     for kind in WATCHED_KINDS:
-        list_into(cache, store, kind)
+        if kind != "DaemonSet":  # only the unpooled agents' reconciler reads DaemonSets
+            list_into(cache, store, kind)
     return plan_for_pool(cache, name, config, now)
 
 

@@ -43,7 +43,7 @@ from tensorfusion.errors import ConfigError
 from tensorfusion.operator.nodepool.config import NodePoolConfig
 from tensorfusion.operator.nodepool.maintenance_window import CronWindow
 from tensorfusion.operator.nodepool.plan import Action, ActionState, PartPlan, PoolCondition
-from tensorfusion.operator.nodepool.view import REVISION_LABEL, PoolView, pod_ready
+from tensorfusion.operator.nodepool.view import PoolView, pod_ready, revision_of
 from tensorfusion.store.objects import JsonObject
 from tensorfusion.store.timestamps import parse_rfc3339, rfc3339
 
@@ -225,11 +225,11 @@ class _Agents:
         pods = view.agent.pods
         return cls(
             nodes,
-            [n for n in nodes if n in pods and _revision(pods[n]) != current],
+            [n for n in nodes if n in pods and revision_of(pods[n]) != current],
             {
                 n
                 for n in nodes
-                if n in pods and _revision(pods[n]) == current and pod_ready(pods[n])
+                if n in pods and revision_of(pods[n]) == current and pod_ready(pods[n])
             },
         )
 
@@ -463,10 +463,6 @@ class _Part:
                 ctx.warn(pool, condition.reason, condition.message)
 
 
-def _revision(pod: JsonObject) -> str | None:
-    return text_at(pod, "metadata", "labels", REVISION_LABEL)
-
-
 def _action(
     node: str,
     pod: JsonObject,
@@ -480,7 +476,7 @@ def _action(
     return Action(
         ACTION,
         node,
-        f"{reason} (revision {_revision(pod)}, current {current})",
+        f"{reason} (revision {revision_of(pod)}, current {current})",
         state=state,
         at=at,
         detail=detail or {},

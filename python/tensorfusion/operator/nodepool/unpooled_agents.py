@@ -7,16 +7,15 @@ With no maintenance window to keep: these nodes run no TensorFusion worker."""
 
 from __future__ import annotations
 
-from tensorfusion.api.gpu_links import OWNER_LABEL, text_at
+from tensorfusion.api.gpu_links import text_at
 from tensorfusion.operator.nodepool.view import (
-    REVISION_LABEL,
     current_revision,
     is_agent,
     pod_ready,
+    revision_of,
 )
 from tensorfusion.operator.reconcilers.context import Context
 from tensorfusion.operator.reconcilers.work_queue import Key, Result
-from tensorfusion.store.objects import JsonObject
 
 KIND = "UnpooledAgents"
 KEY = Key(KIND, "", "agents")
@@ -30,11 +29,10 @@ def reconcile_unpooled_agents(ctx: Context, key: Key) -> Result:
     desired = ((daemonset or {}).get("status") or {}).get("desiredNumberScheduled")
     if current is None or not isinstance(desired, int):
         return Result()
-    pools = {p["metadata"]["name"] for p in ctx.cache.all("GPUPool")}
     pooled = {
-        g["metadata"]["name"]
-        for g in ctx.cache.all("GPUNode")
-        if text_at(g, "metadata", "labels", OWNER_LABEL) in pools
+        gpu_node["metadata"]["name"]
+        for pool in ctx.cache.all("GPUPool")
+        for gpu_node in ctx.cache.children("GPUNode", pool["metadata"]["name"])
     }
     everywhere = [pod for pod in ctx.cache.all("Pod") if is_agent(pod, config)]
     unpooled = sorted(
@@ -45,14 +43,10 @@ def reconcile_unpooled_agents(ctx: Context, key: Key) -> Result:
         ),
         key=lambda item: item[0],
     )
-    outdated = [(node, pod) for node, pod in unpooled if _revision(pod) != current]
+    outdated = [(node, pod) for node, pod in unpooled if revision_of(pod) != current]
     if not outdated or len(everywhere) < desired or not all(pod_ready(p) for _, p in unpooled):
         return Result()  # the restarted agent's return, then its Ready, brings the next one
     node, pod = outdated[0]
     ctx.delete(pod)
     ctx.event(pod, "Normal", EVENT_REASON, f"node {node} is in no pool: its agent restarts")
     return Result()
-
-
-def _revision(pod: JsonObject) -> str | None:
-    return text_at(pod, "metadata", "labels", REVISION_LABEL)

@@ -17,12 +17,12 @@ from tensorfusion.api.gpu_links import text_at
 from tensorfusion.api.pool import GPUPool, GPUPoolSpec
 from tensorfusion.operator.nodepool.config import NodePoolConfig
 from tensorfusion.operator.reconcilers.cache import ObjectCache, owner_name
+from tensorfusion.scheduler.loop import UNSCHEDULABLE_REASON
 from tensorfusion.store.objects import JsonObject
 
 REVISION_LABEL = "controller-revision-hash"
 """What the DaemonSet controller labels each of its pods, and its ControllerRevisions, with:
 the hash of the pod template the pod was made from."""
-UNSCHEDULABLE = "Unschedulable"
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,7 @@ def pool_view(cache: ObjectCache, name: str, config: NodePoolConfig) -> PoolView
     gpu_nodes = cache.children("GPUNode", name)
     node_names = [n["metadata"]["name"] for n in gpu_nodes]
     nodes = {n: node for n in node_names if (node := cache.get("Node", n)) is not None}
+    pods = {n: cache.children("Pod", n) for n in node_names}
     return PoolView(
         name=name,
         pool=pool,
@@ -82,12 +83,12 @@ def pool_view(cache: ObjectCache, name: str, config: NodePoolConfig) -> PoolView
         gpu_nodes=gpu_nodes,
         nodes=nodes,
         gpus={n: cache.children("GPU", n) for n in node_names},
-        pods={n: cache.children("Pod", n) for n in node_names},
+        pods=pods,
         unscheduled=[p for p in cache.children("Pod", "") if unschedulable(p)],
         pools=cache.all("GPUPool"),
         node_claims=cache.children("NodeClaim", name),
         gpu_node_claims=cache.children("GPUNodeClaim", name),
-        agent=_agent(cache, config, node_names),
+        agent=_agent(cache, config, pods),
     )
 
 
@@ -117,7 +118,7 @@ def unschedulable(pod: Mapping[str, Any]) -> bool:
         isinstance(c, Mapping)
         and c.get("type") == "PodScheduled"
         and c.get("status") == "False"
-        and c.get("reason") == UNSCHEDULABLE
+        and c.get("reason") == UNSCHEDULABLE_REASON
         for c in conditions
     )
 
@@ -132,7 +133,7 @@ def current_revision(cache: ObjectCache, config: NodePoolConfig) -> str | None:
         and owner_name(r, "DaemonSet") == config.agent_daemonset
     ]
     newest = max(revisions, key=lambda r: int(r.get("revision") or 0), default=None)
-    return text_at(newest, "metadata", "labels", REVISION_LABEL)
+    return revision_of(newest) if newest is not None else None
 
 
 def is_agent(pod: Mapping[str, Any], config: NodePoolConfig) -> bool:
@@ -144,6 +145,11 @@ def is_agent(pod: Mapping[str, Any], config: NodePoolConfig) -> bool:
     )
 
 
+def revision_of(obj: Mapping[str, Any]) -> str | None:
+    """The pod template hash an agent pod (or a ControllerRevision) carries."""
+    return text_at(obj, "metadata", "labels", REVISION_LABEL)
+
+
 def pod_ready(pod: Mapping[str, Any]) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(
@@ -152,11 +158,8 @@ def pod_ready(pod: Mapping[str, Any]) -> bool:
     )
 
 
-def _agent(cache: ObjectCache, config: NodePoolConfig, node_names: list[str]) -> AgentRevision:
-    pods = {
-        node: pod
-        for node in node_names
-        for pod in cache.children("Pod", node)
-        if is_agent(pod, config)
-    }
-    return AgentRevision(current=current_revision(cache, config), pods=pods)
+def _agent(
+    cache: ObjectCache, config: NodePoolConfig, pods: Mapping[str, list[JsonObject]]
+) -> AgentRevision:
+    agents = {node: pod for node, listed in pods.items() for pod in listed if is_agent(pod, config)}
+    return AgentRevision(current=current_revision(cache, config), pods=agents)
