@@ -35,6 +35,7 @@ from tensorfusion.api.annotations import (
 )
 from tensorfusion.api.gpu_links import OWNER_LABEL
 from tensorfusion.api.node import USED_BY_DEVICE_PLUGIN, USED_BY_TENSOR_FUSION
+from tensorfusion.api.quantity import Quantity
 from tensorfusion.metrics.point import Unsigned
 from tensorfusion.store.kube import KubeStore
 from tensorfusion.webhook.conversion import USED_BY_TAINT, USED_BY_VALUE
@@ -54,6 +55,7 @@ H100 = "NVIDIA H100 80GB HBM3"
 MiB = 1 << 20
 LIMIT = 256 * MiB
 CHUNK = 16 * MiB
+VRAM = "16Gi"
 
 # The container's program: allocates CHUNK at a time on the driver until refused, says how
 # far it got, then holds its memory until it is killed.
@@ -95,7 +97,7 @@ def _agent(
     node: str, kubeconfig: Path, home: Path, mockcuda: MockCuda, greptime: StandIn
 ) -> subprocess.Popen[bytes]:
     """`tensor-fusion agent` for `node`, as its DaemonSet pod runs it, on the node's driver."""
-    env = mockcuda.env(home / "mockcuda.state", devices=GPUS, memory="16Gi")
+    env = mockcuda.env(home / "mockcuda.state", devices=GPUS, memory=VRAM)
     env |= {"MOCKCUDA_NAME": H100, "NODE_NAME": node, **greptime.environ()}
     command = [
         sys.executable,
@@ -203,11 +205,18 @@ def workload_pod(name: str) -> dict[str, Any]:
 
 
 def _available(store: KubeStore) -> dict[str, Any] | None:
-    """Each GPU's available TFLOPS and VRAM, once the controller has written them all."""
+    """Each GPU's available TFLOPS and VRAM, once the controller has written them all with
+    the pool's expansion into host memory: that needs the host's RAM, which the agent
+    reports in its GPUNode's `nodeInfo` after the GPUs themselves, so until then a GPU's
+    availability is its bare VRAM."""
     available = {
         gpu["metadata"]["name"]: gpu["status"].get("available") for gpu in store.list("GPU")
     }
-    return available if len(available) == GPUS * len(NODES) and all(available.values()) else None
+    expanded = [
+        value is not None and Quantity.parse(value["vram"]).value() > Quantity.parse(VRAM).value()
+        for value in available.values()
+    ]
+    return available if len(available) == GPUS * len(NODES) and all(expanded) else None
 
 
 def _worker_rows(greptime: StandIn, pod_name: str) -> list[Any]:
