@@ -5,8 +5,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "registers.h"
+#include "../cpp/scoring/gpu_search.h"
 #include "tf/scoring.h"
 
 namespace py = pybind11;
@@ -94,14 +96,16 @@ py::tuple refit(const scoring::GpuColumns& gpus, const scoring::NodeColumns& nod
                 const scoring::FitRequest& request, const py::object& changed,
                 const py::object& previous, py::ssize_t g, py::ssize_t n, py::ssize_t k);
 
-py::tuple fit_gpus(const py::object& node, const py::object& state, const py::object& pool,
-                   const py::object& model, const py::object& tflops_capacity,
-                   const py::object& vram_capacity, const py::object& tflops_virtual,
-                   const py::object& vram_virtual, const py::object& tflops_requested,
-                   const py::object& vram_requested, const py::object& tflops_limited,
-                   const py::object& vram_limited, const py::object& node_mask,
-                   const py::object& node_workers, const scoring::FitRequest& request,
-                   const py::object& changed, const py::object& previous) {
+// The GPU columns of GpuArrays, each checked against the length of `node`.
+scoring::GpuColumns gpu_columns(const py::object& node, const py::object& state,
+                                const py::object& pool, const py::object& model,
+                                const py::object& tflops_capacity,
+                                const py::object& vram_capacity,
+                                const py::object& tflops_virtual, const py::object& vram_virtual,
+                                const py::object& tflops_requested,
+                                const py::object& vram_requested,
+                                const py::object& tflops_limited,
+                                const py::object& vram_limited) {
   scoring::GpuColumns gpus;
   gpus.node = column<std::int32_t>(node, "node");
   const py::ssize_t g = length_of(node);
@@ -117,13 +121,24 @@ py::tuple fit_gpus(const py::object& node, const py::object& state, const py::ob
   gpus.vram_requested = column<std::int64_t>(vram_requested, "vram_requested", g, "node");
   gpus.tflops_limited = column<std::int64_t>(tflops_limited, "tflops_limited", g, "node");
   gpus.vram_limited = column<std::int64_t>(vram_limited, "vram_limited", g, "node");
+  return gpus;
+}
 
+// The node columns, checked against each other.
+scoring::NodeColumns node_columns(const py::object& node_mask, const py::object& node_workers) {
   scoring::NodeColumns nodes;
   nodes.mask = column<std::uint8_t>(node_mask, "node_mask");
-  const py::ssize_t n = length_of(node_mask);
-  nodes.count = static_cast<std::size_t>(n);
-  nodes.workers = column<std::int32_t>(node_workers, "node_workers", n, "node_mask");
+  nodes.count = static_cast<std::size_t>(length_of(node_mask));
+  nodes.workers = column<std::int32_t>(node_workers, "node_workers",
+                                       static_cast<py::ssize_t>(nodes.count), "node_mask");
+  return nodes;
+}
 
+py::tuple fit_gpus(const scoring::GpuColumns& gpus, const scoring::NodeColumns& nodes,
+                   const scoring::FitRequest& request, const py::object& changed,
+                   const py::object& previous) {
+  const auto g = static_cast<py::ssize_t>(gpus.count);
+  const auto n = static_cast<py::ssize_t>(nodes.count);
   std::optional<scoring::InputError> error;
   {
     py::gil_scoped_release release;
@@ -193,6 +208,107 @@ py::tuple refit(const scoring::GpuColumns& gpus, const scoring::NodeColumns& nod
   return py::make_tuple(outputs[0], outputs[1], outputs[2], outputs[3], outputs[4], best_node);
 }
 
+// A FitRequest from any object with its fields as attributes (a GpuFitRequest).
+scoring::FitRequest request_of(const py::object& r) {
+  const auto integer = [&r](const char* name) { return r.attr(name).cast<std::int64_t>(); };
+  return scoring::FitRequest{integer("tflops_request"),
+                             integer("tflops_limit"),
+                             integer("vram_request"),
+                             integer("vram_limit"),
+                             integer("percent_request_ppm"),
+                             integer("percent_limit_ppm"),
+                             integer("gpu_count"),
+                             integer("pool_id"),
+                             integer("model_id"),
+                             integer("max_worker_per_node"),
+                             integer("mode"),
+                             r.attr("vram_weight").cast<double>(),
+                             r.attr("tflops_weight").cast<double>()};
+}
+
+// node_start (nodes + 1 offsets into the GPUs, from 0 to the GPU count, non-decreasing) and
+// the writable summary of those nodes (kNodeSummaryWidth columns of nodes entries, flat).
+std::pair<const std::int64_t*, double*> node_layout(const py::object& node_start,
+                                                    const py::object& summary,
+                                                    const scoring::GpuColumns& gpus) {
+  const auto* start = column<std::int64_t>(node_start, "node_start");
+  const py::ssize_t rows = length_of(node_start) - 1;
+  if (rows < 0 || start[0] != 0 || start[rows] != static_cast<std::int64_t>(gpus.count)) {
+    // Most often a GPU on a node the layout does not have: name that GPU.
+    for (std::size_t i = 0; rows >= 0 && i < gpus.count; ++i) {
+      if (gpus.node[i] < 0 || gpus.node[i] >= rows) {
+        throw py::value_error("node: value " + std::to_string(gpus.node[i]) + " at index " +
+                              std::to_string(i) + " is not an index into node_start's " +
+                              std::to_string(rows) + " nodes");
+      }
+    }
+    throw py::value_error("node_start: must run from 0 to the number of GPUs");
+  }
+  for (py::ssize_t n = 0; n < rows; ++n) {
+    if (start[n + 1] < start[n]) {
+      throw py::value_error("node_start: value " + std::to_string(start[n + 1]) +
+                            " at index " + std::to_string(n + 1) + " is below the previous");
+    }
+  }
+  return {start, output<double>(summary, "summary", rows * scoring::kNodeSummaryWidth)};
+}
+
+void summarize_gpu_nodes(const scoring::GpuColumns& gpus, const py::object& node_start,
+                         const py::object& summary, const py::object& changed,
+                         double vram_weight, double tflops_weight) {
+  const auto [start, rows] = node_layout(node_start, summary, gpus);
+  const auto* which = column<std::int32_t>(changed, "changed");
+  const auto count = static_cast<std::size_t>(length_of(changed));
+  const py::ssize_t n = length_of(node_start) - 1;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (which[i] < 0 || which[i] >= n) {
+      throw py::value_error("changed: value " + std::to_string(which[i]) + " at index " +
+                            std::to_string(i) + " is not a node index");
+    }
+  }
+  bool ok = true;
+  {
+    py::gil_scoped_release release;
+    ok = scoring::summarize_nodes(gpus, start, static_cast<std::size_t>(n), which, count,
+                                  vram_weight, tflops_weight, rows);
+  }
+  if (!ok) {
+    raise_if(scoring::validate_amounts(gpus));
+  }
+}
+
+py::tuple search_gpus(const scoring::GpuColumns& gpus, const scoring::NodeColumns& nodes,
+                      const scoring::FitRequest& request, const py::object& node_start,
+                      const py::object& summary, const py::object& bonus,
+                      std::int64_t gpu_weight) {
+  const auto [start, rows] = node_layout(node_start, summary, gpus);
+  const auto n = static_cast<py::ssize_t>(nodes.count);
+  if (length_of(node_start) - 1 != n) {
+    throw py::value_error("node_start: length " + std::to_string(length_of(node_start)) +
+                          ", expected " + std::to_string(n + 1) + " (nodes + 1)");
+  }
+  const auto* extra = column<std::int64_t>(bonus, "bonus", n, "node_mask");
+  if (gpu_weight < 0) {
+    throw py::value_error("gpu_weight: must be >= 0, got " + std::to_string(gpu_weight));
+  }
+  std::optional<scoring::InputError> error;
+  py::array_t<std::int32_t> chosen(static_cast<py::ssize_t>(request.gpu_count));
+  std::int32_t best_node = -1;
+  {
+    py::gil_scoped_release release;
+    error = scoring::validate_refit(gpus, nodes, request);
+    if (!error) {
+      best_node = scoring::search_best_node(gpus, nodes, request, start, rows, extra,
+                                            gpu_weight, chosen.mutable_data());
+      if (best_node == scoring::kNegativeAmount) {
+        error = scoring::validate_amounts(gpus);
+      }
+    }
+  }
+  raise_if(error);
+  return py::make_tuple(best_node, chosen);
+}
+
 py::array_t<std::int64_t> broken_linear(const py::object& requested, const py::object& capacity,
                                          const py::object& utilization, const py::object& score) {
   scoring::UsageColumns usage;
@@ -243,10 +359,10 @@ void register_scoring(py::module_& m) {
             gpu_count,           pool_id,      model_id,
             max_worker_per_node, mode,         vram_weight,
             tflops_weight};
-        return fit_gpus(node, state, pool, model, tflops_capacity, vram_capacity,
-                        tflops_virtual, vram_virtual, tflops_requested, vram_requested,
-                        tflops_limited, vram_limited, node_mask, node_workers, request, changed,
-                        previous);
+        return fit_gpus(gpu_columns(node, state, pool, model, tflops_capacity, vram_capacity,
+                                    tflops_virtual, vram_virtual, tflops_requested,
+                                    vram_requested, tflops_limited, vram_limited),
+                        node_columns(node_mask, node_workers), request, changed, previous);
       },
       py::kw_only(), py::arg("node"), py::arg("state"), py::arg("pool"), py::arg("model"),
       py::arg("tflops_capacity"), py::arg("vram_capacity"), py::arg("tflops_virtual"),
@@ -264,6 +380,63 @@ void register_scoring(py::module_& m) {
       "not change during the call, which runs without the GIL. Returns (gpu_reason, gpu_score, "
       "node_reason, node_score, node_gpus, best_node). TypeError for a wrong dtype, ValueError "
       "naming the argument for any other bad input.");
+
+  m.def(
+      "summarize_gpu_nodes",
+      [](const py::object& node, const py::object& state, const py::object& pool,
+         const py::object& model, const py::object& tflops_capacity,
+         const py::object& vram_capacity, const py::object& tflops_virtual,
+         const py::object& vram_virtual, const py::object& tflops_requested,
+         const py::object& vram_requested, const py::object& tflops_limited,
+         const py::object& vram_limited, const py::object& node_start,
+         const py::object& summary, const py::object& changed, double vram_weight,
+         double tflops_weight) {
+        summarize_gpu_nodes(gpu_columns(node, state, pool, model, tflops_capacity,
+                                        vram_capacity, tflops_virtual, vram_virtual,
+                                        tflops_requested, vram_requested, tflops_limited,
+                                        vram_limited),
+                            node_start, summary, changed, vram_weight, tflops_weight);
+      },
+      py::kw_only(), py::arg("node"), py::arg("state"), py::arg("pool"), py::arg("model"),
+      py::arg("tflops_capacity"), py::arg("vram_capacity"), py::arg("tflops_virtual"),
+      py::arg("vram_virtual"), py::arg("tflops_requested"), py::arg("vram_requested"),
+      py::arg("tflops_limited"), py::arg("vram_limited"), py::arg("node_start"),
+      py::arg("summary"), py::arg("changed"), py::arg("vram_weight"), py::arg("tflops_weight"),
+      "Rewrites, in the flat float64 `summary` (NODE_SUMMARY_WIDTH columns of one entry per "
+      "node), the entries of the `changed` nodes (int32), whose GPUs are [node_start[n], "
+      "node_start[n + 1]): what bounds their score for any request with these weights (see "
+      "cpp/scoring/gpu_search.h). ValueError naming the argument for bad input or a negative "
+      "amount.");
+  m.attr("NODE_SUMMARY_WIDTH") = py::int_(static_cast<std::size_t>(scoring::kNodeSummaryWidth));
+
+  m.def(
+      "search_gpus",
+      [](const py::object& node, const py::object& state, const py::object& pool,
+         const py::object& model, const py::object& tflops_capacity,
+         const py::object& vram_capacity, const py::object& tflops_virtual,
+         const py::object& vram_virtual, const py::object& tflops_requested,
+         const py::object& vram_requested, const py::object& tflops_limited,
+         const py::object& vram_limited, const py::object& node_mask,
+         const py::object& node_workers, const py::object& request,
+         const py::object& node_start, const py::object& summary, const py::object& bonus,
+         std::int64_t gpu_weight) {
+        return search_gpus(gpu_columns(node, state, pool, model, tflops_capacity,
+                                       vram_capacity, tflops_virtual, vram_virtual,
+                                       tflops_requested, vram_requested, tflops_limited,
+                                       vram_limited),
+                           node_columns(node_mask, node_workers), request_of(request),
+                           node_start, summary, bonus, gpu_weight);
+      },
+      py::kw_only(), py::arg("node"), py::arg("state"), py::arg("pool"), py::arg("model"),
+      py::arg("tflops_capacity"), py::arg("vram_capacity"), py::arg("tflops_virtual"),
+      py::arg("vram_virtual"), py::arg("tflops_requested"), py::arg("vram_requested"),
+      py::arg("tflops_limited"), py::arg("vram_limited"), py::arg("node_mask"),
+      py::arg("node_workers"), py::arg("request"), py::arg("node_start"), py::arg("summary"),
+      py::arg("bonus"), py::arg("gpu_weight"),
+      "The node fit_gpus finds feasible with the highest gpu_weight * node_score + bonus[n] "
+      "(ties to the lower index), visiting nodes by a bound from `summary` (kept current by "
+      "summarize_gpu_nodes) until none left can win. Returns (best_node, chosen GPUs as "
+      "int32), best_node -1 when no node is feasible.");
 
   m.def("broken_linear", &broken_linear, py::arg("requested"), py::arg("capacity"),
         py::arg("utilization"), py::arg("score"),

@@ -1,11 +1,14 @@
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <thread>
 #include <vector>
 
+#include "gpu_search.h"
 #include "tf/scoring.h"
 
 namespace tf::scoring {
@@ -268,6 +271,124 @@ Partial scan_nodes(const GpuColumns& gpus, const NodeColumns& nodes, const FitRe
   return found;
 }
 
+// Upper bounds on the node score any feasible placement of one request can reach, from the
+// node summaries; -1 when no GPU of the node can fit. A GPU's score is at most its weighted
+// used share among the GPUs with enough free VRAM, plus what the request adds to the
+// smallest capacity (CompactFirst; the mean of several GPUs is at most the best); at most
+// what it gives when empty (LowLoadFirst). NodeCompactGPULowLoad scores the node's sums:
+// when every GPU counts, the sums plus k times the request (exact for TFLOPS requests; a
+// percent request adds at most its share of the largest GPU, plus one, per chosen GPU),
+// otherwise at most the largest share (a ratio of sums is at most the largest ratio) plus
+// what the request adds. The slack covers the rounding of the exact scores.
+class ScoreBounds {
+ public:
+  ScoreBounds(const double* summary, std::size_t count, const FitRequest& r)
+      : s_(summary), count_(count), r_(r), mode_(static_cast<Placement>(r.mode)) {}
+
+  std::int32_t at(std::size_t n) {
+    const double vram_capacity = column(kMinVramCapacity, n);
+    const double tflops_capacity = column(kMinTflopsCapacity, n);
+    if (!(vram_capacity > 0.0 && tflops_capacity > 0.0)) {
+      return 100;
+    }
+    double x = 0.0;
+    if (mode_ == Placement::low_load_first) {
+      x = column(kMaxFreeWeighted, n);
+    } else if (mode_ == Placement::compact_first) {
+      refresh(vram_capacity, tflops_capacity, column(kMaxVramCapacity, n));
+      const double best = column(kLevelWeighted + level_, n);
+      if (best == -std::numeric_limits<double>::infinity()) {
+        return -1;
+      }
+      x = best + added_;
+    } else if (whole_node_counts(n)) {
+      x = node_load(n);
+    } else {
+      refresh(vram_capacity, tflops_capacity, column(kMaxVramCapacity, n));
+      x = r_.vram_weight * column(kMaxVramShare, n) +
+          r_.tflops_weight * column(kMaxTflopsShare, n) + added_;
+    }
+    const double y = x + 0.5 + 1e-6;
+    if (!(y < 100.0)) {
+      return 100;  // NaN too
+    }
+    return y < 0.0 ? 0 : static_cast<std::int32_t>(y);
+  }
+
+ private:
+  double column(std::size_t c, std::size_t n) const { return s_[c * count_ + n]; }
+
+  double ppm_share() const {
+    return static_cast<double>(r_.percent_request_ppm) * 100.0 / kPpmScale;
+  }
+
+  // What the request adds to the weighted shares of the smallest GPUs, and the free-VRAM
+  // level a GPU needs to fit it: min(kFreeLevels, floor(kFreeLevels * request / largest)).
+  // Kept for the capacities of the last node (nodes mostly share them): divisions are slow.
+  void refresh(double vram_capacity, double tflops_capacity, double largest) {
+    if (vram_capacity == vram_capacity_ && tflops_capacity == tflops_capacity_ &&
+        largest == largest_) {
+      return;
+    }
+    vram_capacity_ = vram_capacity;
+    tflops_capacity_ = tflops_capacity;
+    largest_ = largest;
+    const double tflops_added =
+        r_.percent_request_ppm >= 0
+            ? ppm_share() + 100.0 / tflops_capacity
+            : static_cast<double>(r_.tflops_request) * 100.0 / tflops_capacity;
+    added_ = r_.vram_weight * (static_cast<double>(r_.vram_request) * 100.0 / vram_capacity) +
+             r_.tflops_weight * tflops_added;
+    const auto capacity = static_cast<__int128>(largest);
+    const __int128 scaled = static_cast<__int128>(r_.vram_request) * kFreeLevels;
+    level_ = static_cast<std::size_t>(std::min<__int128>(kFreeLevels, scaled / capacity));
+  }
+
+  // Every GPU of node n counts toward its load for this request.
+  bool whole_node_counts(std::size_t n) const {
+    const double pool = column(kUniformPool, n);
+    const double model = column(kUniformModel, n);
+    return pool != -2.0 && (r_.pool_id < 0 || pool == static_cast<double>(r_.pool_id)) &&
+           (r_.model_id < 0 || model == static_cast<double>(r_.model_id));
+  }
+
+  double node_load(std::size_t n) const {
+    const double k = static_cast<double>(r_.gpu_count);
+    const double tflops = column(kTflopsCapacity, n);
+    // A percent request takes ceil(capacity * ppm / kPpmScale) of each chosen GPU: at most
+    // that of the largest, plus one.
+    const double per_gpu =
+        r_.percent_request_ppm >= 0
+            ? column(kMaxTflopsCapacity, n) * ppm_share() / 100.0 + 1.0
+            : static_cast<double>(r_.tflops_request);
+    const double tflops_used = column(kTflopsUsed, n) + k * per_gpu;
+    const double vram_used = column(kVramUsed, n) + k * static_cast<double>(r_.vram_request);
+    return r_.vram_weight * vram_used * 100.0 / column(kVramCapacity, n) +
+           r_.tflops_weight * tflops_used * 100.0 / tflops;
+  }
+
+  const double* s_;
+  std::size_t count_;
+  const FitRequest& r_;
+  Placement mode_;
+  double vram_capacity_ = -1.0;
+  double tflops_capacity_ = -1.0;
+  double largest_ = -1.0;
+  double added_ = 0.0;
+  std::size_t level_ = 0;
+};
+
+// A node still to visit: its bound on gpu_weight * score + bonus.
+struct Pending {
+  std::int64_t bound;
+  std::int32_t node;
+};
+
+// Heap order: the highest bound first, then the lowest index (the order ties are won in).
+bool visited_later(const Pending& a, const Pending& b) {
+  return a.bound != b.bound ? a.bound < b.bound : a.node > b.node;
+}
+
 // Below this many GPUs a second thread costs more to start than it saves.
 constexpr std::size_t kParallelGpus = 16384;
 
@@ -345,6 +466,140 @@ std::int32_t refit_nodes(const GpuColumns& gpus_in, const NodeColumns& nodes_in,
     if (out.node_score[n] > best_score) {
       best_score = out.node_score[n];
       best_node = static_cast<std::int32_t>(n);
+    }
+  }
+  return best_node;
+}
+
+bool summarize_nodes(const GpuColumns& gpus, const std::int64_t* node_start,
+                     std::size_t node_count, const std::int32_t* changed,
+                     std::size_t changed_count, double vram_weight, double tflops_weight,
+                     double* summary) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  std::int64_t signs = 0;
+  for (std::size_t k = 0; k < changed_count; ++k) {
+    const auto n = static_cast<std::size_t>(changed[k]);
+    double max_vram_share = -kInf;
+    double max_tflops_share = -kInf;
+    double min_vram_capacity = kInf;
+    double min_tflops_capacity = kInf;
+    double max_vram_capacity = 0.0;
+    double max_tflops_capacity = 0.0;
+    double sums[4] = {0.0, 0.0, 0.0, 0.0};  // VRAM used, capacity; TFLOPS used, capacity
+    double max_free = -kInf;
+    double levels[kFreeLevels + 1];
+    std::fill_n(levels, kFreeLevels + 1, -kInf);
+    const auto begin = static_cast<std::size_t>(node_start[n]);
+    const auto end = static_cast<std::size_t>(node_start[n + 1]);
+    bool uniform = true;
+    for (std::size_t i = begin; i < end; ++i) {
+      signs |= amount_signs(gpus, i);
+      uniform = uniform && gpus.state[i] == static_cast<std::uint8_t>(GpuState::ready) &&
+                gpus.pool[i] == gpus.pool[begin] && gpus.model[i] == gpus.model[begin];
+      const double vram = used_share(gpus.vram_requested[i], gpus.vram_capacity[i]);
+      const double tflops = used_share(gpus.tflops_requested[i], gpus.tflops_capacity[i]);
+      max_vram_share = std::max(max_vram_share, vram);
+      max_tflops_share = std::max(max_tflops_share, tflops);
+      const auto vram_capacity = static_cast<double>(gpus.vram_capacity[i]);
+      min_vram_capacity = std::min(min_vram_capacity, vram_capacity);
+      max_vram_capacity = std::max(max_vram_capacity, vram_capacity);
+      const auto tflops_capacity = static_cast<double>(gpus.tflops_capacity[i]);
+      min_tflops_capacity = std::min(min_tflops_capacity, tflops_capacity);
+      max_tflops_capacity = std::max(max_tflops_capacity, tflops_capacity);
+      sums[0] += static_cast<double>(gpus.vram_requested[i]);
+      sums[1] += vram_capacity;
+      sums[2] += static_cast<double>(gpus.tflops_requested[i]);
+      sums[3] += tflops_capacity;
+      max_free =
+          std::max(max_free, vram_weight * (100.0 - vram) + tflops_weight * (100.0 - tflops));
+      const std::int64_t free = gpus.vram_capacity[i] - gpus.vram_requested[i];
+      if (free >= 0 && gpus.vram_capacity[i] > 0) {
+        const auto level = static_cast<std::size_t>(static_cast<__int128>(free) * kFreeLevels /
+                                                    gpus.vram_capacity[i]);
+        levels[level] = std::max(levels[level], vram_weight * vram + tflops_weight * tflops);
+      }
+    }
+    for (std::size_t level = kFreeLevels; level-- > 0;) {
+      levels[level] = std::max(levels[level], levels[level + 1]);
+    }
+    const auto put = [summary, node_count, n](std::size_t column, double value) {
+      summary[column * node_count + n] = value;
+    };
+    put(kMaxVramShare, max_vram_share);
+    put(kMaxTflopsShare, max_tflops_share);
+    put(kMinVramCapacity, min_vram_capacity);
+    put(kMinTflopsCapacity, min_tflops_capacity);
+    put(kMaxVramCapacity, max_vram_capacity);
+    put(kMaxTflopsCapacity, max_tflops_capacity);
+    put(kVramUsed, sums[0]);
+    put(kVramCapacity, sums[1]);
+    put(kTflopsUsed, sums[2]);
+    put(kTflopsCapacity, sums[3]);
+    put(kUniformPool, uniform && begin < end ? gpus.pool[begin] : -2.0);
+    put(kUniformModel, uniform && begin < end ? gpus.model[begin] : -2.0);
+    put(kMaxFreeWeighted, max_free);
+    for (std::size_t level = 0; level <= kFreeLevels; ++level) {
+      put(kLevelWeighted + level, levels[level]);
+    }
+  }
+  return signs >= 0;
+}
+
+std::int32_t search_best_node(const GpuColumns& gpus_in, const NodeColumns& nodes_in,
+                              const FitRequest& request_in, const std::int64_t* node_start,
+                              const double* summary, const std::int64_t* bonus,
+                              std::int64_t gpu_weight, std::int32_t* chosen) {
+  const GpuColumns gpus = gpus_in;
+  const NodeColumns nodes = nodes_in;
+  const FitRequest request = request_in;
+  const auto gpu_count = static_cast<std::size_t>(request.gpu_count);
+  std::vector<Pending> pending;
+  pending.reserve(nodes.count);
+  ScoreBounds bounds(summary, nodes.count, request);
+  for (std::size_t n = 0; n < nodes.count; ++n) {
+    if (node_start[n] == node_start[n + 1] ||
+        node_level_reason(nodes, n, request) != Reason::fits) {
+      continue;  // no GPUs, or rejected whatever its GPUs hold
+    }
+    const std::int32_t bound = bounds.at(n);
+    if (bound < 0) {
+      continue;  // no GPU has the VRAM free
+    }
+    pending.push_back(Pending{gpu_weight * static_cast<std::int64_t>(bound) + bonus[n],
+                              static_cast<std::int32_t>(n)});
+  }
+  std::make_heap(pending.begin(), pending.end(), visited_later);
+  // Scratch outputs for the visited nodes only: left uninitialised, never read elsewhere.
+  const std::unique_ptr<std::uint8_t[]> gpu_reason(new std::uint8_t[gpus.count]);
+  const std::unique_ptr<std::int32_t[]> gpu_score(new std::int32_t[gpus.count]);
+  const std::unique_ptr<std::uint8_t[]> node_reason(new std::uint8_t[nodes.count]);
+  const std::unique_ptr<std::int32_t[]> node_score(new std::int32_t[nodes.count]);
+  const std::unique_ptr<std::int32_t[]> node_gpus(new std::int32_t[nodes.count * gpu_count]);
+  const FitOutput out{gpu_reason.get(), gpu_score.get(), node_reason.get(), node_score.get(),
+                      node_gpus.get()};
+  std::int32_t best_node = -1;
+  std::int64_t best_total = 0;
+  while (!pending.empty()) {
+    const Pending next = pending.front();
+    if (best_node >= 0 &&
+        (next.bound < best_total || (next.bound == best_total && next.node > best_node))) {
+      break;  // no node left can beat the best found
+    }
+    std::pop_heap(pending.begin(), pending.end(), visited_later);
+    pending.pop_back();
+    const auto n = static_cast<std::size_t>(next.node);
+    const auto first = static_cast<std::size_t>(node_start[n]);
+    if (scan_nodes(gpus, nodes, request, out, n, n + 1, first).signs < 0) {
+      return kNegativeAmount;
+    }
+    if (out.node_reason[n] != static_cast<std::uint8_t>(Reason::fits)) {
+      continue;
+    }
+    const std::int64_t total = gpu_weight * out.node_score[n] + bonus[n];
+    if (best_node < 0 || total > best_total || (total == best_total && next.node < best_node)) {
+      best_node = next.node;
+      best_total = total;
+      std::copy_n(out.node_gpus + n * gpu_count, gpu_count, chosen);
     }
   }
   return best_node;

@@ -1,6 +1,8 @@
 // The synchronisation calls: after the workload has waited for its work, the launches it
-// waited for are measured, so the busy time counter holds them now rather than after the next
-// launch (which may never come: the last step of a job, a process about to idle).
+// waited for are measured and the waiting thread's tally of fast-path launches is reported, so
+// the counters hold them now rather than after that thread's next launch (which may never come:
+// the last step of a job, a process about to idle). Other threads' tallies are not touched:
+// each reports its own.
 #include "devices.h"
 #include "real.h"
 #include "state.h"

@@ -43,9 +43,31 @@ constexpr std::int64_t kChunkNs = 200'000;
 
 // Launches this thread sent to a pacer's fast path or measured path (the sampling clock).
 TF_SHIM_TLS thread_local std::uint32_t t_launches = 0;
-// The unspent part of the last chunk this thread took, and the pacer it was taken from.
+// The pacer whose fast path this thread last took, the unspent part of the last chunk it took
+// from that pacer's grant, and its tally there: launches and their busy time not yet counted.
 TF_SHIM_TLS thread_local const Pacer* t_chunk_pacer = nullptr;
 TF_SHIM_TLS thread_local std::int64_t t_chunk_ns = 0;
+TF_SHIM_TLS thread_local std::uint64_t t_tally_launches = 0;
+TF_SHIM_TLS thread_local std::uint64_t t_tally_busy_ns = 0;
+// Set once the thread's tally was reported at its exit: launches after that (from other
+// thread_local destructors, atexit handlers) take the measured path, which counts directly.
+TF_SHIM_TLS thread_local bool t_exiting = false;
+
+// Counts the tally of a thread that ends. arm() does nothing, but naming a thread_local with a
+// destructor constructs it in the calling thread and registers that destructor for the thread's
+// exit; so the thread's first adopt() arms it, and a thread that never takes the fast path
+// registers nothing.
+struct ExitReport {
+  void arm() noexcept {}
+  ~ExitReport() {
+    if (t_chunk_pacer != nullptr) {
+      t_chunk_pacer->report();
+    }
+    t_chunk_pacer = nullptr;
+    t_exiting = true;
+  }
+};
+TF_SHIM_TLS thread_local ExitReport t_exit_report;
 
 std::int64_t now_ns() noexcept {
   timespec ts{};
@@ -138,28 +160,55 @@ std::int64_t Pacer::prepaid(std::uint64_t site) noexcept {
   if (cost == kMeasure) {
     return kMeasure;  // never measured: the first launches of a site are
   }
-  const std::int64_t held = t_chunk_pacer == this ? t_chunk_ns : 0;
-  if (held >= cost) {
-    t_chunk_ns = held - cost;
-    return cost;
-  }
-  std::int64_t left = grant_ns_.load(std::memory_order_relaxed);
-  std::int64_t take = 0;
-  do {
-    if (left + held < cost) {
-      return kMeasure;
+  if (t_chunk_pacer != this) {
+    if (t_exiting) {
+      return kMeasure;  // no exit report is left to count a tally
     }
-    take = std::min(left, std::max(kChunkNs, cost - held));
-  } while (!grant_ns_.compare_exchange_weak(left, left - take, std::memory_order_relaxed));
-  t_chunk_pacer = this;
-  t_chunk_ns = held + take - cost;
+    adopt();
+  }
+  const std::int64_t held = t_chunk_ns;
+  if (held < cost) {
+    std::int64_t left = grant_ns_.load(std::memory_order_relaxed);
+    std::int64_t take = 0;
+    do {
+      if (left + held < cost) {
+        return kMeasure;
+      }
+      take = std::min(left, std::max(kChunkNs, cost - held));
+    } while (!grant_ns_.compare_exchange_weak(left, left - take, std::memory_order_relaxed));
+    t_chunk_ns = held + take;
+    report();  // so the tally never holds more than a chunk of busy time
+  }
+  t_chunk_ns -= cost;
+  ++t_tally_launches;
+  // The counter counts the launch's work; the limiter was charged for the whole chunk.
+  t_tally_busy_ns += static_cast<std::uint64_t>(cost);
   return cost;
 }
 
-void Pacer::give_back(std::int64_t cost) noexcept {
-  if (t_chunk_pacer == this) {
-    t_chunk_ns += cost;
+void Pacer::adopt() noexcept {
+  if (t_chunk_pacer != nullptr) {
+    t_chunk_pacer->report();
   }
+  t_exit_report.arm();
+  t_chunk_pacer = this;
+  t_chunk_ns = 0;
+}
+
+void Pacer::give_back(std::int64_t cost) noexcept {
+  t_chunk_ns += cost;
+  --t_tally_launches;
+  t_tally_busy_ns -= static_cast<std::uint64_t>(cost);
+}
+
+void Pacer::report() const noexcept {
+  if (t_chunk_pacer != this || t_tally_launches == 0) {
+    return;
+  }
+  budget_->count(shm::Counter::launches, t_tally_launches);
+  budget_->count(shm::Counter::busy_ns, t_tally_busy_ns);
+  t_tally_launches = 0;
+  t_tally_busy_ns = 0;
 }
 
 void Pacer::reclaim_grant(std::int64_t now) {
@@ -197,6 +246,7 @@ bool Pacer::wait_for_admission(std::uint64_t site) {
 }
 
 void Pacer::collect() {
+  report();
   const std::lock_guard<std::mutex> lock(mutex_);
   harvest(now_ns());
 }
@@ -319,6 +369,13 @@ void Pacer::after_fork_child() noexcept {
     ring.size = 0;
   }
   spare_.clear();
+  // The parent counts the tally it forked with, and its limiter was charged for the chunk: the
+  // child starts with neither.
+  if (t_chunk_pacer == this) {
+    t_chunk_ns = 0;
+    t_tally_launches = 0;
+    t_tally_busy_ns = 0;
+  }
   mutex_.unlock();
 }
 

@@ -11,6 +11,14 @@
 // clock tick (1 to 10 ms) and one in 1024 per thread, the first launches of a site and any
 // launch the grant cannot cover still take the measured path, which keeps the estimates
 // current and renews the grant.
+//
+// The fast path writes no shared counter either: a thread tallies its own fast-path launches
+// and their busy time, and hands the tally to the region's counters with its next measured or
+// unpaced launch, its next take from the grant, a synchronisation call it makes (which reports
+// the waiting thread's launches, not other threads'), or its exit. The counters therefore trail
+// a launching thread by at most 1,023 launches and one chunk (200 us) of busy time. A process
+// that ends without running thread exits (_exit, a fatal signal) loses the tallies not yet
+// reported, each within that bound.
 #pragma once
 
 #include <array>
@@ -46,8 +54,13 @@ class Pacer {
   CUresult run(std::uint64_t site, CUstream stream, bool per_thread, Launch launch);
 
   // Collects the measurements of launches that have completed, after the workload waited for
-  // its work: the busy time counter is then current without waiting for the next launch.
+  // its work, and reports the calling (waiting) thread's tally: the counters then hold that
+  // thread's launches without waiting for its next one; other threads' tallies wait for theirs.
   void collect();
+
+  // Adds the calling thread's tally of fast-path launches to the counters, if it is this
+  // pacer's.
+  void report() const noexcept;
 
   // pthread_atfork: the child keeps the share but none of the parent's events.
   void before_fork() noexcept { mutex_.lock(); }
@@ -84,12 +97,16 @@ class Pacer {
   // Now and then rereads the region's limits (a few atomic loads) and applies a change.
   void refresh() noexcept;
   void apply(std::optional<double> share);
-  // The fast path: takes the estimated cost of a launch of `site` from the grant and returns
-  // it, or kMeasure when the launch must take the measured path. (Not an optional: returning
-  // one through memory costs a store-forwarding stall on this path.)
+  // The fast path: takes the estimated cost of a launch of `site` from the grant, tallies the
+  // launch, and returns the cost; or kMeasure when the launch must take the measured path.
+  // (Not an optional: returning one through memory costs a store-forwarding stall on this
+  // path.)
   static constexpr std::int64_t kMeasure = -1;
   std::int64_t prepaid(std::uint64_t site) noexcept;
-  // Returns what prepaid() took for a launch that failed to the calling thread's chunk.
+  // Makes this pacer the calling thread's: reports the tally it kept for another one and
+  // starts an empty chunk.
+  void adopt() noexcept;
+  // Undoes prepaid() for a launch that failed: its cost back to the chunk, out of the tally.
   void give_back(std::int64_t cost) noexcept;
   // Sleeps (holding no lock) until the limiter admits a launch of `site`; true if it waited.
   bool wait_for_admission(std::uint64_t site);
@@ -127,6 +144,7 @@ template <typename Launch>
 CUresult Pacer::run(std::uint64_t site, CUstream stream, bool per_thread, Launch launch) {
   refresh();
   if (!paced_.load(std::memory_order_relaxed)) {
+    report();  // the limit was lifted: the fast path, and with it the tally, stop here
     const CUresult result = launch();
     if (result == CUDA_SUCCESS) {
       budget_->count(shm::Counter::launches, 1);
@@ -135,15 +153,12 @@ CUresult Pacer::run(std::uint64_t site, CUstream stream, bool per_thread, Launch
   }
   if (const std::int64_t cost = prepaid(site); cost != kMeasure) {
     const CUresult result = launch();
-    if (result == CUDA_SUCCESS) {
-      budget_->count(shm::Counter::launches, 1);
-      // The counter counts the launch's work; the limiter was charged for the whole chunk.
-      budget_->count(shm::Counter::busy_ns, static_cast<std::uint64_t>(cost));
-    } else {
+    if (result != CUDA_SUCCESS) {
       give_back(cost);  // nothing ran
     }
     return result;
   }
+  report();
   const bool throttled = wait_for_admission(site);
   const Timing timing = start_timing(site, stream, per_thread);
   const CUresult result = launch();

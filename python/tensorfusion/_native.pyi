@@ -80,6 +80,59 @@ def fit_gpus(
     call for the same request), only the changed nodes are recomputed, in `previous`'s arrays.
     TypeError for a wrong dtype, ValueError naming the argument for any other bad input."""
 
+NODE_SUMMARY_WIDTH: int
+"""Columns of the per-node summary search_gpus reads (cpp/scoring/gpu_search.h)."""
+
+def summarize_gpu_nodes(
+    *,
+    node: NDArray[np.int32],
+    state: NDArray[np.uint8],
+    pool: NDArray[np.int32],
+    model: NDArray[np.int32],
+    tflops_capacity: NDArray[np.int64],
+    vram_capacity: NDArray[np.int64],
+    tflops_virtual: NDArray[np.int64],
+    vram_virtual: NDArray[np.int64],
+    tflops_requested: NDArray[np.int64],
+    vram_requested: NDArray[np.int64],
+    tflops_limited: NDArray[np.int64],
+    vram_limited: NDArray[np.int64],
+    node_start: NDArray[np.int64],
+    summary: NDArray[np.float64],
+    changed: NDArray[np.int32],
+    vram_weight: float,
+    tflops_weight: float,
+) -> None:
+    """Rewrites the summary entries of the `changed` nodes in place (flat float64,
+    NODE_SUMMARY_WIDTH columns of one entry per node). ValueError naming the argument for bad
+    input or a negative amount."""
+
+def search_gpus(
+    *,
+    node: NDArray[np.int32],
+    state: NDArray[np.uint8],
+    pool: NDArray[np.int32],
+    model: NDArray[np.int32],
+    tflops_capacity: NDArray[np.int64],
+    vram_capacity: NDArray[np.int64],
+    tflops_virtual: NDArray[np.int64],
+    vram_virtual: NDArray[np.int64],
+    tflops_requested: NDArray[np.int64],
+    vram_requested: NDArray[np.int64],
+    tflops_limited: NDArray[np.int64],
+    vram_limited: NDArray[np.int64],
+    node_mask: NDArray[np.uint8],
+    node_workers: NDArray[np.int32],
+    request: object,
+    node_start: NDArray[np.int64],
+    summary: NDArray[np.float64],
+    bonus: NDArray[np.int64],
+    gpu_weight: int,
+) -> tuple[int, NDArray[np.int32]]:
+    """The node fit_gpus finds feasible with the highest gpu_weight * node_score + bonus
+    (ties to the lower index) and its chosen GPUs; -1 when none is feasible. `request` has a
+    GpuFitRequest's fields; `summary` is summarize_gpu_nodes's, current for its weights."""
+
 def broken_linear(
     requested: NDArray[np.int64],
     capacity: NDArray[np.int64],

@@ -21,11 +21,13 @@ from tensorfusion.cli_controller import add_controller_command
 from tensorfusion.errors import ConfigError, FleetError
 from tensorfusion.log import configure_logging
 from tensorfusion.scheduler.cluster_state import ClusterState
-from tensorfusion.scheduler.fleet import load_fleet, read_fleet
+from tensorfusion.scheduler.fleet import Fleet, load_fleet, read_fleet
 from tensorfusion.scheduler.fleet_generator import generate_fleet
 from tensorfusion.scheduler.gpu_models import MODELS
 from tensorfusion.scheduler.profile import build_profiles, default_config, load_scheduler_config
 from tensorfusion.scheduler.simulate import profile_for, read_pod, simulate
+from tensorfusion.trace.openb import read_trace
+from tensorfusion.trace.replay import PodShape, fleet_from_trace, listed_pods
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -106,13 +108,28 @@ def _fleet_generate(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"tensor-fusion: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.output == "-":
+    return _write_fleet(fleet, args.output)
+
+
+def _fleet_from_trace(args: argparse.Namespace) -> int:
+    try:
+        trace = read_trace(args.directory, tuple(args.pods) if args.pods else ())
+        fleet = fleet_from_trace(trace, pool=args.pool)
+    except (ConfigError, FleetError) as exc:
+        print(f"tensor-fusion: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    fleet.pods.extend(listed_pods(trace, PodShape.of(trace), args.pool))
+    return _write_fleet(fleet, args.output)
+
+
+def _write_fleet(fleet: Fleet, output: str) -> int:
+    if output == "-":
         sys.stdout.write(fleet.to_yaml())
         return EXIT_OK
     try:
-        Path(args.output).write_text(fleet.to_yaml(), encoding="utf-8")
+        Path(output).write_text(fleet.to_yaml(), encoding="utf-8")
     except OSError as exc:
-        print(f"{args.output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
 
@@ -227,7 +244,7 @@ def _parser() -> argparse.ArgumentParser:
 def _add_fleet_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fleet = commands.add_parser(
         "fleet",
-        help="generate and check cluster snapshots",
+        help="generate, import and check cluster snapshots",
         description="A fleet file is a multi-document YAML of Nodes, GPUNodes, GPUs, GPUPools "
         "and Pods: a snapshot of a cluster to simulate scheduling on.",
     )
@@ -254,6 +271,26 @@ def _add_fleet_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "-o", "--output", default="-", metavar="FILE", help="where to write (default: stdout)"
     )
     generate.set_defaults(run=_fleet_generate)
+    from_trace = actions.add_parser(
+        "from-trace",
+        help="write the fleet of a GPU-sharing trace",
+        description="Write the fleet of a trace directory in the format of Alibaba's openb "
+        "trace (openb_node_list*.csv and openb_pod_list_NAME.csv): its nodes and GPUs in one "
+        "pool, nothing allocated, and with --pods the pending pods of those lists (a pod's "
+        "gpu_milli becomes compute-percent and the same share of VRAM).",
+    )
+    from_trace.add_argument("directory", metavar="DIR", help="the trace directory")
+    from_trace.add_argument(
+        "--pods",
+        action="append",
+        metavar="NAME",
+        help="add the pods of openb_pod_list_NAME.csv (repeatable; default: no pods)",
+    )
+    from_trace.add_argument("--pool", default="default", metavar="NAME")
+    from_trace.add_argument(
+        "-o", "--output", default="-", metavar="FILE", help="where to write (default: stdout)"
+    )
+    from_trace.set_defaults(run=_fleet_from_trace)
     check = actions.add_parser(
         "check",
         help="check a fleet file",

@@ -35,7 +35,7 @@ from tensorfusion.embedded.control_plane import ControlPlane, ControlPlaneConfig
 from tensorfusion.errors import UnavailableError
 from tensorfusion.scheduler.fleet_generator import generate_fleet
 from tensorfusion.server.app import create_app
-from tensorfusion.server.backend import WorkerRequest
+from tensorfusion.server.backend import NodeQuery, WorkerRequest
 from tensorfusion.server.dashboard import STATIC_DIR
 from tensorfusion.server.runner import RunningServer, start_in_thread
 from tensorfusion.server.settings import ServerSettings
@@ -190,6 +190,7 @@ def fmt_bytes(count: int) -> str:
 
 
 FORMATS = {"tflops": fmt_number, "vram": fmt_bytes}
+FIGURE_NAMES = ("capacity", "virtualCapacity", "allocated", "allocatedLimits")
 
 
 def header_totals(page: Element) -> dict[str, str]:
@@ -359,8 +360,7 @@ def test_nodes_group_the_gpus_with_their_sums(small: Stack, browser: Browser) ->
     for node in {gpu["node"] for gpu in gpus}:
         own = [gpu for gpu in gpus if gpu["node"] == node]
         sums = {
-            figure: {m: sum(g[figure][m] for g in own) for m in FORMATS}
-            for figure in ("capacity", "virtualCapacity", "allocated", "allocatedLimits")
+            figure: {m: sum(g[figure][m] for g in own) for m in FORMATS} for figure in FIGURE_NAMES
         }
         details = page.one("data-node", node)
         assert details.attrs.get("open") is not None, "a small pool shows its GPUs"
@@ -388,7 +388,7 @@ def test_large_pool_folds_its_nodes_and_lists_fifty(large: Stack, browser: Brows
     assert more.text() == "Show all 60 nodes (10 more)"
     assert header_totals(page)["gpus"] == "480"
     summary = page.one("data-node", "node-00007").text()
-    assert "8 \N{MULTIPLICATION SIGN} H100" in summary
+    assert "8 GPUs" in summary, "a folded node's GPUs are counted, not fetched"
 
 
 def test_filter_in_the_address_opens_only_matching_gpus(large: Stack, browser: Browser) -> None:
@@ -409,44 +409,78 @@ def test_filter_matching_nothing_says_so(large: Stack, browser: Browser) -> None
 # ---- what the control plane cannot be brought to answer ----------------------------------
 
 
+def summed(gpus: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a node or pool row holds about `gpus`: counts and summed figures."""
+    workers = {worker for gpu in gpus for worker in gpu["workers"]}
+    figures = {f: {m: sum(g[f][m] for g in gpus) for m in FORMATS} for f in FIGURE_NAMES}
+    return {"gpus": len(gpus), "workers": len(workers)} | figures
+
+
 class CannedBackend:
-    """Fixed inventories. Reads fail with UnavailableError after `answers` calls each; after
-    the first call, `then_gpus` (when given) replaces the GPU list."""
+    """A fixed GPU list, its nodes and (unregistered) pools summed from it. Reads fail with
+    UnavailableError after `answers` calls each; after the first call, `then_gpus` (when
+    given) replaces the GPU list."""
 
     def __init__(
         self,
-        pools: list[dict[str, Any]],
         gpus: list[dict[str, Any]],
-        workers: list[dict[str, Any]],
         *,
         answers: int | None = None,
         then_gpus: list[dict[str, Any]] | None = None,
     ) -> None:
-        self._lists = {"pools": pools, "gpus": gpus, "workers": workers}
-        self._calls = dict.fromkeys(self._lists, 0)
+        self._gpus = gpus
+        self._calls: dict[str, int] = {}
         self._answers = answers
         self._then_gpus = then_gpus
 
-    def _answer(self, key: str) -> list[dict[str, Any]]:
-        calls = self._calls[key]
-        self._calls[key] += 1
+    def _listed(self, key: str) -> list[dict[str, Any]]:
+        calls = self._calls.get(key, 0)
+        self._calls[key] = calls + 1
         if self._answers is not None and calls >= self._answers:
             raise UnavailableError("the store is being restored")
-        if key == "gpus" and calls > 0 and self._then_gpus is not None:
+        if calls > 0 and self._then_gpus is not None:
             return self._then_gpus
-        return self._lists[key]
+        return self._gpus
 
     def pools(self) -> list[dict[str, Any]]:
-        return self._answer("pools")
+        gpus = self._listed("pools")
+        rows = []
+        for name in sorted({gpu["pool"] for gpu in gpus}):
+            own = [gpu for gpu in gpus if gpu["pool"] == name]
+            unregistered = {"default": False, "placementMode": None, "oversubscription": None}
+            nodes = {"nodes": len({gpu["node"] for gpu in own})}
+            rows.append({"name": name} | unregistered | nodes | summed(own))
+        return rows
+
+    def node_page(self, query: NodeQuery) -> tuple[list[dict[str, Any]], int]:
+        gpus = self._listed(f"nodes of {query.pool}")
+        needle = (query.match or "").lower()
+        rows = []
+        for name in sorted({gpu["node"] for gpu in gpus}):
+            own = [gpu for gpu in gpus if gpu["node"] == name]
+            words = [name] + [w for g in own for w in (g["name"], g["model"], g["uuid"])]
+            words += [worker for gpu in own for worker in gpu["workers"]]
+            if own[0]["pool"] == query.pool and any(needle in w.lower() for w in words):
+                rows.append({"name": name, "pool": query.pool, "schedulable": True} | summed(own))
+        return rows[: query.limit], len(rows)
+
+    def node_gpus(self, nodes: frozenset[str]) -> list[dict[str, Any]]:
+        return [gpu for gpu in self._listed("gpus") if gpu["node"] in nodes]
+
+    def node_workers(self, nodes: frozenset[str]) -> list[dict[str, Any]]:
+        return []
+
+    def pending_workers(self) -> list[dict[str, Any]]:
+        return []
 
     def gpus(self) -> list[dict[str, Any]]:
-        return self._answer("gpus")
+        raise AssertionError("the page asks for the GPUs of the nodes it shows only")
 
     def workers(self) -> list[dict[str, Any]]:
-        return self._answer("workers")
+        raise AssertionError("the page asks for the workers of the nodes it shows only")
 
     def nodes(self) -> list[dict[str, Any]]:
-        raise UnavailableError("not served by this backend")
+        raise AssertionError("the page asks for a page of each pool's nodes only")
 
     def pool_plan(self, name: str) -> dict[str, Any]:
         raise UnavailableError("not served by this backend")
@@ -497,7 +531,7 @@ def serve(backend: CannedBackend) -> RunningServer:
 
 
 def test_no_gpus_says_how_to_provide_them(browser: Browser) -> None:
-    with serve(CannedBackend([], [], [])) as server:
+    with serve(CannedBackend([])) as server:
         page = browser.dom(f"{server.url}/")
     assert "No GPUs registered" in page.one("id", "content").text()
     assert "tensor-fusion up --fleet" in page.one("id", "content").text()
@@ -506,7 +540,7 @@ def test_no_gpus_says_how_to_provide_them(browser: Browser) -> None:
 
 
 def test_api_error_is_shown_with_its_message(browser: Browser) -> None:
-    with serve(CannedBackend([], [], [], answers=0)) as server:
+    with serve(CannedBackend([], answers=0)) as server:
         page = browser.dom(f"{server.url}/")
     alert = page.one("id", "alert")
     assert alert.attrs.get("hidden") is None
@@ -517,7 +551,7 @@ def test_api_error_is_shown_with_its_message(browser: Browser) -> None:
 
 def test_failure_after_an_answer_keeps_the_last_data_marked_stale(browser: Browser) -> None:
     gpu = canned_gpu("node-a-gpu-0", "H100", [])
-    with serve(CannedBackend([], [gpu], [], answers=1)) as server:
+    with serve(CannedBackend([gpu], answers=1)) as server:
         page = browser.dom(f"{server.url}/")
     assert page.one("data-gpu", "node-a-gpu-0").text().startswith("node-a-gpu-0")
     assert "stale" in page.tags("body")[0].attrs.get("class", "").split()
@@ -527,7 +561,7 @@ def test_failure_after_an_answer_keeps_the_last_data_marked_stale(browser: Brows
 def test_page_draws_each_new_answer(browser: Browser) -> None:
     first = canned_gpu("node-a-gpu-0", "H100", [])
     second = canned_gpu("node-a-gpu-1", "H100", []) | {"index": 1}
-    with serve(CannedBackend([], [first], [], then_gpus=[first, second])) as server:
+    with serve(CannedBackend([first], then_gpus=[first, second])) as server:
         page = browser.dom(f"{server.url}/")
     assert [g.attrs["data-gpu"] for g in page.all("data-gpu")] == ["node-a-gpu-0", "node-a-gpu-1"]
     assert header_totals(page)["gpus"] == "2"
@@ -537,7 +571,7 @@ def test_names_from_the_api_are_text_not_markup(browser: Browser) -> None:
     model = '<img src="x" onerror="document.title=1">'
     worker = '<b id="injected">ns</b>/pod'
     gpu = canned_gpu("node-a-gpu-0", model, [worker])
-    with serve(CannedBackend([], [gpu], [])) as server:
+    with serve(CannedBackend([gpu])) as server:
         page = browser.dom(f"{server.url}/")
     card = page.one("data-gpu", "node-a-gpu-0")
     assert model in card.text()

@@ -620,9 +620,11 @@ def gpus(draw: st.DrawFn, node: int, scale: int) -> Gpu:
 
 
 @st.composite
-def fleets(draw: st.DrawFn) -> tuple[GpuArrays, np.ndarray, np.ndarray, GpuFitRequest]:
+def fleets(
+    draw: st.DrawFn, max_nodes: int = 40
+) -> tuple[GpuArrays, np.ndarray, np.ndarray, GpuFitRequest]:
     scale = draw(st.sampled_from(SCALES))
-    node_count = draw(st.integers(1, 40))
+    node_count = draw(st.integers(1, max_nodes))
     fleet = [
         draw(gpus(node, scale))
         for node in range(node_count)

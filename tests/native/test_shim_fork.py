@@ -17,6 +17,7 @@ import pytest
 
 from tensorfusion._native import ShmRegion
 from tests.native.test_shim import MiB, child_env, make_region
+from tests.native.test_shim_pacing import make_region as make_pacing_region
 
 PARENT_BYTES = 8 * MiB
 CHILD_BYTES = 4 * MiB
@@ -133,3 +134,73 @@ def test_child_shares_the_worker_limit(mockcuda: Any, tmp_path: Path) -> None:
     assert live[seen["parent"]["pid"]] == PARENT_BYTES
     assert live.get(seen["child"]["pid"], 0) == 0
     assert ShmRegion.open(region).snapshot()["total_bytes"] == 0
+
+
+# Prints {"child": pid} once its launches are synchronised, then {"parent": pid} once the child
+# has exited and the parent synchronised. The parent's launches after the pause take the fast
+# path, which tallies them per thread: the fork copies that tally into the child.
+PACED_FORKER = r"""
+import ctypes, json, os, time
+from ctypes import byref, c_int, c_size_t, c_uint64, c_void_p
+
+cuda = ctypes.CDLL("libcuda.so.1")
+
+
+def start():
+    dev, ctx, module, fn, stream = c_int(), c_void_p(), c_void_p(), c_void_p(), c_void_p()
+    assert cuda.cuInit(0) == 0 and cuda.cuDeviceGet(byref(dev), 0) == 0
+    assert cuda.cuCtxCreate_v2(byref(ctx), 0, dev) == 0
+    assert cuda.cuModuleLoadData(byref(module), b"image") == 0
+    assert cuda.cuModuleGetFunction(byref(fn), module, b"sleep_us_2") == 0
+    assert cuda.cuStreamCreate(byref(stream), 1) == 0
+    return fn, stream
+
+
+def launch(fn, stream, count):
+    for _ in range(count):
+        assert cuda.cuLaunchKernel(fn, 1, 1, 1, 32, 1, 1, 0, stream, None, None) == 0
+
+
+fn, stream = start()
+launch(fn, stream, 1)  # the site's first launch is measured
+assert cuda.cuStreamSynchronize(stream) == 0
+time.sleep(0.1)  # the bucket fills past its reserve
+launch(fn, stream, PARENT_LAUNCHES)
+pid = os.fork()
+if pid == 0:
+    fn, stream = start()  # as with the real driver, a forked child starts its own CUDA
+    assert cuda.cuMemAlloc_v2(byref(c_uint64()), c_size_t(1 << 20)) == 0  # joins the region
+    launch(fn, stream, CHILD_LAUNCHES)
+    assert cuda.cuStreamSynchronize(stream) == 0
+    os.write(1, (json.dumps({"child": os.getpid()}) + "\n").encode())
+    os._exit(0)
+os.waitpid(pid, 0)
+assert cuda.cuStreamSynchronize(stream) == 0
+print(json.dumps({"parent": os.getpid()}), flush=True)
+"""
+PARENT_LAUNCHES = 50  # fewer than one chunk's worth (200 us of 2 us launches)
+CHILD_LAUNCHES = 10
+
+
+@pytest.mark.timing  # the parent's launches take the fast path once its bucket has filled
+def test_child_counts_only_its_own_launches(mockcuda: Any, tmp_path: Path) -> None:
+    region = make_pacing_region(tmp_path, tflops_limit=90.0)
+    script = PACED_FORKER.replace("PARENT_LAUNCHES", str(PARENT_LAUNCHES)).replace(
+        "CHILD_LAUNCHES", str(CHILD_LAUNCHES)
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        env=child_env(mockcuda, tmp_path, TF_SHM_PATH=str(region)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    pids = {
+        role: pid for line in proc.stdout.splitlines() for role, pid in json.loads(line).items()
+    }
+    launches = {s["pid"]: s["launches"] for s in ShmRegion.open(region).snapshot()["slots"]}
+    # The parent counts the tally it forked with; the child starts with none of it.
+    assert launches[pids["child"]] == CHILD_LAUNCHES
+    assert launches[pids["parent"]] == 1 + PARENT_LAUNCHES

@@ -31,11 +31,12 @@ pytestmark = pytest.mark.timing
 US = 1_000
 
 # Commands, one a line: `launch <kernel> <grid> <count>` queues launches on the child's stream,
+# `thread <kernel> <grid> <count>` does so from a new thread and waits for that thread to end,
 # `sync` waits for them, `sleep <seconds>` idles, `records` reads how many events the process
 # recorded (the shim's timing pairs: the program records none); each answers "ok" and its
 # result. Exits at the end of its input.
 CHILD = r"""
-import ctypes, sys, time
+import ctypes, sys, threading, time
 from ctypes import byref, c_int, c_ulonglong, c_void_p
 
 cuda = ctypes.CDLL("libcuda.so.1")
@@ -53,16 +54,32 @@ check(cuda.cuCtxCreate_v2(byref(ctx), 0, dev), "cuCtxCreate")
 check(cuda.cuModuleLoadData(byref(module), b"image"), "cuModuleLoadData")
 check(cuda.cuStreamCreate(byref(stream), 1), "cuStreamCreate")
 functions = {}
+
+
+def launch(name, grid, count):
+    check(cuda.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")  # a new thread has no context yet
+    if name not in functions:
+        functions[name] = c_void_p()
+        check(cuda.cuModuleGetFunction(byref(functions[name]), module, name), "function")
+    for _ in range(count):
+        if cuda.cuLaunchKernel(functions[name], grid, 1, 1, 32, 1, 1, 0, stream, None, None):
+            return "cuLaunchKernel failed"
+    return None
+
+
 for line in sys.stdin:
     command = line.split()
-    if command[0] == "launch":
-        name, grid, count = command[1].encode(), int(command[2]), int(command[3])
-        if name not in functions:
-            functions[name] = c_void_p()
-            check(cuda.cuModuleGetFunction(byref(functions[name]), module, name), "function")
-        for _ in range(count):
-            check(cuda.cuLaunchKernel(functions[name], grid, 1, 1, 32, 1, 1, 0, stream,
-                                      None, None), "cuLaunchKernel")
+    if command[0] in ("launch", "thread"):
+        args = command[1].encode(), int(command[2]), int(command[3])
+        failed = []
+        if command[0] == "thread":
+            worker = threading.Thread(target=lambda: failed.append(launch(*args)))
+            worker.start()
+            worker.join()
+        else:
+            failed.append(launch(*args))
+        if failed != [None]:
+            raise SystemExit(failed)
     elif command[0] == "sleep":
         time.sleep(float(command[1]))
     elif command[0] == "records":

@@ -292,6 +292,17 @@ class Controller(Home[Running]):
     def workers(self) -> list[dict[str, Any]]:
         return self._parts().workers.views()
 
+    def node_workers(self, nodes: frozenset[str]) -> list[dict[str, Any]]:
+        return self._parts().workers.views(nodes)
+
+    def pending_workers(self) -> list[dict[str, Any]]:
+        running = self._parts()
+        leader = running.leader
+        candidates = leader.stranded_workers()
+        if not candidates:  # the common case: nor are the present GPUs needed
+            return []
+        return running.workers.pending_views(candidates, leader.present_gpus())
+
     def create_worker(self, request: WorkerRequest) -> dict[str, Any]:
         raise UnavailableError(NO_WORKERS)
 

@@ -14,7 +14,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -24,8 +24,8 @@ from tensorfusion.agent.usage_recorder import WORKER_USAGE
 from tensorfusion.alert.model import rfc3339
 from tensorfusion.api.annotations import gpu_ids_of
 from tensorfusion.api.gpu_links import text_at
-from tensorfusion.embedded.workers import worker_view
-from tensorfusion.errors import ConfigError, QueryError, SinkUnavailable
+from tensorfusion.embedded.workers import is_waiting, worker_view
+from tensorfusion.errors import ConfigError, NotFoundError, QueryError, SinkUnavailable
 from tensorfusion.metrics.sink import TIME_COLUMN, MetricsSink
 from tensorfusion.scheduler.pod_keys import pod_key
 from tensorfusion.store.interface import ClusterStore
@@ -152,11 +152,55 @@ class WorkerViews:
         if sink is None:
             log.info("workers are listed without usage: no GreptimeDB is configured (GREPTIME_*)")
 
-    def views(self) -> list[dict[str, Any]]:
-        pods = [pod for pod in self.store.list("Pod") if is_bound_worker(pod)]
+    def views(self, nodes: frozenset[str] | None = None) -> list[dict[str, Any]]:
+        """Every worker, or those bound to `nodes` (then only their pods, selected by node,
+        and the GPUs they hold are read)."""
+        if nodes is None:
+            pods = [pod for pod in self.store.list("Pod") if is_bound_worker(pod)]
+            return self._views_of(pods, self.store.list("GPU")) if pods else []
+        on_nodes = [
+            pod
+            for node in sorted(nodes)
+            for pod in self.store.list("Pod", field_selector={"spec.nodeName": node})
+            if is_bound_worker(pod)
+        ]
+        # In the order of the whole listing (the store's: by namespace, then name).
+        on_nodes.sort(
+            key=lambda pod: (pod["metadata"].get("namespace") or "", pod["metadata"]["name"])
+        )
+        return self._views_of(on_nodes, self._held_gpus(on_nodes))
+
+    def pending_views(
+        self, candidates: Iterable[tuple[str, str]], present: Collection[str]
+    ) -> list[dict[str, Any]]:
+        """The workers waiting for a GPU among `candidates` (namespace, name): those holding
+        none of `present` (the GPUs still in the cluster) as the store has them now. Only the
+        candidates and their GPUs are read, each by name, not every pod and GPU."""
+        pods = [
+            pod
+            for pod in _existing(self.store, "Pod", sorted(set(candidates)))
+            if is_bound_worker(pod)
+            and is_waiting(
+                text_at(pod, "spec", "nodeName"),
+                gpu_ids_of(pod["metadata"]["annotations"]),
+                present,
+            )
+        ]
+        return self._views_of(pods, self._held_gpus(pods))
+
+    def _held_gpus(self, pods: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The GPU objects `pods` name that exist, each read by name."""
+        names = {gpu for pod in pods for gpu in gpu_ids_of(pod["metadata"]["annotations"])}
+        return _existing(self.store, "GPU", [(None, name) for name in sorted(names)])
+
+    def _views_of(
+        self, pods: list[dict[str, Any]], gpu_objects: Iterable[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The views of `pods`, with the facts of `gpu_objects` (the GPUs they hold, or
+        more)."""
         if not pods:
             return []
-        uuids, indices = _gpu_facts(self.store.list("GPU"))
+        uuids, indices = _gpu_facts(gpu_objects)
         rows = self._latest_rows()
         views = []
         for pod in pods:
@@ -191,6 +235,19 @@ class WorkerViews:
     def close(self) -> None:
         if self.sink is not None:
             self.sink.close()
+
+
+def _existing(
+    store: ClusterStore, kind: str, keys: Iterable[tuple[str | None, str]]
+) -> list[dict[str, Any]]:
+    """The objects of `kind` named by `keys` (namespace, name) that exist now."""
+    found = []
+    for namespace, name in keys:
+        try:
+            found.append(store.get(kind, name, namespace))
+        except NotFoundError:
+            continue  # deleted since it was named: nothing to list
+    return found
 
 
 def _gpu_facts(gpus: Iterable[Mapping[str, Any]]) -> tuple[dict[str, str], dict[str, int | None]]:

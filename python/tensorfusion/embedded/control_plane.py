@@ -33,6 +33,7 @@ from tensorfusion.api.gpu_links import OWNER_LABEL
 from tensorfusion.embedded.fleet_cache import read_fleet
 from tensorfusion.embedded.state_dir import StateDir
 from tensorfusion.embedded.worker_service import WorkerService
+from tensorfusion.embedded.workers import is_pending
 from tensorfusion.engine.home import Home
 from tensorfusion.engine.leader_duties import LeaderDuties
 from tensorfusion.engine.observability import Observability, ObservabilityConfig
@@ -210,6 +211,14 @@ class ControlPlane(Home[Running]):
 
     def workers(self) -> list[dict[str, Any]]:
         return self._parts().workers.views()
+
+    def node_workers(self, nodes: frozenset[str]) -> list[dict[str, Any]]:
+        # Local workers are few (processes of this host): the whole list is cheap.
+        return [worker for worker in self.workers() if worker["node"] in nodes]
+
+    def pending_workers(self) -> list[dict[str, Any]]:
+        present = self._parts().leader.present_gpus()
+        return [worker for worker in self.workers() if is_pending(worker, present)]
 
     def create_worker(self, request: WorkerRequest) -> dict[str, Any]:
         running = self._parts()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -83,6 +83,17 @@ def worker_pod(request: WorkerRequest, name: str, pids: str) -> dict[str, Any]:
 
 def _as_field_error(problem: AnnotationError) -> ConfigError:
     return ConfigError(_FIELD_OF_KEY.get(problem.key, problem.key), problem.message)
+
+
+def is_waiting(node: str | None, gpus: Iterable[str], present: Collection[str]) -> bool:
+    """Whether a worker waits for a GPU: it is not on a node yet (phase Pending), or none of
+    its GPUs is still in the cluster."""
+    return not node or not any(gpu in present for gpu in gpus)
+
+
+def is_pending(worker: Mapping[str, Any], present: Collection[str]) -> bool:
+    """`is_waiting` for a worker as `worker_view` lists it."""
+    return worker["phase"] == "Pending" or is_waiting(worker["node"], worker["gpus"], present)
 
 
 def worker_view(

@@ -13,6 +13,7 @@ from tensorfusion.errors import UnavailableError
 from tensorfusion.operator.nodepool.config import NodePoolConfig
 from tensorfusion.operator.nodepool.reconciler import plan_from_store
 from tensorfusion.operator.reconcilers.context import utc_now
+from tensorfusion.server.backend import NodeQuery
 
 
 class StartedParts(Protocol):
@@ -81,3 +82,9 @@ class Home(Generic[Parts]):
 
     def gpus(self) -> list[dict[str, Any]]:
         return self._parts().leader.gpus()
+
+    def node_page(self, query: NodeQuery) -> tuple[list[dict[str, Any]], int]:
+        return self._parts().leader.node_page(query.pool, query.match, query.limit)
+
+    def node_gpus(self, nodes: frozenset[str]) -> list[dict[str, Any]]:
+        return self._parts().leader.node_gpus(nodes)

@@ -11,27 +11,33 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from tensorfusion.api.scheduler_config import KubeSchedulerConfiguration
 from tensorfusion.engine.observability import Observability
 from tensorfusion.engine.threads import start_daemon
 from tensorfusion.errors import TensorFusionError, UnavailableError
-from tensorfusion.metrics.point import Point
+from tensorfusion.metrics.sink import Lines
 from tensorfusion.operator.leader_election import LeaderElection
+from tensorfusion.scheduler.allocation_lines import allocation_batches
 from tensorfusion.scheduler.allocation_recorder import AllocationRecorder
 from tensorfusion.scheduler.inventory import (
+    InventoryCache,
     InventoryView,
     gpu_inventory,
     node_inventory,
+    node_page,
     pool_inventory,
+    stranded_workers,
 )
 from tensorfusion.scheduler.loop import SchedulingLoop
 from tensorfusion.scheduler.simulate import profile_for, simulate
 from tensorfusion.store.interface import ClusterStore
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 RETRY_S = 1.0
 """Pause before a scheduler that failed starts again."""
@@ -58,6 +64,7 @@ class LeaderDuties:
         self.allocations = AllocationRecorder(self.loop, pools=lambda: store.list("GPUPool"))
         self.stopping = stopping
         self.lock = threading.Lock()
+        self._inventory = InventoryCache()
         self.ready = threading.Event()
         """Set while the scheduler's state is built and it schedules."""
         self._lease_thread: threading.Thread | None = None
@@ -74,7 +81,7 @@ class LeaderDuties:
                 self.observability.run_leader,
                 self.stopping,
                 self.election.is_leader,
-                self._allocation_points,
+                self._allocation_lines,
             ),
         ]
 
@@ -113,13 +120,14 @@ class LeaderDuties:
                 with self.lock:
                     self.loop.close()
 
-    def _allocation_points(self, now_ns: int) -> list[Point]:
-        """The allocation tables, from the scheduler's state (so only while it is built)."""
+    def _allocation_lines(self, now_ns: int) -> Iterator[Lines]:
+        """The allocation tables, from the scheduler's state (so only while it is built),
+        formatted natively a run of rows at a time as the writer takes them."""
         if not self.ready.is_set():
-            return []
+            return iter(())
         with self.lock:  # only the figures are taken under it; the rows are built after
             figures = self.allocations.figures()
-        return self.allocations.points(now_ns, figures)
+        return allocation_batches(self.allocations, figures, now_ns)
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -157,16 +165,38 @@ class LeaderDuties:
             return loop.cluster.gpus.snapshot()
 
     def pools(self) -> list[dict[str, Any]]:
-        return pool_inventory(self._inventory())
+        return self._listing(("pools",), pool_inventory)
 
     def nodes(self) -> list[dict[str, Any]]:
-        return node_inventory(self._inventory())
+        return self._listing(("nodes",), node_inventory)
 
     def gpus(self) -> list[dict[str, Any]]:
-        return gpu_inventory(self._inventory())
+        return self._listing(("gpus",), gpu_inventory)
 
-    def _inventory(self) -> InventoryView:
-        """The listings' figures, copied under the lock and summed after it."""
-        loop = self.scheduler()
-        with self.lock:
-            return InventoryView.of(loop.cluster)
+    def node_page(
+        self, pool: str | None, match: str | None, limit: int | None
+    ) -> tuple[list[dict[str, Any]], int]:
+        key = ("node page", pool, match, limit)
+        return self._listing(key, lambda view: node_page(view, pool, match, limit))
+
+    def node_gpus(self, nodes: frozenset[str]) -> list[dict[str, Any]]:
+        return self._listing(("node gpus", nodes), lambda view: gpu_inventory(view, nodes))
+
+    def present_gpus(self) -> set[str]:
+        """The GPUs still in the cluster (a worker holding none of them waits for one)."""
+        return self._listing(("present",), InventoryView.present_gpus)
+
+    def stranded_workers(self) -> list[tuple[str, str]]:
+        """The (namespace, name) of the bound pods that hold no GPU still in the cluster: those
+        whose allocation's GPUs all left, and those whose GPUs had already left when the
+        scheduler started (so none was restored). Read from the scheduler's state, not from
+        the pods."""
+        stranded = self._listing(("stranded",), stranded_workers)
+        keys = (pod.partition("/") for pod, _ in self.loop.report.vanished)
+        return stranded + [(namespace, name) for namespace, _, name in keys]
+
+    def _listing(self, key: tuple[Any, ...], build: Callable[[InventoryView], T]) -> T:
+        """A listing of the scheduler's state as it is now, built once per change of it (the
+        figures are copied under the lock, the rows built after it); shared, not to be
+        modified."""
+        return self._inventory.listing(self.scheduler().cluster, self.lock, key, build)

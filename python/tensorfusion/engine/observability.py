@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +24,14 @@ from tensorfusion.metrics.buffered_writer import BufferedWriter
 from tensorfusion.metrics.embedded_sink import EmbeddedSink
 from tensorfusion.metrics.greptime_sink import GreptimeSink
 from tensorfusion.metrics.point import Point
-from tensorfusion.metrics.sink import MetricsSink
+from tensorfusion.metrics.sink import Lines, MetricsSink
 
 log = logging.getLogger(__name__)
 
 PointSource = Callable[[int], Sequence[Point]]
 """What a recorder produces at a time (ns since the epoch)."""
+LineSource = Callable[[int], Iterable[Lines]]
+"""What a recorder that formats its rows natively produces at a time: batches of lines."""
 
 
 @dataclass(frozen=True)
@@ -112,9 +114,22 @@ class Observability:
 
     def record(self, source: PointSource) -> None:
         """One sample into the writer; a failing recorder is logged, never fatal."""
+        self._record(lambda now_ns: self.writer.write(source(now_ns)))
+
+    def record_lines(self, source: LineSource) -> None:
+        """`record` for a source of encoded lines: each batch goes to the writer as it comes,
+        so the rows are formatted while the writer sends."""
+
+        def write(now_ns: int) -> None:
+            for lines in source(now_ns):
+                self.writer.write_lines(lines)
+
+        self._record(write)
+
+    def _record(self, write: Callable[[int], None]) -> None:
         self._apply_ttl()
         try:
-            self.writer.write(source(time.time_ns()))
+            write(time.time_ns())
             self.writer.poll()
         except Exception as exc:
             log.warning("metrics not recorded: %r", exc, exc_info=log.isEnabledFor(logging.DEBUG))
@@ -124,7 +139,7 @@ class Observability:
             self.record(source)
 
     def run_leader(
-        self, stop: threading.Event, leading: threading.Event, source: PointSource
+        self, stop: threading.Event, leading: threading.Event, source: LineSource
     ) -> None:
         """While leading: record the allocation tables and evaluate the rules that are due."""
         next_record = 0.0
@@ -133,7 +148,7 @@ class Observability:
                 continue
             now = time.monotonic()
             if now >= next_record:
-                self.record(source)
+                self.record_lines(source)
                 next_record = now + self.config.interval_s
             self._evaluate()
             stop.wait(min(1.0, self.config.interval_s))

@@ -1,9 +1,11 @@
 """Batches points for a sink and rides out its outages on disk.
 
 Points collect in memory until `batch_size` of them are waiting or `flush_interval_s` has
-passed since the last flush. A batch the sink cannot take (`SinkUnavailable`) is written to
-`buffer_dir` as one line-protocol file named by sequence number, and so is every later batch
-while older ones wait, so delivery order is arrival order. Waiting batches are retried with
+passed since the last flush; so do batches already encoded as line protocol (`Lines`), which
+are joined into batches of at least `batch_size` lines and sent as text. A batch the sink
+cannot take (`SinkUnavailable`) is written to `buffer_dir` as one line-protocol file (encoded
+lines as they are) named by sequence number, and so is every later batch while older ones
+wait, so delivery order is arrival order. Waiting batches are retried with
 exponential backoff; `flush()` retries at once. The directory is read back on start, so a
 restart in the middle of an outage loses nothing. Only when the files would exceed
 `max_bytes` are the oldest batches deleted; their points are counted in `dropped_points`.
@@ -20,12 +22,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from tensorfusion.errors import ConfigError, SinkUnavailable, TensorFusionError
 from tensorfusion.metrics.line_protocol import encode, parse
 from tensorfusion.metrics.point import Point
-from tensorfusion.metrics.sink import MetricsSink
+from tensorfusion.metrics.sink import Lines, MetricsSink, joined
 
 LOG = logging.getLogger("tensorfusion.metrics.buffer")
 SUFFIX = ".lp"
@@ -92,6 +95,8 @@ class BufferedWriter:
         self._clock = clock
         self._lock = threading.Lock()
         self._pending: list[Point] = []
+        self._pending_lines: list[Lines] = []
+        self._pending_line_count = 0
         self._last_flush = clock()
         self._backoff_s = 0.0
         self._retry_at = clock()  # a backlog read back on start is retried at once
@@ -122,11 +127,21 @@ class BufferedWriter:
                 del self._pending[: self._batch_size]
                 self._deliver(batch)
 
+    def write_lines(self, lines: Lines) -> None:
+        """Queue encoded lines; once `batch_size` lines wait, they go to the sink (or the disk
+        buffer) as one batch."""
+        with self._lock:
+            self._pending_lines.append(lines)
+            self._pending_line_count += lines.points
+            if self._pending_line_count >= self._batch_size:
+                self._deliver_lines()
+
     def poll(self) -> None:
         """Flush a partial batch whose interval is up and retry the backlog when due."""
         with self._lock:
             now = self._clock()
-            if self._pending and now - self._last_flush >= self._flush_interval_s:
+            waiting = self._pending or self._pending_lines
+            if waiting and now - self._last_flush >= self._flush_interval_s:
                 self._flush_pending()
             if self._spilled and now >= self._retry_at:
                 self._drain()
@@ -145,16 +160,26 @@ class BufferedWriter:
         if self._pending:
             batch, self._pending = self._pending, []
             self._deliver(batch)
+        if self._pending_lines:
+            self._deliver_lines()
 
     def _deliver(self, batch: list[Point]) -> None:
-        if not self._spilled and self._send(batch):
+        if not self._spilled and self._send(lambda: self._sink.write(batch)):
             return
-        self._spill(batch)
+        self._spill(encode(batch).encode(), len(batch))
 
-    def _send(self, batch: list[Point]) -> bool:
-        """True when the sink is done with the batch (stored, or refused for good)."""
+    def _deliver_lines(self) -> None:
+        """Every waiting batch of lines, as one."""
+        lines = joined(self._pending_lines)
+        self._pending_lines, self._pending_line_count = [], 0
+        if not self._spilled and self._send(lambda: self._sink.write_lines(lines)):
+            return
+        self._spill(lines.body, lines.points)
+
+    def _send(self, write: Callable[[], None]) -> bool:
+        """True when the sink is done with what `write` writes (stored, or refused for good)."""
         try:
-            self._sink.write(batch)
+            write()
         except SinkUnavailable as error:
             self._backoff_s = min(
                 self._backoff_max_s, max(self._backoff_initial_s, 2 * self._backoff_s)
@@ -180,33 +205,35 @@ class BufferedWriter:
             if parsed.problems:
                 line, problem = parsed.problems[0]
                 LOG.error("metrics buffer %s line %d: %s", oldest.path.name, line, problem)
-            if not self._send(parsed.points):
+            # Read back as points, whether spilled as points or as lines: a backlog is what an
+            # outage leaves, rare enough that parsing it costs nothing that matters.
+            if not self._send(partial(self._sink.write, parsed.points)):
                 return
             self._remove_oldest()
 
-    def _spill(self, batch: list[Point]) -> None:
-        data = encode(batch).encode()
+    def _spill(self, data: bytes, points: int) -> None:
+        """A batch of `points` points, encoded as `data`, onto the disk buffer."""
         if len(data) > self._max_bytes:
-            self.dropped_points += len(batch)
+            self.dropped_points += points
             LOG.error(
                 "metrics batch of %d points (%d bytes) exceeds the buffer (%d bytes): dropped",
-                len(batch),
+                points,
                 len(data),
                 self._max_bytes,
             )
             return
         while self._spilled and self._backlog_bytes + len(data) > self._max_bytes:
             self._drop_oldest("the buffer is full")
-        path = self._dir / _Spilled.name(self._next_seq, len(batch))
+        path = self._dir / _Spilled.name(self._next_seq, points)
         temporary = path.with_suffix(".tmp")
         try:
             temporary.write_bytes(data)
             temporary.replace(path)  # a crash never leaves a half-written batch behind
         except OSError as error:
-            self.dropped_points += len(batch)
-            LOG.error("metrics buffer %s: %s; %d points dropped", path, error, len(batch))
+            self.dropped_points += points
+            LOG.error("metrics buffer %s: %s; %d points dropped", path, error, points)
             return
-        self._spilled.append(_Spilled(path, self._next_seq, len(batch), len(data)))
+        self._spilled.append(_Spilled(path, self._next_seq, points, len(data)))
         self._backlog_bytes += len(data)
         self._next_seq += 1
 

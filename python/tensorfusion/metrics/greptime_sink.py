@@ -1,12 +1,14 @@
 """Metrics in GreptimeDB over its HTTP API (standard library only).
 
-- Writes: influx line protocol, `POST /v1/influxdb/api/v2/write?db=<db>&precision=ms`.
+- Writes: influx line protocol, `POST /v1/influxdb/api/v2/write?db=<db>&precision=ms` (points
+  are encoded in ms; encoded lines handed over as text are posted as they are, `precision=ns`).
 - Queries: `POST /v1/sql?db=<db>` with the form field `sql`; the answer is
   `{"code": 0, "output": [{"records": {"schema": {"column_schemas": [{"name": ...}]},
   "rows": [[...]]}}]}`, or a non-zero `code` with an `error` message.
 - Auth: HTTP Basic with `greptime.user`/`greptime.password`; https when `isCloud`.
 - Tables: GreptimeDB would name the time index `greptime_timestamp` when line protocol creates
-  a table, but rules query `ts`, so each measurement's table is created first by SQL with a
+  a table, but rules query `ts`, so each measurement's table is created first by SQL (from its
+  first point, or from the schemas encoded lines come with) with a
   `ts TIMESTAMP(3)` time index and its tags as the primary key; later fields and tags are added
   by GreptimeDB itself when line protocol brings them.
 - Retention: `ALTER DATABASE <db> SET 'ttl'=...`, which every table without its own TTL follows.
@@ -28,7 +30,7 @@ from tensorfusion.api.helm_values import GreptimeValues
 from tensorfusion.errors import ConfigError, QueryError, SinkUnavailable
 from tensorfusion.metrics.line_protocol import encode
 from tensorfusion.metrics.point import Point, Unsigned
-from tensorfusion.metrics.sink import TIME_COLUMN, parse_ttl, window_millis
+from tensorfusion.metrics.sink import TIME_COLUMN, Lines, TableSchema, parse_ttl, window_millis
 
 COLUMN_TYPES: Final[Mapping[type, str]] = {
     int: "BIGINT",
@@ -47,12 +49,18 @@ def _quote(name: str) -> str:
 
 def create_table_sql(point: Point) -> str:
     """The table for `point`'s measurement: tags as primary key, `ts` as time index."""
-    columns = [f"{_quote(tag)} STRING NULL" for tag in point.tags]
-    columns += [f"{_quote(k)} {COLUMN_TYPES[type(v)]} NULL" for k, v in point.fields.items()]
+    fields = {name: type(value) for name, value in point.fields.items()}
+    return table_sql(TableSchema(point.measurement, tuple(point.tags), fields))
+
+
+def table_sql(table: TableSchema) -> str:
+    """The table `table` describes: tags as primary key, `ts` as time index."""
+    columns = [f"{_quote(tag)} STRING NULL" for tag in table.tags]
+    columns += [f"{_quote(k)} {COLUMN_TYPES[kind]} NULL" for k, kind in table.fields.items()]
     columns += [f"{TIME_COLUMN} TIMESTAMP(3) NOT NULL", f"TIME INDEX ({TIME_COLUMN})"]
-    if point.tags:
-        columns.append(f"PRIMARY KEY ({', '.join(map(_quote, point.tags))})")
-    return f"CREATE TABLE IF NOT EXISTS {_quote(point.measurement)} ({', '.join(columns)})"
+    if table.tags:
+        columns.append(f"PRIMARY KEY ({', '.join(map(_quote, table.tags))})")
+    return f"CREATE TABLE IF NOT EXISTS {_quote(table.measurement)} ({', '.join(columns)})"
 
 
 class GreptimeSink:
@@ -112,11 +120,21 @@ class GreptimeSink:
             if measurement not in self._created:
                 self._sql_for_write(create_table_sql(point))
                 self._created.add(measurement)
-        params = {"db": self._db, "precision": "ms"}
+        self._post_lines(encode(points, "ms").encode(), "ms")
+
+    def write_lines(self, lines: Lines) -> None:
+        if not lines.points:
+            return
+        for table in lines.tables:
+            if table.measurement not in self._created:
+                self._sql_for_write(table_sql(table))
+                self._created.add(table.measurement)
+        self._post_lines(lines.body, "ns")
+
+    def _post_lines(self, body: bytes, precision: str) -> None:
+        params = {"db": self._db, "precision": precision}
         try:
-            self._post(
-                "/v1/influxdb/api/v2/write", params, encode(points, "ms").encode(), "text/plain"
-            )
+            self._post("/v1/influxdb/api/v2/write", params, body, "text/plain")
         except _Rejected as rejected:
             raise ConfigError("points", f"GreptimeDB refused the batch: {rejected.body}") from None
 

@@ -33,6 +33,7 @@ from tensorfusion.api.quantity import Quantity
 from tensorfusion.errors import StoreError, UnavailableError
 from tensorfusion.metrics.point import FieldValue, Point
 from tensorfusion.metrics.row_values import known_tags, percent, workload_of
+from tensorfusion.metrics.sink import TableSchema
 from tensorfusion.scheduler.allocation import Allocation, GpuRecord
 from tensorfusion.scheduler.cluster_state import ClusterState
 from tensorfusion.scheduler.inventory import (
@@ -51,6 +52,89 @@ WORKER_RESOURCES = "tf_worker_resources"
 SYSTEM_METRICS = "tf_system_metrics"
 GPU_ALLOCATION = "tf_gpu_allocation"
 POOL_RUNNING, POOL_PENDING = "Running", "Pending"
+_ALLOCATED: dict[str, type] = dict.fromkeys(
+    (
+        "allocated_tflops",
+        "allocated_tflops_percent",
+        "allocated_tflops_percent_virtual",
+        "allocated_vram_bytes",
+        "allocated_vram_percent",
+        "allocated_vram_percent_virtual",
+    ),
+    float,
+)
+TABLES: tuple[TableSchema, ...] = (
+    TableSchema(NODE_METRICS, ("node", "pool", "phase"), {**_ALLOCATED, "gpu_count": int}),
+    TableSchema(
+        POOL_METRICS,
+        ("pool", "phase"),
+        {
+            **_ALLOCATED,
+            **dict.fromkeys(
+                (
+                    "limited_tflops",
+                    "limited_tflops_percent_virtual",
+                    "limited_vram_bytes",
+                    "limited_vram_percent_virtual",
+                ),
+                float,
+            ),
+            "gpu_count": int,
+            "capacity_capped": int,
+            "capped_by": str,
+            "cost_per_hour": float,
+            "budget_per_day": float,
+        },
+    ),
+    TableSchema(
+        GPU_METRICS,
+        ("gpu", "uuid", "node", "pool", "gpu_model", "phase"),
+        dict.fromkeys(
+            (
+                "capacity_tflops",
+                "available_tflops",
+                "allocated_tflops",
+                "allocated_tflops_percent",
+                "capacity_vram_bytes",
+                "available_vram_bytes",
+                "allocated_vram_bytes",
+                "allocated_vram_percent",
+            ),
+            float,
+        ),
+    ),
+    TableSchema(
+        WORKER_RESOURCES,
+        ("namespace", "pool", "qos", "worker", "workload"),
+        {
+            "gpu_count": int,
+            **dict.fromkeys(
+                ("tflops_request", "tflops_limit", "vram_bytes_request", "vram_bytes_limit"),
+                float,
+            ),
+        },
+    ),
+    TableSchema(
+        GPU_ALLOCATION,
+        ("pod", "namespace", "pod_uuid", "node", "gpu_model_index", "gpu_name"),
+        {"gpu_count": int},
+    ),
+    TableSchema(
+        SYSTEM_METRICS,
+        (),
+        dict.fromkeys(
+            (
+                "total_workers_cnt",
+                "total_nodes_cnt",
+                "total_allocation_success_cnt",
+                "total_allocation_fail_cnt",
+            ),
+            int,
+        ),
+    ),
+)
+"""Every tag and field of the rows below, per table: what a sink creates the tables from
+when the rows reach it as text."""
 PoolObjects = Callable[[], Iterable[Mapping[str, Any]]]
 """Reads the GPUPool objects (the scheduler keeps only their placement settings)."""
 
@@ -106,24 +190,25 @@ class AllocationRecorder:
             (allocation, tuple(map(view.record, allocation.gpus)), _labels(f, allocation))
             for allocation in view.allocations
         ]
+        rows = [
+            *(_node_row(node, phase_of(f.gpu_nodes, node["name"])) for node in nodes),
+            *self.pool_rows(pool_inventory(view)),
+            *(_gpu_row(gpu, phase_of(f.gpu_objects, gpu["name"])) for gpu in gpu_inventory(view)),
+            *(_worker_row(*worker) for worker in workers),
+            *(_allocation_row(allocation, records) for allocation, records, _ in workers),
+            system_row(f.totals, workers=len(workers), nodes=len(nodes)),
+        ]
+        return [Point(table, tags, fields, now_ns) for table, tags, fields in rows]
+
+    def pool_rows(self, pools: list[dict[str, Any]]) -> list[Row]:
+        """The pool rows of the pool inventory's `pools`, with what provisioning reports."""
         provisioning = {
             name: _provisioning(pool)
             for pool in self._pool_objects()
             if (name := text_at(pool, "metadata", "name")) is not None
         }
         nothing = _provisioning({})
-        rows = [
-            *(_node_row(node, _phase(f.gpu_nodes, node["name"])) for node in nodes),
-            *(
-                _pool_row(pool, provisioning.get(pool["name"], nothing))
-                for pool in pool_inventory(view)
-            ),
-            *(_gpu_row(gpu, _phase(f.gpu_objects, gpu["name"])) for gpu in gpu_inventory(view)),
-            *(_worker_row(*worker) for worker in workers),
-            *(_allocation_row(allocation, records) for allocation, records, _ in workers),
-            _system_row(f.totals, workers=len(workers), nodes=len(nodes)),
-        ]
-        return [Point(table, tags, fields, now_ns) for table, tags, fields in rows]
+        return [_pool_row(pool, provisioning.get(pool["name"], nothing)) for pool in pools]
 
     def _pool_objects(self) -> list[Mapping[str, Any]]:
         if self.pools is None:
@@ -135,7 +220,7 @@ class AllocationRecorder:
             return []
 
 
-def _phase(objects: Mapping[str, Mapping[str, Any]], name: str) -> str | None:
+def phase_of(objects: Mapping[str, Mapping[str, Any]], name: str) -> str | None:
     return text_at(objects.get(name), "status", "phase")
 
 
@@ -144,7 +229,8 @@ def _labels(figures: AllocationFigures, allocation: Allocation) -> Mapping[str, 
     return held[1].labels if held is not None else {}
 
 
-_Row = tuple[str, dict[str, str], dict[str, FieldValue]]
+Row = tuple[str, dict[str, str], dict[str, FieldValue]]
+"""(table, tags, fields) of one point."""
 
 
 def _allocated(row: Mapping[str, Any]) -> dict[str, FieldValue]:
@@ -160,7 +246,7 @@ def _allocated(row: Mapping[str, Any]) -> dict[str, FieldValue]:
     }
 
 
-def _node_row(node: Mapping[str, Any], phase: str | None) -> _Row:
+def _node_row(node: Mapping[str, Any], phase: str | None) -> Row:
     tags = known_tags({"node": node["name"], "pool": node["pool"], "phase": phase})
     return NODE_METRICS, tags, {**_allocated(node), "gpu_count": node["gpus"]}
 
@@ -199,7 +285,7 @@ def _provisioning(pool: Mapping[str, Any]) -> dict[str, FieldValue]:
     }
 
 
-def _pool_row(pool: Mapping[str, Any], provisioning: Mapping[str, FieldValue]) -> _Row:
+def _pool_row(pool: Mapping[str, Any], provisioning: Mapping[str, FieldValue]) -> Row:
     # The scheduler keeps no pool status; a pool is running once it has a GPU to place on.
     phase = POOL_RUNNING if pool["gpus"] else POOL_PENDING
     limits, virtual = pool["allocatedLimits"], pool["virtualCapacity"]
@@ -215,7 +301,7 @@ def _pool_row(pool: Mapping[str, Any], provisioning: Mapping[str, FieldValue]) -
     return POOL_METRICS, {"pool": pool["name"], "phase": phase}, fields
 
 
-def _gpu_row(gpu: Mapping[str, Any], phase: str | None) -> _Row:
+def _gpu_row(gpu: Mapping[str, Any], phase: str | None) -> Row:
     tags = {
         "gpu": gpu["name"],
         "uuid": gpu["uuid"],
@@ -240,7 +326,7 @@ def _gpu_row(gpu: Mapping[str, Any], phase: str | None) -> _Row:
 
 def _worker_row(
     allocation: Allocation, records: tuple[GpuRecord, ...], labels: Mapping[str, str]
-) -> _Row:
+) -> Row:
     tags = {
         "namespace": allocation.namespace,
         "pool": records[0].pool,
@@ -265,25 +351,25 @@ def _mean(values: list[int]) -> float:
     return sum(values) / len(values)
 
 
-def _model_index(record: GpuRecord) -> str:
+def model_index(record: GpuRecord) -> str:
     """`model:index` ("H100:3"), either part left out where unknown."""
     index = f":{record.index}" if record.index is not None else ""
     return f"{record.model or ''}{index}"
 
 
-def _allocation_row(allocation: Allocation, records: tuple[GpuRecord, ...]) -> _Row:
+def _allocation_row(allocation: Allocation, records: tuple[GpuRecord, ...]) -> Row:
     tags = {
         "pod": allocation.name,
         "namespace": allocation.namespace,
         "pod_uuid": allocation.uid,
         "node": records[0].node,
-        "gpu_model_index": ",".join(filter(None, map(_model_index, records))),
+        "gpu_model_index": ",".join(filter(None, map(model_index, records))),
         "gpu_name": ",".join(allocation.gpus),
     }
     return GPU_ALLOCATION, known_tags(tags), {"gpu_count": len(allocation.gpus)}
 
 
-def _system_row(totals: LoopStats, *, workers: int, nodes: int) -> _Row:
+def system_row(totals: LoopStats, *, workers: int, nodes: int) -> Row:
     # One row for the cluster: the allocation-failure rule reads the increase of a single
     # series, which rows per pool would break.
     fields: dict[str, FieldValue] = {

@@ -8,7 +8,8 @@ UID and idempotent, so a retried bind or a replayed watch event never double-cou
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from tensorfusion.scheduler.gpu_demand import GpuDemand, demand_of
 from tensorfusion.scheduler.gpu_fit import GpuArrays, GpuState
 from tensorfusion.scheduler.gpu_topology import numa_nodes, nvlink_cliques
 from tensorfusion.scheduler.pod_keys import DEMAND_ANNOTATIONS, pod_key
+from tensorfusion.store.projection import FieldPath
 
 READY, DEVICE_PLUGIN, NOT_READY = GpuState.READY, GpuState.DEVICE_PLUGIN, GpuState.NOT_READY
 STATE_NAMES: dict[int, str] = {
@@ -38,7 +40,28 @@ STATE_NAMES: dict[int, str] = {
 }
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
+_RESTORED_ANNOTATIONS = (*DEMAND_ANNOTATIONS, QOS)
+REBUILD_PATHS: tuple[FieldPath, ...] = (
+    ("metadata", "uid"),
+    ("metadata", "namespace"),
+    ("metadata", "name"),
+    ("spec", "nodeName"),
+    ("status", "phase"),
+    ("metadata", "annotations", GPU_IDS),
+    *(("metadata", "annotations", key) for key in _RESTORED_ANNOTATIONS),
+)
+"""What a rebuild reads of a pod, in the order `GpuAllocator.rebuild_from_values` takes it."""
+
+_STRUCTURE_VERSIONS = itertools.count(0, 1 << 32)
+"""Process-wide starting structure versions, far apart so bumps never reach the next."""
 _USAGE_FIELDS = ("tflops_requested", "vram_requested", "tflops_limited", "vram_limited")
+_SHARE_FIELDS = {
+    "tflops_requested": "tflops_request",
+    "vram_requested": "vram_request",
+    "tflops_limited": "tflops_limit",
+    "vram_limited": "vram_limit",
+}
+"""The `GpuShare` field each usage column sums."""
 _FIELD_DTYPES: dict[str, type[np.generic]] = {
     "node": np.int32,
     "state": np.uint8,
@@ -72,9 +95,11 @@ class GpuAllocator:
         self._model_ids: dict[str, int] = {}
         self._node_workers = np.zeros(16, dtype=np.int32)
         self._node_versions = np.zeros(16, dtype=np.int64)
-        self.structure_version = 0
+        self.structure_version = next(_STRUCTURE_VERSIONS)
         """Bumped when GPUs are added, reordered or move between nodes: results computed
-        before are void. Changes within a node bump that node's version instead."""
+        before are void. Changes within a node bump that node's version instead. Each
+        allocator starts from its own value, so a cache keyed on it never mistakes a
+        rebuilt allocator for the one it replaced."""
         self._sorted = True
         self._topology: tuple[NDArray[np.int32], NDArray[np.int32]] | None = None
         self.allocations: dict[str, Allocation] = {}
@@ -246,50 +271,83 @@ class GpuAllocator:
         and neither does a pod not bound to a node: `gpu-ids` is written just before the
         binding, so a scheduler stopped between the two leaves a pending pod with GPUs it
         never got, which is scheduled afresh."""
+        return self.rebuild_from_values(map(rebuild_values, pods))
+
+    def rebuild_from_values(self, pods: Iterable[Sequence[Any]]) -> RebuildReport:
+        """`rebuild` from each pod's values at `REBUILD_PATHS`, as `ClusterStore.list_values`
+        lists them: all that a rebuild reads of a pod."""
         report = RebuildReport()
-        with collector_paused():
-            self._restore(pods, report)
+        restored: list[tuple[Allocation, list[int]]] = []
+        try:
+            with collector_paused():
+                self._restore(pods, report, restored)
+        finally:  # what is recorded is applied, even if a malformed pod stopped the rest
+            self._apply_restored(restored)
         report.overcommitted = self._overcommitted()
         return report
 
-    def _restore(self, pods: Iterable[Mapping[str, Any]], report: RebuildReport) -> None:
+    def _restore(
+        self,
+        pods: Iterable[Sequence[Any]],
+        report: RebuildReport,
+        restored: list[tuple[Allocation, list[int]]],
+    ) -> None:
+        """Record the allocations the pods hold, each with its GPUs' indices in `restored`,
+        to be applied to the columns together."""
         demands: dict[tuple[str | None, ...], tuple[GpuDemand, str] | str] = {}
-        for pod in pods:
-            metadata = pod.get("metadata") or {}
-            annotations = metadata.get("annotations") or {}
-            ids = annotations.get(GPU_IDS)
-            if not ids or (pod.get("status") or {}).get("phase") in TERMINAL_PHASES:
+        # Pods of one workload on GPUs of one capacity hold the same share.
+        shares: dict[tuple[GpuDemand, int], GpuShare] = {}
+        capacity = self._columns["tflops_capacity"][: self._count].tolist()
+        for given_uid, given_namespace, given_name, node, phase, ids, *recorded in pods:
+            if not ids or phase in TERMINAL_PHASES or not node:
                 continue
-            if not (pod.get("spec") or {}).get("nodeName"):
-                continue
+            metadata = {"uid": given_uid, "namespace": given_namespace, "name": given_name}
             uid, namespace, name = pod_key(metadata)
             if uid in self.allocations:
                 continue
-            parsed = _cached_demand(demands, annotations)
+            parsed = _cached_demand(demands, tuple(recorded))
             if isinstance(parsed, str):
                 report.invalid.append((f"{namespace}/{name}", parsed))
                 continue
             demand, qos = parsed
-            gpus = gpu_ids_of(annotations)
+            gpus = gpu_ids_of({GPU_IDS: ids})
             problem = gpu_list_problem(gpus) or _count_problem(gpus, demand)
             if problem:
                 report.invalid.append((f"{namespace}/{name}", f"{GPU_IDS}: {problem}"))
                 continue
-            missing = tuple(g for g in gpus if g not in self.index_of)
-            if missing:
+            try:
+                indices = [self.index_of[g] for g in gpus]
+            except KeyError:
+                missing = tuple(g for g in gpus if g not in self.index_of)
                 report.vanished.append((f"{namespace}/{name}", missing))
                 continue
-            allocation = Allocation(
-                uid,
-                namespace,
-                name,
-                gpus,
-                self.shares_for(demand, (self.index_of[g] for g in gpus)),
-                qos,
-            )
-            self._apply(allocation, self._indices(allocation), 1)
+            held = []
+            for index in indices:
+                share = shares.get((demand, capacity[index]))
+                if share is None:
+                    share = shares[demand, capacity[index]] = self.shares_for(demand, [index])[0]
+                held.append(share)
+            allocation = Allocation(uid, namespace, name, gpus, tuple(held), qos)
             self.allocations[uid] = allocation
+            restored.append((allocation, indices))
             report.restored += 1
+
+    def _apply_restored(self, restored: list[tuple[Allocation, list[int]]]) -> None:
+        """`_apply(allocation, indices, 1)` for each of many allocations, summed by array
+        operations: a pod at a time, the element updates would take most of a rebuild."""
+        if not restored:
+            return
+        indices = np.array([i for _, held in restored for i in held], dtype=np.intp)
+        shares = [s for allocation, _ in restored for s in allocation.shares]
+        columns = self._columns
+        for field in _USAGE_FIELDS:
+            amounts = np.array([getattr(s, _SHARE_FIELDS[field]) for s in shares], np.int64)
+            np.add.at(columns[field], indices, amounts)
+        np.add.at(self._workers, indices, 1)
+        first = np.array([held[0] for _, held in restored], dtype=np.intp)
+        nodes = columns["node"][first]
+        np.add.at(self._node_workers, nodes, 1)
+        np.add.at(self._node_versions, nodes, 1)
 
     def snapshot(self) -> dict[str, Any]:
         """The allocation state as `/api/allocation` shows it (JSON-ready). Built again only
@@ -454,6 +512,21 @@ class GpuAllocator:
         return table.setdefault(name, len(table))
 
 
+def rebuild_values(pod: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A pod's values at `REBUILD_PATHS`, None where it has none."""
+    metadata = pod.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    return (
+        metadata.get("uid"),
+        metadata.get("namespace"),
+        metadata.get("name"),
+        (pod.get("spec") or {}).get("nodeName"),
+        (pod.get("status") or {}).get("phase"),
+        annotations.get(GPU_IDS),
+        *map(annotations.get, _RESTORED_ANNOTATIONS),
+    )
+
+
 def gpu_list_problem(gpus: tuple[str, ...]) -> str | None:
     """Why a list of GPU names cannot be one pod's allocation, or None."""
     if not gpus:
@@ -475,27 +548,25 @@ def _resized(array: NDArray[Any], size: int) -> NDArray[Any]:
     return grown
 
 
-_RESTORED_ANNOTATIONS = (*DEMAND_ANNOTATIONS, QOS)
-
-
 def _cached_demand(
     cache: dict[tuple[str | None, ...], tuple[GpuDemand, str] | str],
-    annotations: Mapping[str, str],
+    recorded: tuple[str | None, ...],
 ) -> tuple[GpuDemand, str] | str:
-    """(demand, QoS) as the scheduler recorded them when it placed the pod, or why the
-    annotations cannot be read. Pods of one workload share their annotations, so each
-    distinct set is parsed once."""
-    key = tuple(annotations.get(k) for k in _RESTORED_ANNOTATIONS)
-    parsed = cache.get(key)
+    """(demand, QoS) as the scheduler recorded them when it placed the pod (the values of
+    `_RESTORED_ANNOTATIONS`), or why the annotations cannot be read. Pods of one workload
+    share their annotations, so each distinct set is parsed once."""
+    parsed = cache.get(recorded)
     if parsed is None:
-        subset = {k: v for k, v in zip(_RESTORED_ANNOTATIONS, key, strict=True) if v is not None}
+        subset = {
+            k: v for k, v in zip(_RESTORED_ANNOTATIONS, recorded, strict=True) if v is not None
+        }
         request, problems = read_workload_request({}, subset)
         parsed = (
             (demand_of(request), request.effective_qos())
             if request is not None
             else str(problems[0])
         )
-        cache[key] = parsed
+        cache[recorded] = parsed
     return parsed
 
 

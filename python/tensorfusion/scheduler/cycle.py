@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tensorfusion.scheduler.best_node import search_best_node
 from tensorfusion.scheduler.framework import (
     BIND_ANNOTATIONS,
     BoolArray,
@@ -162,12 +163,23 @@ def kept_out(cluster: ClusterView, pod: PodInfo, verdicts: list[Verdict]) -> Out
 
 
 def schedule_one(
-    profile: Profile, cluster: ClusterView, pod: PodInfo, *, commit: bool = True
+    profile: Profile,
+    cluster: ClusterView,
+    pod: PodInfo,
+    *,
+    commit: bool = True,
+    full_scan: bool = False,
 ) -> Outcome:
     """Run the pipeline for one pod. With commit=False (simulate) Reserve is undone and
     Bind skipped, so the cluster is left as it was. A pod a Permit plugin asks to wait
     keeps its reservation in `profile.waiting` (status Wait) when committing; simulate
-    reports where it would go."""
+    reports where it would go.
+
+    When committing, the best node is searched for first (best_node), which visits only
+    the nodes that can still win and leaves the outcome's per-node arrays (stages,
+    feasible, scores, total) empty; where the search cannot vouch for its answer, and with
+    full_scan or commit=False, every node is filtered and scored. Both choose the same
+    node."""
     state = CycleState()
     present = int(np.count_nonzero(cluster.nodes.present))
     outcome = Outcome(pod, Status.success(), state, nodes_total=present)
@@ -178,11 +190,13 @@ def schedule_one(
         elif not status.ok:
             outcome.status = status
             return outcome
-    if not _filter(profile, cluster, outcome):
-        plugins = tuple(dict.fromkeys(r.plugin for r in outcome.rejections))
-        outcome.status = Status(Code.UNSCHEDULABLE, ("no node fits",), ", ".join(plugins))
-        return outcome
-    best = _score(profile, cluster, outcome)
+    best = None if full_scan or not commit else search_best_node(profile, cluster, state, pod)
+    if best is None:
+        if not _filter(profile, cluster, outcome):
+            plugins = tuple(dict.fromkeys(r.plugin for r in outcome.rejections))
+            outcome.status = Status(Code.UNSCHEDULABLE, ("no node fits",), ", ".join(plugins))
+            return outcome
+        best = _score(profile, cluster, outcome)
     reserved = []
     for reserver in profile.reserve:
         if reserver.name in state.skipped:

@@ -180,6 +180,10 @@ class GpuArrays:
         """The number of GPUs."""
         return len(self.node)
 
+    def columns(self) -> dict[str, Any]:
+        """The arrays by field name, as the native functions take them as keywords."""
+        return {spec.name: getattr(self, spec.name) for spec in fields(self)}
+
     def check(self) -> None:
         """TypeError for a non-array or a wrong dtype; FleetError naming the field for a wrong
         shape, layout or length, a decreasing or negative node, an unknown state, or a
@@ -366,7 +370,7 @@ def _native_fit(
     **incremental: Any,
 ) -> GpuFitResult:
     gpu_reason, gpu_score, node_reason, node_score, node_gpus, best_node = _native.fit_gpus(
-        **{spec.name: getattr(arrays, spec.name) for spec in fields(arrays)},
+        **arrays.columns(),
         node_mask=node_mask,
         node_workers=node_workers,
         **{spec.name: getattr(request, spec.name) for spec in fields(request)},

@@ -8,9 +8,11 @@ arrays and dicts. The sums and rows are then computed without holding anything."
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,14 +32,22 @@ _AMOUNTS = {
 
 @dataclass(frozen=True)
 class InventoryView:
+    """What the listings read, copied out of a ClusterState (see the module's docstring)."""
+
     columns: dict[str, NDArray[np.int64]]
     """The amount columns, one entry per GPU, in the order of `records`."""
+    node_ids: NDArray[np.int32]
+    pool_ids: NDArray[np.int32]
+    """Per GPU, the allocator's number for its node and pool: what the sums group by."""
+    node_workers: NDArray[np.int32]
+    """Pods with GPUs per node number, each counted on its first GPU's node."""
     plugin_held: NDArray[np.bool_]
     present: NDArray[np.bool_]
     records: list[GpuRecord]
     index_of: dict[str, int]
     allocations: list[Allocation]
-    """Sorted by pod UID."""
+    """In the allocator's order (as they were made): sorting them would cost the lock tens of
+    milliseconds on a large fleet, and no listing needs it (a GPU's `workers` are sorted)."""
     pools: dict[str, PoolInfo]
     unschedulable: dict[str, bool]
     """By node name."""
@@ -48,61 +58,157 @@ class InventoryView:
         arrays = allocator.arrays()
         names = state.nodes.names
         flags = state.nodes.unschedulable.tolist()
+        node_count = _node_count(state)
         return cls(
             columns={
                 name: getattr(arrays, name).copy() for pair in _AMOUNTS.values() for name in pair
             },
+            node_ids=arrays.node.copy(),
+            pool_ids=arrays.pool.copy(),
+            node_workers=allocator.node_workers(node_count).copy(),
             plugin_held=arrays.state == int(DEVICE_PLUGIN),
             present=allocator.present().copy(),
             records=list(allocator.records),
             index_of=dict(allocator.index_of),
-            allocations=[allocator.allocations[uid] for uid in sorted(allocator.allocations)],
+            allocations=list(allocator.allocations.values()),
             pools=dict(state.pools),
             unschedulable={name: bool(flags[i]) for i, name in enumerate(names)},
         )
+
+    def present_gpus(self) -> set[str]:
+        """The names of the GPUs still in the cluster."""
+        return {self.records[i].name for i in np.flatnonzero(self.present).tolist()}
 
     def record(self, gpu: str) -> GpuRecord:
         """A GPU's facts; kept for every GPU an allocation names, even one that has left."""
         return self.records[self.index_of[gpu]]
 
 
-def _amounts(columns: dict[str, NDArray[np.int64]], rows: NDArray[np.intp]) -> dict[str, Any]:
-    """Each figure summed over `rows`; milli-TFLOPS become TFLOPS."""
+def _node_count(state: ClusterState) -> int:
+    """Node numbers to read per-node figures for: every number a GPU holds, whatever the node
+    table holds."""
+    nodes = state.gpus.arrays().node
+    return max(len(state.nodes.names), int(nodes.max()) + 1 if len(nodes) else 0)
+
+
+def inventory_version(state: ClusterState) -> tuple[Any, ...]:
+    """What the listings' figures follow, compared with ==: the allocator's version (every
+    allocation, release, or GPU change bumps a node's version or the structure version, as
+    the `/api/allocation` snapshot relies on), the node table's names and flags, and the
+    pools. Read under the scheduler's lock; costs far less than an `InventoryView`."""
+    allocator = state.gpus
+    versions = allocator.node_versions(_node_count(state))
+    return (
+        allocator.structure_version,
+        int(versions.sum()),
+        tuple(state.nodes.names),
+        state.nodes.unschedulable.tobytes(),
+        dict(state.pools),
+    )
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Cached:
+    state: ClusterState
+    version: tuple[Any, ...]
+    view: InventoryView
+    listings: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+
+class InventoryCache:
+    """The last InventoryView and the listings built from it, kept while the state and its
+    `inventory_version` stay the same: a client polling unchanged listings costs a version
+    read, not a copy of the columns and a build of rows. Listings are shared: do not modify
+    them. Thread-safe (the listings of one version may be built twice by racing readers)."""
+
+    MAX_LISTINGS = 256
+    """Listings kept per version (each distinct query is one): a bound on what many filter
+    texts can hold."""
+
+    def __init__(self) -> None:
+        self._cached: _Cached | None = None
+
+    def listing(
+        self,
+        state: ClusterState,
+        lock: threading.Lock,
+        key: tuple[Any, ...],
+        build: Callable[[InventoryView], T],
+    ) -> T:
+        """`build(view)` for the state as it is now, built once per version and `key`."""
+        with lock:
+            version = inventory_version(state)
+            cached = self._cached
+            if cached is None or cached.state is not state or cached.version != version:
+                cached = self._cached = _Cached(state, version, InventoryView.of(state))
+        if key in cached.listings:
+            found: T = cached.listings[key]
+            return found
+        built = build(cached.view)
+        if len(cached.listings) < self.MAX_LISTINGS:
+            cached.listings[key] = built
+        return built
+
+
+def _amounts_of(lists: dict[str, tuple[list[int], list[int]]], i: int) -> dict[str, Any]:
+    """Entry `i` of each figure's (milli-TFLOPS, bytes) lists; milli-TFLOPS become TFLOPS."""
+    return {key: {"tflops": t[i] / 1000, "vram": v[i]} for key, (t, v) in lists.items()}
+
+
+def _column_lists(
+    columns: dict[str, NDArray[np.int64]], rows: NDArray[np.intp]
+) -> dict[str, tuple[list[int], list[int]]]:
+    """Each figure's column at `rows`, as plain Python numbers (read once per column rather
+    than once per GPU and field)."""
     return {
-        key: {
-            "tflops": int(columns[tflops][rows].sum()) / 1000,
-            "vram": int(columns[vram][rows].sum()),
-        }
-        for key, (tflops, vram) in _AMOUNTS.items()
+        key: (columns[t][rows].tolist(), columns[v][rows].tolist())
+        for key, (t, v) in _AMOUNTS.items()
     }
 
 
-def _per_gpu_amounts(columns: dict[str, NDArray[np.int64]]) -> list[dict[str, Any]]:
-    """Every GPU's figures, in the order of the columns (plain Python numbers, read once per
-    column rather than once per GPU and field)."""
-    lists = {key: (columns[t].tolist(), columns[v].tolist()) for key, (t, v) in _AMOUNTS.items()}
-    count = len(columns["tflops_capacity"])
+def stranded_workers(view: InventoryView) -> list[tuple[str, str]]:
+    """The (namespace, name) of each pod whose allocation holds no GPU still in the cluster:
+    the bound workers that wait for a GPU, found without reading any pod."""
+    gone = {view.records[i].name for i in np.flatnonzero(~view.present).tolist()}
+    if not gone:  # the common case: no allocation to look at
+        return []
     return [
-        {key: {"tflops": t[i] / 1000, "vram": v[i]} for key, (t, v) in lists.items()}
-        for i in range(count)
+        (allocation.namespace, allocation.name)
+        for allocation in view.allocations
+        if gone.issuperset(allocation.gpus)
     ]
 
 
-def _workers_by_gpu(view: InventoryView) -> dict[str, list[str]]:
+def _workers_by_gpu(view: InventoryView, gpus: set[str] | None) -> dict[str, list[str]]:
+    """The pods (`namespace/name`) on each GPU, of `gpus` only when given."""
     workers: dict[str, list[str]] = defaultdict(list)
     for allocation in view.allocations:
+        if gpus is not None and gpus.isdisjoint(allocation.gpus):
+            continue
         for gpu in allocation.gpus:
             workers[gpu].append(f"{allocation.namespace}/{allocation.name}")
     return workers
 
 
-def gpu_inventory(view: InventoryView) -> list[dict[str, Any]]:
-    """Every GPU in the cluster, by name."""
-    amounts = _per_gpu_amounts(view.columns)
-    plugin_held = view.plugin_held.tolist()
-    workers = _workers_by_gpu(view)
+def gpu_inventory(
+    view: InventoryView, nodes: Collection[str] | None = None
+) -> list[dict[str, Any]]:
+    """Every GPU in the cluster, or only those of `nodes`, by name."""
+    rows_of = np.flatnonzero(view.present)
+    if nodes is not None:
+        rows_of = np.array(
+            [i for i in rows_of.tolist() if view.records[i].node in nodes], dtype=np.intp
+        )
+    indices = rows_of.tolist()
+    amounts = _column_lists(view.columns, rows_of)
+    plugin_held = view.plugin_held[rows_of].tolist()
+    named = None if nodes is None else {view.records[i].name for i in indices}
+    workers = _workers_by_gpu(view, named)
     rows = []
-    for index in np.flatnonzero(view.present).tolist():
+    for position, index in enumerate(indices):
         record = view.records[index]
         rows.append(
             {
@@ -113,8 +219,8 @@ def gpu_inventory(view: InventoryView) -> list[dict[str, Any]]:
                 "model": record.model,
                 "pool": record.pool,
                 "numaNode": record.numa_node,
-                "usedBy": "nvidia-device-plugin" if plugin_held[index] else "tensor-fusion",
-                **amounts[index],
+                "usedBy": "nvidia-device-plugin" if plugin_held[position] else "tensor-fusion",
+                **_amounts_of(amounts, position),
                 "workers": sorted(workers.get(record.name, ())),
             }
         )
@@ -122,57 +228,122 @@ def gpu_inventory(view: InventoryView) -> list[dict[str, Any]]:
     return rows
 
 
-def _group_rows(view: InventoryView, key: str) -> dict[str, NDArray[np.intp]]:
-    """Present GPU indices grouped by their record's `key` attribute (node or pool)."""
-    groups: dict[str, list[int]] = defaultdict(list)
-    for index in np.flatnonzero(view.present).tolist():
-        value = getattr(view.records[index], key)
-        if value is not None:
-            groups[value].append(index)
-    return {name: np.array(rows, dtype=np.intp) for name, rows in groups.items()}
+@dataclass(frozen=True)
+class _Groups:
+    """Present GPUs grouped by an allocator number (node or pool), with each group's sums."""
 
+    first: list[int]
+    """A member's record index per group: the group's name and pool come from its record."""
+    sizes: list[int]
+    sums: dict[str, tuple[list[int], list[int]]]
 
-def _worker_counts(view: InventoryView, key: str) -> dict[str, int]:
-    """Pods with GPUs per node or pool (a pod counts once, on its first GPU's group)."""
-    counts: dict[str, int] = defaultdict(int)
-    for allocation in view.allocations:
-        index = view.index_of.get(allocation.gpus[0])
-        if index is not None:
-            value = getattr(view.records[index], key)
-            if value is not None:
-                counts[value] += 1
-    return counts
+    @classmethod
+    def of(cls, view: InventoryView, ids: NDArray[np.int32]) -> _Groups:
+        present = np.flatnonzero(view.present)
+        order = present[np.argsort(ids[present], kind="stable")]
+        keys = ids[order]
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else keys
+        sums = {
+            key: tuple(
+                np.add.reduceat(view.columns[column][order], starts).tolist() if len(order) else []
+                for column in pair
+            )
+            for key, pair in _AMOUNTS.items()
+        }
+        return cls(
+            first=order[starts].tolist(),
+            sizes=np.diff(np.r_[starts, len(order)]).tolist(),
+            sums=sums,
+        )
 
 
 def node_inventory(view: InventoryView) -> list[dict[str, Any]]:
-    """Every node with GPUs: their count, workers and summed amounts."""
-    groups = _group_rows(view, "node")
-    workers = _worker_counts(view, "node")
-    rows = []
-    for name in sorted(groups):
-        members = groups[name]
-        rows.append(
-            {
-                "name": name,
-                "pool": view.records[int(members[0])].pool,
-                "gpus": len(members),
-                "workers": workers.get(name, 0),
-                "schedulable": not view.unschedulable.get(name, True),
-                **_amounts(view.columns, members),
-            }
-        )
-    return rows
+    """Every node with GPUs, by name: their GPU and worker counts and summed amounts."""
+    return node_page(view)[0]
+
+
+def node_page(
+    view: InventoryView,
+    pool: str | None = None,
+    match: str | None = None,
+    limit: int | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """The first `limit` (all when None) nodes with a GPU in `pool` (see `nodes_in_pool`)
+    that `match` finds (any pool, any node when None; see `nodes_matching`), by name, and
+    how many nodes those are in all. Only the listed nodes' rows are built."""
+    groups = _Groups.of(view, view.node_ids)
+    names = None if match is None else nodes_matching(view, match)
+    members = None if pool is None else nodes_in_pool(view, pool)
+    chosen = []
+    for group, index in enumerate(groups.first):
+        record = view.records[index]
+        if (members is None or record.node in members) and (names is None or record.node in names):
+            chosen.append((record.node, group, record.pool))
+    chosen.sort()
+    rows = [
+        {
+            "name": name,
+            "pool": pool_name,
+            "gpus": groups.sizes[group],
+            "workers": int(view.node_workers[view.node_ids[groups.first[group]]]),
+            "schedulable": not view.unschedulable.get(name, True),
+            **_amounts_of(groups.sums, group),
+        }
+        for name, group, pool_name in chosen[:limit]
+    ]
+    return rows, len(chosen)
+
+
+NO_POOL = "(no pool)"
+"""The pool name that selects GPUs no pool names (no object name can hold a space)."""
+
+
+def nodes_in_pool(view: InventoryView, pool: str) -> set[str]:
+    """Nodes with a present GPU in `pool` (`NO_POOL`: in none); a node whose GPUs are in two
+    pools is in both."""
+    wanted = None if pool == NO_POOL else pool
+    return {
+        view.records[index].node
+        for index in np.flatnonzero(view.present).tolist()
+        if view.records[index].pool == wanted
+    }
+
+
+def nodes_matching(view: InventoryView, needle: str) -> set[str]:
+    """Nodes whose name, or a GPU's name, model or UUID, or the `namespace/name` of a pod on
+    one of their GPUs contains `needle` (case-insensitive)."""
+    needle = needle.lower()
+    found: set[str] = set()
+    for index in np.flatnonzero(view.present).tolist():
+        record = view.records[index]
+        words = (record.node, record.name, record.model or "", record.uuid or "")
+        if any(needle in word.lower() for word in words):
+            found.add(record.node)
+    for allocation in view.allocations:
+        if needle in f"{allocation.namespace}/{allocation.name}".lower():
+            for gpu in allocation.gpus:
+                held = view.index_of.get(gpu)
+                if held is not None and view.present[held]:
+                    found.add(view.records[held].node)
+    return found
 
 
 def pool_inventory(view: InventoryView) -> list[dict[str, Any]]:
-    """Every pool, with its oversubscription, placement and summed amounts."""
-    groups = _group_rows(view, "pool")
-    workers = _worker_counts(view, "pool")
-    empty = np.array([], dtype=np.intp)
+    """Every pool, with its oversubscription, placement and summed amounts. A node counts in
+    each pool it has GPUs in; a pod in the pool of its first GPU. GPUs in no pool are listed
+    by the nodes under `NO_POOL`, not here."""
+    groups = _Groups.of(view, view.pool_ids)
+    nodes = _pool_nodes(view, len(groups.first))
+    workers = _pool_workers(view)
+    by_name: dict[str, int] = {}
+    for group, index in enumerate(groups.first):
+        if (pool := view.records[index].pool) is not None:
+            by_name[pool] = group
+    empty = _amounts_of({key: ([0], [0]) for key in _AMOUNTS}, 0)
     rows = []
-    for name in sorted(set(view.pools) | set(groups)):
+    for name in sorted(set(view.pools) | set(by_name)):
         info = view.pools.get(name)
-        members = groups.get(name, empty)
+        member = by_name.get(name)
         rows.append(
             {
                 "name": name,
@@ -181,10 +352,41 @@ def pool_inventory(view: InventoryView) -> list[dict[str, Any]]:
                 "oversubscription": info.oversubscription.model_dump(by_alias=True)
                 if info
                 else None,
-                "nodes": len({view.records[i].node for i in members.tolist()}),
-                "gpus": len(members),
+                "nodes": nodes[member] if member is not None else 0,
+                "gpus": groups.sizes[member] if member is not None else 0,
                 "workers": workers.get(name, 0),
-                **_amounts(view.columns, members),
+                **(_amounts_of(groups.sums, member) if member is not None else empty),
             }
         )
     return rows
+
+
+def _pool_nodes(view: InventoryView, count: int) -> list[int]:
+    """Per pool group (numbered as `_Groups.of(view, view.pool_ids)` numbers them): its
+    distinct nodes."""
+    present = np.flatnonzero(view.present)
+    pool_group = np.unique(view.pool_ids[present], return_inverse=True)[1].reshape(-1)
+    nodes = view.node_ids[present].astype(np.int64)
+    # One number per (pool group, node) pair: a 1-D unique is many times faster than pairs'.
+    span = int(nodes.max()) + 1 if len(nodes) else 1
+    pairs = np.unique(pool_group.astype(np.int64) * span + nodes)
+    counts: list[int] = np.bincount(pairs // span, minlength=count).tolist()
+    return counts
+
+
+def _pool_workers(view: InventoryView) -> dict[str, int]:
+    """Pods with GPUs per pool, each in the pool of its own first GPU (whether or not that
+    GPU is still present: its record is kept while an allocation names it)."""
+    index_of = view.index_of
+    firsts = np.fromiter(
+        (index_of[allocation.gpus[0]] for allocation in view.allocations),
+        dtype=np.intp,
+        count=len(view.allocations),
+    )
+    # Counted by the allocator's pool number; each number's name is that of a member.
+    _, members, sizes = np.unique(view.pool_ids[firsts], return_index=True, return_counts=True)
+    counts: dict[str, int] = {}
+    for member, size in zip(firsts[members].tolist(), sizes.tolist(), strict=True):
+        if (pool := view.records[member].pool) is not None:
+            counts[pool] = counts.get(pool, 0) + size
+    return counts

@@ -7,10 +7,12 @@ node counts, every page the gpuWorkers entries of its own allocations, so that t
 together are the filtered snapshot with each part once.
 
 The backend hands out the same snapshot object until the allocation state changes. What is
-derived from it (the GPUs by node, pool and name, the UIDs in order, the whole body rendered)
-is kept beside it and built again only for a new one: a filtered request costs what it
-returns, not the 10,000 allocations it leaves out. A continue token names the snapshot it
-was cut from and is refused (410) once that snapshot is replaced."""
+derived from it (the GPUs by node, pool and name, the UIDs in order, the whole body's encoded
+bytes) is kept beside it and built again only for a new one: the whole snapshot is served
+from those bytes, and a filtered request costs what it returns, not the 10,000 allocations
+it leaves out. Bodies are rendered by orjson, several times faster than the standard
+encoder. A continue token names the snapshot it was cut from and is refused (410) once that
+snapshot is replaced."""
 
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
-from starlette.responses import JSONResponse, Response
+import orjson
+from starlette.responses import Response
 
 from tensorfusion.server.errors import ApiError
 
@@ -117,7 +120,7 @@ class SnapshotView:
         """The whole snapshot as JSON, rendered once."""
         with self._render_lock:
             if self._body is None:
-                self._body = bytes(JSONResponse(self.snapshot).body)
+                self._body = render(self.snapshot)
             return self._body
 
     def gpus(self, wanted: AllocationFilter) -> list[Mapping[str, Any]]:
@@ -173,8 +176,8 @@ class AllocationListing:
                 field=CONTINUE_FIELD,
             )
         if not query.paged and query.filter.selects_all:
-            return Response(view.body(), media_type="application/json")
-        return JSONResponse(_page(view, query, token.after if token else None))
+            return _json(view.body())
+        return _json(render(_page(view, query, token.after if token else None)))
 
     def _current(self) -> SnapshotView:
         snapshot = self._snapshot()
@@ -216,6 +219,17 @@ def _page(view: SnapshotView, query: AllocationQuery, after: str | None) -> dict
             else {}
         )
     return body
+
+
+def render(body: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON, equivalent to what JSONResponse writes (the same values; spacing
+    and escaping may differ). A non-finite number, which JSON cannot carry, is written as
+    null rather than refused."""
+    return orjson.dumps(body)
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
 
 
 def _describe(wanted: AllocationFilter) -> str:

@@ -46,7 +46,23 @@ class WorkerRequest:
                 )
 
 
+@dataclass(frozen=True)
+class NodeQuery:
+    """Which nodes a node listing selects: those of `pool` (any when None) that `match`
+    finds (any when None), the first `limit` by name (all when None). `match` finds a node
+    by its name, a GPU's name, model or UUID, or the `namespace/name` of a pod on one of its
+    GPUs, ignoring case."""
+
+    pool: str | None = None
+    match: str | None = None
+    limit: int | None = None
+
+
 class ManagementBackend(Protocol):
+    """The inventory listings (`pools`, `nodes`, `node_page`, `gpus`, `node_gpus`) may hand
+    out the same object for as long as the listing is unchanged: the server then serves the
+    body it rendered from that object. An object once returned is never modified."""
+
     def simulate(self, pod: dict[str, Any]) -> dict[str, Any]:
         """Where `pod` would go and why, changing nothing (the simulate report)."""
         ...
@@ -67,10 +83,28 @@ class ManagementBackend(Protocol):
 
     def nodes(self) -> list[dict[str, Any]]: ...
 
+    def node_page(self, query: NodeQuery) -> tuple[list[dict[str, Any]], int]:
+        """The nodes `query` selects, as `nodes` lists them (by name), the first `limit` of
+        them; and how many it selects in all."""
+        ...
+
     def gpus(self) -> list[dict[str, Any]]: ...
+
+    def node_gpus(self, nodes: frozenset[str]) -> list[dict[str, Any]]:
+        """The GPUs of `nodes`, as `gpus` lists them, computing no other GPU's row."""
+        ...
 
     def workers(self) -> list[dict[str, Any]]:
         """Every live worker with its placement and (when its processes joined) usage."""
+        ...
+
+    def node_workers(self, nodes: frozenset[str]) -> list[dict[str, Any]]:
+        """The workers placed on `nodes`, as `workers` lists them."""
+        ...
+
+    def pending_workers(self) -> list[dict[str, Any]]:
+        """The workers waiting for a GPU (phase Pending, or holding no GPU still in the
+        cluster), as `workers` lists them, chosen before any view is built."""
         ...
 
     def create_worker(self, request: WorkerRequest) -> dict[str, Any]:

@@ -1,13 +1,17 @@
-"""Workers: GPU slices handed to local processes (what `tensor-fusion run` asks for)."""
+"""Workers: GPU slices handed to local processes (what `tensor-fusion run` asks for). The
+listing answers conditionally (`conditional`) and narrows to nodes (`?node=`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
-from starlette.responses import JSONResponse
+from fastapi import APIRouter, Query
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from tensorfusion.server.backend import ManagementBackend
+from tensorfusion.server.conditional import NOT_MODIFIED, conditional_json
+from tensorfusion.server.node_filter import NodeFilter
 from tensorfusion.server.responses import READ, WRITE, errors
 from tensorfusion.server.schemas import CreatedWorker, Released, Worker, WorkerList
 from tensorfusion.server.worker_requests import WorkerCreate, WorkerPids
@@ -21,9 +25,32 @@ UNSCHEDULABLE: dict[int | str, dict[str, Any]] = {
 def worker_routes(backend: ManagementBackend) -> APIRouter:
     router = APIRouter(tags=["workers"])
 
-    @router.get("/api/workers", response_model=WorkerList, responses=READ, summary="Live workers")
-    def workers() -> JSONResponse:
-        return JSONResponse({"workers": backend.workers()})
+    @router.get(
+        "/api/workers",
+        response_model=WorkerList,
+        responses=READ | NOT_MODIFIED | errors(422),
+        summary="Live workers",
+    )
+    def workers(
+        request: Request,
+        node: NodeFilter = None,
+        pending: Annotated[
+            bool,
+            Query(
+                description="only the workers waiting for a GPU: phase Pending, or holding "
+                "no GPU that is still in the cluster"
+            ),
+        ] = False,
+    ) -> Response:
+        if pending:
+            rows = backend.pending_workers()
+            if node is not None:
+                rows = [row for row in rows if row["node"] in node]
+        elif node is None:
+            rows = backend.workers()
+        else:
+            rows = backend.node_workers(frozenset(node))
+        return conditional_json(request, {"workers": rows})
 
     @router.post(
         "/api/workers",

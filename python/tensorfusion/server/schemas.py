@@ -84,6 +84,8 @@ class PoolList(Wire):
 
 class NodeList(Wire):
     nodes: list[Node]
+    total: int | None = None
+    """With `limit`: how many nodes the query selects in all (the list holds the first)."""
 
 
 class GPUList(Wire):

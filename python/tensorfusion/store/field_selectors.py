@@ -4,9 +4,10 @@ as the API server's `fieldSelector` narrows them (`spec.nodeName=node-1`).
 A selector maps a field path to the value it must hold; every pair must match. Only the
 fields the API server can select by are accepted, so that a selector any backend takes is
 one the server takes too: `metadata.name` on every kind, `metadata.namespace` on namespaced
-kinds, and a Pod's `spec.nodeName` and `status.phase`. A value must be non-empty (an empty
-one would also select objects without the field) and free of the selector syntax's own
-characters, which the server would need escaped.
+kinds, and a Pod's `spec.nodeName` and `status.phase`. An empty value selects the objects
+whose field is empty or missing, as the server's does (`spec.nodeName=`: pods not yet bound).
+A value must be free of the selector syntax's own characters, which the server would need
+escaped.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from tensorfusion.api.field_errors import type_name
-from tensorfusion.api.gpu_links import text_at
 from tensorfusion.errors import ConfigError
 from tensorfusion.store.scopes import checked_kind, is_namespaced
 
@@ -49,10 +49,8 @@ def checked_field_selector(field: str, kind: str, selector: object) -> dict[str,
         if path not in allowed:
             known = ", ".join(sorted(allowed))
             raise ConfigError(field, f"{kind} cannot be selected by {path!r}; it can by: {known}")
-        if not isinstance(value, str) or not value:
-            raise ConfigError(
-                field, f"the value of {path!r} must be a non-empty string, got {value!r}"
-            )
+        if not isinstance(value, str):
+            raise ConfigError(field, f"the value of {path!r} must be a string, got {value!r}")
         if _SYNTAX.search(value):
             raise ConfigError(
                 field,
@@ -86,5 +84,13 @@ def selector_query(selector: FieldSelector) -> str:
 
 
 def selects(selector: FieldSelector, obj: Mapping[str, Any]) -> bool:
-    """Whether `obj` holds every value of a checked selector."""
-    return all(text_at(obj, *path.split(".")) == value for path, value in selector.items())
+    """Whether `obj` holds every value of a checked selector (a missing or null field holds
+    "")."""
+    return all(_value_at(obj, path) == value for path, value in selector.items())
+
+
+def _value_at(obj: Mapping[str, Any], path: str) -> object:
+    value: object = obj
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return "" if value is None else value

@@ -17,12 +17,12 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from tensorfusion.api.field_errors import type_name
 from tensorfusion.errors import (
@@ -33,6 +33,7 @@ from tensorfusion.errors import (
     ResourceExpiredError,
     StoreError,
 )
+from tensorfusion.gc_pause import collector_paused
 from tensorfusion.store.arguments import (
     checked_holder,
     checked_lease_term,
@@ -60,6 +61,7 @@ from tensorfusion.store.objects import (
     encoded,
 )
 from tensorfusion.store.polled_feed import PolledFeed
+from tensorfusion.store.projection import FieldPath, checked_paths, json_path
 from tensorfusion.store.rewrites import checked_rewrite, refuse_version_on_create
 from tensorfusion.store.scopes import checked_kinds, checked_versions
 from tensorfusion.store.timestamps import rfc3339
@@ -308,9 +310,58 @@ class LocalStore:
         label_selector: Mapping[str, str] | None = None,
         field_selector: FieldSelector | None = None,
     ) -> tuple[builtins.list[JsonObject], int]:
+        sql, params = self._selection(kind, namespace, label_selector, field_selector)
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(f"SELECT body {sql}", params).fetchall()
+            version = _current_version(conn)
+        return decoded(body for (body,) in rows), version
+
+    def list_values(
+        self,
+        kind: str,
+        paths: Sequence[FieldPath],
+        namespace: str | None = None,
+        label_selector: Mapping[str, str] | None = None,
+        field_selector: FieldSelector | None = None,
+    ) -> builtins.list[builtins.list[Any]]:
+        return self.list_values_with_version(
+            kind, paths, namespace, label_selector, field_selector
+        )[0]
+
+    def list_values_with_version(
+        self,
+        kind: str,
+        paths: Sequence[FieldPath],
+        namespace: str | None = None,
+        label_selector: Mapping[str, str] | None = None,
+        field_selector: FieldSelector | None = None,
+    ) -> tuple[builtins.list[builtins.list[Any]], int]:
+        wanted = checked_paths(paths)
+        sql, params = self._selection(kind, namespace, label_selector, field_selector)
+        # With two paths or more, json_extract gives a JSON array of the values, copied from
+        # the stored text (numbers keep every digit); with one it would give an SQL value.
+        extracted = [json_path(path) for path in wanted * (2 if len(wanted) == 1 else 1)]
+        columns = ", ".join("?" * len(extracted))
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                f"SELECT json_extract(body, {columns}) {sql}", [*extracted, *params]
+            ).fetchall()
+            version = _current_version(conn)
+        with collector_paused():
+            values: builtins.list[builtins.list[Any]] = [json.loads(text) for (text,) in rows]
+        return (values if len(wanted) > 1 else [row[:1] for row in values]), version
+
+    @staticmethod
+    def _selection(
+        kind: str,
+        namespace: str | None,
+        label_selector: Mapping[str, str] | None,
+        field_selector: FieldSelector | None,
+    ) -> tuple[str, builtins.list[str]]:
+        """The FROM, WHERE and ORDER BY clauses of a list, and their parameters."""
         kind, only, selector = checked_list_query(kind, namespace, label_selector)
         fields = checked_field_selector("field_selector", kind, field_selector)
-        sql = "SELECT body FROM objects WHERE kind = ?"
+        sql = "FROM objects WHERE kind = ?"
         params = [kind]
         if only is not None:
             sql += " AND namespace = ?"
@@ -320,13 +371,14 @@ class LocalStore:
             sql += " AND json_extract(body, ?) = ?"
             params += [f'$.metadata.labels."{label}"', value]
         for path, value in fields.items():
-            # A selectable field is a plain dotted path, which is a JSON path as it is.
-            sql += " AND json_extract(body, ?) = ?"
+            # A selectable field is a plain dotted path, which is a JSON path as it is. A
+            # missing or null field holds "" (`spec.nodeName=` selects pods not yet bound).
+            extract = (
+                "IFNULL(json_extract(body, ?), '')" if value == "" else "json_extract(body, ?)"
+            )
+            sql += f" AND {extract} = ?"
             params += [f"$.{path}", value]
-        with self._transaction(write=False) as conn:
-            rows = conn.execute(f"{sql} ORDER BY namespace, name", params).fetchall()
-            version = _current_version(conn)
-        return decoded(body for (body,) in rows), version
+        return f"{sql} ORDER BY namespace, name", params
 
     # -- writing -----------------------------------------------------------------------
 

@@ -293,3 +293,27 @@ def test_malformed_records_are_left_out_and_odd_values_read_as_absent() -> None:
     assert (row.vram, row.compute_tflops, row.ts_ms) == (7, None, 5)
     assert (row.throttled_launches, row.pages_evicted, row.pages_resumed) == (0, 0, 0)
     assert rows["default", "huge", "GPU-a"].compute_tflops is None
+
+
+def test_workers_narrow_to_the_nodes_asked_for(store: LocalStore, views: WorkerViews) -> None:
+    store.create(worker("on-0", gpu_ids="node-0-gpu-0", node="node-0"))
+    store.create(worker("on-1", gpu_ids="node-1-gpu-0", node="node-1"))
+    whole = {view["name"]: view for view in views.views()}
+    assert [view["name"] for view in views.views(frozenset({"node-1"}))] == ["on-1"]
+    assert views.views(frozenset({"node-0", "node-1"})) == list(whole.values())
+    assert views.views(frozenset({"node-2"})) == []
+
+
+def test_pending_workers_are_the_candidates_holding_no_gpu_still_present(
+    store: LocalStore, views: WorkerViews
+) -> None:
+    store.create(worker("placed", gpu_ids="node-0-gpu-0,node-0-gpu-1", node="node-0"))
+    store.create(worker("stranded", gpu_ids="node-1-gpu-0", node="node-1"))
+    store.create(worker("not-named", gpu_ids="node-1-gpu-1", node="node-1"))
+    named = [("default", "stranded"), ("default", "placed"), ("default", "deleted")]
+    present = {"node-0-gpu-1"}
+    assert [view["name"] for view in views.pending_views(named, present)] == ["stranded"]
+    waiting = views.pending_views(named, set())
+    assert [view["name"] for view in waiting] == ["placed", "stranded"]
+    whole = {view["name"]: view for view in views.views()}
+    assert waiting == [whole["placed"], whole["stranded"]], "the views as the listing's"

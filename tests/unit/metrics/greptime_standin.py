@@ -23,7 +23,7 @@ from typing import Any
 from tensorfusion.errors import ConfigError, QueryError
 from tensorfusion.metrics import greptime_env
 from tensorfusion.metrics.embedded_sink import EmbeddedSink
-from tensorfusion.metrics.line_protocol import parse
+from tensorfusion.metrics.line_protocol import Precision, parse
 from tensorfusion.metrics.point import Point
 
 WRITE_PATH = "/v1/influxdb/api/v2/write"
@@ -113,10 +113,13 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
                 self._violation(f"unknown path {url.path}")
 
         def _write(self, params: dict[str, str], body: str) -> None:
-            if params.get("precision") != "ms":
-                self._violation(f"precision {params.get('precision')!r}, expected 'ms'")
+            # Points are posted in ms, encoded lines as they are, in ns.
+            precisions: dict[str | None, Precision] = {"ms": "ms", "ns": "ns"}
+            precision = precisions.get(params.get("precision"))
+            if precision is None:
+                self._violation(f"precision {params.get('precision')!r}, expected 'ms' or 'ns'")
                 return
-            parsed = parse(body, "ms")
+            parsed = parse(body, precision)
             if parsed.problems or not parsed.points:
                 self._violation(f"line protocol problems: {parsed.problems}")
                 return

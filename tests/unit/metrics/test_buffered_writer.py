@@ -11,7 +11,9 @@ import pytest
 
 from tensorfusion.errors import ConfigError, SinkUnavailable
 from tensorfusion.metrics.buffered_writer import BufferedWriter
+from tensorfusion.metrics.line_protocol import encode, parse
 from tensorfusion.metrics.point import Point, Unsigned
+from tensorfusion.metrics.sink import Lines, TableSchema
 
 
 class FakeSink:
@@ -19,6 +21,7 @@ class FakeSink:
 
     def __init__(self) -> None:
         self.batches: list[list[Point]] = []
+        self.texts: list[Lines] = []
         self.down = False
         self.refuse = False
         self.attempts = 0
@@ -30,6 +33,11 @@ class FakeSink:
         if self.refuse:
             raise ConfigError("m.fields['v']", "value is REAL, the column is INTEGER")
         self.batches.append(list(points))
+
+    def write_lines(self, lines: Lines) -> None:
+        """Kept as the text came, so a test sees what the writer joined."""
+        self.write(parse(lines.body.decode()).points)
+        self.texts.append(lines)
 
     @property
     def points(self) -> list[Point]:
@@ -255,3 +263,50 @@ def test_a_buffer_dir_that_is_a_file_is_refused(
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match="buffer_dir"):
         writer(sink, tmp_path / "file", clock)
+
+
+TABLE = TableSchema("m", ("n",), {"v": int, "u": Unsigned, "s": str})
+
+
+def lines(start: int, count: int) -> Lines:
+    return Lines(encode(points(start, count)).encode(), count, (TABLE,))
+
+
+def test_lines_are_joined_into_batches_and_the_rest_sent_on_the_interval(
+    sink: FakeSink, clock: Clock, out: BufferedWriter
+) -> None:
+    for start in range(0, 24, 4):
+        out.write_lines(lines(start, 4))
+    assert [text.points for text in sink.texts] == [12, 12]
+    assert sink.texts[0].body == encode(points(0, 12)).encode()
+    assert sink.texts[0].tables == (TABLE,)
+    out.write_lines(lines(24, 3))
+    out.poll()
+    assert len(sink.texts) == 2
+    clock.now += 5
+    out.poll()
+    assert [text.points for text in sink.texts] == [12, 12, 3]
+    assert sink.points == points(0, 27)
+
+
+def test_lines_spilled_in_an_outage_survive_a_restart_in_order(
+    sink: FakeSink, clock: Clock, tmp_path: Path
+) -> None:
+    first = writer(sink, tmp_path, clock)
+    sink.down = True
+    first.write(points(0, 10))
+    for start in range(10, 22, 4):
+        first.write_lines(lines(start, 4))
+    first.flush()  # stopping: the partial batch of lines goes to disk too
+    assert first.backlog_points == 22
+    spilled = sorted(tmp_path.glob("*.lp"))
+    assert spilled[1].read_bytes() == encode(points(10, 12)).encode()
+    del first
+    second = writer(sink, tmp_path, clock)
+    assert second.backlog_points == 22
+    second.write_lines(lines(22, 10))  # queued behind the backlog
+    sink.down = False
+    second.poll()
+    assert sink.points == points(0, 32)
+    assert second.dropped_points == 0
+    assert list(tmp_path.iterdir()) == []

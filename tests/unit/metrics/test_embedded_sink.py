@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tensorfusion.errors import ConfigError, QueryError, SinkUnavailable
 from tensorfusion.metrics.embedded_sink import EmbeddedSink
@@ -268,3 +274,87 @@ def test_a_locked_database_is_unavailable_until_released(
     locker.close()
     blocked.write([Point("fresh", {}, {"v": 1}, NOW_NS)])
     assert blocked.query("SELECT v FROM fresh") == [{"v": 1}]
+
+
+@settings(max_examples=25, deadline=None)
+@given(count=st.integers(1, 300), fields=st.integers(1, 40), spare=st.integers(0, 2000))
+def test_every_row_of_a_batch_is_stored_in_order(
+    tmp_path_factory: pytest.TempPathFactory, count: int, fields: int, spare: int
+) -> None:
+    # Rows go in as INSERTs of many rows, as many as SQLite's variable limit allows, and one
+    # for the rest: no count, width or limit may lose or reorder a row.
+    with closing(EmbeddedSink(tmp_path_factory.mktemp("db") / "m.db", "0")) as sink:
+        width = 2 + fields + 1  # tags, fields, ts
+        sink._connection().setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, width + spare)
+        names = [f"f{j}" for j in range(fields)]
+        sink.write(
+            [
+                usage(f"w{i}", NOW_NS + i, **{name: i * j for j, name in enumerate(names)})
+                for i in range(count)
+            ]
+        )
+        rows = sink.query(f"SELECT worker, {', '.join(names)} FROM tf_worker_usage ORDER BY rowid")
+    assert rows == [
+        {"worker": f"w{i}", **{name: i * j for j, name in enumerate(names)}} for i in range(count)
+    ]
+
+
+def test_an_unsigned_too_big_refuses_its_point_only(sink: EmbeddedSink) -> None:
+    points = [usage(f"w{i}", u=Unsigned(2**63 if i == 1 else i), v=float(i)) for i in range(3)]
+    with pytest.raises(ConfigError, match=r"fields\['u'\].*9223372036854775808 does not fit"):
+        sink.write(points)
+    assert sink.query("SELECT worker, u, v FROM tf_worker_usage ORDER BY worker") == [
+        {"worker": "w0", "u": 0, "v": 0.0},
+        {"worker": "w2", "u": 2, "v": 2.0},
+    ]
+
+
+def test_a_new_file_gets_large_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    with closing(sqlite3.connect(tmp_path / "old.db")) as db:
+        db.execute("CREATE TABLE t (x)")
+        old_page_bytes = db.execute("PRAGMA page_size").fetchone()[0]
+    for name in ("new.db", "old.db"):
+        EmbeddedSink(tmp_path / name).close()
+    with (
+        closing(sqlite3.connect(tmp_path / "new.db")) as new,
+        closing(sqlite3.connect(tmp_path / "old.db")) as old,
+    ):
+        assert new.execute("PRAGMA page_size").fetchone()[0] == 16384
+        assert old.execute("PRAGMA page_size").fetchone()[0] == old_page_bytes
+
+
+# argv: <database>. Writes batches of BATCH points numbered in order, printing each batch's
+# number once `write` has returned, until it is killed.
+WRITER = """
+import itertools, sys
+from tensorfusion.metrics.embedded_sink import EmbeddedSink
+from tensorfusion.metrics.point import Point
+
+sink = EmbeddedSink(sys.argv[1], "0")
+for batch in itertools.count():
+    sink.write([Point("m", {"w": "x"}, {"n": batch * BATCH + i}, 1) for i in range(BATCH)])
+    print(batch, flush=True)
+"""
+BATCH = 500
+
+
+def test_a_killed_process_keeps_every_acknowledged_row(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER.replace("BATCH", str(BATCH)), str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdout is not None
+    acknowledged = [writer.stdout.readline() for _ in range(5)]
+    writer.send_signal(signal.SIGKILL)  # mid-write, most likely: it never stops writing
+    writer.wait()
+    writer.stdout.close()
+    assert acknowledged == [f"{batch}\n" for batch in range(5)]
+    with closing(EmbeddedSink(path, "0")) as sink:
+        stored = sink.query("SELECT count(*) AS rows, max(n) AS last FROM m")[0]
+        assert sink.query(f"SELECT count(*) AS rows FROM m WHERE n < {5 * BATCH}") == [
+            {"rows": 5 * BATCH}
+        ]
+    assert stored["rows"] % BATCH == 0  # a batch is stored whole or not at all
+    assert stored["last"] == stored["rows"] - 1

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tensorfusion.errors import NotFoundError
-from tensorfusion.server.backend import WorkerRequest
+from tensorfusion.server.backend import NodeQuery, WorkerRequest
 
 GIB = 1 << 30
 
@@ -137,13 +137,25 @@ class FakeBackend:
     def nodes(self) -> list[dict[str, Any]]:
         return list(self._answer([NODE]))
 
+    def node_page(self, query: NodeQuery) -> tuple[list[dict[str, Any]], int]:
+        return list(self._answer([NODE], query)), 1
+
     def gpus(self) -> list[dict[str, Any]]:
         return list(self._answer([GPU]))
+
+    def node_gpus(self, nodes: frozenset[str]) -> list[dict[str, Any]]:
+        return list(self._answer([GPU], nodes))
 
     def workers(self) -> list[dict[str, Any]]:
         if self.gate is not None:
             self.gate.wait()
         return list(self._answer([WORKER]))
+
+    def node_workers(self, nodes: frozenset[str]) -> list[dict[str, Any]]:
+        return list(self._answer([WORKER], nodes))
+
+    def pending_workers(self) -> list[dict[str, Any]]:
+        return list(self._answer([WORKER], "pending"))
 
     def create_worker(self, request: WorkerRequest) -> dict[str, Any]:
         return dict(self._answer(WORKER | {"env": {"TF_WORKER_NAME": WORKER["name"]}}, request))

@@ -329,6 +329,10 @@ class StoreContract:
         assert names("Pod", {"metadata.name": "c", "spec.nodeName": "node-1"}) == []
         assert names("Pod", {"spec.nodeName": "node-1"}, label_selector={"app": "db"}) == []
         assert names("Pod", {}) == ["a", "b", "c", "d", "a"]
+        # An empty value selects a missing field, as the API server's `spec.nodeName=` does.
+        assert names("Pod", {"spec.nodeName": ""}) == ["d"]
+        assert names("Pod", {"spec.nodeName": "", "status.phase": "Running"}) == []
+        assert names("Node", {"metadata.name": ""}) == []
         assert names("Node", {"metadata.name": "node-1"}) == ["node-1"]
         assert names("Node", {"metadata.name": "node-2"}) == []
         listed, version = store.list_with_version("Pod", field_selector={"metadata.name": "d"})
@@ -345,7 +349,6 @@ class StoreContract:
             ("Node", {"spec.nodeName": "node-1"}),
             ("Node", {"metadata.namespace": "default"}),
             ("GPU", {"status.phase": "Running"}),
-            ("Pod", {"spec.nodeName": ""}),
             ("Pod", {"spec.nodeName": None}),
             ("Pod", {"spec.nodeName": 1}),
             ("Pod", {"spec.nodeName": "node-1,node-2"}),
@@ -825,7 +828,7 @@ class StoreContract:
             ({"Pod": 0}, {"Widget": {}}, "field_selectors"),
             ({"Pod": 0}, {"Pod": "spec.nodeName=a"}, "field_selectors[Pod]"),
             ({"Pod": 0}, {"Pod": {"spec.hostIP": "a"}}, "field_selectors[Pod]"),
-            ({"Pod": 0}, {"Pod": {"spec.nodeName": ""}}, "field_selectors[Pod]"),
+            ({"Pod": 0}, {"Pod": {"spec.nodeName": None}}, "field_selectors[Pod]"),
         ],
     )
     def test_follow_refuses_bad_arguments(

@@ -1,9 +1,11 @@
 """GPUResourcesFit: does a slice of the requested size fit on `gpu-count` GPUs of a node,
 under the capacity rule, and how well does it pack (or spread) by the pool's placement mode.
 
-Filter and Score are one native call over every GPU (`fit_gpus`); Reserve records the
-chosen GPUs in the allocator. PreEnqueue keeps pods that ask for gang scheduling out of the
-queue: that is not built yet, and placing a gang member alone would break what it asks."""
+Filter and Score are one native call over every GPU (`fit_gpus`), or, when the cycle only
+needs the winner, a search that visits just the nodes that can still win (`search`); Reserve
+records the chosen GPUs in the allocator. PreEnqueue keeps pods that ask for gang scheduling
+out of the queue: that is not built yet, and placing a gang member alone would break what it
+asks."""
 
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ from tensorfusion.scheduler.gpu_fit import (
     fit_gpus,
     refit_gpus,
 )
+from tensorfusion.scheduler.gpu_search import NodeSummaries, search_gpus
 from tensorfusion.scheduler.pod_info import PodInfo
 
 PLACEMENT_CODES = {
@@ -85,10 +88,13 @@ class GPUResourcesFit:
     """Key under which another plugin may leave a `Callable[[int], tuple[int, ...] | None]`
     choosing the GPUs of a node (topology-aware placement); the kernel's choice otherwise."""
     RESERVED = "GPUResourcesFit/reserved"
+    SEARCHED = "GPUResourcesFit/searched"
+    """(node, GPUs) that `search` chose, when it stood in for Filter and Score."""
 
     def __init__(self, args: GPUResourcesFitArgs | None = None) -> None:
         self.args = args or GPUResourcesFitArgs()
         self._memo: dict[GpuFitRequest, _Memo] = {}
+        self._summaries = NodeSummaries()
         self._prepared: dict[tuple[int, int, int, str], tuple[WorkloadRequest, PreparedRequest]]
         self._prepared = {}
         """Requests worked out for the workloads seen lately (replicas share one)."""
@@ -219,6 +225,67 @@ class GPUResourcesFit:
             self._memo.pop(next(iter(self._memo)))
         return result
 
+    def refits(self, state: CycleState, cluster: ClusterView) -> bool:
+        """Whether this request's last answer stands but for a few nodes (replicas one
+        after another): refitting those is cheaper than searching."""
+        prepared: PreparedRequest = state.read(self.PREPARED)
+        memo = self._memo.get(prepared.request)
+        gpus = cluster.gpus
+        count = len(cluster.nodes.present)
+        if memo is None or memo.structure != gpus.structure_version or len(memo.mask) != count:
+            return False
+        moved = np.count_nonzero(memo.versions != gpus.node_versions(count))
+        return bool(moved <= count // REFIT_SHARE)
+
+    def search(
+        self,
+        state: CycleState,
+        cluster: ClusterView,
+        candidates: BoolArray,
+        bonus: ScoreArray,
+        weight: int,
+    ) -> int:
+        """Filter and Score in one: among the candidates this plugin's Filter would pass,
+        the node with the highest weight * score + bonus (ties to the lower index), -1 if
+        none. Only the nodes that can still win are visited; Reserve then takes its GPUs."""
+        node, chosen = self._search(state, cluster, candidates, bonus, weight)
+        if node >= 0:
+            state.write(self.SEARCHED, (node, chosen))
+        return node
+
+    def fits_any(self, state: CycleState, cluster: ClusterView, nodes: BoolArray) -> bool:
+        """Whether this plugin's Filter would pass any of `nodes`: a search where every node
+        scores alike, which stops at the first that fits. Leaves `state` as it was."""
+        if not nodes.any():
+            return False
+        bonus = np.zeros(len(nodes), np.int64)
+        return self._search(state, cluster, nodes, bonus, 0)[0] >= 0
+
+    def _search(
+        self,
+        state: CycleState,
+        cluster: ClusterView,
+        candidates: BoolArray,
+        bonus: ScoreArray,
+        weight: int,
+    ) -> tuple[int, tuple[int, ...]]:
+        prepared: PreparedRequest = state.read(self.PREPARED)
+        gpus = cluster.gpus
+        arrays = gpus.arrays()
+        count = len(candidates)
+        self._summaries.refresh(
+            arrays, gpus.node_versions(count), gpus.structure_version, prepared.request
+        )
+        return search_gpus(
+            arrays,
+            self._summaries,
+            candidates.view(np.uint8),
+            gpus.node_workers(count),
+            prepared.request,
+            bonus=bonus,
+            gpu_weight=weight,
+        )
+
     def score(
         self, state: CycleState, pod: PodInfo, cluster: ClusterView, feasible: BoolArray
     ) -> ScoreArray:
@@ -234,6 +301,9 @@ class GPUResourcesFit:
         chooser = state.data.get(self.CHOICE)
         if chooser is not None and (choice := chooser(node)) is not None:
             return tuple(choice)
+        searched: tuple[int, tuple[int, ...]] | None = state.data.get(self.SEARCHED)
+        if searched is not None and searched[0] == node:
+            return searched[1]
         result: GpuFitResult = state.read(self.RESULT)
         return tuple(result.node_gpus[node].tolist())
 

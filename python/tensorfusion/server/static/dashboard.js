@@ -8,8 +8,13 @@ const REQUEST_TIMEOUT_MS = 5000;
 const COLLAPSE_ABOVE_GPUS = 32;
 // Nodes listed per pool before a "show all" button, so a large fleet stays responsive.
 const NODES_PER_PAGE = 50;
-// Relative, so the page works behind a port-forward or a path prefix.
-const ENDPOINTS = ["api/pools", "api/gpus", "api/workers"];
+// Node details are asked for in requests whose address stays within this many characters
+// (servers and proxies refuse long request lines, some above 4 KB).
+const MAX_URL_LENGTH = 4096;
+// How long the filter waits for typing to pause before it asks the server again.
+const FILTER_DEBOUNCE_MS = 200;
+// GPUs that no pool names are listed under this name (no pool's name can hold a space).
+const NO_POOL = "(no pool)";
 const BYTE_UNITS = ["MiB", "GiB", "TiB", "PiB"];
 const FIGURES = ["capacity", "virtualCapacity", "allocated", "allocatedLimits"];
 const METRICS = [
@@ -17,14 +22,22 @@ const METRICS = [
   { key: "vram", label: "VRAM", format: fmtBytes },
 ];
 
+// Relative URLs throughout, so the page works behind a port-forward or a path prefix. The
+// folded view reads pools and a page of node summaries; only open nodes' GPUs and workers
+// are asked for, and a listing that did not change comes back as 304 with no body.
 const state = {
-  data: null, // the last good answer: {pools, gpus, workers}
-  signature: "", // its JSON, to skip redrawing (and losing the reader's selection) when unchanged
+  pools: null, // the last good answer: the pools, and per pool its page of nodes
+  pages: new Map(), // pool name -> {nodes, total}
+  pending: [], // workers waiting for a GPU
+  details: new Map(), // node name -> its GPUs, each with the workers on it
+  signature: null, // the answers' ETags, to skip redrawing (and losing the reader's selection)
   updatedAt: null,
   open: new Map(), // node key -> whether the reader left it open
   expanded: new Set(), // pools whose whole node list the reader asked for
   filter: "",
 };
+// url -> {etag, body}: what each listing answered last, sent back as If-None-Match.
+let answers = new Map();
 
 const collator = new Intl.Collator("en", { numeric: true });
 const decimal = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
@@ -79,18 +92,27 @@ class ApiError extends Error {
   }
 }
 
-async function fetchJson(url) {
+// The body of `url`: the one kept from the last answer when the server says it has not
+// changed (304), else the new one (kept, with its ETag, in `seen` for the next refresh).
+async function fetchJson(url, seen) {
+  const known = answers.get(url);
+  const headers = { Accept: "application/json" };
+  if (known && known.etag) headers["If-None-Match"] = known.etag;
   let response;
   try {
     response = await fetch(url, {
       cache: "no-store",
-      headers: { Accept: "application/json" },
+      headers,
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
   } catch (err) {
     const timedOut = err && err.name === "TimeoutError";
     const why = timedOut ? `no answer within ${REQUEST_TIMEOUT_MS / 1000} s` : "connection failed";
     throw new ApiError(`${url}: ${why}`, false);
+  }
+  if (response.status === 304 && known && known.etag) {
+    seen.set(url, known);
+    return known.body;
   }
   if (!response.ok) {
     let detail = response.statusText;
@@ -102,11 +124,14 @@ async function fetchJson(url) {
     }
     throw new ApiError(`${url}: HTTP ${response.status} ${detail}`, true);
   }
+  let body;
   try {
-    return await response.json();
+    body = await response.json();
   } catch {
     throw new ApiError(`${url}: the answer is not JSON`, true);
   }
+  seen.set(url, { etag: response.headers.get("ETag"), body });
+  return body;
 }
 
 function listOf(body, key, url) {
@@ -114,6 +139,13 @@ function listOf(body, key, url) {
     throw new ApiError(`${url}: the answer has no "${key}" list`, true);
   }
   return body[key];
+}
+
+function query(path, params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of params) search.append(name, String(value));
+  const text = search.toString();
+  return text ? `${path}?${text}` : path;
 }
 
 function sumFigures(items) {
@@ -133,73 +165,87 @@ function workerKey(worker) {
   return `${worker.namespace}/${worker.name}`;
 }
 
-// Pools -> nodes -> GPUs, each GPU with the workers on it.
-function buildModel({ pools, gpus, workers }) {
-  const byKey = new Map(workers.map((worker) => [workerKey(worker), worker]));
-  const onGpu = new Map();
-  for (const worker of workers) {
-    for (const gpu of worker.gpus || []) {
-      if (!onGpu.has(gpu)) onGpu.set(gpu, new Map());
-      onGpu.get(gpu).set(workerKey(worker), worker);
-    }
-  }
-  const groups = new Map();
-  for (const pool of pools) groups.set(pool.name, { pool, gpus: [] });
-  for (const gpu of gpus) {
-    const name = gpu.pool || "";
-    if (!groups.has(name)) groups.set(name, { pool: null, gpus: [] });
-    const listed = onGpu.get(gpu.name) || new Map();
-    // A pod the API lists on the GPU but not among workers still shows, by name.
-    for (const key of gpu.workers || []) {
-      if (!listed.has(key)) listed.set(key, byKey.get(key) || { key });
-    }
-    groups.get(name).gpus.push({ ...gpu, workerList: [...listed.values()] });
-  }
-  const model = [];
-  for (const [name, group] of groups) {
-    const pool = group.pool || syntheticPool(name, group.gpus);
-    model.push({ pool, nodes: groupByNode(group.gpus) });
-  }
-  // The default pool first, then by name.
-  model.sort(
-    (a, b) =>
-      Number(!!b.pool.default) - Number(!!a.pool.default) ||
-      collator.compare(a.pool.name, b.pool.name),
-  );
-  const placed = new Set(gpus.map((gpu) => gpu.name));
-  const pending = workers.filter(
-    (worker) => worker.phase === "Pending" || !(worker.gpus || []).some((g) => placed.has(g)),
-  );
-  return { pools: model, pending };
+// One pool's page of nodes: the first NODES_PER_PAGE by name (all once the reader asked),
+// those the filter finds when there is one.
+async function fetchPage(pool, seen) {
+  const params = [["pool", pool.name]];
+  if (state.filter) params.push(["match", state.filter]);
+  if (!state.expanded.has(pool.name)) params.push(["limit", NODES_PER_PAGE]);
+  const url = query("api/nodes", params);
+  const body = await fetchJson(url, seen);
+  const nodes = listOf(body, "nodes", url);
+  return { nodes, total: typeof body.total === "number" ? body.total : nodes.length };
 }
 
-// GPUs whose pool the API does not list (not yet registered, say) get a pool of their own.
-function syntheticPool(name, gpus) {
-  const nodes = new Set(gpus.map((gpu) => gpu.node));
-  const workers = new Set(gpus.flatMap((gpu) => gpu.workerList.map(workerLabel)));
-  return {
-    name: name || "(no pool)",
-    synthetic: true,
-    nodes: nodes.size,
-    gpus: gpus.length,
-    workers: workers.size,
-    ...sumFigures(gpus),
-  };
+function nodeKey(pool, node) {
+  return `${pool.name}/${node.name}`;
 }
 
-function groupByNode(gpus) {
-  const nodes = new Map();
-  for (const gpu of gpus) {
-    if (!nodes.has(gpu.node)) nodes.set(gpu.node, []);
-    nodes.get(gpu.node).push(gpu);
+function foldsByDefault(pool) {
+  return pool.gpus > COLLAPSE_ABOVE_GPUS && !state.filter;
+}
+
+function isOpen(pool, node) {
+  const key = nodeKey(pool, node);
+  return state.open.has(key) ? state.open.get(key) : !foldsByDefault(pool);
+}
+
+// `node` parameters for `nodes`, split so that each request's address (the longer of
+// api/gpus and api/workers) stays within MAX_URL_LENGTH; a node is never left out.
+function nodeBatches(nodes) {
+  const batches = [];
+  let batch = [];
+  let length = "api/workers".length;
+  for (const name of nodes) {
+    const more = 1 + new URLSearchParams([["node", name]]).toString().length; // "?" or "&"
+    if (batch.length && length + more > MAX_URL_LENGTH) {
+      batches.push(batch);
+      batch = [];
+      length = "api/workers".length;
+    }
+    batch.push(["node", name]);
+    length += more;
   }
-  return [...nodes.entries()]
-    .sort(([a], [b]) => collator.compare(a, b))
-    .map(([name, list]) => ({
-      name,
-      gpus: list.sort((a, b) => a.index - b.index || collator.compare(a.name, b.name)),
-      ...sumFigures(list),
-    }));
+  if (batch.length) batches.push(batch);
+  return batches;
+}
+
+// The GPUs of `nodes`, each with the workers on it, by node name.
+async function fetchDetails(nodes, seen) {
+  const details = new Map(nodes.map((name) => [name, []]));
+  const requests = [];
+  for (const params of nodeBatches(nodes)) {
+    const urls = [query("api/gpus", params), query("api/workers", params)];
+    requests.push(
+      Promise.all(urls.map((url) => fetchJson(url, seen))).then(([gpus, workers]) => [
+        listOf(gpus, "gpus", urls[0]),
+        listOf(workers, "workers", urls[1]),
+      ]),
+    );
+  }
+  for (const [gpus, workers] of await Promise.all(requests)) {
+    const byKey = new Map(workers.map((worker) => [workerKey(worker), worker]));
+    const onGpu = new Map();
+    for (const worker of workers) {
+      for (const gpu of worker.gpus || []) {
+        if (!onGpu.has(gpu)) onGpu.set(gpu, new Map());
+        onGpu.get(gpu).set(workerKey(worker), worker);
+      }
+    }
+    for (const gpu of gpus) {
+      const listed = onGpu.get(gpu.name) || new Map();
+      // A pod the API lists on the GPU but not among workers still shows, by name.
+      for (const key of gpu.workers || []) {
+        if (!listed.has(key)) listed.set(key, byKey.get(key) || { key });
+      }
+      if (!details.has(gpu.node)) details.set(gpu.node, []);
+      details.get(gpu.node).push({ ...gpu, workerList: [...listed.values()] });
+    }
+  }
+  for (const list of details.values()) {
+    list.sort((a, b) => a.index - b.index || collator.compare(a.name, b.name));
+  }
+  return details;
 }
 
 function workerLabel(worker) {
@@ -213,17 +259,12 @@ function gpuMatches(gpu, needle) {
   return words.some((word) => String(word || "").toLowerCase().includes(needle));
 }
 
-// The nodes to show and, for each, its GPUs to show.
-function filterNodes(nodes, needle) {
-  if (!needle) return nodes.map((node) => ({ node, gpus: node.gpus }));
-  const shown = [];
-  for (const node of nodes) {
-    const gpus = node.name.toLowerCase().includes(needle)
-      ? node.gpus
-      : node.gpus.filter((gpu) => gpuMatches(gpu, needle));
-    if (gpus.length) shown.push({ node, gpus });
-  }
-  return shown;
+// The GPUs of a node to show: those the filter finds (the server found the node by them),
+// or all of them when the node's own name matches or there is no filter.
+function shownGpus(node, gpus) {
+  const needle = state.filter;
+  if (!needle || node.name.toLowerCase().includes(needle)) return gpus;
+  return gpus.filter((gpu) => gpuMatches(gpu, needle));
 }
 
 // ---- drawing -------------------------------------------------------------------------------
@@ -286,15 +327,13 @@ function plural(count, word) {
   return `${fmtNumber(count)} ${word}${count === 1 ? "" : "s"}`;
 }
 
-function drawTotals(model) {
-  const pools = model.pools.map((entry) => entry.pool);
+function drawTotals(pools) {
   const total = sumFigures(pools);
-  const count = (entry) => entry.pool.nodes ?? entry.nodes.length;
-  const nodes = model.pools.reduce((sum, entry) => sum + count(entry), 0);
-  const gpus = model.pools.reduce((sum, entry) => sum + entry.pool.gpus, 0);
+  const nodes = pools.reduce((sum, pool) => sum + pool.nodes, 0);
+  const gpus = pools.reduce((sum, pool) => sum + pool.gpus, 0);
   // Pods holding GPUs (the pools count them all, not only this control plane's workers).
-  const workers = model.pools.reduce((sum, entry) => sum + entry.pool.workers, 0);
-  const waiting = model.pending.length ? `${fmtNumber(model.pending.length)} waiting` : null;
+  const workers = pools.reduce((sum, pool) => sum + pool.workers, 0);
+  const waiting = state.pending.length ? `${fmtNumber(state.pending.length)} waiting` : null;
   const tile = (label, value, sub, name) =>
     el(
       "div",
@@ -324,11 +363,10 @@ function drawTotals(model) {
   );
 }
 
-function drawPool(entry) {
-  const { pool, nodes } = entry;
+function drawPool(pool) {
   const over = pool.oversubscription;
   const facts = [
-    plural(pool.nodes ?? nodes.length, "node"),
+    plural(pool.nodes, "node"),
     plural(pool.gpus, "GPU"),
     plural(pool.workers, "worker"),
     pool.placementMode,
@@ -337,6 +375,8 @@ function drawPool(entry) {
         `memory ${over.vramExpandToHostMem}%, to disk ${over.vramExpandToHostDisk}%`
       : null,
   ].filter(Boolean);
+  // GPUs name the pool, but no GPUPool object gives its placement and oversubscription.
+  const unregistered = !pool.placementMode && !over;
   const section = el(
     "section",
     { class: "pool", "data-pool": pool.name },
@@ -345,48 +385,46 @@ function drawPool(entry) {
       { class: "pool-head" },
       el("h2", {}, pool.name),
       pool.default ? el("span", { class: "badge" }, "default") : null,
-      pool.synthetic ? el("span", { class: "badge muted" }, "not a registered pool") : null,
+      unregistered ? el("span", { class: "badge muted" }, "not a registered pool") : null,
       el("span", { class: "facts" }, facts.join(" · ")),
     ),
     bars(pool, false),
   );
-  section.append(drawNodes(entry));
+  section.append(drawNodes(pool));
   return section;
 }
 
-function drawNodes({ pool, nodes }) {
-  if (!nodes.length) return el("p", { class: "empty" }, "No GPUs in this pool yet.");
-  const shown = filterNodes(nodes, state.filter);
-  if (!shown.length) return el("p", { class: "empty" }, "Nothing here matches the filter.");
-  const foldByDefault = pool.gpus > COLLAPSE_ABOVE_GPUS && !state.filter;
-  const limit = state.expanded.has(pool.name) ? shown.length : NODES_PER_PAGE;
-  const list = el(
-    "div",
-    { class: "nodes" },
-    shown.slice(0, limit).map(({ node, gpus }) => drawNode(pool, node, gpus, foldByDefault)),
-  );
-  if (shown.length > limit) {
+function drawNodes(pool) {
+  const page = state.pages.get(pool.name) || { nodes: [], total: 0 };
+  if (!page.nodes.length) {
+    const why = state.filter ? "Nothing here matches the filter." : "No GPUs in this pool yet.";
+    return el("p", { class: "empty" }, why);
+  }
+  const list = el("div", { class: "nodes" }, page.nodes.map((node) => drawNode(pool, node)));
+  if (page.total > page.nodes.length) {
     const more = el(
       "button",
       { class: "more", type: "button" },
-      `Show all ${fmtNumber(shown.length)} nodes (${fmtNumber(shown.length - limit)} more)`,
+      `Show all ${fmtNumber(page.total)} nodes (${fmtNumber(page.total - page.nodes.length)} more)`,
     );
     more.addEventListener("click", () => {
       state.expanded.add(pool.name);
-      draw();
+      refreshNow();
     });
     list.append(more);
   }
   return list;
 }
 
-function drawNode(pool, node, gpus, foldByDefault) {
-  const key = `${pool.name}/${node.name}`;
-  const open = state.open.has(key) ? state.open.get(key) : !foldByDefault;
-  // The summary describes the whole node; the filter only narrows the GPU cards.
-  const workers = new Set(node.gpus.flatMap((gpu) => gpu.workerList.map(workerLabel)));
-  const models = [...new Set(node.gpus.map((gpu) => gpu.model))].join(", ");
-  const narrowed = gpus.length < node.gpus.length ? ` · ${gpus.length} shown` : "";
+function drawNode(pool, node) {
+  const key = nodeKey(pool, node);
+  const open = isOpen(pool, node);
+  // Known once the node was open: its GPU cards, and the models in its summary.
+  const gpus = state.details.get(node.name);
+  const shown = gpus ? shownGpus(node, gpus) : null;
+  const models = gpus ? [...new Set(gpus.map((gpu) => gpu.model))].join(", ") : "";
+  const count = models ? `${node.gpus} × ${models}` : plural(node.gpus, "GPU");
+  const narrowed = shown && shown.length < node.gpus ? ` · ${shown.length} shown` : "";
   const details = el(
     "details",
     { class: "node", "data-node": node.name, open },
@@ -394,20 +432,20 @@ function drawNode(pool, node, gpus, foldByDefault) {
       "summary",
       {},
       el("span", { class: "node-name" }, node.name),
-      el(
-        "span",
-        { class: "facts" },
-        `${node.gpus.length} × ${models} · ${plural(workers.size, "worker")}${narrowed}`,
-      ),
+      el("span", { class: "facts" }, `${count} · ${plural(node.workers, "worker")}${narrowed}`),
       bars(node, true),
     ),
   );
-  // GPU cards are drawn only for open nodes: a folded fleet of thousands stays light.
-  const body = () => el("div", { class: "gpus" }, gpus.map(drawGpu));
+  const body = () =>
+    shown
+      ? el("div", { class: "gpus" }, shown.map(drawGpu))
+      : el("p", { class: "empty small" }, "Loading…");
   if (open) details.append(body());
   details.addEventListener("toggle", () => {
     state.open.set(key, details.open);
-    if (details.open && details.querySelector(".gpus") === null) details.append(body());
+    // A node opened for the first time has no GPUs here yet: ask for them now.
+    if (details.open && !state.details.has(node.name)) refreshNow();
+    else if (details.open && details.querySelector(".gpus") === null) details.append(body());
   });
   return details;
 }
@@ -522,9 +560,12 @@ function drawPending(all) {
 }
 
 function draw() {
-  const model = buildModel(state.data);
-  drawTotals(model);
-  const parts = model.pools.map(drawPool);
+  const pools = [...state.pools].sort(
+    // The default pool first, then by name.
+    (a, b) => Number(!!b.default) - Number(!!a.default) || collator.compare(a.name, b.name),
+  );
+  drawTotals(pools);
+  const parts = pools.map(drawPool);
   if (!parts.length) {
     parts.push(
       el(
@@ -535,7 +576,7 @@ function draw() {
       ),
     );
   }
-  const pending = drawPending(model.pending);
+  const pending = drawPending(state.pending);
   if (pending) parts.push(pending);
   document.getElementById("content").replaceChildren(...parts);
 }
@@ -549,7 +590,7 @@ function clock(date) {
 function showProblem(err) {
   const alert = document.getElementById("alert");
   const status = document.getElementById("status");
-  document.body.classList.toggle("stale", !!err && state.data !== null);
+  document.body.classList.toggle("stale", !!err && state.pools !== null);
   if (!err) {
     alert.hidden = true;
     status.className = "status ok";
@@ -562,7 +603,7 @@ function showProblem(err) {
   if (!fromApi) headline = "The dashboard could not draw the API's answer";
   else if (reachable) headline = "The management API answered with an error";
   let since = "";
-  if (state.data) since = ` Showing data from ${clock(state.updatedAt)}.`;
+  if (state.pools) since = ` Showing data from ${clock(state.updatedAt)}.`;
   else if (!reachable) since = " Is the control plane running (tensor-fusion up)?";
   alert.replaceChildren(
     el("strong", {}, headline),
@@ -571,24 +612,73 @@ function showProblem(err) {
   alert.hidden = false;
   status.className = "status down";
   status.textContent = reachable ? "API error" : "API unreachable";
-  if (!state.data) {
+  if (!state.pools) {
     const waiting = el("p", { class: "empty big" }, "No data from the management API yet.");
     document.getElementById("content").replaceChildren(waiting);
   }
 }
 
+// The open nodes among those listed: the ones whose GPUs and workers to ask for.
+function openNodes(pools, pages) {
+  const names = [];
+  for (const pool of pools) {
+    for (const node of pages.get(pool.name).nodes) {
+      if (isOpen(pool, node)) names.push(node.name);
+    }
+  }
+  return names;
+}
+
+// GPUs in no pool, as a pool of their own (drawn only when there are some). Its figures
+// are its nodes' (a node with GPUs in a pool too counts them all).
+function unpooled(page) {
+  return {
+    name: NO_POOL,
+    nodes: page.total,
+    gpus: page.nodes.reduce((sum, node) => sum + node.gpus, 0),
+    workers: page.nodes.reduce((sum, node) => sum + node.workers, 0),
+    ...sumFigures(page.nodes),
+  };
+}
+
+async function load() {
+  const seen = new Map();
+  const pendingUrl = "api/workers?pending=true";
+  const [poolsBody, pendingBody, loose] = await Promise.all([
+    fetchJson("api/pools", seen),
+    fetchJson(pendingUrl, seen),
+    fetchPage({ name: NO_POOL }, seen),
+  ]);
+  const pools = listOf(poolsBody, "pools", "api/pools");
+  const pending = listOf(pendingBody, "workers", pendingUrl);
+  const pages = new Map(
+    await Promise.all(pools.map(async (pool) => [pool.name, await fetchPage(pool, seen)])),
+  );
+  if (loose.total) {
+    pools.push(unpooled(loose));
+    pages.set(NO_POOL, loose);
+  }
+  const details = await fetchDetails(openNodes(pools, pages), seen);
+  return { pools, pages, pending, details, seen };
+}
+
+let timer = null;
+let loading = null; // the refresh in flight, if any
+let queued = null; // the one refresh waiting for it, if any
+
 async function refresh() {
+  clearTimeout(timer);
   try {
-    const [pools, gpus, workers] = await Promise.all(ENDPOINTS.map(fetchJson));
-    const data = {
-      pools: listOf(pools, "pools", ENDPOINTS[0]),
-      gpus: listOf(gpus, "gpus", ENDPOINTS[1]),
-      workers: listOf(workers, "workers", ENDPOINTS[2]),
-    };
-    const signature = JSON.stringify(data);
+    const { pools, pages, pending, details, seen } = await load();
+    // An answer without an ETag cannot tell that it is unchanged: then always redraw.
+    const tagged = [...seen.values()].every((answer) => answer.etag);
+    const signature = tagged
+      ? [...seen].map(([url, answer]) => `${url} ${answer.etag}`).join("\n")
+      : null;
     state.updatedAt = new Date();
-    if (signature !== state.signature) {
-      state.data = data;
+    answers = seen; // only what this refresh asked for: closed nodes' answers are dropped
+    if (signature === null || signature !== state.signature) {
+      Object.assign(state, { pools, pages, pending, details });
       draw();
       // Only once drawn: an answer that failed to draw is tried again on the next refresh.
       state.signature = signature;
@@ -597,9 +687,25 @@ async function refresh() {
   } catch (err) {
     showProblem(err);
   } finally {
-    setTimeout(refresh, REFRESH_MS);
+    timer = setTimeout(refreshNow, REFRESH_MS);
   }
 }
+
+// Refresh once any refresh in flight ends (the reader opened a node, asked for more, or
+// changed the filter). Asked again meanwhile, it queues no second one: the one queued
+// will read the state as it is then.
+function refreshNow() {
+  if (!queued) {
+    queued = (loading || Promise.resolve()).then(() => {
+      queued = null;
+      loading = refresh();
+      return loading;
+    });
+  }
+  return queued;
+}
+
+let filterTimer = null;
 
 // The filter lives in the address (?filter=...), so a filtered view can be shared.
 function setFilter(text, input) {
@@ -609,10 +715,12 @@ function setFilter(text, input) {
   if (state.filter) url.searchParams.set("filter", text);
   else url.searchParams.delete("filter");
   history.replaceState(null, "", url);
-  if (state.data) draw();
+  clearTimeout(filterTimer);
+  // Once typing pauses: a refresh per keystroke would ask the server for every prefix.
+  if (state.pools) filterTimer = setTimeout(refreshNow, FILTER_DEBOUNCE_MS);
 }
 
 const filterInput = document.getElementById("filter");
 filterInput.addEventListener("input", () => setFilter(filterInput.value, filterInput));
 setFilter(new URLSearchParams(location.search).get("filter") || "", filterInput);
-refresh();
+refreshNow();

@@ -1,0 +1,2 @@
+"""Production traces replayed on the scheduler: reading them, and turning them into fleets and
+pods."""
