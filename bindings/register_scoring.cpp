@@ -250,7 +250,7 @@ std::pair<const std::int64_t*, double*> node_layout(const py::object& node_start
                             " at index " + std::to_string(n + 1) + " is below the previous");
     }
   }
-  return {start, output<double>(summary, "summary", rows * scoring::kNodeSummaryWidth)};
+  return {start, output<double>(summary, "summary", rows * static_cast<py::ssize_t>(scoring::kNodeSummaryWidth))};
 }
 
 void summarize_gpu_nodes(const scoring::GpuColumns& gpus, const py::object& node_start,

@@ -15,6 +15,9 @@ namespace tf::scoring {
 namespace {
 
 constexpr std::int64_t kInt64Max = std::numeric_limits<std::int64_t>::max();
+// A byte count times kFreeLevels can pass 64 bits; GCC and Clang have a 128-bit integer
+// (`__extension__` keeps -Wpedantic quiet about it).
+__extension__ typedef __int128 Wide;
 
 // ceil(capacity * ppm / kPpmScale) for capacity >= 0 and 0 <= ppm <= kPpmScale. Splitting
 // capacity at the scale keeps every product within capacity, so nothing can overflow.
@@ -339,9 +342,9 @@ class ScoreBounds {
             : static_cast<double>(r_.tflops_request) * 100.0 / tflops_capacity;
     added_ = r_.vram_weight * (static_cast<double>(r_.vram_request) * 100.0 / vram_capacity) +
              r_.tflops_weight * tflops_added;
-    const auto capacity = static_cast<__int128>(largest);
-    const __int128 scaled = static_cast<__int128>(r_.vram_request) * kFreeLevels;
-    level_ = static_cast<std::size_t>(std::min<__int128>(kFreeLevels, scaled / capacity));
+    const auto capacity = static_cast<Wide>(largest);
+    const Wide scaled = static_cast<Wide>(r_.vram_request) * kFreeLevels;
+    level_ = static_cast<std::size_t>(std::min<Wide>(kFreeLevels, scaled / capacity));
   }
 
   // Every GPU of node n counts toward its load for this request.
@@ -514,7 +517,7 @@ bool summarize_nodes(const GpuColumns& gpus, const std::int64_t* node_start,
           std::max(max_free, vram_weight * (100.0 - vram) + tflops_weight * (100.0 - tflops));
       const std::int64_t free = gpus.vram_capacity[i] - gpus.vram_requested[i];
       if (free >= 0 && gpus.vram_capacity[i] > 0) {
-        const auto level = static_cast<std::size_t>(static_cast<__int128>(free) * kFreeLevels /
+        const auto level = static_cast<std::size_t>(static_cast<Wide>(free) * kFreeLevels /
                                                     gpus.vram_capacity[i]);
         levels[level] = std::max(levels[level], vram_weight * vram + tflops_weight * tflops);
       }
