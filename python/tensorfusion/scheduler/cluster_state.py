@@ -42,21 +42,8 @@ from tensorfusion.scheduler.node_table import NodeTable
 from tensorfusion.scheduler.pod_info import PodInfo
 from tensorfusion.scheduler.pod_keys import pod_key
 from tensorfusion.scheduler.pools import PoolDirectory, PoolInfo
-from tensorfusion.store.projection import FieldPath
 
 PLACEMENT_MODES: tuple[PlacementMode, ...] = get_args(PlacementMode)
-POD_PATHS: tuple[FieldPath, ...] = (
-    ("metadata", "uid"),
-    ("metadata", "namespace"),
-    ("metadata", "name"),
-    ("metadata", "labels"),
-    ("metadata", "annotations"),
-    ("spec",),
-    ("status", "phase"),
-)
-"""All that `build` reads of a pod: what `PodInfo.from_dict` reads, and the phase (the
-allocator's `REBUILD_PATHS` lie within them). A pod listed as these values (`projected`)
-builds the state its whole object would, without its status or managed fields."""
 
 
 class ClusterState:

@@ -24,7 +24,7 @@ from tensorfusion.api.scheduler_config import KubeSchedulerConfiguration
 from tensorfusion.errors import ResourceExpiredError
 from tensorfusion.scheduler.allocation import RebuildReport
 from tensorfusion.scheduler.allocator import TERMINAL_PHASES
-from tensorfusion.scheduler.cluster_state import POD_PATHS, ClusterState
+from tensorfusion.scheduler.cluster_state import ClusterState
 from tensorfusion.scheduler.cycle import (
     Outcome,
     kept_out,
@@ -39,7 +39,6 @@ from tensorfusion.scheduler.pod_info import PodInfo
 from tensorfusion.scheduler.pod_keys import pod_key
 from tensorfusion.scheduler.profile import Profile, build_profiles, default_config
 from tensorfusion.store.interface import ChangeFeed, ClusterStore, WatchEvent
-from tensorfusion.store.projection import projected
 
 log = logging.getLogger(__name__)
 
@@ -110,17 +109,7 @@ class SchedulingLoop:
         lists: dict[str, list[dict[str, Any]]] = {}
         listed_at: dict[str, int] = {}
         for kind in WATCHED_KINDS:
-            if kind != "Pod":
-                lists[kind], listed_at[kind] = self.store.list_with_version(kind)
-        # Whole pods only for those the queue may take; of the others (most of them) only
-        # what the cluster state reads. The pods' watch continues from the first of the two
-        # lists: a change between them is applied again, which a pod's change tolerates
-        # (a bound pod is counted once, by UID; a queued one is refreshed).
-        unbound, listed_at["Pod"] = self.store.list_with_version(
-            "Pod", field_selector={"spec.nodeName": ""}
-        )
-        values, _ = self.store.list_values_with_version("Pod", POD_PATHS)
-        lists["Pod"] = [projected(POD_PATHS, pod) for pod in values]
+            lists[kind], listed_at[kind] = self.store.list_with_version(kind)
         self.cluster, self.report = ClusterState.build(
             Fleet(
                 nodes=lists["Node"],
@@ -143,7 +132,7 @@ class SchedulingLoop:
         self._waiting, self._gated, self._held, self._heap = {}, {}, {}, []
         for profile in self.profiles.values():
             profile.waiting.clear()  # their reservations went with the previous state
-        for pod in unbound:
+        for pod in lists["Pod"]:
             self._offer(pod, earlier)
         self.close()
         self._feed = self.store.follow(listed_at)  # each kind from its own list, as informers

@@ -1,25 +1,21 @@
-"""`SchedulingLoop.start` lists most pods as the few values the cluster state reads
-(`POD_PATHS`) and whole objects only for the pods not yet bound: the state and the queue it
-builds must equal those built from every pod's whole object."""
+"""`SchedulingLoop.start`: the state and the queue it builds from the store, odd pods
+included, must equal those built directly from every pod's whole object."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tensorfusion.scheduler.allocator import REBUILD_PATHS
-from tensorfusion.scheduler.cluster_state import POD_PATHS, ClusterState
+from tensorfusion.scheduler.cluster_state import ClusterState
 from tensorfusion.scheduler.fleet import Fleet
 from tensorfusion.scheduler.fleet_generator import generate_fleet
 from tensorfusion.scheduler.loop import SchedulingLoop
 from tensorfusion.scheduler.pod_info import PodInfo
 from tensorfusion.store.local import LocalStore
-from tensorfusion.store.projection import FieldPath
 from tests.unit.scheduler.cluster_builders import tf_pod
 
 NODE = "node-00000"
@@ -124,11 +120,6 @@ def _from_whole_objects(store: LocalStore) -> SchedulingLoop:
     return loop
 
 
-def test_the_projected_paths_hold_what_a_rebuild_reads() -> None:
-    for path in REBUILD_PATHS:
-        assert any(path[: len(prefix)] == prefix for prefix in POD_PATHS), path
-
-
 @settings(max_examples=15, deadline=None)
 @given(
     st.integers(min_value=0, max_value=3),
@@ -144,42 +135,5 @@ def test_start_builds_what_whole_pods_build(seed: int, fill: float, odd: list[in
         loop.start()
         try:
             assert _state(loop) == _state(_from_whole_objects(store))
-        finally:
-            loop.close()
-
-
-class ChangedBetweenPodLists(LocalStore):
-    """A store in which pods change after the unbound pods are listed, before the values."""
-
-    def __init__(self, change: Callable[[LocalStore], object]) -> None:
-        super().__init__(":memory:")
-        self.change: Callable[[LocalStore], object] | None = change
-
-    def list_values_with_version(
-        self, kind: str, paths: Sequence[FieldPath], *args: Any, **kwargs: Any
-    ) -> tuple[list[list[Any]], int]:
-        if self.change is not None:
-            change, self.change = self.change, None
-            change(self)
-        return super().list_values_with_version(kind, paths, *args, **kwargs)
-
-
-def test_changes_between_the_pod_lists_are_applied_again_to_the_same_end() -> None:
-    def change(store: LocalStore) -> None:
-        store.bind("default", "pending", NODE, {"tensor-fusion.ai/gpu-ids": GPU})
-        store.delete("Pod", "empty-node", namespace="default")
-        store.create(tf_pod("late", vram_request="1Gi", tflops_request="10"))
-
-    fleet = generate_fleet(3, 2, "H100", 0.5, seed=1)
-    with ChangedBetweenPodLists(change) as store:
-        store.create_many(list(fleet.documents()))
-        store.create_many(copy.deepcopy(ODD_PODS[:2]))
-        loop = SchedulingLoop(store)
-        loop.start()
-        try:
-            assert loop.sync() == 3  # each change again, after the list that already had it
-            assert _state(loop) == _state(_from_whole_objects(store))
-            assert "default/late" in loop.pending()
-            assert "default/pending" not in loop.pending()
         finally:
             loop.close()
