@@ -7,7 +7,9 @@ import contextlib
 import json
 import socket
 import threading
+import weakref
 from collections.abc import Sequence
+from typing import Any
 
 import urllib3
 from kubernetes import client as kube_client
@@ -29,6 +31,74 @@ MERGE_PATCH = "application/merge-patch+json"
 _CONNECTIONS = 64
 
 
+class Interruption:
+    """Lets another thread end the streaming requests made through it at any step: while one
+    waits for the server's answer as much as while it reads it. Once interrupted, every later
+    request made through it ends as soon as it is sent."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._interrupted = False
+
+    def interrupt(self) -> None:
+        with self._lock:
+            self._interrupted = True
+            _shut(self._sock)
+
+    def release(self) -> None:
+        """Forget the current request's socket before its connection goes back to the pool,
+        where another request may take it."""
+        with self._lock:
+            self._sock = None
+
+    def _sent(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._sock = sock
+            if self._interrupted:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket | None) -> None:
+    """Closing the socket for reading ends a read blocked on it at once, where closing the
+    response would wait for that read."""
+    if sock is not None:
+        # It may be closed already, by the server or by the reading thread.
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+# The interruption of the streaming request this thread is making, if any: the pool makes the
+# request on this thread, through a connection that only the pool chooses.
+_streaming = threading.local()
+
+
+class _Interruptible:
+    """Hands the connection's socket, once the request is sent, to the interruption of the
+    streaming request in progress on this thread."""
+
+    sock: socket.socket | None
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().request(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            # Even a send that failed may leave an answer to wait for (the pool swallows a
+            # broken pipe).
+            interruption: Interruption | None = getattr(_streaming, "interruption", None)
+            if interruption is not None:
+                interruption._sent(self.sock)
+
+
+def _interruptible(
+    pool: type[urllib3.HTTPConnectionPool],
+) -> type[urllib3.HTTPConnectionPool]:
+    """`pool`, making its connections `_Interruptible`: built on the class the client chose,
+    so that a proxy's own connections (SOCKS) keep working."""
+    connection = type(pool.ConnectionCls.__name__, (_Interruptible, pool.ConnectionCls), {})
+    return type(pool.__name__, (pool,), {"ConnectionCls": connection})
+
+
 class KubeApi:
     """One API server connection pool, shared by every thread; `close` ends it."""
 
@@ -39,7 +109,13 @@ class KubeApi:
         self.host: str = configuration.host
         self._timeout_s = timeout_s
         self._client: kube_client.ApiClient | None = kube_client.ApiClient(configuration)
+        pools = self._client.rest_client.pool_manager
+        pools.pool_classes_by_scheme = {
+            scheme: _interruptible(pool) for scheme, pool in pools.pool_classes_by_scheme.items()
+        }
         self._lock = threading.Lock()
+        # Those of the streams opened through it that are still alive, for `close` to end.
+        self._streams: weakref.WeakSet[Interruption] = weakref.WeakSet()
 
     def _open(
         self,
@@ -51,7 +127,7 @@ class KubeApi:
         body: bytes | None,
         content_type: str,
         timeout_s: float,
-        stream: bool,
+        interruption: Interruption | None,
     ) -> urllib3.BaseHTTPResponse:
         with self._lock:
             client = self._client
@@ -74,7 +150,7 @@ class KubeApi:
                 body=body,
                 headers=headers,
                 timeout=timeout_s,
-                preload_content=not stream,
+                preload_content=interruption is None,
                 retries=False,
             )
         except urllib3.exceptions.HTTPError as error:
@@ -82,7 +158,9 @@ class KubeApi:
                 f"{what}: cannot reach the API server at {self.host}: {error}"
             ) from None
         if not 200 <= response.status < 300:
-            payload = response.data if not stream else response.read()
+            payload = response.data if interruption is None else response.read()
+            if interruption is not None:
+                interruption.release()
             response.release_conn()
             raise api_error(response.status, decoded_status(payload), what)
         return response
@@ -106,7 +184,7 @@ class KubeApi:
             body=body,
             content_type=content_type,
             timeout_s=self._timeout_s,
-            stream=False,
+            interruption=None,
         )
         try:
             answer: JsonObject = json.loads(response.data)
@@ -115,36 +193,46 @@ class KubeApi:
         return answer
 
     def stream(
-        self, path: str, what: str, query: Sequence[tuple[str, str]], timeout_s: float
+        self,
+        path: str,
+        what: str,
+        query: Sequence[tuple[str, str]],
+        timeout_s: float,
+        interruption: Interruption,
     ) -> urllib3.BaseHTTPResponse:
-        """An open streaming GET (a watch); the caller reads its lines and releases it."""
-        return self._open(
-            "GET",
-            path,
-            what,
-            query=query,
-            body=None,
-            content_type=JSON,
-            timeout_s=timeout_s,
-            stream=True,
-        )
+        """An open streaming GET (a watch) that `interruption` can end from another thread,
+        from the moment it is sent, as `close` does; the caller reads its lines, then
+        releases `interruption` before the response."""
+        with self._lock:
+            if self._client is not None:
+                self._streams.add(interruption)
+        _streaming.interruption = interruption
+        try:
+            return self._open(
+                "GET",
+                path,
+                what,
+                query=query,
+                body=None,
+                content_type=JSON,
+                timeout_s=timeout_s,
+                interruption=interruption,
+            )
+        except BaseException:
+            interruption.release()
+            raise
+        finally:
+            _streaming.interruption = None
 
     def close(self) -> None:
+        """End the pool and every stream opened through it, at whatever step each is."""
         with self._lock:
             client, self._client = self._client, None
+            streams, self._streams = list(self._streams), weakref.WeakSet()
+        for interruption in streams:
+            interruption.interrupt()
         if client is not None:
             client.rest_client.pool_manager.clear()
-
-
-def interrupt(response: urllib3.BaseHTTPResponse) -> None:
-    """Wake a thread blocked reading `response` from another thread: closing the socket for
-    reading ends its read at once, where closing the response would wait for that read."""
-    connection = getattr(response, "connection", None)
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        # It may be closed already, by the server or by the reading thread.
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 def decoded_status(payload: bytes) -> JsonObject:

@@ -22,7 +22,7 @@ import urllib3
 
 from tensorfusion.errors import StoreError
 from tensorfusion.store.interface import WatchEvent
-from tensorfusion.store.kube_http import KubeApi, api_error, interrupt
+from tensorfusion.store.kube_http import Interruption, KubeApi, api_error
 from tensorfusion.store.kube_kinds import KubeKind
 
 _CHANGES = frozenset({"ADDED", "MODIFIED", "DELETED"})
@@ -69,15 +69,13 @@ class _KindStream(threading.Thread):
         self.target, self.deadline, self.out = target, deadline, out
         self.field_selector = field_selector
         self.stop = threading.Event()
-        self._response: urllib3.BaseHTTPResponse | None = None
-        self._lock = threading.Lock()
+        # Ends the stream's request wherever it is, even one sent after the halt.
+        self._interruption = Interruption()
         self._caught_up = since >= target
 
     def halt(self) -> None:
         self.stop.set()
-        with self._lock:
-            if self._response is not None:
-                interrupt(self._response)
+        self._interruption.interrupt()
 
     def run(self) -> None:
         try:
@@ -108,9 +106,9 @@ class _KindStream(threading.Thread):
         ]
         if self.field_selector:
             query.append(("fieldSelector", self.field_selector))
-        response = self.api.stream(self.kind.collection(), what, query, timeout_s + _READ_MARGIN_S)
-        with self._lock:
-            self._response = response
+        response = self.api.stream(
+            self.kind.collection(), what, query, timeout_s + _READ_MARGIN_S, self._interruption
+        )
         ended = False
         try:
             if self.stop.is_set():
@@ -126,8 +124,7 @@ class _KindStream(threading.Thread):
                     f"{what}: the stream from {self.api.host} broke: {error}"
                 ) from None
         finally:
-            with self._lock:
-                self._response = None
+            self._interruption.release()
             if not ended:
                 # Left in the middle of the stream: its connection must not serve another
                 # request, which would read the rest of this stream as its answer.
