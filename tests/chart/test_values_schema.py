@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import yaml
 from tensorfusion.api.helm_values import CONTROLLER_FLAGS, HelmValues
 from tensorfusion.api.validate import validate_text
 from tensorfusion.api.values_schema import values_schema, values_schema_text, write_values_schema
+from tensorfusion.cli import main
 from tensorfusion.controller.flags import parse_flags
 from tensorfusion.errors import ConfigError
 
@@ -61,23 +60,31 @@ def test_committed_schema_matches_the_model() -> None:
     assert committed == values_schema_text(), "run `tensor-fusion crds` and commit the result"
 
 
-def test_crds_check_reports_a_stale_schema(tmp_path: Path) -> None:
+def _crds(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`tensor-fusion crds ARGS` in this process: a fresh interpreter costs seconds a run."""
+    code = main(["crds", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_crds_check_reports_a_stale_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     crds, schema = tmp_path / "crds", tmp_path / "values.schema.json"
-    command = [sys.executable, "-m", "tensorfusion.cli", "crds"]
-    command += ["--output-dir", str(crds), "--values-schema", str(schema)]
-    written = subprocess.run(command, capture_output=True, text=True, check=False)
-    assert written.returncode == 0, written.stderr
-    assert str(schema) in written.stdout.splitlines()
-    clean = subprocess.run([*command, "--check"], capture_output=True, text=True, check=False)
-    assert clean.returncode == 0, clean.stdout
+    paths = ("--output-dir", str(crds), "--values-schema", str(schema))
+    code, out, err = _crds(capsys, *paths)
+    assert code == 0, err
+    assert str(schema) in out.splitlines()
+    code, out, _ = _crds(capsys, *paths, "--check")
+    assert code == 0, out
     schema.write_text(schema.read_text().replace('"additionalProperties": false', "{}", 1))
-    drift = subprocess.run([*command, "--check"], capture_output=True, text=True, check=False)
-    assert drift.returncode == 1
-    assert drift.stdout.strip() == f"{schema}: out of date (run `tensor-fusion crds`)"
+    code, out, _ = _crds(capsys, *paths, "--check")
+    assert code == 1
+    assert out.strip() == f"{schema}: out of date (run `tensor-fusion crds`)"
     schema.unlink()
-    missing = subprocess.run([*command, "--check"], capture_output=True, text=True, check=False)
-    assert missing.returncode == 1
-    assert str(schema) in missing.stdout
+    code, out, _ = _crds(capsys, *paths, "--check")
+    assert code == 1
+    assert str(schema) in out
 
 
 def test_write_makes_the_directory(tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 
 from tensorfusion.agent.discovery import register
-from tensorfusion.api.crd import crd_files
 from tensorfusion.controller.control_plane import (
     LEASE_DURATION_S,
     LEASE_RENEW_S,
@@ -31,6 +30,7 @@ from tensorfusion.server.runner import RunningServer, start_in_thread
 from tensorfusion.store.interface import ClusterStore
 from tensorfusion.store.kube import KubeStore
 from tensorfusion.webhook.replica_slots import ReplicaSlots
+from tests.crd_bodies import crd_bodies
 from tests.kube_tools import KubeTools, run_tool
 
 T = TypeVar("T")
@@ -56,8 +56,8 @@ def apply_crds(kubeconfig: Path) -> None:
     client = kube_config.new_client_from_config(config_file=str(kubeconfig))
     try:
         extensions = kube_client.ApiextensionsV1Api(client)
-        for text in crd_files().values():
-            extensions.create_custom_resource_definition(body=yaml.safe_load(text))
+        for body in crd_bodies():
+            extensions.create_custom_resource_definition(body=body)
     finally:
         client.close()
 

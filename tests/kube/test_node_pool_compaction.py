@@ -16,14 +16,13 @@ from typing import Any
 
 import kubernetes
 import pytest
-import yaml
 
-from tensorfusion.api.crd import crd_files
 from tensorfusion.api.gpu_links import POOL_LABEL
 from tensorfusion.operator.nodepool.compaction import LAST_COMPACTION_ANNOTATION
 from tensorfusion.operator.reconcilers.runner import Controller
 from tensorfusion.store.kube import KubeStore
 from tensorfusion.store.timestamps import parse_rfc3339, rfc3339
+from tests.crd_bodies import crd_bodies
 from tests.kube.karpenter_crd import install, nodeclaim_crd
 from tests.kube.runner import KubeApi
 from tests.unit.operator.reconciler_objects import cluster, gpu, node, pod
@@ -37,7 +36,7 @@ KEPT = "kept: 1 do-not-disrupt, 1 with TensorFusion workers, 1 with nvidia.com/g
 
 @pytest.fixture
 def store(kube_api: KubeApi, api_client: kubernetes.client.ApiClient) -> Iterator[KubeStore]:
-    install(api_client, nodeclaim_crd(), *(yaml.safe_load(t) for t in crd_files().values()))
+    install(api_client, nodeclaim_crd(), *crd_bodies())
     with KubeStore(kube_api.kubeconfig) as kube:
         yield kube
 

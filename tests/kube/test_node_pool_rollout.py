@@ -15,13 +15,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import kubernetes
-import yaml
 
-from tensorfusion.api.crd import crd_files
 from tensorfusion.operator.reconcilers.cache import list_into
 from tensorfusion.store.field_selectors import FieldSelector
 from tensorfusion.store.interface import ChangeFeed, WatchEvent
 from tensorfusion.store.kube import KubeStore
+from tests.crd_bodies import crd_bodies
 from tests.kube.daemonset_standin import NAMESPACE
 from tests.kube.runner import KubeApi
 from tests.unit.operator.rollout_objects import RolloutFleet, rollout_cluster
@@ -80,8 +79,8 @@ def test_a_template_change_waits_for_the_window_and_stops_after_max_duration(
     kube_api: KubeApi, api_client: kubernetes.client.ApiClient
 ) -> None:
     extensions = kubernetes.client.ApiextensionsV1Api(api_client)
-    for text in crd_files().values():
-        extensions.create_custom_resource_definition(body=yaml.safe_load(text))
+    for body in crd_bodies():
+        extensions.create_custom_resource_definition(body=body)
     clock = SimClock(at(0, 0))
     with UnwatchedKubeStore(kube_api.kubeconfig) as store:
         store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})

@@ -8,12 +8,11 @@ from collections.abc import Callable
 
 import kubernetes
 import pytest
-import yaml
 
-from tensorfusion.api.crd import crd_files
 from tensorfusion.operator.reconcilers.runner import Controller
 from tensorfusion.store.kube import KubeStore
 from tests.controller.cluster import wait_for
+from tests.crd_bodies import crd_bodies
 from tests.kube.runner import KubeApi
 from tests.unit.operator.reconciler_objects import cluster, gpu, node, pod
 
@@ -23,8 +22,8 @@ def test_reconcilers_over_the_emulator(
     kube_api: KubeApi, api_client: kubernetes.client.ApiClient
 ) -> None:
     extensions = kubernetes.client.ApiextensionsV1Api(api_client)
-    for text in crd_files().values():
-        extensions.create_custom_resource_definition(body=yaml.safe_load(text))
+    for body in crd_bodies():
+        extensions.create_custom_resource_definition(body=body)
     with KubeStore(kube_api.kubeconfig) as store:
         store.create(cluster())
         store.create(node("n0"))

@@ -662,7 +662,7 @@ def fleets(
     )
 
 
-@settings(deadline=None)
+@settings(deadline=None, max_examples=40)
 @given(fleets())
 def test_native_equals_reference(
     case: tuple[GpuArrays, np.ndarray, np.ndarray, GpuFitRequest],

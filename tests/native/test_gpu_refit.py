@@ -29,8 +29,10 @@ def _assert_same(got: GpuFitResult, want: GpuFitResult) -> None:
             assert a == b, spec.name
 
 
-@settings(deadline=None, max_examples=150)
-@given(case=fleets(), data=st.data())
+# Twenty nodes of up to eight GPUs give every mix of changed and unchanged nodes; larger
+# fleets mostly overrun hypothesis's buffer with the per-GPU redraws and add no cases.
+@settings(deadline=None, max_examples=60)
+@given(case=fleets(max_nodes=20), data=st.data())
 def test_refit_of_the_changed_nodes_equals_a_full_fit(
     case: tuple[GpuArrays, np.ndarray, np.ndarray, GpuFitRequest], data: st.DataObject
 ) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tensorfusion.errors import ConfigError
@@ -48,6 +48,7 @@ def as_points(
     ]
 
 
+@settings(max_examples=50, deadline=None)
 @given(batches(), PRECISIONS)
 def test_native_matches_the_python_encoder(
     batch: tuple[str, dict[str, list[str]], dict[str, Any], list[int]], precision: str

@@ -4,13 +4,12 @@ declare."""
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from tensorfusion.api.crd import crd_files
 from tensorfusion.store import KIND_SCOPES
 from tensorfusion.store.kube_kinds import KUBE_KINDS
+from tests.crd_bodies import crd_bodies
 
-CRDS = [yaml.safe_load(text) for text in crd_files().values()]
+CRDS = crd_bodies()
 
 
 def test_every_kind_the_store_holds_has_an_api() -> None:

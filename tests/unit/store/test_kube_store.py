@@ -8,14 +8,13 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 
-from tensorfusion.api.crd import crd_files
 from tensorfusion.errors import ResourceExpiredError
 from tensorfusion.store import ClusterStore
 from tensorfusion.store.kube import KubeStore
+from tests.crd_bodies import crd_bodies
 from tests.kube.runner import EmulatorThread, KubeApi
 
 from .contract import GPU_IDS, T0, StoreContract, pod
@@ -27,8 +26,8 @@ def kube_api(tmp_path: Path) -> Iterator[KubeApi]:
     with EmulatorThread(tmp_path / "kubeconfig") as api:
         client = kube_config.new_client_from_config(config_file=str(api.kubeconfig))
         extensions = kube_client.ApiextensionsV1Api(client)
-        for text in crd_files().values():
-            extensions.create_custom_resource_definition(body=yaml.safe_load(text))
+        for body in crd_bodies():
+            extensions.create_custom_resource_definition(body=body)
         client.close()
         yield api
 
