@@ -336,6 +336,87 @@ py::array_t<std::int64_t> broken_linear(const py::object& requested, const py::o
   return result;
 }
 
+// The fields of a pod's request the fragmentation measure reads, from any object with them
+// as attributes (a GpuFitRequest, or a HostRequest, which has no model or placement mode).
+scoring::FitRequest pod_request_of(const py::object& r) {
+  const auto integer = [&r](const char* name) { return r.attr(name).cast<std::int64_t>(); };
+  scoring::FitRequest request;
+  request.tflops_request = integer("tflops_request");
+  request.tflops_limit = integer("tflops_limit");
+  request.vram_request = integer("vram_request");
+  request.vram_limit = integer("vram_limit");
+  request.percent_request_ppm = integer("percent_request_ppm");
+  request.percent_limit_ppm = integer("percent_limit_ppm");
+  request.gpu_count = integer("gpu_count");
+  request.pool_id = integer("pool_id");
+  return request;
+}
+
+// The mix's columns, named by their keywords: shape columns as long as shape_tflops_request,
+// class columns as long as class_shape.
+scoring::Mix mix_columns(const py::dict& columns) {
+  const auto get = [&columns](const char* name) { return columns[name]; };
+  scoring::Mix mix;
+  scoring::MixShapes& s = mix.shapes;
+  s.tflops_request = column<std::int64_t>(get("shape_tflops_request"), "shape_tflops_request");
+  const py::ssize_t n = length_of(get("shape_tflops_request"));
+  s.count = static_cast<std::size_t>(n);
+  const char* from = "shape_tflops_request";
+  s.tflops_limit = column<std::int64_t>(get("shape_tflops_limit"), "shape_tflops_limit", n, from);
+  s.percent_request_ppm = column<std::int64_t>(get("shape_percent_request_ppm"),
+                                               "shape_percent_request_ppm", n, from);
+  s.percent_limit_ppm = column<std::int64_t>(get("shape_percent_limit_ppm"),
+                                             "shape_percent_limit_ppm", n, from);
+  s.vram_request = column<std::int64_t>(get("shape_vram_request"), "shape_vram_request", n, from);
+  s.vram_limit = column<std::int64_t>(get("shape_vram_limit"), "shape_vram_limit", n, from);
+  s.model_id = column<std::int32_t>(get("shape_model_id"), "shape_model_id", n, from);
+
+  scoring::MixClasses& c = mix.classes;
+  c.shape = column<std::int32_t>(get("class_shape"), "class_shape");
+  const py::ssize_t k = length_of(get("class_shape"));
+  c.count = static_cast<std::size_t>(k);
+  c.gpu_count = column<std::int32_t>(get("class_gpu_count"), "class_gpu_count", k, "class_shape");
+  c.cpu = column<std::int64_t>(get("class_cpu"), "class_cpu", k, "class_shape");
+  c.memory = column<std::int64_t>(get("class_memory"), "class_memory", k, "class_shape");
+  c.weight = column<std::int64_t>(get("class_weight"), "class_weight", k, "class_shape");
+  return mix;
+}
+
+py::tuple fragmentation_scores(const scoring::GpuColumns& gpus, const py::object& gpu_fits,
+                               const py::object& candidates, const py::object& request,
+                               const py::object& node_cpu_free,
+                               const py::object& node_memory_free, const py::dict& mix_kwargs,
+                               scoring::FragmentationQuery query) {
+  const scoring::FitRequest pod = pod_request_of(request);
+  const scoring::Mix mix = mix_columns(mix_kwargs);
+  query.gpu_fits =
+      column<std::uint8_t>(gpu_fits, "gpu_fits", static_cast<py::ssize_t>(gpus.count), "node");
+  query.candidates = column<std::int32_t>(candidates, "candidates");
+  query.candidate_count = static_cast<std::size_t>(length_of(candidates));
+  query.node_cpu_free = column<std::int64_t>(node_cpu_free, "node_cpu_free");
+  const py::ssize_t nodes = length_of(node_cpu_free);
+  query.node_count = static_cast<std::size_t>(nodes);
+  query.node_memory_free =
+      column<std::int64_t>(node_memory_free, "node_memory_free", nodes, "node_cpu_free");
+
+  std::optional<scoring::InputError> error;
+  {
+    py::gil_scoped_release release;
+    error = scoring::validate_fragmentation(gpus, pod, mix, query);
+  }
+  raise_if(error);
+  const auto rows = static_cast<py::ssize_t>(query.candidate_count);
+  py::array_t<std::int32_t> score(rows);
+  py::array_t<std::int32_t> chosen({rows, static_cast<py::ssize_t>(pod.gpu_count)});
+  std::int32_t* score_out = score.mutable_data();
+  std::int32_t* chosen_out = chosen.mutable_data();
+  {
+    py::gil_scoped_release release;
+    scoring::fragmentation_scores(gpus, pod, mix, query, score_out, chosen_out);
+  }
+  return py::make_tuple(score, chosen);
+}
+
 }  // namespace
 
 void register_scoring(py::module_& m) {
@@ -437,6 +518,67 @@ void register_scoring(py::module_& m) {
       "(ties to the lower index), visiting nodes by a bound from `summary` (kept current by "
       "summarize_gpu_nodes) until none left can win. Returns (best_node, chosen GPUs as "
       "int32), best_node -1 when no node is feasible.");
+
+  m.def(
+      "fragmentation_scores",
+      [](const py::object& node, const py::object& state, const py::object& pool,
+         const py::object& model, const py::object& tflops_capacity,
+         const py::object& vram_capacity, const py::object& tflops_virtual,
+         const py::object& vram_virtual, const py::object& tflops_requested,
+         const py::object& vram_requested, const py::object& tflops_limited,
+         const py::object& vram_limited, const py::object& gpu_fits,
+         const py::object& candidates, const py::object& request, std::int64_t pod_cpu,
+         std::int64_t pod_memory, const py::object& node_cpu_free,
+         const py::object& node_memory_free, const py::object& shape_tflops_request,
+         const py::object& shape_tflops_limit, const py::object& shape_percent_request_ppm,
+         const py::object& shape_percent_limit_ppm, const py::object& shape_vram_request,
+         const py::object& shape_vram_limit, const py::object& shape_model_id,
+         const py::object& class_shape, const py::object& class_gpu_count,
+         const py::object& class_cpu, const py::object& class_memory,
+         const py::object& class_weight, std::int64_t half_score_ppm,
+         std::int64_t tie_divisor) {
+        py::dict mix;
+        mix["shape_tflops_request"] = shape_tflops_request;
+        mix["shape_tflops_limit"] = shape_tflops_limit;
+        mix["shape_percent_request_ppm"] = shape_percent_request_ppm;
+        mix["shape_percent_limit_ppm"] = shape_percent_limit_ppm;
+        mix["shape_vram_request"] = shape_vram_request;
+        mix["shape_vram_limit"] = shape_vram_limit;
+        mix["shape_model_id"] = shape_model_id;
+        mix["class_shape"] = class_shape;
+        mix["class_gpu_count"] = class_gpu_count;
+        mix["class_cpu"] = class_cpu;
+        mix["class_memory"] = class_memory;
+        mix["class_weight"] = class_weight;
+        scoring::FragmentationQuery query;
+        query.pod_cpu = pod_cpu;
+        query.pod_memory = pod_memory;
+        query.half_score_ppm = half_score_ppm;
+        query.tie_divisor = tie_divisor;
+        return fragmentation_scores(
+            gpu_columns(node, state, pool, model, tflops_capacity, vram_capacity,
+                        tflops_virtual, vram_virtual, tflops_requested, vram_requested,
+                        tflops_limited, vram_limited),
+            gpu_fits, candidates, request, node_cpu_free, node_memory_free, mix, query);
+      },
+      py::kw_only(), py::arg("node"), py::arg("state"), py::arg("pool"), py::arg("model"),
+      py::arg("tflops_capacity"), py::arg("vram_capacity"), py::arg("tflops_virtual"),
+      py::arg("vram_virtual"), py::arg("tflops_requested"), py::arg("vram_requested"),
+      py::arg("tflops_limited"), py::arg("vram_limited"), py::arg("gpu_fits"),
+      py::arg("candidates"), py::arg("request"), py::arg("pod_cpu"), py::arg("pod_memory"),
+      py::arg("node_cpu_free"), py::arg("node_memory_free"), py::arg("shape_tflops_request"),
+      py::arg("shape_tflops_limit"), py::arg("shape_percent_request_ppm"),
+      py::arg("shape_percent_limit_ppm"), py::arg("shape_vram_request"),
+      py::arg("shape_vram_limit"), py::arg("shape_model_id"), py::arg("class_shape"),
+      py::arg("class_gpu_count"), py::arg("class_cpu"), py::arg("class_memory"),
+      py::arg("class_weight"), py::arg("half_score_ppm"), py::arg("tie_divisor"),
+      "FragmentationAware's score of each candidate node (int32 indices, strictly ascending) "
+      "for placing `request` (a GpuFitRequest's fields; gpu_count 0 for a pod without GPUs) "
+      "there, on the request.gpu_count GPUs where gpu_fits is 1 that add the least expected "
+      "fragmentation over the mix (shape_* and class_* columns). Arrays are used in place "
+      "(exact dtypes, 1-D, C-contiguous) and the call runs without the GIL. Returns (score "
+      "int32[candidates], gpus int32[candidates, gpu_count]). TypeError for a wrong dtype, "
+      "ValueError naming the argument for any other bad input.");
 
   m.def("broken_linear", &broken_linear, py::arg("requested"), py::arg("capacity"),
         py::arg("utilization"), py::arg("score"),

@@ -133,6 +133,46 @@ def search_gpus(
     (ties to the lower index) and its chosen GPUs; -1 when none is feasible. `request` has a
     GpuFitRequest's fields; `summary` is summarize_gpu_nodes's, current for its weights."""
 
+def fragmentation_scores(
+    *,
+    node: NDArray[np.int32],
+    state: NDArray[np.uint8],
+    pool: NDArray[np.int32],
+    model: NDArray[np.int32],
+    tflops_capacity: NDArray[np.int64],
+    vram_capacity: NDArray[np.int64],
+    tflops_virtual: NDArray[np.int64],
+    vram_virtual: NDArray[np.int64],
+    tflops_requested: NDArray[np.int64],
+    vram_requested: NDArray[np.int64],
+    tflops_limited: NDArray[np.int64],
+    vram_limited: NDArray[np.int64],
+    gpu_fits: NDArray[np.uint8],
+    candidates: NDArray[np.int32],
+    request: object,
+    pod_cpu: int,
+    pod_memory: int,
+    node_cpu_free: NDArray[np.int64],
+    node_memory_free: NDArray[np.int64],
+    shape_tflops_request: NDArray[np.int64],
+    shape_tflops_limit: NDArray[np.int64],
+    shape_percent_request_ppm: NDArray[np.int64],
+    shape_percent_limit_ppm: NDArray[np.int64],
+    shape_vram_request: NDArray[np.int64],
+    shape_vram_limit: NDArray[np.int64],
+    shape_model_id: NDArray[np.int32],
+    class_shape: NDArray[np.int32],
+    class_gpu_count: NDArray[np.int32],
+    class_cpu: NDArray[np.int64],
+    class_memory: NDArray[np.int64],
+    class_weight: NDArray[np.int64],
+    half_score_ppm: int,
+    tie_divisor: int,
+) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
+    """(score per candidate, chosen GPUs per candidate x request.gpu_count); see
+    tensorfusion.scheduler.fragmentation. `request` has a GpuFitRequest's amounts, percents,
+    gpu_count (0: no GPUs) and pool_id."""
+
 def broken_linear(
     requested: NDArray[np.int64],
     capacity: NDArray[np.int64],

@@ -7,12 +7,13 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from tensorfusion import __version__, _native
 from tensorfusion.api.crd import stale_files, write_crds
 from tensorfusion.api.field_errors import FieldIssue
 from tensorfusion.api.scheduler_config import KubeSchedulerConfiguration
+from tensorfusion.api.scheduling_template import PlacementMode
 from tensorfusion.api.validate import DocumentResult, validate_text
 from tensorfusion.api.values_schema import is_stale, write_values_schema
 from tensorfusion.cli_agent import add_agent_command
@@ -114,7 +115,7 @@ def _fleet_generate(args: argparse.Namespace) -> int:
 def _fleet_from_trace(args: argparse.Namespace) -> int:
     try:
         trace = read_trace(args.directory, tuple(args.pods) if args.pods else ())
-        fleet = fleet_from_trace(trace, pool=args.pool)
+        fleet = fleet_from_trace(trace, pool=args.pool, placement=args.placement)
     except (ConfigError, FleetError) as exc:
         print(f"tensor-fusion: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -287,6 +288,12 @@ def _add_fleet_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="add the pods of openb_pod_list_NAME.csv (repeatable; default: no pods)",
     )
     from_trace.add_argument("--pool", default="default", metavar="NAME")
+    from_trace.add_argument(
+        "--placement",
+        choices=get_args(PlacementMode),
+        help="give the pool a SchedulingConfigTemplate of this placement mode (default: none, "
+        "so the pool places by the default mode)",
+    )
     from_trace.add_argument(
         "-o", "--output", default="-", metavar="FILE", help="where to write (default: stdout)"
     )

@@ -71,3 +71,20 @@ def test_a_bad_row_exits_2_naming_file_row_and_column(
     assert (code, out) == (EXIT_USAGE, "")
     rows = PODS.count("\n")
     assert f"openb_pod_list_default.csv: row {rows} (line {rows + 1}): gpu_milli: " in err
+
+
+def test_placement_gives_the_pool_a_template_of_that_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = str(write_trace(tmp_path))
+    code, out, err = _run(
+        capsys, "fleet", "from-trace", directory, "--placement", "FragmentationAware"
+    )
+    assert (code, err) == (EXIT_OK, "")
+    fleet = load_fleet("<stdout>", out)
+    (template,) = fleet.templates
+    assert template["spec"]["placement"]["mode"] == "FragmentationAware"
+    assert fleet.pools[0]["spec"]["schedulingConfigTemplate"] == template["metadata"]["name"]
+    code, out, err = _run(capsys, "fleet", "from-trace", directory, "--placement", "Tightest")
+    assert (code, out) == (EXIT_USAGE, "")
+    assert "--placement: invalid choice: 'Tightest'" in err

@@ -143,6 +143,72 @@ std::int32_t refit_nodes(const GpuColumns& gpus, const NodeColumns& nodes,
                          const FitRequest& request, const FitOutput& out,
                          const std::int32_t* changed, std::size_t changed_count);
 
+// ---- Expected fragmentation (FragmentationAware) -------------------------------------------
+
+// What one GPU of a request takes, one entry per distinct shape, `count` long each (as in
+// FitRequest; model_id -1 for any model). Non-owning.
+struct MixShapes {
+  std::size_t count = 0;
+  const std::int64_t* tflops_request = nullptr;
+  const std::int64_t* tflops_limit = nullptr;
+  const std::int64_t* percent_request_ppm = nullptr;
+  const std::int64_t* percent_limit_ppm = nullptr;
+  const std::int64_t* vram_request = nullptr;
+  const std::int64_t* vram_limit = nullptr;
+  const std::int32_t* model_id = nullptr;
+};
+
+// The classes of request the measure weighs, `count` long each: a shape (index into
+// MixShapes) on gpu_count GPUs of one node, with cpu millicores and memory bytes beside, and
+// its weight (recent arrivals). Non-owning.
+struct MixClasses {
+  std::size_t count = 0;
+  const std::int32_t* shape = nullptr;
+  const std::int32_t* gpu_count = nullptr;
+  const std::int64_t* cpu = nullptr;
+  const std::int64_t* memory = nullptr;
+  const std::int64_t* weight = nullptr;
+};
+
+struct Mix {
+  MixShapes shapes;
+  MixClasses classes;
+};
+
+inline constexpr std::int64_t kMaxClassWeight = 1'000'000;
+// The score of a placement that leaves the expected fragmentation as it was.
+inline constexpr std::int32_t kNeutralScore = 50;
+
+// Where the pod may go and what it takes beside its GPUs. Non-owning.
+struct FragmentationQuery {
+  const std::uint8_t* gpu_fits = nullptr;    // per GPU; nonzero: the pod's request fits it
+  const std::int32_t* candidates = nullptr;  // node indices, strictly ascending
+  std::size_t candidate_count = 0;
+  std::size_t node_count = 0;
+  const std::int64_t* node_cpu_free = nullptr;  // node_count entries each
+  const std::int64_t* node_memory_free = nullptr;
+  std::int64_t pod_cpu = 0;
+  std::int64_t pod_memory = 0;
+  std::int64_t half_score_ppm = 0;  // the change, per unit of class weight, that scores 25 or 75
+  std::int64_t tie_divisor = 1;     // weighs what the chosen GPUs have left, as a tie-break
+};
+
+// Checks what tensorfusion.scheduler.fragmentation_reference checks: the GPUs' layout
+// against node_count, their states and amounts, the pod's request (only the fields the
+// measure reads; gpu_count may be 0 for a pod without GPUs), the mix, the candidates, and
+// that every candidate has gpu_count ready GPUs of the request's pool where gpu_fits is set.
+// Array lengths are the caller's business.
+std::optional<InputError> validate_fragmentation(const GpuColumns& gpus, const FitRequest& pod,
+                                                 const Mix& mix,
+                                                 const FragmentationQuery& query);
+
+// Per candidate, in order: score[i] (0-100, higher adds less expected fragmentation) and row
+// i of `chosen` (candidate_count rows of pod.gpu_count GPU indices, the GPUs that add the
+// least, then by index). Requires validate_fragmentation to have passed.
+void fragmentation_scores(const GpuColumns& gpus, const FitRequest& pod, const Mix& mix,
+                          const FragmentationQuery& query, std::int32_t* score,
+                          std::int32_t* chosen) noexcept;
+
 // ---- RequestedToCapacityRatio shape --------------------------------------------------------
 
 // Per-resource usage, `count` long each. Non-owning.

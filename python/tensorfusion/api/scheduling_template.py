@@ -12,7 +12,11 @@ from tensorfusion.api.base import ApiModel, TensorFusionObject
 from tensorfusion.api.common import FreeForm
 from tensorfusion.api.hypervisor_tuning import HypervisorScheduling, ReBalancer
 
-PlacementMode = Literal["CompactFirst", "LowLoadFirst", "NodeCompactGPULowLoad"]
+PlacementMode = Literal[
+    "CompactFirst", "LowLoadFirst", "NodeCompactGPULowLoad", "FragmentationAware"
+]
+"""Upstream's three modes, and FragmentationAware: the node and GPUs that add the least
+expected fragmentation for the pool's recent mix of requests (scheduler/fragmentation.py)."""
 DEFAULT_PLACEMENT_MODE: PlacementMode = "CompactFirst"
 """Compact-first is the guide's default: fewer busy nodes, less energy and cost."""
 

@@ -7,7 +7,8 @@ that read the feasible nodes only through their highest raw score once some feas
 has the candidates' highest. Anything else (a plugin reading the GPU kernel's per-node
 result, a normaliser of another kind, no feasible node, which needs the full diagnosis)
 answers None, and the caller runs the full scan; so does a request whose last answer only
-needs a few nodes refitted (replicas), which costs less than a search."""
+needs a few nodes refitted (replicas), which costs less than a search, and one of a
+FragmentationAware pool, whose scores the search cannot bound."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def search_best_node(
     cannot vouch for that (see the module's docstring). PreFilter must have run."""
     active = [plugin for plugin in profile.filter if plugin.name not in state.skipped]
     fit = next((plugin for plugin in active if isinstance(plugin, GPUResourcesFit)), None)
-    if fit is None or fit.refits(state, cluster):
+    if fit is None or not fit.searchable(state, cluster):
         return None
     candidates = cluster.nodes.present.copy()
     for plugin in active:

@@ -9,7 +9,7 @@ asks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -29,6 +29,12 @@ from tensorfusion.api.scheduler_config import GPUResourcesFitArgs
 from tensorfusion.api.scheduling_template import PlacementMode
 from tensorfusion.errors import AllocationError
 from tensorfusion.scheduler.allocation import Allocation
+from tensorfusion.scheduler.fragmentation import (
+    NEUTRAL_SCORE,
+    HostRequest,
+    PodSide,
+    fragmentation_scores,
+)
 from tensorfusion.scheduler.framework import (
     BIND_ANNOTATIONS,
     BoolArray,
@@ -49,12 +55,17 @@ from tensorfusion.scheduler.gpu_fit import (
 )
 from tensorfusion.scheduler.gpu_search import NodeSummaries, search_gpus
 from tensorfusion.scheduler.pod_info import PodInfo
+from tensorfusion.scheduler.request_mix import RequestClass, RequestMix
 
-PLACEMENT_CODES = {
+PLACEMENT_CODES: dict[PlacementMode, PlacementCode] = {
     "CompactFirst": PlacementCode.COMPACT_FIRST,
     "LowLoadFirst": PlacementCode.LOW_LOAD_FIRST,
     "NodeCompactGPULowLoad": PlacementCode.NODE_COMPACT_GPU_LOW_LOAD,
+    # The kernel's compact scores rank GPUs for the diagnosis and stand while the pool's
+    # request mix is still empty; the fragmentation scores replace them after.
+    "FragmentationAware": PlacementCode.COMPACT_FIRST,
 }
+FRAGMENTATION_AWARE: PlacementMode = "FragmentationAware"
 
 
 MEMO_REQUESTS = 32
@@ -78,6 +89,7 @@ class PreparedRequest:
     demand: GpuDemand
     request: GpuFitRequest
     pool: str
+    fragmentation_aware: bool
 
 
 class GPUResourcesFit:
@@ -88,6 +100,9 @@ class GPUResourcesFit:
     """Key under which another plugin may leave a `Callable[[int], tuple[int, ...] | None]`
     choosing the GPUs of a node (topology-aware placement); the kernel's choice otherwise."""
     RESERVED = "GPUResourcesFit/reserved"
+    HOST = "GPUResourcesFit/host"
+    """For a pod without GPUs: the FragmentationAware pools and their request mixes that
+    Score weighs its cores and memory against."""
     SEARCHED = "GPUResourcesFit/searched"
     """(node, GPUs) that `search` chose, when it stood in for Filter and Score."""
 
@@ -98,7 +113,8 @@ class GPUResourcesFit:
         self._prepared: dict[tuple[int, int, int, str], tuple[WorkloadRequest, PreparedRequest]]
         self._prepared = {}
         """Requests worked out for the workloads seen lately (replicas share one)."""
-        """The last answers by request, most recent last."""
+        self._mixes: dict[str, RequestMix] = {}
+        """The recent requests of each FragmentationAware pool."""
 
     # --- PreEnqueue ----------------------------------------------------------------------
 
@@ -118,7 +134,7 @@ class GPUResourcesFit:
         if workload is None:
             if pod.workload_problems:
                 return Status.unresolvable(self.name, *map(str, pod.workload_problems))
-            return Status.skip()
+            return self._pre_filter_host(state, pod, cluster)
         if pod.workload_problems:
             return Status.unresolvable(self.name, *map(str, pod.workload_problems))
         pool = cluster.pools.resolve(workload.pool)
@@ -147,14 +163,35 @@ class GPUResourcesFit:
         key = (id(workload), pool_id, model_id, pool.placement)
         cached = self._prepared.get(key)
         if cached is not None and cached[0] is workload:
-            state.write(self.PREPARED, cached[1])
-            return Status.success()
-        prepared = self._prepare(workload, pool_id, model_id, pool.name, pool.placement)
-        if len(self._prepared) >= MEMO_REQUESTS * 8:
-            self._prepared.clear()
-        # The workload is kept with its answer so that its id cannot be reused meanwhile.
-        self._prepared[key] = (workload, prepared)
+            prepared = cached[1]
+        else:
+            prepared = self._prepare(workload, pool_id, model_id, pool.name, pool.placement)
+            if len(self._prepared) >= MEMO_REQUESTS * 8:
+                self._prepared.clear()
+            # The workload is kept with its answer so that its id cannot be reused meanwhile.
+            self._prepared[key] = (workload, prepared)
+        if prepared.fragmentation_aware:
+            arrival = RequestClass.of(
+                prepared.request, pod.requests.get("cpu", 0), pod.requests.get("memory", 0)
+            )
+            self._mixes.setdefault(pool.name, RequestMix()).record(pod.uid, arrival)
         state.write(self.PREPARED, prepared)
+        return Status.success()
+
+    def _pre_filter_host(self, state: CycleState, pod: PodInfo, cluster: ClusterView) -> Status:
+        """A pod without GPUs takes none, but its cores and memory may be what a GPU pod of
+        a FragmentationAware pool needs beside the GPUs of a node: it passes Filter and is
+        scored by the fragmentation it would add (other nodes score as if it added none)."""
+        pools = [
+            (pool.name, mix)
+            for pool in cluster.pools.pools.values()
+            if pool.placement == FRAGMENTATION_AWARE
+            and (mix := self._mixes.get(pool.name)) is not None
+            and len(mix)
+        ]
+        if not pools or pod.native_gpus:
+            return Status.skip()
+        state.write(self.HOST, pools)
         return Status.success()
 
     def _prepare(
@@ -174,15 +211,19 @@ class GPUResourcesFit:
             vram_weight=self.args.vram_weight,
             tflops_weight=self.args.tflops_weight,
         )
-        return PreparedRequest(demand, request, pool)
+        return PreparedRequest(demand, request, pool, placement == FRAGMENTATION_AWARE)
 
     # --- Filter / Score ------------------------------------------------------------------
 
     def filter(
         self, state: CycleState, pod: PodInfo, cluster: ClusterView, candidates: BoolArray
     ) -> FilterResult:
+        if self.HOST in state.data:
+            return FilterResult(candidates.copy())
         prepared: PreparedRequest = state.read(self.PREPARED)
         result = self._fit(cluster, candidates.view(np.uint8), prepared.request)
+        if prepared.fragmentation_aware:
+            result = self._least_fragmenting(cluster, pod, prepared, result)
         state.write(self.RESULT, result)
         return FilterResult(
             result.node_reason == 0,
@@ -225,17 +266,53 @@ class GPUResourcesFit:
             self._memo.pop(next(iter(self._memo)))
         return result
 
-    def refits(self, state: CycleState, cluster: ClusterView) -> bool:
-        """Whether this request's last answer stands but for a few nodes (replicas one
-        after another): refitting those is cheaper than searching."""
+    def _least_fragmenting(
+        self, cluster: ClusterView, pod: PodInfo, prepared: PreparedRequest, result: GpuFitResult
+    ) -> GpuFitResult:
+        """`result` with each feasible node scored, and its GPUs chosen, by the expected
+        fragmentation the pod would add there (see scheduler/fragmentation.py)."""
+        mix = self._mixes[prepared.pool].mix()
+        feasible = np.flatnonzero(result.node_reason == GpuReason.FITS).astype(np.int32)
+        if not len(feasible) or not mix.total_weight:
+            return result
+        found = fragmentation_scores(
+            cluster.gpus.arrays(),
+            (result.gpu_reason == GpuReason.FITS).view(np.uint8),
+            feasible,
+            pod=prepared.request,
+            side=_pod_side(cluster, pod),
+            mix=mix,
+        )
+        node_score = result.node_score.copy()
+        node_score[feasible] = found.score
+        node_gpus = result.node_gpus.copy()
+        node_gpus[feasible] = found.gpus
+        best = int(feasible[np.argmax(found.score)])
+        return replace(
+            result,
+            node_score=node_score,
+            node_gpus=node_gpus,
+            best_node=best,
+            best_gpus=tuple(node_gpus[best].tolist()),
+        )
+
+    def searchable(self, state: CycleState, cluster: ClusterView) -> bool:
+        """Whether `search` may stand in for Filter and Score: not for a FragmentationAware
+        pool (its scores are not the kernel's, which the search bounds), nor when this
+        request's last answer stands but for a few nodes (replicas one after another), as
+        refitting those is cheaper than searching."""
+        if self.HOST in state.data:
+            return False
         prepared: PreparedRequest = state.read(self.PREPARED)
+        if prepared.fragmentation_aware:
+            return False
         memo = self._memo.get(prepared.request)
         gpus = cluster.gpus
         count = len(cluster.nodes.present)
         if memo is None or memo.structure != gpus.structure_version or len(memo.mask) != count:
-            return False
+            return True
         moved = np.count_nonzero(memo.versions != gpus.node_versions(count))
-        return bool(moved <= count // REFIT_SHARE)
+        return bool(moved > count // REFIT_SHARE)
 
     def search(
         self,
@@ -289,8 +366,40 @@ class GPUResourcesFit:
     def score(
         self, state: CycleState, pod: PodInfo, cluster: ClusterView, feasible: BoolArray
     ) -> ScoreArray:
+        host: list[tuple[str, RequestMix]] | None = state.data.get(self.HOST)
+        if host is not None:
+            return self._host_scores(cluster, pod, feasible, host)
         result: GpuFitResult = state.read(self.RESULT)
         return result.node_score.astype(np.int64)
+
+    def _host_scores(
+        self,
+        cluster: ClusterView,
+        pod: PodInfo,
+        feasible: BoolArray,
+        pools: list[tuple[str, RequestMix]],
+    ) -> ScoreArray:
+        gpus = cluster.gpus
+        arrays = gpus.arrays()
+        scores = np.full(len(feasible), NEUTRAL_SCORE, np.int64)
+        no_gpu = np.zeros(arrays.count, np.uint8)
+        for pool, mix in pools:
+            pool_id = gpus.pool_id(pool)
+            if pool_id is None:
+                continue
+            held = np.zeros(len(feasible), bool)
+            held[arrays.node[arrays.pool == pool_id]] = True
+            nodes = np.flatnonzero(held & feasible).astype(np.int32)
+            found = fragmentation_scores(
+                arrays,
+                no_gpu,
+                nodes,
+                pod=HostRequest(pool_id),
+                side=_pod_side(cluster, pod),
+                mix=mix.mix(),
+            )
+            scores[nodes] = found.score
+        return scores
 
     def normalize(self, scores: ScoreArray, feasible: BoolArray) -> ScoreArray:
         return scores
@@ -308,6 +417,8 @@ class GPUResourcesFit:
         return tuple(result.node_gpus[node].tolist())
 
     def reserve(self, state: CycleState, pod: PodInfo, cluster: ClusterView, node: int) -> Status:
+        if self.HOST in state.data:
+            return Status.success()  # no GPU to hold
         prepared: PreparedRequest = state.read(self.PREPARED)
         gpus = cluster.gpus
         indices = self.chosen_gpus(state, node)
@@ -345,6 +456,16 @@ class GPUResourcesFit:
         """Upstream holds gang members here until their peers are reserved; gang pods never
         get this far (PreEnqueue keeps them out), so every pod is let through."""
         return Status.success(), 0.0
+
+
+def _pod_side(cluster: ClusterView, pod: PodInfo) -> PodSide:
+    nodes = cluster.nodes
+    return PodSide(
+        pod.requests.get("cpu", 0),
+        pod.requests.get("memory", 0),
+        nodes.free("cpu"),
+        nodes.free("memory"),
+    )
 
 
 def _most_gpus_on_a_node(cluster: ClusterView, pool_id: int) -> int:
