@@ -4,7 +4,8 @@ pool) and its pods as pending Pods, plus the inflation protocol that replays a p
 A pod's `gpu_milli` becomes a compute-percent request and limit, so its TFLOPS follow the
 GPU it lands on. VRAM has no percent form: it is the same share of the smallest card the pod
 may run on, so that on every card its VRAM share is at most its compute share and packing is
-decided, as in the trace, by the share alone."""
+decided, as in the trace, by the share alone. Bytes are rounded down: shares that add up to a
+whole GPU in the trace (470 + 530 thousandths) fit on one, as they did there."""
 
 from __future__ import annotations
 
@@ -189,8 +190,8 @@ def pod_object(pod: TracePod, name: str, shape: PodShape, pool: str = "default")
         annotations = {
             COMPUTE_PERCENT_REQUEST: _decimal(request * 100),
             COMPUTE_PERCENT_LIMIT: _decimal(limit * 100),
-            VRAM_REQUEST: str(-(-basis * request.numerator // request.denominator)),
-            VRAM_LIMIT: str(-(-basis * limit.numerator // limit.denominator)),
+            VRAM_REQUEST: str(basis * request.numerator // request.denominator),
+            VRAM_LIMIT: str(basis * limit.numerator // limit.denominator),
             GPU_POOL: pool,
         }
         if pod.num_gpu > 1:
