@@ -208,22 +208,31 @@ py::tuple refit(const scoring::GpuColumns& gpus, const scoring::NodeColumns& nod
   return py::make_tuple(outputs[0], outputs[1], outputs[2], outputs[3], outputs[4], best_node);
 }
 
+// The fields of a pod's request the fragmentation measure reads, from any object with them
+// as attributes (a GpuFitRequest, or a HostRequest, which has no model or placement mode).
+scoring::FitRequest pod_request_of(const py::object& r) {
+  const auto integer = [&r](const char* name) { return r.attr(name).cast<std::int64_t>(); };
+  scoring::FitRequest request;
+  request.tflops_request = integer("tflops_request");
+  request.tflops_limit = integer("tflops_limit");
+  request.vram_request = integer("vram_request");
+  request.vram_limit = integer("vram_limit");
+  request.percent_request_ppm = integer("percent_request_ppm");
+  request.percent_limit_ppm = integer("percent_limit_ppm");
+  request.gpu_count = integer("gpu_count");
+  request.pool_id = integer("pool_id");
+  return request;
+}
+
 // A FitRequest from any object with its fields as attributes (a GpuFitRequest).
 scoring::FitRequest request_of(const py::object& r) {
-  const auto integer = [&r](const char* name) { return r.attr(name).cast<std::int64_t>(); };
-  return scoring::FitRequest{integer("tflops_request"),
-                             integer("tflops_limit"),
-                             integer("vram_request"),
-                             integer("vram_limit"),
-                             integer("percent_request_ppm"),
-                             integer("percent_limit_ppm"),
-                             integer("gpu_count"),
-                             integer("pool_id"),
-                             integer("model_id"),
-                             integer("max_worker_per_node"),
-                             integer("mode"),
-                             r.attr("vram_weight").cast<double>(),
-                             r.attr("tflops_weight").cast<double>()};
+  scoring::FitRequest request = pod_request_of(r);
+  request.model_id = r.attr("model_id").cast<std::int64_t>();
+  request.max_worker_per_node = r.attr("max_worker_per_node").cast<std::int64_t>();
+  request.mode = r.attr("mode").cast<std::int64_t>();
+  request.vram_weight = r.attr("vram_weight").cast<double>();
+  request.tflops_weight = r.attr("tflops_weight").cast<double>();
+  return request;
 }
 
 // node_start (nodes + 1 offsets into the GPUs, from 0 to the GPU count, non-decreasing) and
@@ -336,59 +345,49 @@ py::array_t<std::int64_t> broken_linear(const py::object& requested, const py::o
   return result;
 }
 
-// The fields of a pod's request the fragmentation measure reads, from any object with them
-// as attributes (a GpuFitRequest, or a HostRequest, which has no model or placement mode).
-scoring::FitRequest pod_request_of(const py::object& r) {
-  const auto integer = [&r](const char* name) { return r.attr(name).cast<std::int64_t>(); };
-  scoring::FitRequest request;
-  request.tflops_request = integer("tflops_request");
-  request.tflops_limit = integer("tflops_limit");
-  request.vram_request = integer("vram_request");
-  request.vram_limit = integer("vram_limit");
-  request.percent_request_ppm = integer("percent_request_ppm");
-  request.percent_limit_ppm = integer("percent_limit_ppm");
-  request.gpu_count = integer("gpu_count");
-  request.pool_id = integer("pool_id");
-  return request;
-}
-
-// The mix's columns, named by their keywords: shape columns as long as shape_tflops_request,
-// class columns as long as class_shape.
-scoring::Mix mix_columns(const py::dict& columns) {
-  const auto get = [&columns](const char* name) { return columns[name]; };
-  scoring::Mix mix;
-  scoring::MixShapes& s = mix.shapes;
-  s.tflops_request = column<std::int64_t>(get("shape_tflops_request"), "shape_tflops_request");
-  const py::ssize_t n = length_of(get("shape_tflops_request"));
+// The mix's shape columns, as long as shape_tflops_request.
+scoring::MixShapes mix_shapes(const py::object& tflops_request, const py::object& tflops_limit,
+                              const py::object& percent_request_ppm,
+                              const py::object& percent_limit_ppm,
+                              const py::object& vram_request, const py::object& vram_limit,
+                              const py::object& model_id) {
+  scoring::MixShapes s;
+  s.tflops_request = column<std::int64_t>(tflops_request, "shape_tflops_request");
+  const py::ssize_t n = length_of(tflops_request);
   s.count = static_cast<std::size_t>(n);
   const char* from = "shape_tflops_request";
-  s.tflops_limit = column<std::int64_t>(get("shape_tflops_limit"), "shape_tflops_limit", n, from);
-  s.percent_request_ppm = column<std::int64_t>(get("shape_percent_request_ppm"),
-                                               "shape_percent_request_ppm", n, from);
-  s.percent_limit_ppm = column<std::int64_t>(get("shape_percent_limit_ppm"),
-                                             "shape_percent_limit_ppm", n, from);
-  s.vram_request = column<std::int64_t>(get("shape_vram_request"), "shape_vram_request", n, from);
-  s.vram_limit = column<std::int64_t>(get("shape_vram_limit"), "shape_vram_limit", n, from);
-  s.model_id = column<std::int32_t>(get("shape_model_id"), "shape_model_id", n, from);
+  s.tflops_limit = column<std::int64_t>(tflops_limit, "shape_tflops_limit", n, from);
+  s.percent_request_ppm =
+      column<std::int64_t>(percent_request_ppm, "shape_percent_request_ppm", n, from);
+  s.percent_limit_ppm =
+      column<std::int64_t>(percent_limit_ppm, "shape_percent_limit_ppm", n, from);
+  s.vram_request = column<std::int64_t>(vram_request, "shape_vram_request", n, from);
+  s.vram_limit = column<std::int64_t>(vram_limit, "shape_vram_limit", n, from);
+  s.model_id = column<std::int32_t>(model_id, "shape_model_id", n, from);
+  return s;
+}
 
-  scoring::MixClasses& c = mix.classes;
-  c.shape = column<std::int32_t>(get("class_shape"), "class_shape");
-  const py::ssize_t k = length_of(get("class_shape"));
+// The mix's class columns, as long as class_shape.
+scoring::MixClasses mix_classes(const py::object& shape, const py::object& gpu_count,
+                                const py::object& cpu, const py::object& memory,
+                                const py::object& weight) {
+  scoring::MixClasses c;
+  c.shape = column<std::int32_t>(shape, "class_shape");
+  const py::ssize_t k = length_of(shape);
   c.count = static_cast<std::size_t>(k);
-  c.gpu_count = column<std::int32_t>(get("class_gpu_count"), "class_gpu_count", k, "class_shape");
-  c.cpu = column<std::int64_t>(get("class_cpu"), "class_cpu", k, "class_shape");
-  c.memory = column<std::int64_t>(get("class_memory"), "class_memory", k, "class_shape");
-  c.weight = column<std::int64_t>(get("class_weight"), "class_weight", k, "class_shape");
-  return mix;
+  c.gpu_count = column<std::int32_t>(gpu_count, "class_gpu_count", k, "class_shape");
+  c.cpu = column<std::int64_t>(cpu, "class_cpu", k, "class_shape");
+  c.memory = column<std::int64_t>(memory, "class_memory", k, "class_shape");
+  c.weight = column<std::int64_t>(weight, "class_weight", k, "class_shape");
+  return c;
 }
 
 py::tuple fragmentation_scores(const scoring::GpuColumns& gpus, const py::object& gpu_fits,
                                const py::object& candidates, const py::object& request,
                                const py::object& node_cpu_free,
-                               const py::object& node_memory_free, const py::dict& mix_kwargs,
+                               const py::object& node_memory_free, const scoring::Mix& mix,
                                scoring::FragmentationQuery query) {
   const scoring::FitRequest pod = pod_request_of(request);
-  const scoring::Mix mix = mix_columns(mix_kwargs);
   query.gpu_fits =
       column<std::uint8_t>(gpu_fits, "gpu_fits", static_cast<py::ssize_t>(gpus.count), "node");
   query.candidates = column<std::int32_t>(candidates, "candidates");
@@ -537,19 +536,11 @@ void register_scoring(py::module_& m) {
          const py::object& class_cpu, const py::object& class_memory,
          const py::object& class_weight, std::int64_t half_score_ppm,
          std::int64_t tie_divisor) {
-        py::dict mix;
-        mix["shape_tflops_request"] = shape_tflops_request;
-        mix["shape_tflops_limit"] = shape_tflops_limit;
-        mix["shape_percent_request_ppm"] = shape_percent_request_ppm;
-        mix["shape_percent_limit_ppm"] = shape_percent_limit_ppm;
-        mix["shape_vram_request"] = shape_vram_request;
-        mix["shape_vram_limit"] = shape_vram_limit;
-        mix["shape_model_id"] = shape_model_id;
-        mix["class_shape"] = class_shape;
-        mix["class_gpu_count"] = class_gpu_count;
-        mix["class_cpu"] = class_cpu;
-        mix["class_memory"] = class_memory;
-        mix["class_weight"] = class_weight;
+        const scoring::Mix mix{
+            mix_shapes(shape_tflops_request, shape_tflops_limit, shape_percent_request_ppm,
+                       shape_percent_limit_ppm, shape_vram_request, shape_vram_limit,
+                       shape_model_id),
+            mix_classes(class_shape, class_gpu_count, class_cpu, class_memory, class_weight)};
         scoring::FragmentationQuery query;
         query.pod_cpu = pod_cpu;
         query.pod_memory = pod_memory;

@@ -15,15 +15,15 @@
 #include <vector>
 
 #include "input_checks.h"
+#include "share_math.h"
 #include "tf/scoring.h"
 
 namespace tf::scoring {
 namespace {
 
 // Weighted sums of shares, and sums of requests placed past 64 bits, need more than int64
-// (the reference's integers never overflow); GCC and Clang have a 128-bit integer
-// (`__extension__` keeps -Wpedantic quiet about it).
-__extension__ typedef __int128 Wide;
+// (the reference's integers never overflow).
+using detail::Wide;
 
 // ---- Validation ------------------------------------------------------------------------------
 
@@ -147,12 +147,8 @@ struct Usage {
 };
 
 // A request's TFLOPS on a GPU of this capacity: its share, rounded up, where one is given.
-// Splitting capacity at the scale keeps every product within capacity.
 std::int64_t tflops_on(std::int64_t amount, std::int64_t ppm, std::int64_t capacity) {
-  if (ppm < 0) {
-    return amount;
-  }
-  return capacity / kPpmScale * ppm + (capacity % kPpmScale * ppm + kPpmScale - 1) / kPpmScale;
+  return ppm < 0 ? amount : detail::ceil_ppm(capacity, ppm);
 }
 
 std::int64_t share_ppm(Wide free, std::int64_t capacity) {

@@ -9,23 +9,16 @@
 #include <vector>
 
 #include "gpu_search.h"
+#include "share_math.h"
 #include "tf/scoring.h"
 
 namespace tf::scoring {
 namespace {
 
 constexpr std::int64_t kInt64Max = std::numeric_limits<std::int64_t>::max();
-// A byte count times kFreeLevels can pass 64 bits; GCC and Clang have a 128-bit integer
-// (`__extension__` keeps -Wpedantic quiet about it).
-__extension__ typedef __int128 Wide;
-
-// ceil(capacity * ppm / kPpmScale) for capacity >= 0 and 0 <= ppm <= kPpmScale. Splitting
-// capacity at the scale keeps every product within capacity, so nothing can overflow.
-std::int64_t ceil_ppm(std::int64_t capacity, std::int64_t ppm) {
-  const std::int64_t whole = capacity / kPpmScale;
-  const std::int64_t rest = capacity % kPpmScale;
-  return whole * ppm + (rest * ppm + kPpmScale - 1) / kPpmScale;
-}
+// A byte count times kFreeLevels can pass 64 bits.
+using detail::Wide;
+using detail::ceil_ppm;
 
 // used + add > bound, exact for any operands (a negative amount is only detected after the
 // pass, so the arithmetic must stay defined for it).

@@ -383,6 +383,7 @@ class GPUResourcesFit:
         arrays = gpus.arrays()
         scores = np.full(len(feasible), NEUTRAL_SCORE, np.int64)
         no_gpu = np.zeros(arrays.count, np.uint8)
+        side = _pod_side(cluster, pod)
         for pool, mix in pools:
             pool_id = gpus.pool_id(pool)
             if pool_id is None:
@@ -395,7 +396,7 @@ class GPUResourcesFit:
                 no_gpu,
                 nodes,
                 pod=HostRequest(pool_id),
-                side=_pod_side(cluster, pod),
+                side=side,
                 mix=mix.mix(),
             )
             scores[nodes] = found.score
