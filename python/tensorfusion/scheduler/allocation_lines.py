@@ -34,7 +34,7 @@ from tensorfusion.scheduler.allocation_recorder import (
     phase_of,
     system_row,
 )
-from tensorfusion.scheduler.inventory import InventoryView, pool_inventory
+from tensorfusion.scheduler.inventory import InventoryView, pool_inventory, present_groups
 
 RUN = 1024
 """Rows per formatting call: their names take well under a millisecond to gather."""
@@ -119,10 +119,7 @@ class _Nodes:
 
     @classmethod
     def of(cls, view: InventoryView) -> _Nodes:
-        present = np.flatnonzero(view.present)
-        order = present[np.argsort(view.node_ids[present], kind="stable")]
-        keys = view.node_ids[order]
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else keys
+        order, starts = present_groups(view, view.node_ids)
         firsts = order[starts]
         names = _names(view.records, firsts, "node")
         by_name = _name_order(names)

@@ -239,10 +239,7 @@ class _Groups:
 
     @classmethod
     def of(cls, view: InventoryView, ids: NDArray[np.int32]) -> _Groups:
-        present = np.flatnonzero(view.present)
-        order = present[np.argsort(ids[present], kind="stable")]
-        keys = ids[order]
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else keys
+        order, starts = present_groups(view, ids)
         sums = {
             key: tuple(
                 np.add.reduceat(view.columns[column][order], starts).tolist() if len(order) else []
@@ -255,6 +252,18 @@ class _Groups:
             sizes=np.diff(np.r_[starts, len(order)]).tolist(),
             sums=sums,
         )
+
+
+def present_groups(
+    view: InventoryView, ids: NDArray[np.int32]
+) -> tuple[NDArray[np.intp], NDArray[np.integer[Any]]]:
+    """The present GPUs ordered by `ids` (stably, so allocator order within a group), and
+    where each group starts in that order: ready for `np.add.reduceat`."""
+    present = np.flatnonzero(view.present)
+    order = present[np.argsort(ids[present], kind="stable")]
+    keys = ids[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else keys
+    return order, starts
 
 
 def node_inventory(view: InventoryView) -> list[dict[str, Any]]:
