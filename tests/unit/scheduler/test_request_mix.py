@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 
 from tensorfusion.errors import ConfigError, FleetError
+from tensorfusion.scheduler.fragmentation import MAX_CLASS_WEIGHT
 from tensorfusion.scheduler.gpu_fit import GpuFitRequest
-from tensorfusion.scheduler.request_mix import RequestClass, RequestMix
+from tensorfusion.scheduler.request_mix import (
+    SHARPNESS,
+    VOLUME_SHARE,
+    RequestClass,
+    RequestMix,
+)
 
 GIB = 1024**3
 
@@ -29,8 +35,8 @@ def test_a_pod_counts_once_however_often_it_is_retried() -> None:
     for _ in range(3):
         mix.record("pod-a", _class(500_000))
     mix.record("pod-b", _class(500_000))
-    assert mix.weighted() == [(_class(500_000), 2)]
-    assert mix.mix().total_weight == 2
+    assert mix.weighted() == [(_class(500_000), 1)]
+    assert mix.mix().total_weight == 1
 
 
 def test_the_window_forgets_the_oldest_pods() -> None:
@@ -38,12 +44,13 @@ def test_the_window_forgets_the_oldest_pods() -> None:
     for number, ppm in enumerate((250_000, 250_000, 500_000, 1_000_000, 1_000_000)):
         mix.record(f"pod-{number}", _class(ppm))
     assert len(mix) == 3
-    assert mix.weighted() == [(_class(1_000_000), 2), (_class(500_000), 1)]
+    # A tenth of a 3-pod window is under one pod: every pod counts as volume.
+    assert mix.weighted() == [(_class(1_000_000), 8), (_class(500_000), 1)]
     mix.record("pod-0", _class(250_000))  # forgotten, so it counts again
     assert mix.weighted()[-1] == (_class(250_000), 1)
 
 
-def test_arrays_share_shapes_and_keep_the_most_frequent_classes() -> None:
+def test_arrays_share_shapes_and_keep_the_smallest_of_the_rare_classes() -> None:
     mix = RequestMix(max_classes=2)
     arrivals = [_class(500_000, cpu=1_000)] * 3 + [_class(500_000, cpu=8_000)] * 2
     arrivals += [_class(1_000_000, gpus=2)]
@@ -51,20 +58,48 @@ def test_arrays_share_shapes_and_keep_the_most_frequent_classes() -> None:
         mix.record(f"pod-{number}", arrival)
     arrays = mix.mix()
     arrays.check()
-    assert arrays.classes.weight.tolist() == [3, 2]
+    # None reaches a tenth of the window: all weigh 1, and the 2-GPU class is the largest.
+    assert arrays.classes.weight.tolist() == [1, 1]
     assert arrays.classes.cpu.tolist() == [1_000, 8_000]
     assert arrays.classes.shape.tolist() == [0, 0]  # one shape, two classes
     assert arrays.shapes.percent_request_ppm.tolist() == [500_000]
 
 
 def test_a_class_weighs_the_gpus_its_pods_ask_for() -> None:
-    mix = RequestMix(max_classes=1)
+    mix = RequestMix(window=10, max_classes=1)
     for number in range(3):
         mix.record(f"slice-{number}", _class(250_000))
     for number in range(2):
         mix.record(f"eight-{number}", _class(1_000_000, gpus=8))
-    assert mix.weighted() == [(_class(1_000_000, gpus=8), 16)]
-    assert mix.mix().total_weight == 16
+    # Demands 16 and 3 over a tenth of the window (1): weights 16**3 and 3**3.
+    assert mix.weighted() == [(_class(1_000_000, gpus=8), 16**3)]
+    assert mix.mix().total_weight == 16**3
+
+
+def test_volume_classes_weigh_the_cube_of_their_demand_and_the_smallest_rare_ones_follow() -> None:
+    """A tenth of a 100-pod window is 10 pods: 30 and 20 pods weigh (3)**3 and (2)**3; classes
+    under it weigh 1, and the smallest requests among them are kept first."""
+    mix = RequestMix(window=100, max_classes=4)
+    arrivals = [_class(500_000)] * 30 + [_class(750_000)] * 20
+    arrivals += [_class(900_000)] * 5 + [_class(600_000)] * 5 + [_class(100_000)]
+    for number, arrival in enumerate(arrivals):
+        mix.record(f"pod-{number}", arrival)
+    assert SHARPNESS == 3
+    assert VOLUME_SHARE == 10
+    assert mix.weighted() == [
+        (_class(500_000), 27),
+        (_class(750_000), 8),
+        (_class(100_000), 1),
+        (_class(600_000), 1),
+    ]
+
+
+def test_a_weight_stays_within_what_the_kernel_takes() -> None:
+    mix = RequestMix(window=19)  # a tenth of it is 1 pod: 152 GPUs weigh 152**3, over the cap
+    for number in range(19):
+        mix.record(f"pod-{number}", _class(1_000_000, gpus=8))
+    assert mix.weighted()[0][1] == MAX_CLASS_WEIGHT
+    mix.mix().check()
 
 
 def test_the_mix_is_rebuilt_only_after_a_new_arrival() -> None:

@@ -29,12 +29,8 @@ from tensorfusion.api.scheduler_config import GPUResourcesFitArgs
 from tensorfusion.api.scheduling_template import PlacementMode
 from tensorfusion.errors import AllocationError
 from tensorfusion.scheduler.allocation import Allocation
-from tensorfusion.scheduler.fragmentation import (
-    NEUTRAL_SCORE,
-    HostRequest,
-    PodSide,
-    fragmentation_scores,
-)
+from tensorfusion.scheduler.fragmentation import NEUTRAL_SCORE, HostRequest, PodSide
+from tensorfusion.scheduler.fragmentation_memo import FragmentationMemo, NodeStamps
 from tensorfusion.scheduler.framework import (
     BIND_ANNOTATIONS,
     BoolArray,
@@ -115,6 +111,7 @@ class GPUResourcesFit:
         """Requests worked out for the workloads seen lately (replicas share one)."""
         self._mixes: dict[str, RequestMix] = {}
         """The recent requests of each FragmentationAware pool."""
+        self._fragmentation = FragmentationMemo(MEMO_REQUESTS)
 
     # --- PreEnqueue ----------------------------------------------------------------------
 
@@ -275,13 +272,15 @@ class GPUResourcesFit:
         feasible = np.flatnonzero(result.node_reason == GpuReason.FITS).astype(np.int32)
         if not len(feasible) or not mix.total_weight:
             return result
-        found = fragmentation_scores(
+        side = _pod_side(cluster, pod)
+        found = self._fragmentation.scores(
             cluster.gpus.arrays(),
             (result.gpu_reason == GpuReason.FITS).view(np.uint8),
             feasible,
             pod=prepared.request,
-            side=_pod_side(cluster, pod),
+            side=side,
             mix=mix,
+            nodes=_node_stamps(cluster, side),
         )
         node_score = result.node_score.copy()
         node_score[feasible] = found.score
@@ -384,6 +383,7 @@ class GPUResourcesFit:
         scores = np.full(len(feasible), NEUTRAL_SCORE, np.int64)
         no_gpu = np.zeros(arrays.count, np.uint8)
         side = _pod_side(cluster, pod)
+        stamps = _node_stamps(cluster, side)
         for pool, mix in pools:
             pool_id = gpus.pool_id(pool)
             if pool_id is None:
@@ -391,13 +391,14 @@ class GPUResourcesFit:
             held = np.zeros(len(feasible), bool)
             held[arrays.node[arrays.pool == pool_id]] = True
             nodes = np.flatnonzero(held & feasible).astype(np.int32)
-            found = fragmentation_scores(
+            found = self._fragmentation.scores(
                 arrays,
                 no_gpu,
                 nodes,
                 pod=HostRequest(pool_id),
                 side=side,
                 mix=mix.mix(),
+                nodes=stamps,
             )
             scores[nodes] = found.score
         return scores
@@ -467,6 +468,11 @@ def _pod_side(cluster: ClusterView, pod: PodInfo) -> PodSide:
         nodes.free("cpu"),
         nodes.free("memory"),
     )
+
+
+def _node_stamps(cluster: ClusterView, side: PodSide) -> NodeStamps:
+    gpus = cluster.gpus
+    return NodeStamps(gpus.node_versions(len(side.node_cpu_free)), gpus.structure_version)
 
 
 def _most_gpus_on_a_node(cluster: ClusterView, pool_id: int) -> int:
