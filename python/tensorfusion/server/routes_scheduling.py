@@ -14,6 +14,7 @@ from tensorfusion.server.allocation_listing import (
     AllocationQuery,
 )
 from tensorfusion.server.backend import ManagementBackend
+from tensorfusion.server.conditional import NOT_MODIFIED, Rendered, conditional_response
 from tensorfusion.server.pod_body import JSON_TYPES, YAML_TYPES, read_pod_body
 from tensorfusion.server.responses import READ, WRITE, errors
 from tensorfusion.server.schemas import AllocationSnapshot, SimulateReport
@@ -42,7 +43,8 @@ ALLOCATION_DESCRIPTION: Final = (
     "`gpuWorkers`. `limit` pages the allocations in UID order; while more remain, "
     "`metadata.continue` is the token for the next page (the first page alone carries `gpus` "
     "and `workersPerNode`). A token is refused with 400 when malformed or for another filter, "
-    "with 410 once the allocations changed."
+    "with 410 once the allocations changed. The whole snapshot carries an ETag: sent back in "
+    "If-None-Match, it gets 304 while the allocations are unchanged."
 )
 
 
@@ -61,16 +63,18 @@ def scheduling_routes(backend: ManagementBackend) -> APIRouter:
         pod = read_pod_body(request.headers.get("content-type"), await request.body())
         return JSONResponse(await run_in_threadpool(backend.simulate, pod))
 
-    listing = AllocationListing(backend.allocation)
+    listing = AllocationListing(backend.allocation, Rendered.of)
 
     @router.get(
         "/api/allocation",
         response_model=AllocationSnapshot,
-        responses=READ | errors(400, 410, 422),
+        responses=READ | NOT_MODIFIED | errors(400, 410, 422),
         summary="The allocator's snapshot: GPUs, workers per node, allocations by pod UID",
         description=ALLOCATION_DESCRIPTION,
     )
     def allocation(
+        request: Request,
+        *,
         node: Annotated[
             str | None, Query(min_length=1, description="only this node's GPUs")
         ] = None,
@@ -89,6 +93,8 @@ def scheduling_routes(backend: ManagementBackend) -> APIRouter:
         ] = None,
     ) -> Response:
         query = AllocationQuery(AllocationFilter(node, pool, gpu), limit, continue_)
+        if query.whole:
+            return conditional_response(request, listing.whole())
         return listing.answer(query)
 
     return router

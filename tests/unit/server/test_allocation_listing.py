@@ -1,9 +1,12 @@
 """`/api/allocation` filters and pages over a real allocator's snapshot: what each filter
-keeps, pages that reassemble the snapshot exactly, and the tokens it refuses."""
+keeps, pages that reassemble the snapshot exactly, the tokens it refuses, and the whole body
+rendered once per snapshot (served again, with 304 for its ETag, until the allocations
+change)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -19,7 +22,12 @@ from tensorfusion.server.allocation_listing import (
     AllocationQuery,
     ContinueToken,
 )
+from tensorfusion.server.app import create_app
+from tensorfusion.server.conditional import Rendered
 from tensorfusion.server.errors import ApiError
+from tensorfusion.server.settings import ServerSettings
+from tests.unit.server.conftest import LOOPBACK
+from tests.unit.server.fake_backend import FakeBackend
 
 GIB = 1 << 30
 SHARE = GpuShare(10_000, 20_000, GIB, 2 * GIB)
@@ -59,7 +67,7 @@ def allocator() -> GpuAllocator:
 
 @pytest.fixture
 def listing(allocator: GpuAllocator) -> AllocationListing:
-    return AllocationListing(allocator.snapshot)
+    return AllocationListing(allocator.snapshot, Rendered.of)
 
 
 def answer(listing: AllocationListing, **query: Any) -> dict[str, Any]:
@@ -81,9 +89,64 @@ def all_pages(listing: AllocationListing, limit: int, **wanted: str) -> list[dic
 def test_without_parameters_the_body_is_the_snapshot_itself(
     allocator: GpuAllocator, listing: AllocationListing
 ) -> None:
-    response = listing.answer(AllocationQuery())
-    assert response.body == JSONResponse(allocator.snapshot()).body
-    assert "metadata" not in json.loads(bytes(response.body))
+    whole = listing.whole()
+    assert whole.body == JSONResponse(allocator.snapshot()).body
+    assert whole == Rendered.of(allocator.snapshot())
+    # The general path (a page of everything) gives the very same bytes.
+    assert listing.answer(AllocationQuery()).body == whole.body
+
+
+class CountedRenders:
+    """`Rendered.of`, counting the snapshots it renders."""
+
+    def __init__(self) -> None:
+        self.rendered: list[Mapping[str, Any]] = []
+
+    def __call__(self, snapshot: Mapping[str, Any]) -> Rendered:
+        self.rendered.append(snapshot)
+        return Rendered.of(snapshot)
+
+
+def test_an_unchanged_snapshot_is_served_from_the_bytes_rendered_first(
+    allocator: GpuAllocator,
+) -> None:
+    renders = CountedRenders()
+    listing = AllocationListing(allocator.snapshot, renders)
+    first = listing.whole()
+    answer(listing, limit=3)  # other queries render no whole body
+    assert all(listing.whole() is first for _ in range(3))
+    assert renders.rendered == [allocator.snapshot()]
+
+
+@pytest.mark.parametrize("change", ["placed", "removed"])
+def test_a_change_renders_the_whole_again_once(allocator: GpuAllocator, change: str) -> None:
+    renders = CountedRenders()
+    listing = AllocationListing(allocator.snapshot, renders)
+    before = listing.whole()
+    if change == "placed":
+        add_pod(allocator, 20, ("node-2-gpu-3",))
+    else:
+        allocator.release(next(iter(allocator.snapshot()["allocations"])))
+    after = listing.whole()
+    assert listing.whole() is after
+    assert len(renders.rendered) == 2
+    assert after.etag != before.etag
+    assert after.body == JSONResponse(allocator.snapshot()).body
+    assert len(json.loads(after.body)["allocations"]) == (21 if change == "placed" else 19)
+
+
+def test_a_first_page_after_a_change_shows_it(
+    allocator: GpuAllocator, listing: AllocationListing
+) -> None:
+    """The GPUs and node counts a first page carries are derived once per snapshot: a
+    change derives them again."""
+    before = answer(listing, node="node-2", limit=2)
+    add_pod(allocator, 20, ("node-2-gpu-3",))
+    after = answer(listing, node="node-2", limit=2)
+    assert after["workersPerNode"]["node-2"] == before["workersPerNode"]["node-2"] + 1
+    assert [gpu["workers"] for gpu in after["gpus"]] == [
+        gpu["workers"] + (gpu["name"] == "node-2-gpu-3") for gpu in before["gpus"]
+    ]
 
 
 def test_a_node_filter_keeps_its_gpus_their_allocations_and_its_count(
@@ -238,9 +301,12 @@ def test_a_token_from_a_changed_snapshot_is_410(
 
 
 def test_a_token_from_another_server_run_is_410(allocator: GpuAllocator) -> None:
-    token = answer(AllocationListing(allocator.snapshot), limit=4)["metadata"]["continue"]
+    token = answer(AllocationListing(allocator.snapshot, Rendered.of), limit=4)["metadata"][
+        "continue"
+    ]
     refused = refusal(
-        AllocationListing(allocator.snapshot), AllocationQuery(limit=4, continue_token=token)
+        AllocationListing(allocator.snapshot, Rendered.of),
+        AllocationQuery(limit=4, continue_token=token),
     )
     assert refused.status_code == 410
 
@@ -287,3 +353,31 @@ def test_a_stale_token_over_http_is_410_expired(local: TestClient) -> None:
     assert answer.status_code == 410
     assert answer.json()["error"] == "Expired"
     assert answer.json()["field"] == "query.continue"
+
+
+@pytest.fixture
+def served(
+    allocator: GpuAllocator, settings: ServerSettings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TestClient]:
+    """The app over the allocator's snapshot."""
+    backend = FakeBackend()
+    monkeypatch.setattr(backend, "allocation", allocator.snapshot)
+    with TestClient(create_app(backend, settings), client=LOOPBACK) as client:
+        yield client
+
+
+def test_the_whole_snapshot_is_304_until_the_allocations_change(
+    allocator: GpuAllocator, served: TestClient
+) -> None:
+    first = served.get("/api/allocation")
+    assert first.status_code == 200
+    assert first.json() == allocator.snapshot()
+    etag = first.headers["ETag"]
+    again = served.get("/api/allocation", headers={"If-None-Match": etag})
+    assert (again.status_code, again.content) == (304, b"")
+    add_pod(allocator, 20, ("node-2-gpu-3",))
+    changed = served.get("/api/allocation", headers={"If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.headers["ETag"] != etag
+    assert changed.json() == allocator.snapshot()
+    assert len(changed.json()["allocations"]) == 21
