@@ -122,7 +122,7 @@ class LeaderDuties:
 
     def _allocation_lines(self, now_ns: int) -> Iterator[Lines]:
         """The allocation tables, from the scheduler's state (so only while it is built),
-        formatted natively a run of rows at a time as the writer takes them."""
+        a run of rows at a time as the writer takes them."""
         if not self.ready.is_set():
             return iter(())
         with self.lock:  # only the figures are taken under it; the rows are built after

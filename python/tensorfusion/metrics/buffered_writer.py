@@ -1,10 +1,10 @@
 """Batches points for a sink and rides out its outages on disk.
 
 Points collect in memory until `batch_size` of them are waiting or `flush_interval_s` has
-passed since the last flush; so do batches already encoded as line protocol (`Lines`), which
-are joined into batches of at least `batch_size` lines and sent as text. A batch the sink
-cannot take (`SinkUnavailable`) is written to `buffer_dir` as one line-protocol file (encoded
-lines as they are) named by sequence number, and so is every later batch while older ones
+passed since the last flush; so do batches of rows in columns (`Lines`), which are joined into
+batches of at least `batch_size` rows and handed on as they are. A batch the sink cannot take
+(`SinkUnavailable`) is written to `buffer_dir` as one line-protocol file (columns formatted
+natively) named by sequence number, and so is every later batch while older ones
 wait, so delivery order is arrival order. Waiting batches are retried with
 exponential backoff; `flush()` retries at once. The directory is read back on start, so a
 restart in the middle of an outage loses nothing. Only when the files would exceed
@@ -128,8 +128,8 @@ class BufferedWriter:
                 self._deliver(batch)
 
     def write_lines(self, lines: Lines) -> None:
-        """Queue encoded lines; once `batch_size` lines wait, they go to the sink (or the disk
-        buffer) as one batch."""
+        """Queue rows in columns; once `batch_size` rows wait, they go to the sink (or the
+        disk buffer) as one batch."""
         with self._lock:
             self._pending_lines.append(lines)
             self._pending_line_count += lines.points

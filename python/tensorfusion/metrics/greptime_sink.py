@@ -1,14 +1,14 @@
 """Metrics in GreptimeDB over its HTTP API (standard library only).
 
 - Writes: influx line protocol, `POST /v1/influxdb/api/v2/write?db=<db>&precision=ms` (points
-  are encoded in ms; encoded lines handed over as text are posted as they are, `precision=ns`).
+  are encoded in ms; batches of rows in columns are formatted natively, `precision=ns`).
 - Queries: `POST /v1/sql?db=<db>` with the form field `sql`; the answer is
   `{"code": 0, "output": [{"records": {"schema": {"column_schemas": [{"name": ...}]},
   "rows": [[...]]}}]}`, or a non-zero `code` with an `error` message.
 - Auth: HTTP Basic with `greptime.user`/`greptime.password`; https when `isCloud`.
 - Tables: GreptimeDB would name the time index `greptime_timestamp` when line protocol creates
   a table, but rules query `ts`, so each measurement's table is created first by SQL (from its
-  first point, or from the schemas encoded lines come with) with a
+  first point, or from the schemas batches of rows come with) with a
   `ts TIMESTAMP(3)` time index and its tags as the primary key; later fields and tags are added
   by GreptimeDB itself when line protocol brings them.
 - Retention: `ALTER DATABASE <db> SET 'ttl'=...`, which every table without its own TTL follows.

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-import numpy as np
 from numpy.typing import NDArray
 
 from tensorfusion import _native
@@ -30,10 +29,9 @@ from tensorfusion.metrics.point import (
     FieldValue,
     Point,
     Unsigned,
-    check_measurement,
-    check_text,
     check_time_ns,
 )
+from tensorfusion.metrics.rows import Column, Rows
 
 Precision = Literal["ns", "us", "ms", "s"]
 NS_PER_UNIT: Mapping[str, int] = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
@@ -258,63 +256,16 @@ def parse(
 
 # --- columnar batches (native) -------------------------------------------------------------------
 
-# numpy dtype kind -> (field kind, the one dtype the native encoder reads for it)
-_ARRAY_KINDS: Mapping[str, tuple[str, type[np.generic]]] = {
-    "f": ("f", np.float64),
-    "i": ("i", np.int64),
-    "u": ("u", np.uint64),
-    "b": ("b", np.bool_),
-}
-# Python element type of a list column -> field kind; Unsigned lists become uint64 arrays.
-_LIST_KINDS: Mapping[type, str] = {float: "f", int: "i", bool: "b", str: "s", Unsigned: "u"}
 
-Column = Sequence[FieldValue] | NDArray[Any]
-
-
-def _as_list(field: str, values: object, rows: int) -> list[Any]:
-    """A column as a list of plain Python values, one per row."""
-    if isinstance(values, np.ndarray):
-        if values.ndim != 1:
-            raise ConfigError(field, f"must be 1-D, got {values.ndim} dimensions")
-        values = values.tolist()  # plain str/int/float, not numpy scalars
-    if isinstance(values, str) or not isinstance(values, Sequence):
-        raise ConfigError(field, f"must be a list or a 1-D numpy array, got {type(values)}")
-    if len(values) != rows:
-        raise ConfigError(field, f"has {len(values)} values, times_ns has {rows}")
-    return values if isinstance(values, list) else list(values)
-
-
-def _field_column(field: str, column: Column, rows: int) -> tuple[str, object]:
-    """(kind, values) in the exact form the native encoder reads."""
-    if isinstance(column, np.ndarray) and column.ndim == 1 and column.dtype.kind in _ARRAY_KINDS:
-        if len(column) != rows:
-            raise ConfigError(field, f"has {len(column)} values, times_ns has {rows}")
-        kind, dtype = _ARRAY_KINDS[column.dtype.kind]
-        return kind, np.ascontiguousarray(column, dtype=dtype)
-    values = _as_list(field, column, rows)
-    types = set(map(type, values))
-    if len(types) > 1:
-        names = ", ".join(sorted(t.__name__ for t in types))
-        raise ConfigError(field, f"mixes value types ({names}); a column has one type")
-    kind = _LIST_KINDS.get(types.pop(), "") if types else "f"
-    if not kind:
-        raise ConfigError(field, "must hold int, float, bool, str or Unsigned values")
-    if kind == "s":
-        return kind, values
-    if kind == "u":
-        return kind, np.array([value.value for value in values], dtype=np.uint64)
-    if kind == "i" and values and not INT64_MIN <= min(values) <= max(values) <= INT64_MAX:
-        raise ConfigError(field, "integer out of the signed 64-bit range")
-    return kind, np.array(values, dtype=_ARRAY_KINDS[kind][1])
-
-
-def _times(times_ns: Sequence[int] | NDArray[Any]) -> NDArray[np.int64]:
-    times = np.asarray(times_ns)
-    if times.ndim != 1 or (times.size and times.dtype.kind not in "iu"):
-        raise ConfigError("times_ns", f"must be 1-D integer nanoseconds, got {times.dtype}")
-    if times.dtype.kind == "u" and times.size and times.max() > INT64_MAX:
-        raise ConfigError("times_ns", "out of the signed 64-bit nanosecond range")
-    return np.ascontiguousarray(times, dtype=np.int64)
+def encode_rows(batch: Rows, precision: Precision = "ns") -> str:
+    """The text `encode` writes for the points of these rows, formatted natively with the
+    interpreter released."""
+    unit_ns = ns_per_unit(precision)
+    tags = list(batch.tags.items())
+    fields: list[tuple[str, str, NDArray[Any] | list[str]]] = [
+        (key, column.kind, column.values) for key, column in batch.fields.items()
+    ]
+    return _native.encode_columns(batch.measurement, tags, fields, batch.times_ns, unit_ns)
 
 
 def encode_columns(
@@ -324,24 +275,7 @@ def encode_columns(
     times_ns: Sequence[int] | NDArray[Any],
     precision: Precision = "ns",
 ) -> str:
-    """The text `encode` writes for the points of these rows, formatted natively.
-
-    Column `k` row `r` is tag or field `k` of point `r`. Field columns are numpy arrays
-    (float -> float, signed -> `i`, unsigned -> `u`, bool) or lists of one value type. Every
-    row carries every tag and field; a bad cell is a `ConfigError` naming column and row.
-    """
-    unit_ns = ns_per_unit(precision)
-    check_measurement(measurement)
-    times = _times(times_ns)
-    rows = len(times)
-    tags: list[tuple[str, list[str]]] = []
-    for key, values in tag_columns.items():
-        where = f"{measurement}.tags[{check_text(f'{measurement}.tags', key)!r}]"
-        tags.append((key, _as_list(where, values, rows)))
-    if not field_columns:
-        raise ConfigError(f"{measurement}.fields", "a point needs at least one field")
-    fields: list[tuple[str, str, Any]] = []
-    for key, column in field_columns.items():
-        where = f"{measurement}.fields[{check_text(f'{measurement}.fields', key)!r}]"
-        fields.append((key, *_field_column(where, column, rows)))
-    return _native.encode_columns(measurement, tags, fields, times, unit_ns)
+    """`encode_rows` of the rows these columns hold (`Rows.of` says what a column may be); a bad
+    cell is a `ConfigError` naming column and row."""
+    ns_per_unit(precision)  # a bad precision is refused before the columns are read
+    return encode_rows(Rows.of(measurement, tag_columns, field_columns, times_ns), precision)

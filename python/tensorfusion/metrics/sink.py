@@ -1,5 +1,5 @@
-"""The one interface every metrics backend offers: write points (or lines already encoded as
-line protocol), run SQL, keep a retention.
+"""The one interface every metrics backend offers: write points (or batches of rows in
+columns, `Lines`), run SQL, keep a retention.
 
 Writers (recorders, the buffered writer) and readers (the alert evaluator) depend on this
 Protocol only, so the embedded SQLite store and GreptimeDB are interchangeable.
@@ -18,11 +18,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import Any, Protocol
 
 from tensorfusion.api.duration import parse_duration
 from tensorfusion.errors import ConfigError
+from tensorfusion.metrics.line_protocol import encode_rows
 from tensorfusion.metrics.point import Point
+from tensorfusion.metrics.rows import Rows
 
 TTL_FIELD = "metricsTTL"
 TIME_COLUMN = "ts"
@@ -42,26 +45,32 @@ class TableSchema:
 
 @dataclass(frozen=True)
 class Lines:
-    """A batch already encoded as line protocol, timestamps in nanoseconds (what `encode`
-    writes by default): a producer that formats its rows natively hands them on as text."""
+    """A batch of rows in columns (runs of one table and one set of names each), from a
+    producer that computes its rows natively: a remote sink sends it as line protocol, formatted
+    natively on first use (`body`, timestamps in nanoseconds), and the embedded sink stores
+    the columns as they are."""
 
-    body: bytes
-    points: int
-    """How many lines (points) `body` holds."""
+    runs: tuple[Rows, ...]
     tables: Sequence[TableSchema]
-    """Every table the lines may write to: a sink that must create a table before writing to
-    it creates it from these, since it does not read the text."""
+    """Every table the rows may write to: a sink that must create a table before writing to
+    it creates it from these."""
+
+    @property
+    def points(self) -> int:
+        """How many rows (points, lines) the batch holds."""
+        return sum(map(len, self.runs))
+
+    @cached_property
+    def body(self) -> bytes:
+        """The rows as line protocol, every line ending in a newline."""
+        return "".join(map(encode_rows, self.runs)).encode()
 
 
 def joined(batches: Iterable[Lines]) -> Lines:
-    """One batch of all of `batches`' lines, in order."""
+    """One batch of all of `batches`' rows, in order."""
     parts = list(batches)
     tables = {table.measurement: table for lines in parts for table in lines.tables}
-    return Lines(
-        b"".join(lines.body for lines in parts),
-        sum(lines.points for lines in parts),
-        tuple(tables.values()),
-    )
+    return Lines(tuple(run for lines in parts for run in lines.runs), tuple(tables.values()))
 
 
 class MetricsSink(Protocol):
@@ -69,7 +78,7 @@ class MetricsSink(Protocol):
         """Store the points; tables and columns are created on first sight."""
 
     def write_lines(self, lines: Lines) -> None:
-        """Store a batch of encoded lines; the same errors as `write`."""
+        """Store a batch of rows in columns; the same errors as `write`."""
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         """Run one SQL statement; rows as dicts keyed by column name."""
@@ -109,6 +118,6 @@ def window_millis(start_ns: int, end_ns: int) -> tuple[int, int]:
     return start_ns // NS_PER_MS, end_ns // NS_PER_MS
 
 
-def refused_field(point: Point, name: str, problem: str, part: str = "fields") -> ConfigError:
+def refused_field(measurement: str, name: str, problem: str, part: str = "fields") -> ConfigError:
     """The error for a point whose field (or tag) the backend's schema cannot hold."""
-    return ConfigError(f"{point.measurement}.{part}[{name!r}]", f"{problem}; point refused")
+    return ConfigError(f"{measurement}.{part}[{name!r}]", f"{problem}; point refused")

@@ -1,11 +1,12 @@
-"""The leader's allocation tables as line protocol, formatted natively from the allocator's
-columns: the text `encode(AllocationRecorder.points(...))` writes, without a `Point` per row.
+"""The leader's allocation tables as runs of rows in columns, built from the allocator's
+columns: the rows `AllocationRecorder.points(...)` holds, without a `Point` per row.
 
-The amounts are summed and divided by numpy, the lines formatted by `encode_columns`; what
-is left to Python is gathering each row's names. Rows go out in runs of at most `RUN` with
-one tag set each, and every run is formatted with the interpreter released, so the pass
-never holds the interpreter for long at a time: the API's requests (which share it) wait
-for one run's names at most, not for the pass.
+The amounts are summed and divided by numpy; what is left to Python is gathering each row's
+names. Rows go out in runs of at most `RUN` with one tag set each (`Rows`, checked over whole
+columns), so the pass never holds the interpreter for long at a time: the API's requests
+(which share it) wait for one run's names at most, not for the pass. The embedded sink
+stores the runs' columns as they are; a remote sink formats them natively as line protocol,
+`encode(points)` byte for byte.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from tensorfusion.metrics.line_protocol import encode, encode_columns
 from tensorfusion.metrics.point import Point
 from tensorfusion.metrics.row_values import workload_of
+from tensorfusion.metrics.rows import Rows, rows_of
 from tensorfusion.metrics.sink import Lines
 from tensorfusion.scheduler.allocation import Allocation, GpuRecord
 from tensorfusion.scheduler.allocation_recorder import (
@@ -78,8 +79,8 @@ def _runs(
     tags: Tags,
     fields: dict[str, NDArray[Any]],
     now_ns: int,
-) -> Iterator[str]:
-    """The lines of one run of rows, cut where the set of known tags changes (an unknown tag
+) -> Iterator[Rows]:
+    """The rows of one run, cut where the set of known tags changes (an unknown tag
     is left out of its line, as `known_tags` leaves it out of its point)."""
     keys = [key for key, _ in tags]
     cells = [values for _, values in tags]
@@ -98,7 +99,7 @@ def _runs(
             for key, column, wanted in zip(keys, cells, known[start], strict=True)
             if wanted
         }
-        yield encode_columns(
+        yield Rows.of(
             measurement,
             tag_columns,  # type: ignore[arg-type]  # only known (str) tags are kept
             {key: values[start:end] for key, values in fields.items()},
@@ -152,7 +153,7 @@ def _name_order(names: list[str]) -> NDArray[np.intp]:
     return np.argsort(keys, kind="stable")
 
 
-def _node_lines(figures: AllocationFigures, nodes: _Nodes, now_ns: int) -> Iterator[str]:
+def _node_lines(figures: AllocationFigures, nodes: _Nodes, now_ns: int) -> Iterator[Rows]:
     fields = {**_allocated(nodes.sums), "gpu_count": nodes.counts}
     for rows in _chunks(len(nodes.names)):
         names = nodes.names[rows]
@@ -183,7 +184,7 @@ def _rows(fields: dict[str, NDArray[Any]], rows: slice) -> dict[str, NDArray[Any
     return {key: values[rows] for key, values in fields.items()}
 
 
-def _gpu_lines(figures: AllocationFigures, now_ns: int) -> Iterator[str]:
+def _gpu_lines(figures: AllocationFigures, now_ns: int) -> Iterator[Rows]:
     view = figures.view
     records = view.records
     present = np.flatnonzero(view.present)
@@ -232,7 +233,7 @@ def _first_gpus(view: InventoryView) -> list[GpuRecord]:
 
 def _worker_lines(
     figures: AllocationFigures, firsts: list[GpuRecord], now_ns: int
-) -> Iterator[str]:
+) -> Iterator[Rows]:
     allocations, bound = figures.view.allocations, figures.bound
     for rows in _chunks(len(allocations)):
         run = allocations[rows]
@@ -270,7 +271,7 @@ def _model_indices(view: InventoryView, allocation: Allocation) -> str:
 
 def _allocation_lines(
     figures: AllocationFigures, firsts: list[GpuRecord], now_ns: int
-) -> Iterator[str]:
+) -> Iterator[Rows]:
     view = figures.view
     for rows in _chunks(len(view.allocations)):
         run = view.allocations[rows]
@@ -294,28 +295,27 @@ def _allocation_lines(
         yield from _runs(GPU_ALLOCATION, tags, fields, now_ns)
 
 
-def allocation_lines(
+def allocation_rows(
     recorder: AllocationRecorder, figures: AllocationFigures, now_ns: int
-) -> Iterator[str]:
-    """The tables at `now_ns` as runs of complete lines, in the order `points` gives the rows;
-    joined, they are `encode(recorder.points(now_ns, figures))` byte for byte."""
+) -> Iterator[Rows]:
+    """The tables at `now_ns` as runs of rows, in the order `points` gives the rows: encoded
+    and joined, they are `encode(recorder.points(now_ns, figures))` byte for byte."""
     nodes = _Nodes.of(figures.view)
     yield from _node_lines(figures, nodes, now_ns)
     pools = recorder.pool_rows(pool_inventory(figures.view))
-    yield encode(Point(table, tags, fields, now_ns) for table, tags, fields in pools)
+    yield from rows_of([Point(table, tags, fields, now_ns) for table, tags, fields in pools])
     yield from _gpu_lines(figures, now_ns)
     firsts = _first_gpus(figures.view)
     yield from _worker_lines(figures, firsts, now_ns)
     yield from _allocation_lines(figures, firsts, now_ns)
     workers, count = len(figures.view.allocations), len(nodes.names)
     table, tags, fields = system_row(figures.totals, workers=workers, nodes=count)
-    yield encode([Point(table, tags, fields, now_ns)])
+    yield from rows_of([Point(table, tags, fields, now_ns)])
 
 
 def allocation_batches(
     recorder: AllocationRecorder, figures: AllocationFigures, now_ns: int
 ) -> Iterator[Lines]:
-    """`allocation_lines` as batches a sink takes: each run's text as bytes (every line ends
-    in a newline, and none holds one inside: `Point` refuses them), with the tables' schemas."""
-    for run in allocation_lines(recorder, figures, now_ns):
-        yield Lines(run.encode(), run.count("\n"), TABLES)
+    """`allocation_rows` as batches a sink takes, a run each, with the tables' schemas."""
+    for run in allocation_rows(recorder, figures, now_ns):
+        yield Lines((run,), TABLES)

@@ -13,6 +13,7 @@ from tensorfusion.errors import ConfigError, SinkUnavailable
 from tensorfusion.metrics.buffered_writer import BufferedWriter
 from tensorfusion.metrics.line_protocol import encode, parse
 from tensorfusion.metrics.point import Point, Unsigned
+from tensorfusion.metrics.rows import rows_of
 from tensorfusion.metrics.sink import Lines, TableSchema
 
 
@@ -35,7 +36,8 @@ class FakeSink:
         self.batches.append(list(points))
 
     def write_lines(self, lines: Lines) -> None:
-        """Kept as the text came, so a test sees what the writer joined."""
+        """Kept as the batch came, so a test sees what the writer joined; stored as its text
+        reads back."""
         self.write(parse(lines.body.decode()).points)
         self.texts.append(lines)
 
@@ -269,7 +271,7 @@ TABLE = TableSchema("m", ("n",), {"v": int, "u": Unsigned, "s": str})
 
 
 def lines(start: int, count: int) -> Lines:
-    return Lines(encode(points(start, count)).encode(), count, (TABLE,))
+    return Lines(tuple(rows_of(points(start, count))), (TABLE,))
 
 
 def test_lines_are_joined_into_batches_and_the_rest_sent_on_the_interval(

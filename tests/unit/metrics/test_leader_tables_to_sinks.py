@@ -1,5 +1,6 @@
-"""The leader's tables reach each sink as natively formatted text (`allocation_batches`
-through the buffered writer) and read back as the reference's points do."""
+"""The leader's tables reach each sink as runs of rows in columns (`allocation_batches` through
+the buffered writer): GreptimeDB gets them as natively formatted text, the embedded sink stores
+the columns without any text; both read back as the reference's points do."""
 
 from __future__ import annotations
 
@@ -7,20 +8,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tensorfusion.errors import ConfigError
+from tensorfusion.metrics import line_protocol
+from tensorfusion.metrics import sink as sink_module
 from tensorfusion.metrics.buffered_writer import BufferedWriter
 from tensorfusion.metrics.embedded_sink import EmbeddedSink
 from tensorfusion.metrics.greptime_sink import GreptimeSink, table_sql
 from tensorfusion.metrics.point import Point
+from tensorfusion.metrics.rows import Rows
 from tensorfusion.metrics.sink import Lines, MetricsSink
 from tensorfusion.scheduler import allocation_lines
 from tensorfusion.scheduler.allocation_recorder import TABLES, AllocationRecorder
+from tensorfusion.scheduler.cluster_state import ClusterState
 from tensorfusion.scheduler.loop import LoopStats
 from tests.unit.metrics.greptime_standin import Server, StandIn
 from tests.unit.metrics.test_greptime_sink import values
 from tests.unit.scheduler.test_allocation_recorder import NOW, Source, cluster
+from tests.unit.scheduler.test_allocation_recorder_lines import clusters
 
 
 def recorded() -> tuple[list[Lines], list[Point]]:
@@ -44,11 +53,10 @@ def through_writer(sink: MetricsSink, tmp_path: Path, batches: list[Lines]) -> N
 def read_back(sink: MetricsSink) -> dict[str, list[dict[str, object]]]:
     """Every table's rows, in an order that does not depend on the columns' order."""
     return {
-        table.measurement: sorted(
-            sink.query(f'SELECT * FROM "{table.measurement}"'),
-            key=lambda row: repr(sorted(row.items())),
+        table: sorted(
+            sink.query(f'SELECT * FROM "{table}"'), key=lambda row: repr(sorted(row.items()))
         )
-        for table in TABLES
+        for table in sink.tables()
     }
 
 
@@ -105,18 +113,68 @@ def test_greptime_gets_the_text_and_tables_from_the_schemas(
 
 def test_an_empty_batch_posts_nothing(standins: tuple[StandIn, StandIn]) -> None:
     standin = standins[0]
-    GreptimeSink(values(standin), timeout_s=5).write_lines(Lines(b"", 0, TABLES))
+    GreptimeSink(values(standin), timeout_s=5).write_lines(Lines((), TABLES))
     assert standin.statements == []
     assert standin.points == []
 
 
-def test_a_bad_line_is_refused_by_number_and_the_rest_stored(tmp_path: Path) -> None:
+@settings(max_examples=25, deadline=None)
+@given(state=clusters(), run=st.integers(1, 4))
+def test_the_embedded_sink_stores_the_same_rows_from_columns_as_from_text(
+    tmp_path_factory: pytest.TempPathFactory, state: ClusterState, run: int
+) -> None:
+    """The columns stored as they are, with no text formatted or parsed on the way, and the
+    same batches' text parsed back into points: the same tables, columns, types and rows."""
+    recorder = AllocationRecorder(Source(state, LoopStats(scheduled=5, unschedulable=2)))
+    figures = recorder.figures()
+    with mock.patch.object(allocation_lines, "RUN", run):
+        batches = list(allocation_lines.allocation_batches(recorder, figures, NOW))
+    text = b"".join(lines.body for lines in batches).decode()
+    root = tmp_path_factory.mktemp("sinks")
+    columns, parsed = (EmbeddedSink(root / f"{n}.db", ttl="0") for n in ("columns", "parsed"))
+    try:
+        unformatted = [Lines(lines.runs, lines.tables) for lines in batches]  # no body yet
+        with (
+            mock.patch.object(sink_module, "encode_rows", side_effect=AssertionError("text")),
+            mock.patch.object(line_protocol, "parse", side_effect=AssertionError("parse")),
+        ):
+            for lines in unformatted:
+                columns.write_lines(lines)
+        parsed.write(line_protocol.parse(text).points)
+        assert columns.tables() == parsed.tables()
+        stored = read_back(columns)
+        assert stored == read_back(parsed)
+        assert sum(map(len, stored.values())) == text.count("\n")
+    finally:
+        columns.close()
+        parsed.close()
+
+
+def test_a_conflicting_run_is_refused_and_the_rest_stored(tmp_path: Path) -> None:
     sink = EmbeddedSink(tmp_path / "metrics.db", ttl="0")
     try:
-        with pytest.raises(ConfigError, match=r"lines: line 2: .*line refused"):
-            sink.write_lines(Lines(b"m v=1i 1000000\nm v=\nm v=3i 3000000\n", 3, ()))
-        assert sink.query("SELECT v FROM m ORDER BY ts") == [{"v": 1}, {"v": 3}]
-        with pytest.raises(ConfigError, match="lines: not UTF-8 text"):
-            sink.write_lines(Lines(b"m v=1i \xff\n", 1, ()))
+        sink.write([Point("m", {}, {"v": 1}, 0)])  # v is INTEGER from here on
+        conflicting = Rows.of("m", {}, {"v": [1.5, 2.5]}, [1_000_000, 2_000_000])
+        fitting = Rows.of("m", {"t": ["a"]}, {"v": [3]}, [3_000_000])
+        with pytest.raises(ConfigError, match=r"m\.fields\['v'\].*\(and 1 more points refused\)"):
+            sink.write_lines(Lines((conflicting, fitting), ()))
+        assert sink.query("SELECT t, v, ts FROM m ORDER BY ts") == [
+            {"t": None, "v": 1, "ts": 0},
+            {"t": "a", "v": 3, "ts": 3},
+        ]
+    finally:
+        sink.close()
+
+
+def test_an_unsigned_too_big_for_sqlite_refuses_its_row_only(tmp_path: Path) -> None:
+    sink = EmbeddedSink(tmp_path / "metrics.db", ttl="0")
+    try:
+        big = np.array([1, 2**63, 3], dtype=np.uint64)
+        with pytest.raises(ConfigError, match=r"m\.fields\['u'\]: 9223372036854775808 does not"):
+            sink.write_lines(Lines((Rows.of("m", {}, {"u": big}, [0, 1, 2_000_000]),), ()))
+        assert sink.query("SELECT u, ts FROM m ORDER BY ts") == [
+            {"u": 1, "ts": 0},
+            {"u": 3, "ts": 2},
+        ]
     finally:
         sink.close()

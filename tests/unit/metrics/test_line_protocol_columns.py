@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tensorfusion import _native
 from tensorfusion.errors import ConfigError
 from tensorfusion.metrics.line_protocol import encode, encode_columns
 from tensorfusion.metrics.point import INT64_MAX, INT64_MIN, FieldValue, Point, Unsigned
+from tensorfusion.metrics.rows import Rows
 from tests.unit.metrics.test_line_protocol import field_values, measurements, names
 
 PRECISIONS = st.sampled_from(["ns", "us", "ms", "s"])
@@ -149,3 +152,32 @@ def test_a_bad_cell_deep_in_a_batch_is_named_by_its_row() -> None:
     values[737] = float("inf")
     with pytest.raises(ConfigError, match=r"m\.fields\['v'\]\[737\]"):
         encode_columns("m", {}, {"v": np.array(values)}, np.zeros(1000, np.int64))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [(changes, message) for changes, message in BAD if "precision" not in changes],
+)
+def test_bad_columns_are_refused_before_any_text_is_formatted(
+    changes: dict[str, Any], message: str
+) -> None:
+    """The embedded sink stores a `Rows` without formatting it: building one checks every
+    cell that formatting would."""
+    arguments: dict[str, Any] = {
+        "measurement": "m",
+        "tags": {"t": ["a"]},
+        "fields": {"v": [1.0]},
+        "times_ns": [0],
+    }
+    arguments.update(changes)
+    with (
+        mock.patch.object(_native, "encode_columns", side_effect=AssertionError("formatted")),
+        pytest.raises(ConfigError) as raised,
+    ):
+        Rows.of(
+            arguments["measurement"],
+            arguments["tags"],
+            arguments["fields"],
+            arguments["times_ns"],
+        )
+    assert str(raised.value).startswith(message)

@@ -1,5 +1,5 @@
-"""The leader's tables formatted natively from the allocator's columns are the reference's
-text byte for byte: `encode` of the `Point`s `AllocationRecorder.points` builds."""
+"""The leader's tables built as columns from the allocator's columns, formatted natively, are
+the reference's text byte for byte: `encode` of the `Point`s `AllocationRecorder.points` builds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tensorfusion.api.annotations import VRAM_LIMIT, VRAM_REQUEST
-from tensorfusion.metrics.line_protocol import encode
+from tensorfusion.metrics.line_protocol import encode, encode_rows
 from tensorfusion.metrics.row_values import WORKLOAD_LABEL
 from tensorfusion.scheduler import allocation_lines
 from tensorfusion.scheduler.allocation_recorder import AllocationRecorder
@@ -98,7 +98,7 @@ def clusters(draw: st.DrawFn) -> ClusterState:
 def native_and_reference(state: ClusterState) -> tuple[str, str]:
     recorder = AllocationRecorder(Source(state, LoopStats(scheduled=5, unschedulable=2)))
     figures = recorder.figures()
-    native = "".join(allocation_lines.allocation_lines(recorder, figures, NOW))
+    native = "".join(map(encode_rows, allocation_lines.allocation_rows(recorder, figures, NOW)))
     return native, encode(recorder.points(NOW, figures))
 
 
