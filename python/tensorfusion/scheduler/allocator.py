@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,6 @@ from tensorfusion.scheduler.gpu_demand import GpuDemand, demand_of
 from tensorfusion.scheduler.gpu_fit import GpuArrays, GpuState
 from tensorfusion.scheduler.gpu_topology import numa_nodes, nvlink_cliques
 from tensorfusion.scheduler.pod_keys import DEMAND_ANNOTATIONS, pod_key
-from tensorfusion.store.projection import FieldPath
 
 READY, DEVICE_PLUGIN, NOT_READY = GpuState.READY, GpuState.DEVICE_PLUGIN, GpuState.NOT_READY
 STATE_NAMES: dict[int, str] = {
@@ -41,17 +41,6 @@ STATE_NAMES: dict[int, str] = {
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
 _RESTORED_ANNOTATIONS = (*DEMAND_ANNOTATIONS, QOS)
-REBUILD_PATHS: tuple[FieldPath, ...] = (
-    ("metadata", "uid"),
-    ("metadata", "namespace"),
-    ("metadata", "name"),
-    ("spec", "nodeName"),
-    ("status", "phase"),
-    ("metadata", "annotations", GPU_IDS),
-    *(("metadata", "annotations", key) for key in _RESTORED_ANNOTATIONS),
-)
-"""What a rebuild reads of a pod, in the order `GpuAllocator.rebuild_from_values` takes it."""
-
 _STRUCTURE_VERSIONS = itertools.count(0, 1 << 32)
 """Process-wide starting structure versions, far apart so bumps never reach the next."""
 _USAGE_FIELDS = ("tflops_requested", "vram_requested", "tflops_limited", "vram_limited")
@@ -271,11 +260,6 @@ class GpuAllocator:
         and neither does a pod not bound to a node: `gpu-ids` is written just before the
         binding, so a scheduler stopped between the two leaves a pending pod with GPUs it
         never got, which is scheduled afresh."""
-        return self.rebuild_from_values(map(rebuild_values, pods))
-
-    def rebuild_from_values(self, pods: Iterable[Sequence[Any]]) -> RebuildReport:
-        """`rebuild` from each pod's values at `REBUILD_PATHS`, as `ClusterStore.list_values`
-        lists them: all that a rebuild reads of a pod."""
         report = RebuildReport()
         restored: list[tuple[Allocation, list[int]]] = []
         try:
@@ -288,47 +272,53 @@ class GpuAllocator:
 
     def _restore(
         self,
-        pods: Iterable[Sequence[Any]],
+        pods: Iterable[Mapping[str, Any]],
         report: RebuildReport,
         restored: list[tuple[Allocation, list[int]]],
     ) -> None:
         """Record the allocations the pods hold, each with its GPUs' indices in `restored`,
-        to be applied to the columns together."""
-        demands: dict[tuple[str | None, ...], tuple[GpuDemand, str] | str] = {}
-        # Pods of one workload on GPUs of one capacity hold the same share.
-        shares: dict[tuple[GpuDemand, int], GpuShare] = {}
+        to be applied to the columns together. A start runs this for every pod of the
+        cluster, so the loop reads each pod's few fields in place."""
+        demands: dict[tuple[str | None, ...], _Demand | str] = {}
         capacity = self._columns["tflops_capacity"][: self._count].tolist()
-        for given_uid, given_namespace, given_name, node, phase, ids, *recorded in pods:
-            if not ids or phase in TERMINAL_PHASES or not node:
+        index_of, allocations = self.index_of, self.allocations
+        for pod in pods:
+            metadata = pod.get("metadata") or {}
+            annotations = metadata.get("annotations") or {}
+            if (
+                not annotations.get(GPU_IDS)
+                or (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
+                or not (pod.get("spec") or {}).get("nodeName")
+            ):
                 continue
-            metadata = {"uid": given_uid, "namespace": given_namespace, "name": given_name}
             uid, namespace, name = pod_key(metadata)
-            if uid in self.allocations:
+            if uid in allocations:
                 continue
-            parsed = _cached_demand(demands, tuple(recorded))
+            parsed = _cached_demand(demands, tuple(map(annotations.get, _RESTORED_ANNOTATIONS)))
             if isinstance(parsed, str):
                 report.invalid.append((f"{namespace}/{name}", parsed))
                 continue
-            demand, qos = parsed
-            gpus = gpu_ids_of({GPU_IDS: ids})
-            problem = gpu_list_problem(gpus) or _count_problem(gpus, demand)
+            gpus = gpu_ids_of(annotations)
+            problem = gpu_list_problem(gpus) or _count_problem(gpus, parsed.demand)
             if problem:
                 report.invalid.append((f"{namespace}/{name}", f"{GPU_IDS}: {problem}"))
                 continue
             try:
-                indices = [self.index_of[g] for g in gpus]
+                indices = [index_of[g] for g in gpus]
             except KeyError:
-                missing = tuple(g for g in gpus if g not in self.index_of)
+                missing = tuple(g for g in gpus if g not in index_of)
                 report.vanished.append((f"{namespace}/{name}", missing))
                 continue
+            # Pods of one workload on GPUs of one capacity hold the same share.
+            shares = parsed.shares
             held = []
             for index in indices:
-                share = shares.get((demand, capacity[index]))
+                share = shares.get(capacity[index])
                 if share is None:
-                    share = shares[demand, capacity[index]] = self.shares_for(demand, [index])[0]
+                    share = shares[capacity[index]] = self.shares_for(parsed.demand, [index])[0]
                 held.append(share)
-            allocation = Allocation(uid, namespace, name, gpus, tuple(held), qos)
-            self.allocations[uid] = allocation
+            allocation = Allocation(uid, namespace, name, gpus, tuple(held), parsed.qos)
+            allocations[uid] = allocation
             restored.append((allocation, indices))
             report.restored += 1
 
@@ -340,9 +330,9 @@ class GpuAllocator:
         indices = np.array([i for _, held in restored for i in held], dtype=np.intp)
         shares = [s for allocation, _ in restored for s in allocation.shares]
         columns = self._columns
-        for field in _USAGE_FIELDS:
-            amounts = np.array([getattr(s, _SHARE_FIELDS[field]) for s in shares], np.int64)
-            np.add.at(columns[field], indices, amounts)
+        for usage in _USAGE_FIELDS:
+            amounts = np.array([getattr(s, _SHARE_FIELDS[usage]) for s in shares], np.int64)
+            np.add.at(columns[usage], indices, amounts)
         np.add.at(self._workers, indices, 1)
         first = np.array([held[0] for _, held in restored], dtype=np.intp)
         nodes = columns["node"][first]
@@ -512,21 +502,6 @@ class GpuAllocator:
         return table.setdefault(name, len(table))
 
 
-def rebuild_values(pod: Mapping[str, Any]) -> tuple[Any, ...]:
-    """A pod's values at `REBUILD_PATHS`, None where it has none."""
-    metadata = pod.get("metadata") or {}
-    annotations = metadata.get("annotations") or {}
-    return (
-        metadata.get("uid"),
-        metadata.get("namespace"),
-        metadata.get("name"),
-        (pod.get("spec") or {}).get("nodeName"),
-        (pod.get("status") or {}).get("phase"),
-        annotations.get(GPU_IDS),
-        *map(annotations.get, _RESTORED_ANNOTATIONS),
-    )
-
-
 def gpu_list_problem(gpus: tuple[str, ...]) -> str | None:
     """Why a list of GPU names cannot be one pod's allocation, or None."""
     if not gpus:
@@ -548,12 +523,21 @@ def _resized(array: NDArray[Any], size: int) -> NDArray[Any]:
     return grown
 
 
+@dataclass(slots=True)
+class _Demand:
+    """A recorded demand as a rebuild restores it, with the share it comes to on a GPU of
+    each TFLOPS capacity met so far."""
+
+    demand: GpuDemand
+    qos: str
+    shares: dict[int, GpuShare] = field(default_factory=dict)
+
+
 def _cached_demand(
-    cache: dict[tuple[str | None, ...], tuple[GpuDemand, str] | str],
-    recorded: tuple[str | None, ...],
-) -> tuple[GpuDemand, str] | str:
-    """(demand, QoS) as the scheduler recorded them when it placed the pod (the values of
-    `_RESTORED_ANNOTATIONS`), or why the annotations cannot be read. Pods of one workload
+    cache: dict[tuple[str | None, ...], _Demand | str], recorded: tuple[str | None, ...]
+) -> _Demand | str:
+    """The demand and QoS as the scheduler recorded them when it placed the pod (the values
+    of `_RESTORED_ANNOTATIONS`), or why the annotations cannot be read. Pods of one workload
     share their annotations, so each distinct set is parsed once."""
     parsed = cache.get(recorded)
     if parsed is None:
@@ -562,7 +546,7 @@ def _cached_demand(
         }
         request, problems = read_workload_request({}, subset)
         parsed = (
-            (demand_of(request), request.effective_qos())
+            _Demand(demand_of(request), request.effective_qos())
             if request is not None
             else str(problems[0])
         )

@@ -27,6 +27,7 @@ from tensorfusion.api.node import USED_BY_DEVICE_PLUGIN
 from tensorfusion.api.pool import Oversubscription
 from tensorfusion.api.scheduling_template import DEFAULT_PLACEMENT_MODE, PlacementMode
 from tensorfusion.errors import FleetError
+from tensorfusion.gc_pause import collector_paused
 from tensorfusion.scheduler.allocation import GpuRecord, RebuildReport
 from tensorfusion.scheduler.allocator import (
     DEVICE_PLUGIN,
@@ -70,22 +71,24 @@ class ClusterState:
         """A cluster state from a snapshot; the report says which pods' allocations could
         not be restored (their GPUs vanished, their annotations are unreadable)."""
         state = cls()
-        for template in objects.templates:
-            state.upsert_template(template)
-        for pool in objects.pools:
-            state.guarded(pool, functools.partial(state.upsert_pool, pool, refresh=False))
-        for node in objects.nodes:
-            state.guarded(node, functools.partial(state.nodes.add_node, node))
-        for gpu_node in objects.gpu_nodes:
-            state.gpu_nodes[gpu_node["metadata"]["name"]] = gpu_node
-        node_order = state.nodes.index_of
-        gpus = sorted(objects.gpus, key=lambda g: node_order.get(gpu_node_name(g) or "", -1))
-        for gpu in gpus:
-            state._remember_gpu(gpu)
-        state._refresh_gpus(gpus)
-        report = state.gpus.rebuild(objects.pods)
-        for pod in objects.pods:
-            state._account_pod(pod)
+        # Millions of new objects and no garbage: each collection would walk them all again.
+        with collector_paused():
+            for template in objects.templates:
+                state.upsert_template(template)
+            for pool in objects.pools:
+                state.guarded(pool, functools.partial(state.upsert_pool, pool, refresh=False))
+            for node in objects.nodes:
+                state.guarded(node, functools.partial(state.nodes.add_node, node))
+            for gpu_node in objects.gpu_nodes:
+                state.gpu_nodes[gpu_node["metadata"]["name"]] = gpu_node
+            node_order = state.nodes.index_of
+            gpus = sorted(objects.gpus, key=lambda g: node_order.get(gpu_node_name(g) or "", -1))
+            for gpu in gpus:
+                state._remember_gpu(gpu)
+            state._refresh_gpus(gpus)
+            report = state.gpus.rebuild(objects.pods)
+            for pod in objects.pods:
+                state._account_pod(pod)
         return state, report
 
     # --- objects -------------------------------------------------------------------------
@@ -181,10 +184,12 @@ class ClusterState:
         node_name = text_at(pod, "spec", "nodeName")
         if node_name is None or text_at(pod, "status", "phase") in TERMINAL_PHASES:
             return
+        index = self.nodes.index_of.get(node_name)
+        if index is None:
+            return
         info = PodInfo.from_dict(pod)
         uid = info.uid
-        index = self.nodes.index_of.get(node_name)
-        if uid in self.bound or index is None:
+        if uid in self.bound:
             return
         self.nodes.add_pod(index, info)
         self.bound[uid] = (index, info)

@@ -7,16 +7,19 @@ the scheduler cannot honour yet in `unsupported`."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from tensorfusion.api.annotations import (
+    ANNOTATION_KEYS,
     ENABLED_LABEL,
+    GPU_IDS,
     NATIVE_GPU_RESOURCE,
-    PREFIX,
     WorkloadRequest,
+    gpu_ids_of,
     read_workload_request,
 )
 from tensorfusion.errors import AnnotationError, QuantityError
@@ -48,6 +51,12 @@ _INT32 = 2**31
 _NODE_AFFINITY = "spec.affinity.nodeAffinity"
 _REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
 _PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
+_REQUIRED_PATH = f"{_NODE_AFFINITY}.{_REQUIRED}"
+_PREFERRED_PATH = f"{_NODE_AFFINITY}.{_PREFERRED}"
+_READ_KEYS = frozenset(ANNOTATION_KEYS)
+"""The annotations `read_workload_request` reads (the contract's keys: it reads no other)."""
+_SHARED_KEYS = _READ_KEYS - {GPU_IDS}
+"""Those of them replicas of one controller share: every bound pod holds GPUs of its own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +124,8 @@ class PodInfo:
             or DEFAULT_SCHEDULER,
             node_name=reader.text(spec.get("nodeName"), "spec.nodeName") or None,
             node_selector=reader.strings(spec.get("nodeSelector"), "spec.nodeSelector"),
-            required_terms=read_required(
-                reader, node_affinity.get(_REQUIRED), f"{_NODE_AFFINITY}.{_REQUIRED}"
-            ),
-            preferred_terms=read_preferred(
-                reader, node_affinity.get(_PREFERRED), f"{_NODE_AFFINITY}.{_PREFERRED}"
-            ),
+            required_terms=read_required(reader, node_affinity.get(_REQUIRED), _REQUIRED_PATH),
+            preferred_terms=read_preferred(reader, node_affinity.get(_PREFERRED), _PREFERRED_PATH),
             tolerations=read_tolerations(reader, spec.get("tolerations"), "spec.tolerations"),
             host_ports=tuple(
                 port
@@ -274,11 +279,25 @@ def _workload(
     enabled = labels.get(ENABLED_LABEL)
     if enabled != "true" and not any(key in annotations for key in DEMAND_ANNOTATIONS):
         return None, ()
-    ours = tuple(item for item in annotations.items() if item[0].startswith(PREFIX))
     names = tuple(
         name for container in containers if isinstance(name := container.body.get("name"), str)
     )
-    return _read_workload(enabled, ours, names)
+    gpu_ids = annotations.get(GPU_IDS)
+    held = gpu_ids_of(annotations)
+    if gpu_ids is not None and len(held) != gpu_ids.count(",") + 1:
+        # An item was skipped as empty: a malformed gpu-ids, which the whole read reports.
+        return _read_workload(enabled, _read_keys(annotations, _READ_KEYS), names)
+    request, problems = _read_workload(enabled, _read_keys(annotations, _SHARED_KEYS), names)
+    if request is None or not held:
+        return request, problems
+    return dataclasses.replace(request, gpu_ids=held), problems
+
+
+def _read_keys(
+    annotations: Mapping[str, str], keys: Collection[str]
+) -> tuple[tuple[str, str], ...]:
+    """The pod's annotations among `keys` (the only ones the workload read looks at)."""
+    return tuple(item for item in annotations.items() if item[0] in keys)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -15,14 +15,13 @@ from there.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
 from tensorfusion.store.field_selectors import FieldSelector
 from tensorfusion.store.objects import JsonObject
-from tensorfusion.store.projection import FieldPath
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 WriteOutcome = Literal["created", "updated", "unchanged"]
@@ -94,32 +93,6 @@ class ClusterStore(Protocol):
     ) -> tuple[builtins.list[JsonObject], int]:
         """`list` and the store's resource version at that moment, from which `watch` continues
         without missing or repeating a change."""
-        ...
-
-    def list_values(
-        self,
-        kind: str,
-        paths: Sequence[FieldPath],
-        namespace: str | None = None,
-        label_selector: Mapping[str, str] | None = None,
-        field_selector: FieldSelector | None = None,
-    ) -> builtins.list[builtins.list[Any]]:
-        """For each object `list` gives, in its order, the values at `paths` (each the keys
-        down to a value: `("metadata", "name")`), None where the object has none: what reads
-        a few fields of many objects, decoding only those. ConfigError names a bad path
-        (`paths[2]`; see `projection`) or argument as `list` does."""
-        ...
-
-    def list_values_with_version(
-        self,
-        kind: str,
-        paths: Sequence[FieldPath],
-        namespace: str | None = None,
-        label_selector: Mapping[str, str] | None = None,
-        field_selector: FieldSelector | None = None,
-    ) -> tuple[builtins.list[builtins.list[Any]], int]:
-        """`list_values` and the store's resource version at that moment, as
-        `list_with_version` gives it."""
         ...
 
     def create(self, obj: Mapping[str, object]) -> JsonObject:

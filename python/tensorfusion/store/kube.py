@@ -29,7 +29,7 @@ import builtins
 import json
 import math
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -72,7 +72,6 @@ from tensorfusion.store.objects import (
     checked_object,
     encoded,
 )
-from tensorfusion.store.projection import FieldPath, checked_paths, values_at
 from tensorfusion.store.rewrites import checked_rewrite, refuse_version_on_create
 from tensorfusion.store.scopes import checked_kinds, checked_versions
 
@@ -200,31 +199,6 @@ class KubeStore:
             item.setdefault("kind", api_kind.kind)
         items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return items, int(answer["metadata"]["resourceVersion"] or 0)
-
-    def list_values(
-        self,
-        kind: str,
-        paths: Sequence[FieldPath],
-        namespace: str | None = None,
-        label_selector: Mapping[str, str] | None = None,
-        field_selector: FieldSelector | None = None,
-    ) -> builtins.list[builtins.list[Any]]:
-        return self.list_values_with_version(
-            kind, paths, namespace, label_selector, field_selector
-        )[0]
-
-    def list_values_with_version(
-        self,
-        kind: str,
-        paths: Sequence[FieldPath],
-        namespace: str | None = None,
-        label_selector: Mapping[str, str] | None = None,
-        field_selector: FieldSelector | None = None,
-    ) -> tuple[builtins.list[builtins.list[Any]], int]:
-        # The API server sends whole objects: they are cut down here.
-        wanted = checked_paths(paths)
-        objs, version = self.list_with_version(kind, namespace, label_selector, field_selector)
-        return [values_at(obj, wanted) for obj in objs], version
 
     def _current_version(self) -> int:
         """The server's resource version now: that of a consistent (quorum) list."""

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
 from tensorfusion.api.field_errors import type_name
 from tensorfusion.api.names import label_value_problem, qualified_name_problem
 from tensorfusion.errors import ConfigError
-from tensorfusion.gc_pause import collector_paused
 from tensorfusion.store.arguments import checked_object_name
 from tensorfusion.store.keys import ObjectKey, list_namespace, scoped_namespace
 from tensorfusion.store.scopes import checked_kind
@@ -96,12 +95,6 @@ def checked_object(obj: object) -> tuple[ObjectKey, JsonObject]:
     if uid is not None and (not isinstance(uid, str) or not uid):
         raise ConfigError("metadata.uid", f"must be a non-empty string, got {uid!r}")
     return key, copy
-
-
-def decoded(bodies: Iterable[str]) -> list[JsonObject]:
-    """The objects of many JSON texts."""
-    with collector_paused():
-        return [json.loads(body) for body in bodies]
 
 
 def encoded(obj: JsonObject) -> str:

@@ -1,6 +1,7 @@
-"""A rebuild from the values a store lists (`list_values` at `REBUILD_PATHS`) restores the
-same allocator state as one from the whole pod objects, and the columns it sums in one pass
-equal those that reserving the same allocations one at a time leaves."""
+"""A rebuild of many pods in one pass (demands parsed once per distinct set of annotations,
+shares once per GPU capacity, columns summed together) restores what rebuilding the same
+pods one at a time restores, and its columns equal those that reserving the restored
+allocations one at a time leaves."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tensorfusion.scheduler.allocator import REBUILD_PATHS, GpuAllocator, rebuild_values
-from tensorfusion.store import LocalStore
-from tensorfusion.store.projection import values_at
+from tensorfusion.scheduler.allocation import RebuildReport
+from tensorfusion.scheduler.allocator import GpuAllocator
+from tensorfusion.scheduler.cluster_state import ClusterState
+from tensorfusion.scheduler.fleet import Fleet
+from tensorfusion.scheduler.fleet_generator import generate_fleet
 
 from .cluster_builders import tf_pod, two_gpu_nodes
 
@@ -55,47 +58,58 @@ pods = st.integers(min_value=0, max_value=12).flatmap(
 )
 
 
-def _allocator() -> GpuAllocator:
-    return two_gpu_nodes(GPUS_PER_NODE).gpus
-
-
-def _state(allocator: GpuAllocator) -> dict[str, Any]:
+def _state(allocator: GpuAllocator, nodes: int) -> dict[str, Any]:
     columns = allocator.arrays()
     return {
         "allocations": allocator.allocations,
         "columns": {name: getattr(columns, name).tolist() for name in columns.__dataclass_fields__},
         "gpu_workers": allocator.gpu_workers().tolist(),
-        "node_workers": allocator.node_workers(2).tolist(),
-        "node_versions": allocator.node_versions(2).tolist(),
+        "node_workers": allocator.node_workers(nodes).tolist(),
         "snapshot": allocator.snapshot(),
     }
 
 
+def _one_at_a_time(allocator: GpuAllocator, bodies: list[dict[str, Any]]) -> RebuildReport:
+    """The reports of rebuilding each pod alone, merged as one rebuild reports them."""
+    merged = RebuildReport()
+    for body in bodies:
+        report = allocator.rebuild([body])
+        merged.restored += report.restored
+        merged.vanished += report.vanished
+        merged.invalid += report.invalid
+        merged.overcommitted = report.overcommitted
+    return merged
+
+
 @settings(max_examples=60, deadline=None)
 @given(pods, st.integers(min_value=0, max_value=12))
-def test_values_restore_what_objects_restore(bodies: list[dict[str, Any]], split: int) -> None:
-    for body in bodies:
-        assert rebuild_values(body) == tuple(values_at(body, REBUILD_PATHS))
-    with LocalStore(":memory:") as store:
-        store.create_many(bodies)
-        listed = store.list("Pod")
-        values = store.list_values("Pod", REBUILD_PATHS)
-    from_objects, from_values = _allocator(), _allocator()
-    # Two rebuilds each: the second skips the pods the first restored.
-    reports = [from_objects.rebuild(listed[:split]), from_objects.rebuild(listed)]
-    assert reports == [
-        from_values.rebuild_from_values(values[:split]),
-        from_values.rebuild_from_values(values),
-    ]
-    assert _state(from_values) == _state(from_objects)
+def test_one_pass_restores_what_one_pod_at_a_time_restores(
+    bodies: list[dict[str, Any]], split: int
+) -> None:
+    together = two_gpu_nodes(GPUS_PER_NODE).gpus
+    alone = two_gpu_nodes(GPUS_PER_NODE).gpus
+    # Two rebuilds: the second skips the pods the first restored.
+    reports = [together.rebuild(bodies[:split]), together.rebuild(bodies)]
+    assert reports == [_one_at_a_time(alone, bodies[:split]), _one_at_a_time(alone, bodies)]
+    assert _state(together, 2) == _state(alone, 2)
+
+
+def test_a_generated_fleet_restores_what_one_pod_at_a_time_restores() -> None:
+    fleet = generate_fleet(40, 8, "H100", 0.8, seed=3)
+    empty = Fleet(nodes=fleet.nodes, gpu_nodes=fleet.gpu_nodes, gpus=fleet.gpus, pools=fleet.pools)
+    built, report = ClusterState.build(fleet)
+    alone, _ = ClusterState.build(empty)
+    assert report.restored == len(fleet.pods) > 100
+    assert report == _one_at_a_time(alone.gpus, fleet.pods)
+    assert _state(built.gpus, 40) == _state(alone.gpus, 40)
 
 
 @settings(max_examples=60, deadline=None)
 @given(pods)
 def test_summed_columns_equal_reserving_one_at_a_time(bodies: list[dict[str, Any]]) -> None:
-    rebuilt = _allocator()
+    rebuilt = two_gpu_nodes(GPUS_PER_NODE).gpus
     rebuilt.rebuild(bodies)
-    reserved = _allocator()
+    reserved = two_gpu_nodes(GPUS_PER_NODE).gpus
     for allocation in rebuilt.allocations.values():
         assert reserved.reserve(allocation, check=False)
-    assert _state(reserved) == _state(rebuilt)
+    assert _state(reserved, 2) == _state(rebuilt, 2)
