@@ -7,7 +7,8 @@ about 26,000 pods): the server's CPU time and the bytes it sends.
   for (target: <= 50 ms of server CPU, <= 1 MB);
 - the same with one node open (`/api/gpus?node=X`, `/api/workers?node=X`);
 - the folded refresh as the leader answers it after a change: the listings kept per version
-  (`InventoryCache`), the state changed before each refresh (one copy, every listing built);
+  (`InventoryCache`), the state changed before each refresh (one copy, every listing built),
+  and the same with one node open;
 - the same refresh when nothing changed: every answer is 304 with no body (with the listings
   kept per version, no body is rendered or hashed either);
 - the baselines from the same run: the whole listings on this code (`/api/pools`,
@@ -19,7 +20,8 @@ without a cache, each request copies the inventory (`InventoryView.of`) and buil
 `/api/workers` lists bound pods with `worker_view`, as Kubernetes mode does (without usage):
 a node's by node (the store's field selector), the waiting ones by name from the allocations
 that hold no present GPU (`stranded_workers`). CPU is `time.process_time` around the
-requests, so the in-process client's share is counted too."""
+requests, so the in-process client's share is counted too (each client kept open, running
+its requests on one event loop as a server does)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -174,13 +177,23 @@ def backend() -> Iterator[StateBackend]:
     gc.unfreeze()  # the other benchmarks of the session collect as usual
 
 
-def client_of(backend: StateBackend) -> TestClient:
-    # On loopback, as the page's browser: reads need no token.
-    return TestClient(create_app(backend, ServerSettings(token="bench")), client=LOOPBACK)
+Opener = Callable[[StateBackend], TestClient]
 
 
 @pytest.fixture(scope="module")
-def client(backend: StateBackend) -> TestClient:
+def client_of() -> Iterator[Opener]:
+    """Opens clients of the app over a backend, on loopback as the page's browser (reads
+    need no token). Each is kept open, running its requests on one event loop as a server
+    does: a client that is not starts a thread and an event loop for every request, a few
+    milliseconds of CPU that no server spends."""
+    with ExitStack() as opened:
+        yield lambda backend: opened.enter_context(
+            TestClient(create_app(backend, ServerSettings(token="bench")), client=LOOPBACK)
+        )
+
+
+@pytest.fixture(scope="module")
+def client(backend: StateBackend, client_of: Opener) -> TestClient:
     return client_of(backend)
 
 
@@ -223,6 +236,7 @@ def test_dashboard_refresh_at_5000_nodes(
     benchmark: BenchmarkFixture,
     client: TestClient,
     backend: StateBackend,
+    client_of: Opener,
     record_figure: Callable[[str], None],
 ) -> None:
     old = medians(lambda: refresh(client, OLD_WAY, None))
@@ -234,6 +248,12 @@ def test_dashboard_refresh_at_5000_nodes(
         return refresh(changing_client, FOLDED, None)
 
     changed = medians(after_a_change)
+
+    def opened_after_a_change() -> Refresh:
+        changing.cache = InventoryCache()
+        return refresh(changing_client, ONE_OPEN, None)
+
+    changed_open = medians(opened_after_a_change)
     walking = client_of(replace(backend, walk_pods=True))
     walked = medians(lambda: refresh(walking, FOLDED, None))
     folded = medians(lambda: refresh(client, FOLDED, None))
@@ -255,6 +275,7 @@ def test_dashboard_refresh_at_5000_nodes(
     record_figure(
         figure("  folded, listings kept per version, the state changed before each", changed)
     )
+    record_figure(figure("  the same with one node open", changed_open))
     record_figure(figure("  the same, unchanged (all 304), every answer built", unchanged))
     record_figure(figure("  the same, unchanged, listings kept per version (all 304)", cached))
     record_figure(figure("  baseline, the whole listings on this code (pools, gpus, workers)", old))
