@@ -32,14 +32,17 @@ SHARPNESS = 3
 VOLUME_SHARE = 10
 """A class's weight in the measure is (its demand / (window / VOLUME_SHARE)) ** SHARPNESS,
 rounded down and at least 1. Classes that bring less than a tenth of a full window count
-alike, and of those the measure keeps the smallest requests; above a tenth a class's weight
-grows with the cube of its demand. Fragmentation is thus judged chiefly for the classes that
-arrive in volume, the ones a cluster must keep room for, and for the small requests, the ones
-that can still use what a GPU has left. On Alibaba's openb trace (GPUs allocated at 130%
-demand, seeds 42-44, default list / all-shared list): 95.54% / 87.24% with these weights,
-95.33% / 86.71% with weights in proportion to demand, 95.17% / 86.64% with these weights but
-the most frequent classes kept instead of the smallest, and 86.0% on the all-shared list with
-equal weights. docs/placement.md has the means over seeds 42-51."""
+alike, and of those the measure keeps the ones asking for the most GPUs on one node, then
+the smallest requests; above a tenth a class's weight grows with the cube of its demand.
+Fragmentation is thus judged chiefly for the classes that arrive in volume, the ones a
+cluster must keep room for; for the widest pods, which need whole nodes however rarely they
+come; and for the small requests, the ones that can still use what a GPU has left. On
+Alibaba's openb trace (GPUs allocated at 130% demand, seeds 42-44, default list / all-shared
+list): 95.68% / 87.24% with these weights, 95.33% / 86.71% with weights in proportion to
+demand, 95.54% on the default list without the widest pods kept (which then turned away
+most 8-GPU pods already at 80% demand), 95.17% / 86.64% with the most frequent classes kept
+instead, and 86.0% on the all-shared list with equal weights. docs/placement.md has the
+means over seeds 42-51."""
 MAX_CLASSES = 16
 """The classes weighed. More cost more per pod, and on Alibaba's openb trace they packed no
 better (GPUs allocated at 130% demand on its all-shared list, seeds 42-44, weights in
@@ -114,15 +117,22 @@ class RequestMix:
         fragmentation that turns away an 8-GPU pod leaves 8 GPUs idle (on Alibaba's openb
         trace this allocated more than counting pods: 95.36% against 95.18% at 130% demand,
         seeds 42-44). Its weight is (demand / a tenth of the window) ** SHARPNESS, rounded
-        down and at least 1 (`VOLUME_SHARE`). Classes of equal weight go in class order,
-        the smallest requests first, which also makes the result independent of arrival
-        order."""
+        down and at least 1 (`VOLUME_SHARE`). Of classes of equal weight, those asking for
+        the most GPUs on one node come first (when that is more than one), so that whole
+        nodes are kept for them however rarely they come; then class order, the smallest
+        requests first, which also makes the result independent of arrival order."""
         volume = max(1, self._window // VOLUME_SHARE)
-        weights = (
+        weights = [
             (arrival, _weight(count * arrival.gpu_count, volume))
             for arrival, count in self._counts.items()
-        )
-        return sorted(weights, key=lambda item: (-item[1], item[0]))[: self._max_classes]
+        ]
+        widest = max((arrival.gpu_count for arrival, _ in weights), default=1)
+
+        def rank(item: tuple[RequestClass, int]) -> tuple[int, bool, RequestClass]:
+            arrival, weight = item
+            return -weight, widest == 1 or arrival.gpu_count != widest, arrival
+
+        return sorted(weights, key=rank)[: self._max_classes]
 
 
 def _weight(demand: int, volume: int) -> int:

@@ -50,18 +50,29 @@ def test_the_window_forgets_the_oldest_pods() -> None:
     assert mix.weighted()[-1] == (_class(250_000), 1)
 
 
-def test_arrays_share_shapes_and_keep_the_smallest_of_the_rare_classes() -> None:
-    mix = RequestMix(max_classes=2)
+def test_arrays_share_shapes_and_keep_the_widest_then_the_smallest_rare_classes() -> None:
+    mix = RequestMix(max_classes=3)
     arrivals = [_class(500_000, cpu=1_000)] * 3 + [_class(500_000, cpu=8_000)] * 2
-    arrivals += [_class(1_000_000, gpus=2)]
+    arrivals += [_class(250_000, cpu=2_000), _class(1_000_000, gpus=2)]
     for number, arrival in enumerate(arrivals):
         mix.record(f"pod-{number}", arrival)
     arrays = mix.mix()
     arrays.check()
-    # None reaches a tenth of the window: all weigh 1, and the 2-GPU class is the largest.
-    assert arrays.classes.weight.tolist() == [1, 1]
-    assert arrays.classes.cpu.tolist() == [1_000, 8_000]
-    assert arrays.classes.shape.tolist() == [0, 0]  # one shape, two classes
+    # None reaches a tenth of the window: all weigh 1. The 2-GPU class is kept first (whole
+    # nodes are kept for it), then the smallest requests; the 8-core half slice is left out.
+    assert arrays.classes.weight.tolist() == [1, 1, 1]
+    assert arrays.classes.gpu_count.tolist() == [2, 1, 1]
+    assert arrays.classes.cpu.tolist() == [1_000, 2_000, 1_000]
+    assert arrays.classes.shape.tolist() == [0, 1, 2]
+    assert arrays.shapes.percent_request_ppm.tolist() == [1_000_000, 250_000, 500_000]
+
+
+def test_two_classes_of_one_shape_share_it() -> None:
+    mix = RequestMix(max_classes=2)
+    for number, arrival in enumerate([_class(500_000, cpu=1_000), _class(500_000, cpu=8_000)]):
+        mix.record(f"pod-{number}", arrival)
+    arrays = mix.mix()
+    assert arrays.classes.shape.tolist() == [0, 0]
     assert arrays.shapes.percent_request_ppm.tolist() == [500_000]
 
 
