@@ -63,8 +63,8 @@ class RequestClass(NamedTuple):
 
 
 MAX_WINDOW = MAX_CLASS_WEIGHT // MAX_GPU_COUNT
-"""Pods remembered at most: a class's demand (pods x GPUs each) stays within the weights the
-kernel takes."""
+"""Pods remembered at most. Weights no longer pass the demand to the kernel as it is (they are
+capped at MAX_CLASS_WEIGHT), so this bounds only what one mix holds."""
 
 
 class RequestMix:
