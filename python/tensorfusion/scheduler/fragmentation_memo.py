@@ -67,7 +67,15 @@ class FragmentationMemo:
         """As `fragmentation_scores`; `nodes.versions` has one entry per node, as `side`'s
         arrays do."""
         count = len(side.node_cpu_free)
-        stamps = np.stack((nodes.versions, side.node_cpu_free, side.node_memory_free), axis=1)
+        # The candidates' stamps only: a pod is scored on a few nodes of a large cluster.
+        stamps = np.stack(
+            (
+                nodes.versions[candidates],
+                side.node_cpu_free[candidates],
+                side.node_memory_free[candidates],
+            ),
+            axis=1,
+        )
         key = (pod, side.cpu, side.memory)
         kept = self._kept.pop(key, None)
         if (
@@ -84,13 +92,13 @@ class FragmentationMemo:
                 np.zeros(count, np.int32),
                 np.zeros((count, pod.gpu_count), np.int32),
             )
-        moved = (kept.stamps[candidates] != stamps[candidates]).any(axis=1)
-        stale = candidates[moved | ~kept.scored[candidates]]
+        redo = (kept.stamps[candidates] != stamps).any(axis=1) | ~kept.scored[candidates]
+        stale = candidates[redo]
         if len(stale):
             found = fragmentation_scores(arrays, gpu_fits, stale, pod=pod, side=side, mix=mix)
             kept.score[stale] = found.score
             kept.gpus[stale] = found.gpus
-            kept.stamps[stale] = stamps[stale]
+            kept.stamps[stale] = stamps[redo]
             kept.scored[stale] = True
         if self._size > 0:
             self._kept[key] = kept
